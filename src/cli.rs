@@ -1,0 +1,185 @@
+//! The command line (LANGUAGE.md section 5): which program to run, how,
+//! and what exit status it ends with.
+
+use std::io::{IsTerminal, Read};
+use std::sync::Arc;
+
+use clap::Parser;
+
+use crate::eval::{Ctrl, Interp, Process};
+use crate::report::{Report, Source};
+use crate::runtime::cancel::CancelToken;
+use crate::runtime::output;
+use crate::{resolve, signals, syntax};
+
+/// Exit statuses.
+pub const EXIT_ERROR: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// The evaluator's native stack: deep enough that the language's own
+/// recursion limit (`eval::MAX_DEPTH`) is always reached first.
+const STACK_SIZE: usize = 1 << 30;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "concsh",
+    version,
+    about = "Run concsh scripts: real processes, real threads, one language for both.",
+    after_help = "Without a script, concsh reads the program from standard input."
+)]
+pub struct Cli {
+    /// Run CODE instead of a script file.
+    #[arg(short = 'c', value_name = "CODE")]
+    code: Option<String>,
+
+    /// Parse and resolve only: report every error, run nothing.
+    #[arg(long)]
+    check: bool,
+
+    /// The script (`-` reads it from standard input), then its arguments.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "SCRIPT [ARGS]"
+    )]
+    args: Vec<String>,
+}
+
+/// Runs the command line and gives the process exit status.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { EXIT_USAGE } else { 0 };
+        }
+    };
+    // Parsing, resolving and evaluating recurse; they get a big stack.
+    let worker = std::thread::Builder::new()
+        .name("concsh-main".into())
+        .stack_size(STACK_SIZE)
+        .spawn(move || run(cli));
+    match worker.map(|w| w.join()) {
+        Ok(Ok(code)) => code,
+        _ => {
+            output::report(
+                "concsh: internal error (a bug in concsh); please report it with the script\n",
+            );
+            70
+        }
+    }
+}
+
+fn run(cli: Cli) -> i32 {
+    let mut args = cli.args.into_iter();
+    let (source, script_args) = match cli.code {
+        Some(code) => (Source::new("-c", &code), args.collect()),
+        None => {
+            let source = match args.next() {
+                Some(path) if path != "-" => read_script(&path),
+                _ if std::io::stdin().is_terminal() && !cli.check => {
+                    output::report(
+                        "concsh: no script given (usage: concsh SCRIPT.conc, or concsh -c CODE)\n",
+                    );
+                    return EXIT_USAGE;
+                }
+                _ => read_stdin(),
+            };
+            match source {
+                Ok(source) => (source, args.collect()),
+                Err(message) => {
+                    output::report(&format!("concsh: {message}\n"));
+                    return EXIT_USAGE;
+                }
+            }
+        }
+    };
+    run_source(&source, script_args, cli.check)
+}
+
+fn read_script(path: &str) -> Result<Source, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {path}: {}", plain_io(&e)))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "{path} is not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    if text.len() > u32::MAX as usize / 2 {
+        return Err(format!("{path} is too large to be a script"));
+    }
+    Ok(Source::new(path, &text))
+}
+
+fn read_stdin() -> Result<Source, String> {
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read standard input: {}", plain_io(&e)))?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| "standard input is not UTF-8 text".to_string())?;
+    Ok(Source::new("<stdin>", &text))
+}
+
+fn plain_io(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    text.split(" (os error").next().unwrap_or(&text).to_string()
+}
+
+/// Parses, resolves and (unless `check_only`) runs one program.
+pub fn run_source(source: &Source, args: Vec<String>, check_only: bool) -> i32 {
+    let ast = match syntax::parse(&source.text) {
+        Ok(ast) => ast,
+        Err(errors) => {
+            let reports: Vec<Report> = errors.iter().map(|e| Report::syntax(source, e)).collect();
+            return report_all(&reports);
+        }
+    };
+    let program = match resolve::resolve(&ast) {
+        Ok(program) => program,
+        Err(errors) => {
+            let reports: Vec<Report> = errors.iter().map(|e| Report::resolve(source, e)).collect();
+            return report_all(&reports);
+        }
+    };
+    drop(ast);
+    if check_only {
+        return 0;
+    }
+    let cancel = Arc::new(CancelToken::default());
+    let _listener = signals::Listener::start(cancel.clone());
+    let process = Process::new(&program, args, cancel);
+    let result = Interp::new(&process).run_main(&program.main);
+    match result {
+        Ok(_) => 0,
+        Err(Ctrl::Exit(code)) => code,
+        Err(Ctrl::Error(error)) => {
+            output::report(&Report::runtime(source, &error).render());
+            EXIT_ERROR
+        }
+        Err(Ctrl::Cancelled) if signals::interrupted() => {
+            output::report("concsh: interrupted\n");
+            EXIT_INTERRUPTED
+        }
+        // `return`, `break` and `continue` cannot leave the top level
+        // (the resolver refuses them), and only Ctrl-C cancels the main task.
+        Err(_) => EXIT_INTERRUPTED,
+    }
+}
+
+/// Prints every report, then a count; nothing ran.
+fn report_all(reports: &[Report]) -> i32 {
+    let mut text = String::new();
+    for report in reports {
+        text.push_str(&report.render());
+    }
+    if reports.len() > 1 {
+        text.push_str(&format!(
+            "\n{} errors found; nothing was run.\n",
+            reports.len()
+        ));
+    }
+    output::report(&text);
+    EXIT_USAGE
+}

@@ -1,0 +1,517 @@
+//! The predefined functions, one arm each. Argument counts were checked
+//! before the script ran where the call names the builtin directly; they
+//! are checked again here for calls through a variable.
+
+use std::cmp::Ordering;
+use std::time::Duration;
+
+use super::call::ArgValues;
+use super::ops::{self, MAX_LEN, too_large};
+use super::{Ctrl, Interp, R};
+use crate::resolve::arity_message;
+use crate::resolve::ir::{BinOp, Builtin};
+use crate::runtime::error::{ErrorValue, Fault, Kind, io_error, overflow, type_error, value_error};
+use crate::runtime::format;
+use crate::runtime::output::{self, Stream, Written};
+use crate::runtime::value::{Key, Range, Value};
+use crate::syntax::Span;
+
+impl<'p> Interp<'p> {
+    pub(super) fn builtin(
+        &mut self,
+        builtin: Builtin,
+        mut args: ArgValues,
+        span: Span,
+    ) -> R<Value> {
+        let (min, max) = builtin.arity();
+        let given = args.positional.len();
+        if given < min || given > max {
+            return Err(type_error(arity_message(builtin.name(), min, max, given)).into());
+        }
+        let name = builtin.name();
+        // Named arguments some builtins take; any other is an error below.
+        let (sep, end, key, reverse) = match builtin {
+            Builtin::Print | Builtin::Eprint => {
+                (args.take_named("sep"), args.take_named("end"), None, None)
+            }
+            Builtin::Sorted | Builtin::Min | Builtin::Max => (
+                None,
+                None,
+                args.take_named("key"),
+                args.take_named("reverse"),
+            ),
+            _ => (None, None, None, None),
+        };
+        args.no_more_named(name)?;
+        let a = args.positional;
+        let arg = |i: usize| a.get(i).cloned().unwrap_or(Value::Nil);
+        Ok(match builtin {
+            Builtin::Print | Builtin::Eprint => {
+                let sep = text_or(sep, " ", "sep")?;
+                let end = text_or(end, "\n", "end")?;
+                let mut line = a.iter().map(format::display).collect::<Vec<_>>().join(&sep);
+                line.push_str(&end);
+                let stream = if builtin == Builtin::Print {
+                    Stream::Stdout
+                } else {
+                    Stream::Stderr
+                };
+                if output::write_line(stream, &line) == Written::Closed && stream == Stream::Stdout
+                {
+                    // Nobody reads any more (`| head`): end quietly.
+                    return Err(Ctrl::Exit(0));
+                }
+                Value::Nil
+            }
+            Builtin::Str => Value::Str(a.first().map(format::display).unwrap_or_default().into()),
+            Builtin::Int => to_int(&arg(0))?,
+            Builtin::Float => to_float(&arg(0))?,
+            Builtin::Bool => Value::Bool(arg(0).truthy()),
+            Builtin::List => Value::list(match a.first() {
+                Some(v) => items(v, name)?,
+                None => Vec::new(),
+            }),
+            Builtin::Type => Value::str(arg(0).type_name()),
+            Builtin::Len => Value::Int(match &arg(0) {
+                Value::Str(s) => s.chars().count(),
+                Value::List(l) => l.lock().len(),
+                Value::Map(m) => m.lock().len(),
+                Value::Range(r) => r.len(),
+                other => {
+                    return Err(type_error(format!("{} has no length", other.type_name())).into());
+                }
+            } as i64),
+            Builtin::Range => range(&a)?,
+            Builtin::Abs => match arg(0) {
+                Value::Int(n) => Value::Int(n.checked_abs().ok_or_else(overflow)?),
+                Value::Float(f) => Value::Float(f.abs()),
+                other => return Err(type_error(format!("abs of {}", other.type_name())).into()),
+            },
+            Builtin::Min | Builtin::Max => {
+                let candidates = if a.len() == 1 {
+                    items(&a[0], name)?
+                } else {
+                    a.clone()
+                };
+                let want = if builtin == Builtin::Min {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                };
+                let keys = self.sort_keys(&candidates, key.as_ref(), span)?;
+                let mut best: Option<usize> = None;
+                for i in 0..candidates.len() {
+                    let better = match best {
+                        None => true,
+                        Some(b) => ops::compare(&keys[i], &keys[b], BinOp::Lt)? == want,
+                    };
+                    if better {
+                        best = Some(i);
+                    }
+                }
+                match best {
+                    Some(i) => candidates[i].clone(),
+                    None => return Err(value_error(format!("`{name}` of an empty list")).into()),
+                }
+            }
+            Builtin::Sum => {
+                let mut total = Value::Int(0);
+                for item in items(&arg(0), name)? {
+                    total = ops::binary(BinOp::Add, &total, &item)?;
+                }
+                total
+            }
+            Builtin::Round => round(&arg(0), a.get(1))?,
+            Builtin::Sorted => {
+                let mut values = items(&arg(0), name)?;
+                let keys = self.sort_keys(&values, key.as_ref(), span)?;
+                let mut order: Vec<usize> = (0..values.len()).collect();
+                let mut failure: Option<Fault> = None;
+                order.sort_by(|&i, &j| {
+                    ops::compare(&keys[i], &keys[j], BinOp::Lt).unwrap_or_else(|e| {
+                        failure.get_or_insert(e);
+                        Ordering::Equal
+                    })
+                });
+                if let Some(e) = failure {
+                    return Err(e.into());
+                }
+                if reverse.is_some_and(|r| r.truthy()) {
+                    // Reversing a stable ascending sort would reorder equal
+                    // items; sort descending instead, as Python does.
+                    order.sort_by(|&i, &j| {
+                        ops::compare(&keys[j], &keys[i], BinOp::Lt).unwrap_or(Ordering::Equal)
+                    });
+                }
+                let mut taken: Vec<Option<Value>> = values.drain(..).map(Some).collect();
+                Value::list(order.into_iter().filter_map(|i| taken[i].take()).collect())
+            }
+            Builtin::Reversed => {
+                let mut values = items(&arg(0), name)?;
+                values.reverse();
+                Value::list(values)
+            }
+            Builtin::Enumerate => Value::list(
+                items(&arg(0), name)?
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| Value::list(vec![Value::Int(i as i64), v]))
+                    .collect(),
+            ),
+            Builtin::Zip => {
+                let lists = a
+                    .iter()
+                    .map(|v| items(v, name))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let len = lists.iter().map(Vec::len).min().unwrap_or(0);
+                Value::list(
+                    (0..len)
+                        .map(|i| Value::list(lists.iter().map(|l| l[i].clone()).collect()))
+                        .collect(),
+                )
+            }
+            Builtin::Keys | Builtin::Values => match &arg(0) {
+                Value::Map(m) => {
+                    let m = m.lock();
+                    Value::list(match builtin {
+                        Builtin::Keys => m.keys().map(Key::to_value).collect(),
+                        _ => m.values().cloned().collect(),
+                    })
+                }
+                other => {
+                    return Err(type_error(format!(
+                        "`{name}` takes a map, not {}",
+                        other.type_name()
+                    ))
+                    .into());
+                }
+            },
+            Builtin::Error => {
+                let (kind, message) = match (&a[..], a.len()) {
+                    (_, 1) => ("Error".to_string(), format::display(&a[0])),
+                    _ => (format::display(&a[0]), format::display(&a[1])),
+                };
+                if kind.is_empty() || !kind.chars().all(|c| c.is_alphanumeric() || c == '_') {
+                    return Err(
+                        value_error(format!("error kind must be a word, not {kind:?}")).into(),
+                    );
+                }
+                Value::Error(ErrorValue::custom(&kind, message).into())
+            }
+            Builtin::Assert => {
+                if !arg(0).truthy() {
+                    let message = match a.get(1) {
+                        Some(m) => format!("assertion failed: {}", format::display(m)),
+                        None => "assertion failed".to_string(),
+                    };
+                    return Err(ErrorValue::new(Kind::Error, message).into());
+                }
+                Value::Nil
+            }
+            Builtin::Sleep => {
+                let seconds = seconds(&arg(0), name)?;
+                self.proc
+                    .cancel
+                    .sleep(seconds)
+                    .map_err(|_| Ctrl::Cancelled)?;
+                Value::Nil
+            }
+            Builtin::Time => {
+                let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+                    .map_err(|e| io_error("clock", e.into()))?;
+                Value::Float(now.tv_sec() as f64 + now.tv_nsec() as f64 / 1e9)
+            }
+            Builtin::Now => Value::Str(
+                chrono::Local::now()
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string()
+                    .into(),
+            ),
+            Builtin::Random => Value::Float(fastrand::f64()),
+            Builtin::Randint => match (&a[0], &a[1]) {
+                (Value::Int(lo), Value::Int(hi)) if lo <= hi => {
+                    Value::Int(fastrand::i64(*lo..=*hi))
+                }
+                (Value::Int(_), Value::Int(_)) => {
+                    return Err(value_error("randint needs a <= b").into());
+                }
+                _ => return Err(type_error("randint takes two ints").into()),
+            },
+            Builtin::Input => {
+                if let Some(prompt) = a.first() {
+                    output::write_line(Stream::Stdout, &format::display(prompt));
+                }
+                let mut line = String::new();
+                match std::io::stdin().read_line(&mut line) {
+                    Ok(0) => Value::Nil,
+                    Ok(_) => {
+                        let trimmed = line.strip_suffix('\n').unwrap_or(&line);
+                        Value::str(trimmed.strip_suffix('\r').unwrap_or(trimmed))
+                    }
+                    Err(e) => return Err(io_error("reading standard input", e).into()),
+                }
+            }
+            Builtin::Args => Value::list(self.proc.args.iter().map(|s| Value::str(s)).collect()),
+            Builtin::Env => {
+                let name = text_arg(&a[0], name)?;
+                match std::env::var(name) {
+                    Ok(v) => Value::str(&v),
+                    Err(_) => arg(1),
+                }
+            }
+            Builtin::Exit => match a.first() {
+                None | Some(Value::Nil) => return Err(Ctrl::Exit(0)),
+                Some(Value::Int(code)) => return Err(Ctrl::Exit(*code as i32)),
+                Some(Value::Bool(ok)) => return Err(Ctrl::Exit(i32::from(!ok))),
+                Some(message) => {
+                    output::write_line(Stream::Stderr, &(format::display(message) + "\n"));
+                    return Err(Ctrl::Exit(1));
+                }
+            },
+            Builtin::Pid => Value::Int(nix::unistd::getpid().as_raw() as i64),
+            Builtin::Ppid => Value::Int(nix::unistd::getppid().as_raw() as i64),
+            Builtin::CpuCount => {
+                Value::Int(std::thread::available_parallelism().map_or(1, |n| n.get()) as i64)
+            }
+            Builtin::ReadFile => {
+                let path = text_arg(&a[0], name)?;
+                let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
+                match String::from_utf8(bytes) {
+                    Ok(text) => Value::Str(text.into()),
+                    Err(_) => {
+                        return Err(
+                            ErrorValue::new(Kind::Io, format!("{path}: not UTF-8 text")).into()
+                        );
+                    }
+                }
+            }
+            Builtin::WriteFile | Builtin::AppendFile => {
+                let path = text_arg(&a[0], name)?;
+                let text = format::display(&a[1]);
+                let result = if builtin == Builtin::WriteFile {
+                    std::fs::write(path, text)
+                } else {
+                    use std::io::Write;
+                    std::fs::OpenOptions::new()
+                        .append(true)
+                        .create(true)
+                        .open(path)
+                        .and_then(|mut f| f.write_all(text.as_bytes()))
+                };
+                result.map_err(|e| io_error(path, e))?;
+                Value::Nil
+            }
+            Builtin::ListDir => {
+                let path = match a.first() {
+                    Some(p) => text_arg(p, name)?,
+                    None => ".",
+                };
+                let entries = std::fs::read_dir(path).map_err(|e| io_error(path, e))?;
+                let mut names: Vec<String> = entries
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect();
+                names.sort();
+                Value::list(names.iter().map(|n| Value::str(n)).collect())
+            }
+            Builtin::Mkdir => {
+                let path = text_arg(&a[0], name)?;
+                std::fs::create_dir_all(path).map_err(|e| io_error(path, e))?;
+                Value::Nil
+            }
+            Builtin::Exists => Value::Bool(std::path::Path::new(text_arg(&a[0], name)?).exists()),
+            Builtin::Remove => {
+                let path = text_arg(&a[0], name)?;
+                let result = match std::fs::symlink_metadata(path) {
+                    Ok(meta) if meta.is_dir() => std::fs::remove_dir(path),
+                    _ => std::fs::remove_file(path),
+                };
+                result.map_err(|e| io_error(path, e))?;
+                Value::Nil
+            }
+        })
+    }
+
+    /// The sort key of each value: the value itself, or `key(value)`.
+    fn sort_keys(&mut self, values: &[Value], key: Option<&Value>, span: Span) -> R<Vec<Value>> {
+        match key {
+            None | Some(Value::Nil) => Ok(values.to_vec()),
+            Some(key) => values
+                .iter()
+                .map(|v| self.call_value(key, ArgValues::positional(vec![v.clone()]), span))
+                .collect(),
+        }
+    }
+}
+
+fn text_or(value: Option<Value>, default: &str, what: &str) -> Result<String, Fault> {
+    match value {
+        None | Some(Value::Nil) => Ok(default.to_string()),
+        Some(Value::Str(s)) => Ok(s.to_string()),
+        Some(other) => Err(type_error(format!(
+            "`{what}` must be a string, not {}",
+            other.type_name()
+        ))),
+    }
+}
+
+fn text_arg<'a>(value: &'a Value, builtin: &str) -> Result<&'a str, Fault> {
+    match value {
+        Value::Str(s) => Ok(s),
+        other => Err(type_error(format!(
+            "`{builtin}` takes a string, not {}",
+            other.type_name()
+        ))),
+    }
+}
+
+/// The items of anything `for` can walk, as a list.
+fn items(value: &Value, builtin: &str) -> Result<Vec<Value>, Fault> {
+    Ok(match value {
+        Value::List(l) => l.lock().clone(),
+        Value::Map(m) => m.lock().keys().map(Key::to_value).collect(),
+        Value::Str(s) => s
+            .chars()
+            .map(|c| Value::Str(c.to_string().into()))
+            .collect(),
+        Value::Range(r) => {
+            if r.len() > MAX_LEN {
+                return Err(too_large("list"));
+            }
+            (0..r.len()).map(|i| Value::Int(r.get(i))).collect()
+        }
+        other => {
+            return Err(type_error(format!(
+                "`{builtin}` needs a list, not {}",
+                other.type_name()
+            )));
+        }
+    })
+}
+
+fn int_arg(value: &Value) -> Result<i64, Fault> {
+    match value {
+        Value::Int(n) => Ok(*n),
+        other => Err(type_error(format!(
+            "range takes ints, not {}",
+            other.type_name()
+        ))),
+    }
+}
+
+fn range(args: &[Value]) -> Result<Value, Fault> {
+    let (start, stop, step) = match args {
+        [stop] => (0, int_arg(stop)?, 1),
+        [start, stop] => (int_arg(start)?, int_arg(stop)?, 1),
+        [start, stop, step] => (int_arg(start)?, int_arg(stop)?, int_arg(step)?),
+        _ => return Err(type_error("range takes 1 to 3 ints")),
+    };
+    if step == 0 {
+        return Err(value_error("range step must not be zero"));
+    }
+    Ok(Value::Range(Range { start, stop, step }.into()))
+}
+
+fn to_int(value: &Value) -> Result<Value, Fault> {
+    Ok(Value::Int(match value {
+        Value::Int(n) => *n,
+        Value::Bool(b) => i64::from(*b),
+        Value::Float(f) => {
+            if !f.is_finite() {
+                return Err(value_error(format!(
+                    "cannot convert {} to int",
+                    format::float(*f)
+                )));
+            }
+            if f.abs() >= 9.223372036854776e18 {
+                return Err(overflow());
+            }
+            f.trunc() as i64
+        }
+        Value::Str(s) => {
+            let text = s.trim().replace('_', "");
+            text.parse::<i64>().map_err(|e| match e.kind() {
+                std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                    overflow()
+                }
+                _ => value_error(format!("invalid int: {}", format::repr(value))),
+            })?
+        }
+        other => {
+            return Err(type_error(format!(
+                "cannot convert {} to int",
+                other.type_name()
+            )));
+        }
+    }))
+}
+
+fn to_float(value: &Value) -> Result<Value, Fault> {
+    Ok(Value::Float(match value {
+        Value::Int(n) => *n as f64,
+        Value::Float(f) => *f,
+        Value::Bool(b) => f64::from(u8::from(*b)),
+        Value::Str(s) => s
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| value_error(format!("invalid float: {}", format::repr(value))))?,
+        other => {
+            return Err(type_error(format!(
+                "cannot convert {} to float",
+                other.type_name()
+            )));
+        }
+    }))
+}
+
+/// Python's `round`: halves go to the even neighbour; with `digits`, a float.
+fn round(value: &Value, digits: Option<&Value>) -> Result<Value, Fault> {
+    let x = match value {
+        Value::Int(n) => return Ok(Value::Int(*n)),
+        Value::Float(f) => *f,
+        other => return Err(type_error(format!("cannot round {}", other.type_name()))),
+    };
+    match digits {
+        None | Some(Value::Nil) => {
+            let r = x.round_ties_even();
+            if !r.is_finite() || r.abs() >= 9.223372036854776e18 {
+                return Err(overflow());
+            }
+            Ok(Value::Int(r as i64))
+        }
+        Some(Value::Int(d)) if (0..=15).contains(d) => {
+            // Formatting rounds the exact binary value, as Python does.
+            let text = format!("{x:.prec$}", prec = *d as usize);
+            Ok(Value::Float(text.parse().unwrap_or(x)))
+        }
+        Some(Value::Int(d)) if *d < 0 => {
+            let scale = 10f64.powi((-d).min(300) as i32);
+            Ok(Value::Float((x / scale).round_ties_even() * scale))
+        }
+        Some(Value::Int(_)) => Ok(Value::Float(x)),
+        Some(other) => Err(type_error(format!(
+            "round digits must be an int, not {}",
+            other.type_name()
+        ))),
+    }
+}
+
+fn seconds(value: &Value, builtin: &str) -> Result<Duration, Fault> {
+    let secs = match value {
+        Value::Int(n) => *n as f64,
+        Value::Float(f) => *f,
+        other => {
+            return Err(type_error(format!(
+                "`{builtin}` takes seconds as a number, not {}",
+                other.type_name()
+            )));
+        }
+    };
+    if secs.is_nan() || secs < 0.0 {
+        return Err(value_error(format!(
+            "`{builtin}` needs a time of 0 or more seconds"
+        )));
+    }
+    // Anything past a century is "forever" for our purposes.
+    Ok(Duration::from_secs_f64(secs.min(3.15e9)))
+}

@@ -1,0 +1,77 @@
+//! `for` loops over lists, maps, strings and ranges.
+//!
+//! A list is walked by position, taking its lock for one item at a time,
+//! so the body may change the list (as in Python) and other threads are
+//! never locked out for the length of a loop.
+
+use super::{Ctrl, Interp, R, Up, fault_at};
+use crate::resolve::ir::{Pattern, Stmt};
+use crate::runtime::Value;
+use crate::runtime::error::type_error;
+use crate::syntax::Span;
+
+impl<'p> Interp<'p> {
+    pub(super) fn for_loop(
+        &mut self,
+        pattern: &Pattern,
+        iterable: Value,
+        body: &[Stmt],
+        up: Up,
+        span: Span,
+    ) -> R<()> {
+        match &iterable {
+            Value::Range(range) => {
+                let range = **range;
+                for i in 0..range.len() {
+                    if !self.iteration(pattern, Value::Int(range.get(i)), body, up)? {
+                        break;
+                    }
+                }
+            }
+            Value::List(list) => {
+                let mut i = 0;
+                loop {
+                    let item = match list.lock().get(i) {
+                        Some(item) => item.clone(),
+                        None => break,
+                    };
+                    if !self.iteration(pattern, item, body, up)? {
+                        break;
+                    }
+                    i += 1;
+                }
+            }
+            Value::Map(map) => {
+                let keys: Vec<Value> = map.lock().keys().map(|k| k.to_value()).collect();
+                for key in keys {
+                    if !self.iteration(pattern, key, body, up)? {
+                        break;
+                    }
+                }
+            }
+            Value::Str(s) => {
+                for c in s.chars() {
+                    if !self.iteration(pattern, Value::Str(c.to_string().into()), body, up)? {
+                        break;
+                    }
+                }
+            }
+            other => {
+                let error = type_error(format!("cannot loop over {}", other.type_name()))
+                    .with_help("`for` takes a list, map, string, range or queue");
+                return Err(fault_at(error, span));
+            }
+        }
+        Ok(())
+    }
+
+    /// One pass of a loop body; false when the loop should stop.
+    fn iteration(&mut self, pattern: &Pattern, item: Value, body: &[Stmt], up: Up) -> R<bool> {
+        self.bind(pattern, item)?;
+        match self.exec_block(body, up) {
+            Ok(()) | Err(Ctrl::Continue) => Ok(true),
+            Err(Ctrl::Break) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! Methods: `xs.push(v)`, `s.split(",")`, `m.get(k, d)`. A map whose
+//! entry holds a function can be called like an object: `m.greet("x")`.
+
+use super::call::ArgValues;
+use super::ops::{self, MAX_LEN, too_large};
+use super::{Interp, R};
+use crate::runtime::error::{ErrorValue, Fault, Kind, type_error, value_error};
+use crate::runtime::format;
+use crate::runtime::value::{Key, ListRef, MapRef, Value};
+use crate::syntax::Span;
+
+impl<'p> Interp<'p> {
+    pub(super) fn method(
+        &mut self,
+        recv: &Value,
+        name: &str,
+        args: ArgValues,
+        span: Span,
+    ) -> R<Value> {
+        if let Value::Map(map) = recv {
+            let stored = map.lock().get(&Key::Str(name.into())).cloned();
+            if let Some(callee @ (Value::Func(_) | Value::Builtin(_))) = stored {
+                return self.call_value(&callee, args, span);
+            }
+        }
+        args.no_more_named(name)?;
+        let args = args.positional;
+        Ok(match recv {
+            Value::List(list) => list_method(list, name, args)?,
+            Value::Str(s) => string_method(s, name, args)?,
+            Value::Map(map) => map_method(map, name, args)?,
+            other => return Err(no_method(other, name).into()),
+        })
+    }
+}
+
+fn no_method(recv: &Value, name: &str) -> Fault {
+    type_error(format!("{} has no method `{name}`", recv.type_name()))
+}
+
+/// Checks the argument count of a method.
+fn want(name: &str, args: &[Value], min: usize, max: usize) -> Result<(), Fault> {
+    if args.len() < min || args.len() > max {
+        return Err(type_error(crate::resolve::arity_message(
+            name,
+            min,
+            max,
+            args.len(),
+        )));
+    }
+    Ok(())
+}
+
+fn string_arg<'a>(name: &str, value: &'a Value) -> Result<&'a str, Fault> {
+    match value {
+        Value::Str(s) => Ok(s),
+        other => Err(type_error(format!(
+            "`{name}` takes a string, not {}",
+            other.type_name()
+        ))),
+    }
+}
+
+fn list_method(list: &ListRef, name: &str, mut args: Vec<Value>) -> Result<Value, Fault> {
+    let arity = match name {
+        "push" | "remove" | "index" | "extend" => (1, 1),
+        "pop" => (0, 1),
+        "insert" => (2, 2),
+        "clear" | "copy" => (0, 0),
+        _ => return Err(no_method(&Value::List(list.clone()), name)),
+    };
+    want(name, &args, arity.0, arity.1)?;
+    // `extend` may be given the list itself: copy it before locking.
+    if name == "extend" {
+        let more = match &args[0] {
+            Value::List(other) => other.lock().clone(),
+            other => {
+                return Err(type_error(format!(
+                    "`extend` takes a list, not {}",
+                    other.type_name()
+                )));
+            }
+        };
+        let mut items = list.lock();
+        if items.len() + more.len() > MAX_LEN {
+            return Err(too_large("list"));
+        }
+        items.extend(more);
+        return Ok(Value::Nil);
+    }
+    let mut items = list.lock();
+    match name {
+        "push" => {
+            if items.len() >= MAX_LEN {
+                return Err(too_large("list"));
+            }
+            items.push(args.remove(0));
+            Ok(Value::Nil)
+        }
+        "pop" => {
+            if items.is_empty() {
+                return Err(ErrorValue::new(Kind::Index, "pop from an empty list"));
+            }
+            let at = match args.first() {
+                Some(i) => list_position(i, items.len())?,
+                None => items.len() - 1,
+            };
+            Ok(items.remove(at))
+        }
+        "insert" => {
+            let len = items.len() as i64;
+            let at = match &args[0] {
+                Value::Int(i) if *i < 0 => (i + len).max(0),
+                Value::Int(i) => (*i).min(len),
+                other => {
+                    return Err(type_error(format!(
+                        "`insert` needs an int position, not {}",
+                        other.type_name()
+                    )));
+                }
+            };
+            items.insert(at as usize, args.remove(1));
+            Ok(Value::Nil)
+        }
+        "remove" => match items.iter().position(|v| v.equals(&args[0])) {
+            Some(at) => {
+                items.remove(at);
+                Ok(Value::Nil)
+            }
+            None => Err(value_error(format!(
+                "{} is not in the list",
+                format::repr(&args[0])
+            ))),
+        },
+        "index" => match items.iter().position(|v| v.equals(&args[0])) {
+            Some(at) => Ok(Value::Int(at as i64)),
+            None => Err(value_error(format!(
+                "{} is not in the list",
+                format::repr(&args[0])
+            ))),
+        },
+        "clear" => {
+            items.clear();
+            Ok(Value::Nil)
+        }
+        _ => Ok(Value::list(items.clone())),
+    }
+}
+
+fn list_position(index: &Value, len: usize) -> Result<usize, Fault> {
+    match index {
+        Value::Int(i) => {
+            let at = if *i < 0 { i + len as i64 } else { *i };
+            if at < 0 || at >= len as i64 {
+                return Err(ErrorValue::new(
+                    Kind::Index,
+                    format!("pop index {i} out of range for length {len}"),
+                ));
+            }
+            Ok(at as usize)
+        }
+        other => Err(type_error(format!(
+            "list indices must be ints, not {}",
+            other.type_name()
+        ))),
+    }
+}
+
+fn string_method(s: &str, name: &str, args: Vec<Value>) -> Result<Value, Fault> {
+    let text = |t: String| Ok(Value::Str(t.into()));
+    match name {
+        "upper" | "lower" | "strip" => {
+            want(name, &args, 0, 0)?;
+            match name {
+                "upper" => text(s.to_uppercase()),
+                "lower" => text(s.to_lowercase()),
+                _ => text(s.trim().to_string()),
+            }
+        }
+        "split" => {
+            want(name, &args, 0, 1)?;
+            let parts: Vec<Value> = match args.first() {
+                None => s.split_whitespace().map(Value::str).collect(),
+                Some(sep) => {
+                    let sep = string_arg(name, sep)?;
+                    if sep.is_empty() {
+                        return Err(value_error("empty separator"));
+                    }
+                    s.split(sep).map(Value::str).collect()
+                }
+            };
+            Ok(Value::list(parts))
+        }
+        "join" => {
+            want(name, &args, 1, 1)?;
+            let items = match &args[0] {
+                Value::List(list) => list.lock().clone(),
+                other => {
+                    return Err(type_error(format!(
+                        "`join` takes a list, not {}",
+                        other.type_name()
+                    )));
+                }
+            };
+            let parts: Vec<String> = items.iter().map(format::display).collect();
+            let total: usize = parts.iter().map(String::len).sum::<usize>() + s.len() * parts.len();
+            if total > MAX_LEN {
+                return Err(too_large("string"));
+            }
+            text(parts.join(s))
+        }
+        "replace" => {
+            want(name, &args, 2, 2)?;
+            let (from, to) = (string_arg(name, &args[0])?, string_arg(name, &args[1])?);
+            if from.is_empty() {
+                return Err(value_error("cannot replace an empty string"));
+            }
+            let count = s.matches(from).count();
+            if s.len() + count.saturating_mul(to.len()) > MAX_LEN {
+                return Err(too_large("string"));
+            }
+            text(s.replace(from, to))
+        }
+        "starts_with" | "ends_with" | "find" => {
+            want(name, &args, 1, 1)?;
+            let arg = string_arg(name, &args[0])?;
+            Ok(match name {
+                "starts_with" => Value::Bool(s.starts_with(arg)),
+                "ends_with" => Value::Bool(s.ends_with(arg)),
+                _ => Value::Int(
+                    s.find(arg)
+                        .map_or(-1, |byte| s[..byte].chars().count() as i64),
+                ),
+            })
+        }
+        _ => Err(no_method(&Value::str(s), name)),
+    }
+}
+
+fn map_method(map: &MapRef, name: &str, args: Vec<Value>) -> Result<Value, Fault> {
+    match name {
+        "get" => {
+            want(name, &args, 1, 2)?;
+            let key = Key::from_value(&args[0]).ok_or_else(|| ops::unhashable(&args[0]))?;
+            let found = map.lock().get(&key).cloned();
+            Ok(found.unwrap_or_else(|| args.get(1).cloned().unwrap_or(Value::Nil)))
+        }
+        "remove" => {
+            want(name, &args, 1, 1)?;
+            let key = Key::from_value(&args[0]).ok_or_else(|| ops::unhashable(&args[0]))?;
+            let removed = map.lock().shift_remove(&key);
+            removed.ok_or_else(|| {
+                ErrorValue::new(
+                    Kind::Key,
+                    format!("key {} not found", format::repr(&args[0])),
+                )
+            })
+        }
+        "keys" | "values" | "items" => {
+            want(name, &args, 0, 0)?;
+            let map = map.lock();
+            Ok(Value::list(match name {
+                "keys" => map.keys().map(Key::to_value).collect(),
+                "values" => map.values().cloned().collect(),
+                _ => map
+                    .iter()
+                    .map(|(k, v)| Value::list(vec![k.to_value(), v.clone()]))
+                    .collect(),
+            }))
+        }
+        _ => Err(no_method(&Value::Map(map.clone()), name).with_help(format!(
+            "`m.{name}` reads the key \"{name}\"; it is not a function here"
+        ))),
+    }
+}

@@ -1,0 +1,574 @@
+//! The evaluator: walks the resolved IR.
+//!
+//! A task (the main script, later each thread) runs one [`Interp`]. Its
+//! frames live on one value stack: a call pushes the arguments, grows the
+//! stack by the callee's slot count and addresses locals as `base + slot`,
+//! so a call allocates nothing. The running closure's upvalues travel as a
+//! slice parameter, which keeps reference counts of shared objects out of
+//! the hot path (two threads calling one function never contend on it).
+//! The cancel flag is checked before every statement.
+
+mod builtins;
+mod call;
+mod control;
+mod iter;
+mod methods;
+mod ops;
+mod process;
+
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+
+pub use control::{Ctrl, R};
+pub use process::Process;
+
+use crate::resolve::ir::*;
+use crate::runtime::Value;
+use crate::runtime::error::{ErrorValue, Kind, TraceEntry};
+use crate::runtime::format;
+use crate::runtime::value::{Closure, Key, VarCell};
+
+/// Deeper than any sensible recursion, far shallower than the native stack
+/// the evaluator runs on (see `cli.rs`).
+pub const MAX_DEPTH: usize = 10_000;
+
+/// One task's evaluator.
+pub struct Interp<'p> {
+    pub proc: &'p Process,
+    stack: Vec<Value>,
+    base: usize,
+    depth: usize,
+}
+
+type Up<'a> = &'a [Arc<VarCell>];
+
+impl<'p> Interp<'p> {
+    pub fn new(proc: &'p Process) -> Interp<'p> {
+        Interp {
+            proc,
+            stack: Vec::with_capacity(1024),
+            base: 0,
+            depth: 0,
+        }
+    }
+
+    /// Runs a function of no arguments (the script's top level) to its end.
+    pub fn run_main(&mut self, main: &FnDef) -> R<Value> {
+        let base = self.stack.len();
+        self.enter(main, &[], base, main.span, false)
+    }
+
+    fn exec_block(&mut self, block: &[Stmt], up: Up) -> R<()> {
+        for stmt in block {
+            self.exec(stmt, up)?;
+        }
+        Ok(())
+    }
+
+    fn exec(&mut self, stmt: &Stmt, up: Up) -> R<()> {
+        if self.proc.cancel.is_cancelled() {
+            return Err(Ctrl::Cancelled);
+        }
+        match &stmt.kind {
+            StmtKind::Expr(e) => {
+                self.eval(e, up)?;
+            }
+            StmtKind::Let(pattern, value) => {
+                let value = self.eval(value, up)?;
+                self.bind(pattern, value)?;
+            }
+            StmtKind::Fn(binding, def) => {
+                // A local function may call itself: its cell exists before
+                // the closure that captures it.
+                if let Binding::Cell(slot) = binding {
+                    self.stack[self.base + *slot as usize] = Value::Cell(Arc::default());
+                    let closure = self.closure(def, up);
+                    self.assign_local_cell(*slot, closure);
+                } else {
+                    let closure = self.closure(def, up);
+                    self.bind_one(*binding, closure);
+                }
+            }
+            StmtKind::Assign(place, value) => {
+                let value = self.eval(value, up)?;
+                self.assign(place, value, up, stmt.span)?;
+            }
+            StmtKind::OpAssign(place, op, value) => {
+                self.op_assign(place, *op, value, up, stmt.span)?
+            }
+            StmtKind::If(branches, otherwise) => {
+                for (cond, body) in branches {
+                    if self.condition(cond, up)? {
+                        return self.exec_block(body, up);
+                    }
+                }
+                if let Some(body) = otherwise {
+                    return self.exec_block(body, up);
+                }
+            }
+            StmtKind::While(cond, body) => {
+                while self.condition(cond, up)? {
+                    match self.exec_block(body, up) {
+                        Ok(()) | Err(Ctrl::Continue) => {}
+                        Err(Ctrl::Break) => break,
+                        Err(other) => return Err(other),
+                    }
+                }
+            }
+            StmtKind::For(pattern, iterable, body) => {
+                let value = self.eval(iterable, up)?;
+                self.for_loop(pattern, value, body, up, iterable.span)?;
+            }
+            StmtKind::Return(value) => {
+                let value = match value {
+                    Some(v) => self.eval(v, up)?,
+                    None => Value::Nil,
+                };
+                return Err(Ctrl::Return(value));
+            }
+            StmtKind::Break => return Err(Ctrl::Break),
+            StmtKind::Continue => return Err(Ctrl::Continue),
+            StmtKind::Try {
+                body,
+                catch,
+                finally,
+            } => return self.exec_try(body, catch, finally, up),
+            StmtKind::Throw(value) => {
+                let value = self.eval(value, up)?;
+                return Err(Ctrl::Error(thrown(value, stmt.span)));
+            }
+        }
+        Ok(())
+    }
+
+    fn exec_try(
+        &mut self,
+        body: &[Stmt],
+        catch: &Option<(Option<Binding>, Block)>,
+        finally: &Option<Block>,
+        up: Up,
+    ) -> R<()> {
+        let mut result = self.exec_block(body, up);
+        if let (Err(Ctrl::Error(_)), Some((binding, handler))) = (&result, catch) {
+            let Err(Ctrl::Error(error)) = result else {
+                unreachable!("matched above")
+            };
+            if let Some(binding) = binding {
+                self.bind_one(*binding, Value::Error(Arc::new(*error)));
+            }
+            result = self.exec_block(handler, up);
+        }
+        if let Some(finally) = finally {
+            // A `return`, `break` or error inside `finally` wins.
+            self.exec_block(finally, up)?;
+        }
+        result
+    }
+
+    /// Binds a `let`/`for` pattern.
+    fn bind(&mut self, pattern: &Pattern, value: Value) -> R<()> {
+        match pattern {
+            Pattern::Bind(binding) => {
+                self.bind_one(*binding, value);
+                Ok(())
+            }
+            Pattern::List(patterns, span) => {
+                let items = match &value {
+                    Value::List(list) => list.lock().clone(),
+                    other => {
+                        let message = format!(
+                            "cannot unpack {} into {} names",
+                            other.type_name(),
+                            patterns.len()
+                        );
+                        return Err(fault_at(ErrorValue::new(Kind::Type, message), *span));
+                    }
+                };
+                if items.len() != patterns.len() {
+                    let message = format!(
+                        "cannot unpack a list of {} items into {} names",
+                        items.len(),
+                        patterns.len()
+                    );
+                    return Err(fault_at(ErrorValue::new(Kind::Value, message), *span));
+                }
+                for (pattern, item) in patterns.iter().zip(items) {
+                    self.bind(pattern, item)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn bind_one(&mut self, binding: Binding, value: Value) {
+        match binding {
+            Binding::Local(slot) => self.stack[self.base + slot as usize] = value,
+            Binding::Cell(slot) => {
+                self.stack[self.base + slot as usize] = Value::Cell(Arc::new(VarCell::new(value)));
+            }
+            Binding::Global(i) => *self.proc.globals[i as usize].lock() = value,
+        }
+    }
+
+    fn assign_local_cell(&mut self, slot: u32, value: Value) {
+        match &self.stack[self.base + slot as usize] {
+            Value::Cell(cell) => *cell.lock() = value,
+            _ => self.stack[self.base + slot as usize] = value,
+        }
+    }
+
+    fn assign(&mut self, place: &Place, value: Value, up: Up, span: crate::syntax::Span) -> R<()> {
+        match place {
+            Place::Local(slot) => self.stack[self.base + *slot as usize] = value,
+            Place::LocalCell(slot) => self.assign_local_cell(*slot, value),
+            Place::Upvalue(i) => *up[*i as usize].lock() = value,
+            Place::Global(i) => *self.proc.globals[*i as usize].lock() = value,
+            Place::Index(base, index) => {
+                let base = self.eval(base, up)?;
+                let index = self.eval(index, up)?;
+                ops::set_index(&base, &index, value).map_err(|e| fault_at(e, span))?;
+            }
+            Place::Field(base, name) => {
+                let base = self.eval(base, up)?;
+                ops::set_field(&base, name, value).map_err(|e| fault_at(e, span))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `place op= value`: the place is evaluated once (`xs[f()] += 1`
+    /// calls `f` once) and, for a shared cell, updated under its lock.
+    fn op_assign(
+        &mut self,
+        place: &Place,
+        op: BinOp,
+        value: &Expr,
+        up: Up,
+        span: crate::syntax::Span,
+    ) -> R<()> {
+        let at = |e| fault_at(e, span);
+        match place {
+            Place::Local(slot) => {
+                let i = self.base + *slot as usize;
+                if let (Some(y), Value::Int(x), BinOp::Add | BinOp::Sub) =
+                    (self.int_leaf(value), &self.stack[i], op)
+                {
+                    let result = if op == BinOp::Add {
+                        x.checked_add(y)
+                    } else {
+                        x.checked_sub(y)
+                    };
+                    self.stack[i] =
+                        Value::Int(result.ok_or_else(|| at(crate::runtime::error::overflow()))?);
+                    return Ok(());
+                }
+                let rhs = self.operand(value, up)?;
+                // `i += 1` on an int updates the slot in place.
+                if let (Value::Int(x), Value::Int(y), BinOp::Add | BinOp::Sub) =
+                    (&mut self.stack[i], &rhs, op)
+                {
+                    let sum = if op == BinOp::Add {
+                        x.checked_add(*y)
+                    } else {
+                        x.checked_sub(*y)
+                    };
+                    *x = sum.ok_or_else(|| at(crate::runtime::error::overflow()))?;
+                    return Ok(());
+                }
+                let new = ops::binary(op, &self.stack[i], &rhs).map_err(at)?;
+                self.stack[i] = new;
+            }
+            Place::LocalCell(slot) => {
+                let rhs = self.eval(value, up)?;
+                let cell = match &self.stack[self.base + *slot as usize] {
+                    Value::Cell(cell) => cell.clone(),
+                    _ => return Err(internal("a captured variable without its cell", span)),
+                };
+                let mut current = cell.lock();
+                *current = ops::binary(op, &current, &rhs).map_err(at)?;
+            }
+            Place::Upvalue(i) => {
+                let rhs = self.eval(value, up)?;
+                let mut current = up[*i as usize].lock();
+                *current = ops::binary(op, &current, &rhs).map_err(at)?;
+            }
+            Place::Global(i) => {
+                let rhs = self.eval(value, up)?;
+                let mut current = self.proc.globals[*i as usize].lock();
+                if matches!(*current, Value::Unset) {
+                    drop(current);
+                    return Err(unset_global(self.proc, *i, span));
+                }
+                *current = ops::binary(op, &current, &rhs).map_err(at)?;
+            }
+            Place::Index(base, index) => {
+                let base = self.eval(base, up)?;
+                let index = self.eval(index, up)?;
+                let rhs = self.eval(value, up)?;
+                let current = ops::index(&base, &index).map_err(at)?;
+                let new = ops::binary(op, &current, &rhs).map_err(at)?;
+                ops::set_index(&base, &index, new).map_err(at)?;
+            }
+            Place::Field(base, name) => {
+                let base = self.eval(base, up)?;
+                let rhs = self.eval(value, up)?;
+                let current = ops::field(&base, name).map_err(at)?;
+                let new = ops::binary(op, &current, &rhs).map_err(at)?;
+                ops::set_field(&base, name, new).map_err(at)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Evaluates an operand, handling the commonest leaves (a local, a
+    /// constant) here without a recursive call.
+    #[inline(always)]
+    fn operand(&mut self, expr: &Expr, up: Up) -> R<Value> {
+        match &expr.kind {
+            ExprKind::Local(slot) => Ok(self.stack[self.base + *slot as usize].clone()),
+            ExprKind::Int(n) => Ok(Value::Int(*n)),
+            _ => self.eval(expr, up),
+        }
+    }
+
+    /// The int a leaf operand holds, read in place (no clone, no drop).
+    #[inline(always)]
+    fn int_leaf(&self, expr: &Expr) -> Option<i64> {
+        match &expr.kind {
+            ExprKind::Int(n) => Some(*n),
+            ExprKind::Local(slot) => match self.stack[self.base + *slot as usize] {
+                Value::Int(n) => Some(n),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Evaluates a condition. Comparisons of two ints, the usual loop and
+    /// `if` test, give their answer without building a bool value.
+    #[inline]
+    fn condition(&mut self, expr: &Expr, up: Up) -> R<bool> {
+        if let ExprKind::Binary(op, lhs, rhs) = &expr.kind {
+            if let (Some(a), Some(b)) = (self.int_leaf(lhs), self.int_leaf(rhs)) {
+                match op {
+                    BinOp::Lt => return Ok(a < b),
+                    BinOp::Le => return Ok(a <= b),
+                    BinOp::Gt => return Ok(a > b),
+                    BinOp::Ge => return Ok(a >= b),
+                    BinOp::Eq => return Ok(a == b),
+                    BinOp::Ne => return Ok(a != b),
+                    _ => {}
+                }
+            }
+            let lhs = self.operand(lhs, up)?;
+            let rhs = self.operand(rhs, up)?;
+            if let (Value::Int(a), Value::Int(b)) = (&lhs, &rhs) {
+                match op {
+                    BinOp::Lt => return Ok(a < b),
+                    BinOp::Le => return Ok(a <= b),
+                    BinOp::Gt => return Ok(a > b),
+                    BinOp::Ge => return Ok(a >= b),
+                    BinOp::Eq => return Ok(a == b),
+                    BinOp::Ne => return Ok(a != b),
+                    _ => {}
+                }
+            }
+            return match ops::binary(*op, &lhs, &rhs) {
+                Ok(value) => Ok(value.truthy()),
+                Err(e) => Err(fault_at(e, expr.span)),
+            };
+        }
+        Ok(self.eval(expr, up)?.truthy())
+    }
+
+    pub fn eval(&mut self, expr: &Expr, up: Up) -> R<Value> {
+        Ok(match &expr.kind {
+            ExprKind::Local(slot) => self.stack[self.base + *slot as usize].clone(),
+            ExprKind::Int(n) => Value::Int(*n),
+            ExprKind::Binary(op, lhs, rhs) => {
+                let lhs = self.operand(lhs, up)?;
+                let rhs = self.operand(rhs, up)?;
+                return ops::binary(*op, &lhs, &rhs).map_err(|e| fault_at(e, expr.span));
+            }
+            ExprKind::CallFunc(global, args) => {
+                let proc = self.proc;
+                let Some(closure) = &proc.funcs[*global as usize] else {
+                    return Err(unset_global(proc, *global, expr.span));
+                };
+                return self.call_args(&closure.def, &closure.upvalues, args, up, expr.span);
+            }
+            ExprKind::LocalCell(slot) => match &self.stack[self.base + *slot as usize] {
+                Value::Cell(cell) => cell.lock().clone(),
+                _ => return Err(internal("a captured variable without its cell", expr.span)),
+            },
+            ExprKind::Upvalue(i) => up[*i as usize].lock().clone(),
+            ExprKind::Global(i) => {
+                let value = self.proc.globals[*i as usize].lock().clone();
+                if matches!(value, Value::Unset) {
+                    return Err(unset_global(self.proc, *i, expr.span));
+                }
+                value
+            }
+            ExprKind::Func(i) => match &self.proc.funcs[*i as usize] {
+                Some(closure) => Value::Func(closure.clone()),
+                None => return Err(unset_global(self.proc, *i, expr.span)),
+            },
+            ExprKind::Builtin(b) => Value::Builtin(*b),
+            ExprKind::Float(f) => Value::Float(*f),
+            ExprKind::Str(s) => Value::Str(s.clone()),
+            ExprKind::Bool(b) => Value::Bool(*b),
+            ExprKind::Nil => Value::Nil,
+            ExprKind::Interp(parts) => {
+                let mut text = String::new();
+                for part in parts {
+                    match part {
+                        InterpPart::Text(t) => text.push_str(t),
+                        InterpPart::Expr(e, spec) => {
+                            let value = self.eval(e, up)?;
+                            match spec {
+                                Some(spec) => text.push_str(&format::with_spec(&value, spec)),
+                                None => text.push_str(&format::display(&value)),
+                            }
+                        }
+                    }
+                }
+                Value::Str(text.into())
+            }
+            ExprKind::List(items) => {
+                let mut list = Vec::with_capacity(items.len());
+                for item in items {
+                    list.push(self.eval(item, up)?);
+                }
+                Value::list(list)
+            }
+            ExprKind::Map(entries) => {
+                let mut map = IndexMap::with_capacity(entries.len());
+                for (k, v) in entries {
+                    let key = self.eval(k, up)?;
+                    let key = Key::from_value(&key)
+                        .ok_or_else(|| fault_at(ops::unhashable(&key), k.span))?;
+                    map.insert(key, self.eval(v, up)?);
+                }
+                Value::map(map)
+            }
+            ExprKind::Lambda(def) => self.closure(def, up),
+            ExprKind::Unary(op, operand) => {
+                let value = self.eval(operand, up)?;
+                return ops::unary(*op, &value).map_err(|e| fault_at(e, expr.span));
+            }
+            ExprKind::And(lhs, rhs) => {
+                let lhs = self.eval(lhs, up)?;
+                if !lhs.truthy() {
+                    return Ok(lhs);
+                }
+                return self.eval(rhs, up);
+            }
+            ExprKind::Or(lhs, rhs) => {
+                let lhs = self.eval(lhs, up)?;
+                if lhs.truthy() {
+                    return Ok(lhs);
+                }
+                return self.eval(rhs, up);
+            }
+            ExprKind::Index(base, index) => {
+                let base = self.eval(base, up)?;
+                let index = self.eval(index, up)?;
+                return ops::index(&base, &index).map_err(|e| fault_at(e, expr.span));
+            }
+            ExprKind::Field(base, name) => {
+                let base = self.eval(base, up)?;
+                return ops::field(&base, name).map_err(|e| fault_at(e, expr.span));
+            }
+            ExprKind::Call(callee, args) => {
+                let callee = self.eval(callee, up)?;
+                return self.call_value_args(&callee, args, up, expr.span);
+            }
+            ExprKind::CallBuiltin(builtin, args) => {
+                let args = self.eval_args(args, up)?;
+                return self
+                    .builtin(*builtin, args, expr.span)
+                    .map_err(|c| c.at(expr.span));
+            }
+            ExprKind::Method(recv, name, args) => {
+                let recv = self.eval(recv, up)?;
+                let args = self.eval_args(args, up)?;
+                return self
+                    .method(&recv, name, args, expr.span)
+                    .map_err(|c| c.at(expr.span));
+            }
+        })
+    }
+
+    /// A new closure of `def`, capturing from the current frame.
+    fn closure(&self, def: &Arc<FnDef>, up: Up) -> Value {
+        let upvalues = def
+            .captures
+            .iter()
+            .map(|capture| match capture {
+                Capture::Local(slot) => match &self.stack[self.base + *slot as usize] {
+                    Value::Cell(cell) => cell.clone(),
+                    // Unreachable by construction: captured locals are cells.
+                    other => Arc::new(VarCell::new(other.clone())),
+                },
+                Capture::Upvalue(i) => up[*i as usize].clone(),
+            })
+            .collect();
+        Value::Func(Arc::new(Closure {
+            def: def.clone(),
+            upvalues,
+        }))
+    }
+}
+
+/// The value of a `throw`: an error value is thrown as it is; a string
+/// becomes an `Error` with that message; anything else rides as payload.
+fn thrown(value: Value, span: crate::syntax::Span) -> Box<ErrorValue> {
+    let mut error = match value {
+        Value::Error(e) => Box::new((*e).clone()),
+        Value::Str(s) => ErrorValue::new(Kind::Error, s.to_string()),
+        other => {
+            let mut e = ErrorValue::new(Kind::Error, format::display(&other));
+            e.payload = Some(other);
+            e
+        }
+    };
+    error.span.get_or_insert(span);
+    error
+}
+
+/// Gives an error the span where it happened, unless it has one already.
+pub fn fault_at(mut error: Box<ErrorValue>, span: crate::syntax::Span) -> Ctrl {
+    error.span.get_or_insert(span);
+    Ctrl::Error(error)
+}
+
+fn internal(what: &str, span: crate::syntax::Span) -> Ctrl {
+    let message = format!("internal error: {what}");
+    fault_at(
+        ErrorValue::new(Kind::Error, message)
+            .with_help("this is a bug in concsh; please report it with the script"),
+        span,
+    )
+}
+
+fn unset_global(proc: &Process, global: u32, span: crate::syntax::Span) -> Ctrl {
+    let name = proc.global_names.get(global as usize).map_or("?", |n| &**n);
+    let error = ErrorValue::new(Kind::Name, format!("`{name}` is used before its `let` ran"))
+        .with_help("a function used a global before the line that declares it was reached");
+    fault_at(error, span)
+}
+
+/// Adds a call to an error's trace as it unwinds out of `function`.
+fn traced(ctrl: Ctrl, function: &Arc<str>, call: crate::syntax::Span) -> Ctrl {
+    match ctrl {
+        Ctrl::Error(mut e) => {
+            e.trace.push(TraceEntry {
+                function: function.clone(),
+                call,
+            });
+            Ctrl::Error(e)
+        }
+        other => other,
+    }
+}

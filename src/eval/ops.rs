@@ -1,0 +1,400 @@
+//! Operators, indexing and fields, with Python's arithmetic: `/` gives a
+//! float, `//` floors, `%` takes the sign of the divisor, int overflow is an
+//! error, and comparing unrelated types with `<` is a TypeError.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use crate::resolve::ir::{BinOp, UnOp};
+use crate::runtime::error::{ErrorValue, Fault, Kind, overflow, type_error};
+use crate::runtime::format;
+use crate::runtime::value::{Key, Value};
+
+/// The largest string or list an operation may build (in bytes or items):
+/// past it a script gets `ResourceError` instead of exhausting memory.
+pub const MAX_LEN: usize = 1 << 28;
+
+pub fn too_large(what: &str) -> Fault {
+    ErrorValue::new(
+        Kind::Resource,
+        format!("{what} would be too large (limit {MAX_LEN})"),
+    )
+}
+
+#[inline]
+pub fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value, Fault> {
+    if let (Value::Int(x), Value::Int(y)) = (a, b) {
+        let (x, y) = (*x, *y);
+        return Ok(match op {
+            BinOp::Add => Value::Int(x.checked_add(y).ok_or_else(overflow)?),
+            BinOp::Sub => Value::Int(x.checked_sub(y).ok_or_else(overflow)?),
+            BinOp::Mul => Value::Int(x.checked_mul(y).ok_or_else(overflow)?),
+            BinOp::Lt => Value::Bool(x < y),
+            BinOp::Le => Value::Bool(x <= y),
+            BinOp::Gt => Value::Bool(x > y),
+            BinOp::Ge => Value::Bool(x >= y),
+            BinOp::Eq => Value::Bool(x == y),
+            BinOp::Ne => Value::Bool(x != y),
+            _ => return int_op(op, x, y),
+        });
+    }
+    match op {
+        BinOp::Eq => Ok(Value::Bool(a.equals(b))),
+        BinOp::Ne => Ok(Value::Bool(!a.equals(b))),
+        BinOp::Lt => Ok(Value::Bool(compare(a, b, op)? == Ordering::Less)),
+        BinOp::Le => Ok(Value::Bool(compare(a, b, op)? != Ordering::Greater)),
+        BinOp::Gt => Ok(Value::Bool(compare(a, b, op)? == Ordering::Greater)),
+        BinOp::Ge => Ok(Value::Bool(compare(a, b, op)? != Ordering::Less)),
+        BinOp::In => Ok(Value::Bool(contains(b, a)?)),
+        BinOp::NotIn => Ok(Value::Bool(!contains(b, a)?)),
+        _ => arithmetic(op, a, b),
+    }
+}
+
+fn int_op(op: BinOp, x: i64, y: i64) -> Result<Value, Fault> {
+    let zero = || ErrorValue::new(Kind::ZeroDivision, "division by zero");
+    Ok(match op {
+        BinOp::Div => {
+            if y == 0 {
+                return Err(zero());
+            }
+            Value::Float(x as f64 / y as f64)
+        }
+        BinOp::FloorDiv => {
+            if y == 0 {
+                return Err(zero());
+            }
+            let q = x.checked_div(y).ok_or_else(overflow)?;
+            Value::Int(if x % y != 0 && ((x < 0) != (y < 0)) {
+                q - 1
+            } else {
+                q
+            })
+        }
+        BinOp::Mod => {
+            if y == 0 {
+                return Err(zero());
+            }
+            let r = x.checked_rem(y).unwrap_or(0);
+            Value::Int(if r != 0 && ((r < 0) != (y < 0)) {
+                r + y
+            } else {
+                r
+            })
+        }
+        BinOp::Pow => match u32::try_from(y) {
+            Ok(e) => Value::Int(x.checked_pow(e).ok_or_else(overflow)?),
+            Err(_) if y < 0 => Value::Float((x as f64).powf(y as f64)),
+            Err(_) => match x {
+                0 | 1 => Value::Int(x),
+                -1 => Value::Int(if y % 2 == 0 { 1 } else { -1 }),
+                _ => return Err(overflow()),
+            },
+        },
+        _ => unreachable!("int_op only gets arithmetic operators"),
+    })
+}
+
+fn arithmetic(op: BinOp, a: &Value, b: &Value) -> Result<Value, Fault> {
+    if let (Some(x), Some(y)) = (number(a), number(b)) {
+        return float_op(op, x, y);
+    }
+    match (op, a, b) {
+        (BinOp::Add, Value::Str(x), Value::Str(y)) => {
+            if x.len() + y.len() > MAX_LEN {
+                return Err(too_large("string"));
+            }
+            let mut s = String::with_capacity(x.len() + y.len());
+            s.push_str(x);
+            s.push_str(y);
+            Ok(Value::Str(s.into()))
+        }
+        (BinOp::Add, Value::List(x), Value::List(y)) => {
+            let mut items = x.lock().clone();
+            let more = y.lock().clone();
+            if items.len() + more.len() > MAX_LEN {
+                return Err(too_large("list"));
+            }
+            items.extend(more);
+            Ok(Value::list(items))
+        }
+        (BinOp::Mul, Value::Str(s), Value::Int(n)) | (BinOp::Mul, Value::Int(n), Value::Str(s)) => {
+            let n = (*n).max(0) as usize;
+            if s.len().saturating_mul(n) > MAX_LEN {
+                return Err(too_large("string"));
+            }
+            Ok(Value::Str(s.repeat(n).into()))
+        }
+        (BinOp::Mul, Value::List(l), Value::Int(n))
+        | (BinOp::Mul, Value::Int(n), Value::List(l)) => {
+            let n = (*n).max(0) as usize;
+            let items = l.lock().clone();
+            if items.len().saturating_mul(n) > MAX_LEN {
+                return Err(too_large("list"));
+            }
+            Ok(Value::list(
+                items
+                    .iter()
+                    .cloned()
+                    .cycle()
+                    .take(items.len() * n)
+                    .collect(),
+            ))
+        }
+        _ => {
+            let mut error = type_error(format!(
+                "unsupported operand types for {}: {} and {}",
+                op.symbol(),
+                a.type_name(),
+                b.type_name()
+            ));
+            if op == BinOp::Add && (matches!(a, Value::Str(_)) || matches!(b, Value::Str(_))) {
+                error = error.with_help("convert with str(x), or interpolate: \"{x}\"");
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Ints and floats are numbers; bools are not (`true + 1` is a TypeError).
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Int(n) => Some(*n as f64),
+        Value::Float(f) => Some(*f),
+        _ => None,
+    }
+}
+
+fn float_op(op: BinOp, x: f64, y: f64) -> Result<Value, Fault> {
+    let zero = || ErrorValue::new(Kind::ZeroDivision, "division by zero");
+    Ok(Value::Float(match op {
+        BinOp::Add => x + y,
+        BinOp::Sub => x - y,
+        BinOp::Mul => x * y,
+        BinOp::Div => {
+            if y == 0.0 {
+                return Err(zero());
+            }
+            x / y
+        }
+        BinOp::FloorDiv => {
+            if y == 0.0 {
+                return Err(zero());
+            }
+            (x / y).floor()
+        }
+        BinOp::Mod => {
+            if y == 0.0 {
+                return Err(zero());
+            }
+            let r = x % y;
+            if r != 0.0 && ((r < 0.0) != (y < 0.0)) {
+                r + y
+            } else {
+                r
+            }
+        }
+        BinOp::Pow => {
+            if x == 0.0 && y < 0.0 {
+                return Err(ErrorValue::new(
+                    Kind::ZeroDivision,
+                    "0.0 cannot be raised to a negative power",
+                ));
+            }
+            x.powf(y)
+        }
+        _ => unreachable!("float_op only gets arithmetic operators"),
+    }))
+}
+
+pub fn unary(op: UnOp, v: &Value) -> Result<Value, Fault> {
+    match (op, v) {
+        (UnOp::Not, v) => Ok(Value::Bool(!v.truthy())),
+        (UnOp::Neg, Value::Int(n)) => Ok(Value::Int(n.checked_neg().ok_or_else(overflow)?)),
+        (UnOp::Neg, Value::Float(f)) => Ok(Value::Float(-f)),
+        (UnOp::Neg, other) => Err(type_error(format!("cannot negate {}", other.type_name()))),
+    }
+}
+
+/// Order for `<` and sorting: numbers with numbers, strings with strings,
+/// lists item by item; anything else is a TypeError.
+pub fn compare(a: &Value, b: &Value, op: BinOp) -> Result<Ordering, Fault> {
+    match (a, b) {
+        (Value::Int(x), Value::Int(y)) => Ok(x.cmp(y)),
+        (Value::Str(x), Value::Str(y)) => Ok(x.cmp(y)),
+        (Value::Bool(x), Value::Bool(y)) => Ok(x.cmp(y)),
+        (Value::List(x), Value::List(y)) => {
+            let x = x.lock().clone();
+            let y = y.lock().clone();
+            for (p, q) in x.iter().zip(&y) {
+                match compare(p, q, op)? {
+                    Ordering::Equal => continue,
+                    other => return Ok(other),
+                }
+            }
+            Ok(x.len().cmp(&y.len()))
+        }
+        _ => match (number(a), number(b)) {
+            (Some(x), Some(y)) => x
+                .partial_cmp(&y)
+                .ok_or_else(|| type_error("cannot order nan")),
+            _ => Err(type_error(format!(
+                "`{}` is not supported between {} and {}",
+                op.symbol(),
+                a.type_name(),
+                b.type_name()
+            ))),
+        },
+    }
+}
+
+/// `needle in haystack`.
+pub fn contains(haystack: &Value, needle: &Value) -> Result<bool, Fault> {
+    match haystack {
+        Value::List(list) => {
+            let items = list.lock().clone();
+            Ok(items.iter().any(|item| item.equals(needle)))
+        }
+        Value::Map(map) => match Key::from_value(needle) {
+            Some(key) => Ok(map.lock().contains_key(&key)),
+            None => Ok(false),
+        },
+        Value::Str(s) => match needle {
+            Value::Str(sub) => Ok(s.contains(&**sub)),
+            other => Err(type_error(format!(
+                "`in` a string needs a string, not {}",
+                other.type_name()
+            ))),
+        },
+        Value::Range(r) => Ok(match needle {
+            Value::Int(n) => r.contains(*n),
+            Value::Float(f) if f.fract() == 0.0 => r.contains(*f as i64),
+            _ => false,
+        }),
+        other => Err(type_error(format!(
+            "`in` needs a list, map, string or range, not {}",
+            other.type_name()
+        ))),
+    }
+}
+
+pub fn unhashable(key: &Value) -> Fault {
+    type_error(format!("a {} cannot be a map key", key.type_name()))
+        .with_help("keys are strings, numbers, bools or nil")
+}
+
+/// Resolves a possibly negative index against a length.
+fn position(index: &Value, len: usize, what: &str) -> Result<usize, Fault> {
+    let i = match index {
+        Value::Int(i) => *i,
+        other => {
+            return Err(type_error(format!(
+                "{what} indices must be ints, not {}",
+                other.type_name()
+            )));
+        }
+    };
+    let at = if i < 0 { i + len as i64 } else { i };
+    if at < 0 || at >= len as i64 {
+        return Err(ErrorValue::new(
+            Kind::Index,
+            format!("{what} index {i} out of range for length {len}"),
+        ));
+    }
+    Ok(at as usize)
+}
+
+pub fn index(base: &Value, index: &Value) -> Result<Value, Fault> {
+    match base {
+        Value::List(list) => {
+            let list = list.lock();
+            let at = position(index, list.len(), "list")?;
+            Ok(list[at].clone())
+        }
+        Value::Map(map) => {
+            let key = Key::from_value(index).ok_or_else(|| unhashable(index))?;
+            map.lock()
+                .get(&key)
+                .cloned()
+                .ok_or_else(|| missing_key(index))
+        }
+        Value::Str(s) => {
+            let count = s.chars().count();
+            let at = position(index, count, "string")?;
+            let c = s.chars().nth(at).map(String::from).unwrap_or_default();
+            Ok(Value::Str(c.into()))
+        }
+        Value::Range(r) => {
+            let at = position(index, r.len(), "range")?;
+            Ok(Value::Int(r.get(at)))
+        }
+        other => Err(type_error(format!(
+            "{} cannot be indexed",
+            other.type_name()
+        ))),
+    }
+}
+
+fn missing_key(key: &Value) -> Fault {
+    ErrorValue::new(Kind::Key, format!("key {} not found", format::repr(key)))
+}
+
+pub fn set_index(base: &Value, index: &Value, value: Value) -> Result<(), Fault> {
+    match base {
+        Value::List(list) => {
+            let mut list = list.lock();
+            let at = position(index, list.len(), "list")?;
+            list[at] = value;
+            Ok(())
+        }
+        Value::Map(map) => {
+            let key = Key::from_value(index).ok_or_else(|| unhashable(index))?;
+            map.lock().insert(key, value);
+            Ok(())
+        }
+        Value::Str(_) => {
+            Err(type_error("strings cannot be changed in place").with_help("build a new string"))
+        }
+        other => Err(type_error(format!(
+            "{} does not support item assignment",
+            other.type_name()
+        ))),
+    }
+}
+
+/// `base.name`: a map's key, or a property of an error.
+pub fn field(base: &Value, name: &str) -> Result<Value, Fault> {
+    match base {
+        Value::Map(map) => {
+            let key = Key::Str(name.into());
+            map.lock()
+                .get(&key)
+                .cloned()
+                .ok_or_else(|| missing_key(&Value::Str(name.into())))
+        }
+        Value::Error(e) => match name {
+            "kind" => Ok(Value::Str(e.kind.clone())),
+            "message" => Ok(Value::Str(e.message.as_str().into())),
+            "value" => Ok(e.payload.clone().unwrap_or(Value::Nil)),
+            _ => Err(no_field(base, name).with_help("an error has `kind`, `message` and `value`")),
+        },
+        _ => Err(no_field(base, name)),
+    }
+}
+
+fn no_field(base: &Value, name: &str) -> Fault {
+    type_error(format!("{} has no field `{name}`", base.type_name()))
+}
+
+pub fn set_field(base: &Value, name: &str, value: Value) -> Result<(), Fault> {
+    match base {
+        Value::Map(map) => {
+            map.lock().insert(Key::Str(Arc::from(name)), value);
+            Ok(())
+        }
+        other => Err(type_error(format!(
+            "cannot set field `{name}` on {}",
+            other.type_name()
+        ))),
+    }
+}

@@ -1,0 +1,27 @@
+//! concsh: a small language about concurrency, run on real OS processes
+//! and threads.
+//!
+//! The pipeline, one module per stage:
+//!
+//! ```text
+//! source text ──syntax::parse──▶ AST ──resolve──▶ IR (slots) ──eval::Interp──▶ effects
+//!   grammar/concsh.pest            names → slots,     tree-walking evaluator
+//!   syntax::lower (pest → AST)     errors before run   over runtime values
+//! ```
+//!
+//! - [`syntax`]: text to AST; runs nothing. The only place that sees pest.
+//! - [`resolve`]: AST to IR; every name becomes a frame slot, a captured
+//!   cell, a global or a builtin; finds mistakes before anything runs.
+//! - [`eval`]: runs the IR: statements, calls, operators, builtins.
+//! - [`runtime`]: values, errors, printing, output, cancellation; knows
+//!   nothing of the syntax tree.
+//! - [`report`]: miette diagnostics for every phase.
+//! - [`cli`]: the command line; [`signals`]: Ctrl-C.
+
+pub mod cli;
+pub mod eval;
+pub mod report;
+pub mod resolve;
+pub mod runtime;
+pub mod signals;
+pub mod syntax;

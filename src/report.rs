@@ -1,0 +1,195 @@
+//! Diagnostics: every error the user sees (syntax, resolve, runtime) is a
+//! miette report against the script's text, with the error's span, a one
+//! line message and help where a fix is known. When stderr is not a
+//! terminal, or `NO_COLOR` is set, reports are plain text at a fixed width,
+//! so golden `.err` files stay stable.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
+
+use crate::resolve::ResolveError;
+use crate::runtime::error::{ErrorValue, Kind};
+use crate::syntax::{Span, SyntaxError};
+
+/// A script's name (as given on the command line) and text.
+#[derive(Clone, Debug)]
+pub struct Source {
+    pub name: Arc<str>,
+    pub text: Arc<str>,
+}
+
+impl Source {
+    pub fn new(name: &str, text: &str) -> Source {
+        Source {
+            name: name.into(),
+            text: text.into(),
+        }
+    }
+}
+
+/// One renderable report.
+#[derive(Debug)]
+pub struct Report {
+    code: String,
+    message: String,
+    labels: Vec<(Span, String)>,
+    help: Option<String>,
+    source: NamedSource<Arc<str>>,
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Report {}
+
+impl Diagnostic for Report {
+    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        Some(Box::new(&self.code))
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        Some(&self.source)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let clamp = |span: Span| {
+            let len = self.source.inner().len() as u32;
+            Span {
+                start: span.start.min(len),
+                end: span.end.min(len),
+            }
+        };
+        Some(Box::new(self.labels.iter().enumerate().map(
+            move |(i, (span, text))| {
+                let text = (!text.is_empty()).then(|| text.clone());
+                let span = clamp(*span);
+                match i {
+                    0 => LabeledSpan::new_primary_with_span(text, span),
+                    _ => LabeledSpan::new_with_span(text, span),
+                }
+            },
+        )))
+    }
+}
+
+impl Report {
+    fn new(source: &Source, code: String, message: String) -> Report {
+        Report {
+            code,
+            message,
+            labels: Vec::new(),
+            help: None,
+            source: NamedSource::new(&*source.name, source.text.clone()),
+        }
+    }
+
+    pub fn syntax(source: &Source, error: &SyntaxError) -> Report {
+        let mut report = Report::new(
+            source,
+            "concsh::syntax_error".into(),
+            format!("SyntaxError: {}", error.message),
+        );
+        report.labels.push((error.span, error.label.clone()));
+        report.help = error.help.clone();
+        report
+    }
+
+    pub fn resolve(source: &Source, error: &ResolveError) -> Report {
+        let code = Kind::code(error.kind).replace("::runtime::", "::resolve::");
+        let mut report = Report::new(source, code, format!("{}: {}", error.kind, error.message));
+        report.labels.push((error.span, error.label.clone()));
+        report.labels.extend(error.others.iter().cloned());
+        report.help = error.help.clone();
+        report
+    }
+
+    /// An uncaught runtime error, with the calls it unwound through.
+    pub fn runtime(source: &Source, error: &ErrorValue) -> Report {
+        let mut report = Report::new(
+            source,
+            Kind::code(&error.kind),
+            format!("{}: {}", error.kind, error.message),
+        );
+        if let Some(span) = error.span {
+            report.labels.push((span, "here".into()));
+        }
+        report.labels.extend(call_labels(error));
+        report.help = error.help.clone();
+        if error.trace.len() > 2 {
+            let chain = call_chain(error);
+            report.help = Some(match report.help.take() {
+                Some(help) => format!("{help}\ncalls: {chain}"),
+                None => format!("calls: {chain}"),
+            });
+        }
+        report
+    }
+
+    /// The report as text, in colour only on a terminal without `NO_COLOR`.
+    pub fn render(&self) -> String {
+        let fancy = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let handler = match fancy {
+            true => GraphicalReportHandler::new_themed(GraphicalTheme::unicode()),
+            false => {
+                GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(80)
+            }
+        };
+        let mut out = String::new();
+        if handler.render_report(&mut out, self).is_err() {
+            out = format!("{}\n", self.message);
+        }
+        out
+    }
+}
+
+/// A label at each call the error passed through, innermost first; a long
+/// recursion shows its first three calls and the outermost one.
+fn call_labels(error: &ErrorValue) -> Vec<(Span, String)> {
+    let trace: Vec<_> = error
+        .trace
+        .iter()
+        .filter(|e| &*e.function != "<main>")
+        .collect();
+    let mut labels: Vec<(Span, String)> = Vec::new();
+    for (i, entry) in trace.iter().enumerate() {
+        if i >= 3 && i + 1 < trace.len() {
+            continue;
+        }
+        let taken = error.span == Some(entry.call) || labels.iter().any(|(s, _)| *s == entry.call);
+        if entry.call.is_empty() || taken {
+            continue;
+        }
+        labels.push((entry.call, format!("in `{}`, called here", entry.function)));
+    }
+    labels
+}
+
+/// `f ← g ← <main>`, outermost last, with repeats folded: `fib (×9998)`.
+fn call_chain(error: &ErrorValue) -> String {
+    let mut parts: Vec<(String, usize)> = Vec::new();
+    for entry in error.trace.iter().filter(|e| &*e.function != "<main>") {
+        match parts.last_mut() {
+            Some((name, count)) if **name == *entry.function => *count += 1,
+            _ => parts.push((entry.function.to_string(), 1)),
+        }
+    }
+    let names: Vec<String> = parts
+        .into_iter()
+        .map(|(name, count)| match count {
+            1 => format!("`{name}`"),
+            n => format!("`{name}` (×{n})"),
+        })
+        .collect();
+    format!("{} ← top level", names.join(" ← "))
+}

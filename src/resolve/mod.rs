@@ -1,0 +1,639 @@
+//! AST to IR: every name becomes a slot, an upvalue, a global or a
+//! builtin, and the mistakes that need no running (an undefined name, an
+//! assignment to an undeclared variable, `break` outside a loop, a call with
+//! the wrong arguments) are all reported together before anything runs.
+//!
+//! Scoping: top-level `let` and `fn` names are globals; a `let` inside any
+//! block is local to that block; functions see globals and capture the
+//! locals of enclosing functions by reference. Top-level functions exist
+//! before the first statement runs, so they may be called from above their
+//! definition; globals may not be read above their `let` at the top level.
+
+mod builtin;
+mod error;
+pub mod ir;
+mod scope;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+pub use error::ResolveError;
+pub use scope::Globals;
+
+use crate::syntax::Span;
+use crate::syntax::ast::{self, ExprKind as A, StmtKind as S};
+use ir::*;
+use scope::{FnCtx, Local};
+
+/// Resolves a whole script with a fresh set of globals.
+pub fn resolve(program: &ast::Program) -> Result<Program, Vec<ResolveError>> {
+    resolve_with(program, &mut Globals::default())
+}
+
+/// Resolves a script against `globals` (the REPL keeps them between
+/// inputs), adding the globals it declares. On error `globals` is unchanged.
+pub fn resolve_with(
+    program: &ast::Program,
+    globals: &mut Globals,
+) -> Result<Program, Vec<ResolveError>> {
+    // Pass one finds which locals closures capture; pass two knows them
+    // and stores exactly those in cells.
+    let mut first = Resolver::new(globals.clone(), HashSet::new());
+    first.program(program);
+    let mut second = Resolver::new(globals.clone(), first.found_captures);
+    let main = second.program(program);
+    if !second.errors.is_empty() {
+        second.errors.sort_by_key(|e| e.span.start);
+        return Err(second.errors);
+    }
+    *globals = second.globals;
+    Ok(Program {
+        main,
+        globals: globals.names(),
+        functions: second.functions,
+    })
+}
+
+struct Resolver {
+    fns: Vec<FnCtx>,
+    globals: Globals,
+    /// Declarations (by the offset of their name) that a closure captures.
+    captured: HashSet<u32>,
+    found_captures: HashSet<u32>,
+    functions: Vec<(u32, Arc<FnDef>)>,
+    errors: Vec<ResolveError>,
+}
+
+impl Resolver {
+    fn new(globals: Globals, captured: HashSet<u32>) -> Resolver {
+        Resolver {
+            fns: Vec::new(),
+            globals,
+            captured,
+            found_captures: HashSet::new(),
+            functions: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    fn error(&mut self, error: ResolveError) {
+        self.errors.push(error);
+    }
+
+    fn program(&mut self, program: &ast::Program) -> Arc<FnDef> {
+        // Top-level functions are declared first so that any code may call them.
+        let mut seen: HashMap<&str, Span> = HashMap::new();
+        for stmt in &program.stmts {
+            if let S::Fn(def) = &stmt.kind
+                && let Some(name) = &def.name
+            {
+                if let Some(first) = seen.insert(&name.name, name.span) {
+                    self.error(
+                        ResolveError::name(
+                            name.span,
+                            format!("function `{}` is defined twice", name.name),
+                            "again here",
+                        )
+                        .with_label(first, "first here"),
+                    );
+                }
+                let params = def
+                    .params
+                    .iter()
+                    .map(|p| (p.name.name.clone(), p.default.is_some()))
+                    .collect();
+                self.globals.declare_fn(&name.name, name.span, params);
+            }
+        }
+        self.fns.push(FnCtx::new());
+        let body = self.block_in_scope(&program.stmts);
+        let ctx = self.fns.pop().unwrap_or_else(|| FnCtx::new());
+        Arc::new(FnDef {
+            name: "<main>".into(),
+            params: Vec::new(),
+            slots: ctx.slots,
+            body,
+            captures: Vec::new(),
+            span: Span::default(),
+        })
+    }
+
+    fn ctx(&mut self) -> &mut FnCtx {
+        self.fns
+            .last_mut()
+            .expect("a function context is always open")
+    }
+
+    /// The top level of the script, where `let` makes globals.
+    fn at_top_level(&self) -> bool {
+        self.fns.len() == 1 && self.fns[0].scopes.len() == 1
+    }
+
+    fn block_in_scope(&mut self, stmts: &[ast::Stmt]) -> Block {
+        stmts.iter().filter_map(|s| self.stmt(s)).collect()
+    }
+
+    fn block(&mut self, stmts: &[ast::Stmt]) -> Block {
+        self.ctx().scopes.push(Vec::new());
+        let block = self.block_in_scope(stmts);
+        self.ctx().scopes.pop();
+        block
+    }
+
+    fn stmt(&mut self, stmt: &ast::Stmt) -> Option<Stmt> {
+        let kind = match &stmt.kind {
+            S::Let(pattern, value) => {
+                let value = self.expr(value);
+                StmtKind::Let(self.declare_pattern(pattern), value)
+            }
+            S::Fn(def) => {
+                let name = def.name.as_ref().expect("a declared fn has a name");
+                if self.at_top_level() {
+                    let func = self.function(def, &name.name);
+                    if let Some(global) = self.globals.lookup(&name.name) {
+                        self.functions.push((global, func));
+                    }
+                    return None;
+                }
+                // Declared before its body is resolved, so it can call itself.
+                let binding = self.declare(name);
+                let func = self.function(def, &name.name);
+                StmtKind::Fn(binding, func)
+            }
+            S::If {
+                branches,
+                otherwise,
+            } => StmtKind::If(
+                branches
+                    .iter()
+                    .map(|(c, b)| (self.expr(c), self.block(b)))
+                    .collect(),
+                otherwise.as_ref().map(|b| self.block(b)),
+            ),
+            S::While(cond, body) => {
+                let cond = self.expr(cond);
+                StmtKind::While(cond, self.loop_body(body))
+            }
+            S::For(pattern, iter, body) => {
+                let iter = self.expr(iter);
+                self.ctx().scopes.push(Vec::new());
+                let pattern = self.declare_pattern(pattern);
+                let body = self.loop_body(body);
+                self.ctx().scopes.pop();
+                StmtKind::For(pattern, iter, body)
+            }
+            S::Return(value) => {
+                if self.fns.len() == 1 {
+                    self.error(ResolveError::syntax(
+                        stmt.span,
+                        "`return` outside a function",
+                        "not in a function",
+                    ));
+                }
+                StmtKind::Return(value.as_ref().map(|v| self.expr(v)))
+            }
+            S::Break | S::Continue => {
+                if self.ctx().loops == 0 {
+                    let word = if matches!(stmt.kind, S::Break) {
+                        "break"
+                    } else {
+                        "continue"
+                    };
+                    self.error(ResolveError::syntax(
+                        stmt.span,
+                        format!("`{word}` outside a loop"),
+                        "not in a loop",
+                    ));
+                }
+                match stmt.kind {
+                    S::Break => StmtKind::Break,
+                    _ => StmtKind::Continue,
+                }
+            }
+            S::Try {
+                body,
+                catch,
+                finally,
+            } => StmtKind::Try {
+                body: self.block(body),
+                catch: catch.as_ref().map(|(name, block)| {
+                    self.ctx().scopes.push(Vec::new());
+                    let binding = name.as_ref().map(|n| self.declare(n));
+                    let block = self.block(block);
+                    self.ctx().scopes.pop();
+                    (binding, block)
+                }),
+                finally: finally.as_ref().map(|b| self.block(b)),
+            },
+            S::Throw(value) => StmtKind::Throw(self.expr(value)),
+            S::Assign { target, op, value } => {
+                let value = self.expr(value);
+                let place = self.place(target);
+                match op {
+                    Some(op) => StmtKind::OpAssign(place, *op, value),
+                    None => StmtKind::Assign(place, value),
+                }
+            }
+            S::Expr(e) => StmtKind::Expr(self.expr(e)),
+        };
+        Some(Stmt {
+            kind,
+            span: stmt.span,
+        })
+    }
+
+    fn loop_body(&mut self, body: &[ast::Stmt]) -> Block {
+        self.ctx().loops += 1;
+        let body = self.block(body);
+        self.ctx().loops -= 1;
+        body
+    }
+
+    fn declare_pattern(&mut self, pattern: &ast::Pattern) -> Pattern {
+        match pattern {
+            ast::Pattern::Name(name) => Pattern::Bind(self.declare(name)),
+            ast::Pattern::List(items, span) => Pattern::List(
+                items.iter().map(|p| self.declare_pattern(p)).collect(),
+                *span,
+            ),
+        }
+    }
+
+    /// Declares `name` in the innermost scope and says where it lives.
+    fn declare(&mut self, name: &ast::Ident) -> Binding {
+        if self.at_top_level() {
+            return match self.globals.declare(&name.name) {
+                Ok(index) => Binding::Global(index),
+                Err(existing) => {
+                    self.error(
+                        ResolveError::name(
+                            name.span,
+                            format!("`{}` is already a function", name.name),
+                            "declared again here",
+                        )
+                        .with_label(existing, "the function")
+                        .with_help("choose another name"),
+                    );
+                    Binding::Global(0)
+                }
+            };
+        }
+        let cell = self.captured.contains(&name.span.start);
+        let ctx = self.ctx();
+        let slot = ctx.slots;
+        ctx.slots += 1;
+        let local = Local {
+            slot,
+            cell,
+            decl: name.span.start,
+        };
+        ctx.scopes
+            .last_mut()
+            .expect("a scope is open")
+            .push((name.name.clone(), local));
+        match cell {
+            true => Binding::Cell(slot),
+            false => Binding::Local(slot),
+        }
+    }
+
+    fn function(&mut self, def: &ast::FnDef, name: &str) -> Arc<FnDef> {
+        self.fns.push(FnCtx::new());
+        let mut params: Vec<Param> = Vec::new();
+        for param in &def.params {
+            if params.iter().any(|p| *p.name == *param.name.name) {
+                self.error(ResolveError::syntax(
+                    param.name.span,
+                    format!("parameter `{}` appears twice", param.name.name),
+                    "again here",
+                ));
+            }
+            // Defaults are evaluated at each call, seeing the parameters before them.
+            let default = param.default.as_ref().map(|d| self.expr(d));
+            let binding = self.declare(&param.name);
+            params.push(Param {
+                name: param.name.name.as_str().into(),
+                default,
+                cell: matches!(binding, Binding::Cell(_)),
+            });
+        }
+        let body = match &def.body {
+            ast::FnBody::Block(stmts) => self.block_in_scope(stmts),
+            ast::FnBody::Arrow(expr) => {
+                let value = self.expr(expr);
+                vec![Stmt {
+                    span: value.span,
+                    kind: StmtKind::Return(Some(value)),
+                }]
+            }
+        };
+        let ctx = self.fns.pop().expect("pushed above");
+        Arc::new(FnDef {
+            name: name.into(),
+            params,
+            slots: ctx.slots,
+            body,
+            captures: ctx.upvalues.iter().map(|(_, c)| *c).collect(),
+            span: def.span,
+        })
+    }
+
+    /// What a name means where it is read.
+    fn lookup(&mut self, name: &str, span: Span) -> Option<ExprKind> {
+        let depth = self.fns.len() - 1;
+        if let Some(local) = self.fns[depth].find(name) {
+            return Some(match local.cell {
+                true => ExprKind::LocalCell(local.slot),
+                false => ExprKind::Local(local.slot),
+            });
+        }
+        for owner in (0..depth).rev() {
+            if let Some(local) = self.fns[owner].find(name) {
+                self.found_captures.insert(local.decl);
+                return Some(ExprKind::Upvalue(self.upvalue(owner, local, depth)));
+            }
+        }
+        if let Some(global) = self.globals.lookup(name) {
+            if self.fns.len() == 1 && !self.globals.is_declared(global) {
+                self.error(
+                    ResolveError::name(
+                        span,
+                        format!("`{name}` is used before its `let`"),
+                        "not declared yet",
+                    )
+                    .with_help("move the `let` above this line"),
+                );
+            }
+            return Some(match self.globals.function_index(global) {
+                Some(_) => ExprKind::Func(global),
+                None => ExprKind::Global(global),
+            });
+        }
+        Builtin::from_name(name).map(ExprKind::Builtin)
+    }
+
+    /// The upvalue index in function `user` for `local` of function `owner`,
+    /// threading it through every function in between.
+    fn upvalue(&mut self, owner: usize, local: Local, user: usize) -> u32 {
+        let mut capture = Capture::Local(local.slot);
+        let mut index = 0;
+        for level in owner + 1..=user {
+            let ups = &mut self.fns[level].upvalues;
+            index = match ups.iter().position(|(decl, _)| *decl == local.decl) {
+                Some(i) => i as u32,
+                None => {
+                    ups.push((local.decl, capture));
+                    (ups.len() - 1) as u32
+                }
+            };
+            capture = Capture::Upvalue(index);
+        }
+        index
+    }
+
+    fn undefined(&mut self, name: &str, span: Span) {
+        let mut candidates: Vec<String> = self.fns.iter().flat_map(|f| f.names()).collect();
+        candidates.extend(self.globals.names().iter().map(|n| n.to_string()));
+        candidates.extend(Builtin::ALL.iter().map(|b| b.name().to_string()));
+        let mut error = ResolveError::name(span, format!("`{name}` is not defined"), "not defined");
+        if let Some(near) = closest(name, &candidates) {
+            error = error.with_help(format!("did you mean `{near}`?"));
+        }
+        self.error(error);
+    }
+
+    fn place(&mut self, target: &ast::Expr) -> Place {
+        match &target.kind {
+            A::Name(name) => match self.lookup(name, target.span) {
+                Some(ExprKind::Local(slot)) => Place::Local(slot),
+                Some(ExprKind::LocalCell(slot)) => Place::LocalCell(slot),
+                Some(ExprKind::Upvalue(i)) => Place::Upvalue(i),
+                Some(ExprKind::Global(i)) => Place::Global(i),
+                found => {
+                    let (message, help) = match found {
+                        Some(ExprKind::Func(_)) => (
+                            format!("cannot assign to function `{name}`"),
+                            "declare a variable with another name".to_string(),
+                        ),
+                        Some(_) => (
+                            format!("cannot assign to builtin `{name}`"),
+                            format!("declare your own with `let {name} = ...`"),
+                        ),
+                        None => (
+                            format!("cannot assign to undeclared `{name}`"),
+                            format!("declare it first: `let {name} = ...`"),
+                        ),
+                    };
+                    self.error(
+                        ResolveError::name(target.span, message, "assigned here").with_help(help),
+                    );
+                    Place::Local(0)
+                }
+            },
+            A::Index(base, index) => {
+                Place::Index(Box::new(self.expr(base)), Box::new(self.expr(index)))
+            }
+            A::Field(base, field) => {
+                Place::Field(Box::new(self.expr(base)), field.name.as_str().into())
+            }
+            _ => unreachable!("the parser accepts only names, items and fields as targets"),
+        }
+    }
+
+    fn exprs(&mut self, exprs: &[ast::Expr]) -> Vec<Expr> {
+        exprs.iter().map(|e| self.expr(e)).collect()
+    }
+
+    fn expr(&mut self, expr: &ast::Expr) -> Expr {
+        let span = expr.span;
+        let kind = match &expr.kind {
+            A::Int(n) => ExprKind::Int(*n),
+            A::Float(f) => ExprKind::Float(*f),
+            A::Str(s) => ExprKind::Str(s.as_str().into()),
+            A::Bool(b) => ExprKind::Bool(*b),
+            A::Nil => ExprKind::Nil,
+            A::Interp(parts) => ExprKind::Interp(
+                parts
+                    .iter()
+                    .map(|part| match part {
+                        ast::InterpPart::Text(t) => InterpPart::Text(t.as_str().into()),
+                        ast::InterpPart::Expr(e, spec) => {
+                            InterpPart::Expr(self.expr(e), spec.clone())
+                        }
+                    })
+                    .collect(),
+            ),
+            A::Name(name) => match self.lookup(name, span) {
+                Some(kind) => kind,
+                None => {
+                    self.undefined(name, span);
+                    ExprKind::Nil
+                }
+            },
+            A::List(items) => ExprKind::List(self.exprs(items)),
+            A::Map(entries) => ExprKind::Map(
+                entries
+                    .iter()
+                    .map(|(k, v)| (self.expr(k), self.expr(v)))
+                    .collect(),
+            ),
+            A::Lambda(def) => ExprKind::Lambda(self.function(def, "<lambda>")),
+            A::Unary(op, operand) => ExprKind::Unary(*op, Box::new(self.expr(operand))),
+            A::Binary(op, lhs, rhs) => {
+                let (lhs, rhs) = (Box::new(self.expr(lhs)), Box::new(self.expr(rhs)));
+                match op {
+                    ast::BinOp::And => ExprKind::And(lhs, rhs),
+                    ast::BinOp::Or => ExprKind::Or(lhs, rhs),
+                    _ => ExprKind::Binary(*op, lhs, rhs),
+                }
+            }
+            A::Index(base, index) => {
+                ExprKind::Index(Box::new(self.expr(base)), Box::new(self.expr(index)))
+            }
+            A::Field(base, name) => {
+                ExprKind::Field(Box::new(self.expr(base)), name.name.as_str().into())
+            }
+            A::Call(callee, args) => return self.call(callee, args, span),
+        };
+        Expr { kind, span }
+    }
+
+    fn call(&mut self, callee: &ast::Expr, args: &[ast::Arg], span: Span) -> Expr {
+        let resolved = Args {
+            positional: args
+                .iter()
+                .filter(|a| a.name.is_none())
+                .map(|a| self.expr(&a.value))
+                .collect(),
+            named: args
+                .iter()
+                .filter_map(|a| {
+                    a.name
+                        .as_ref()
+                        .map(|n| (n.name.as_str().into(), self.expr(&a.value)))
+                })
+                .collect(),
+        };
+        let kind = match &callee.kind {
+            A::Field(recv, method) => ExprKind::Method(
+                Box::new(self.expr(recv)),
+                method.name.as_str().into(),
+                resolved,
+            ),
+            A::Name(name) => match self.lookup(name, callee.span) {
+                Some(ExprKind::Func(global)) => {
+                    self.check_call(name, global, args, span);
+                    ExprKind::CallFunc(global, resolved)
+                }
+                Some(ExprKind::Builtin(b)) => {
+                    let (min, max) = b.arity();
+                    let given = resolved.positional.len();
+                    if given < min || given > max {
+                        self.error(ResolveError::typ(
+                            span,
+                            arity_message(name, min, max, given),
+                            "called here",
+                        ));
+                    }
+                    ExprKind::CallBuiltin(b, resolved)
+                }
+                Some(kind) => ExprKind::Call(
+                    Box::new(Expr {
+                        kind,
+                        span: callee.span,
+                    }),
+                    resolved,
+                ),
+                None => {
+                    self.undefined(name, callee.span);
+                    ExprKind::Nil
+                }
+            },
+            _ => ExprKind::Call(Box::new(self.expr(callee)), resolved),
+        };
+        Expr { kind, span }
+    }
+
+    /// Checks a call of a top-level function against its parameters.
+    fn check_call(&mut self, name: &str, global: u32, args: &[ast::Arg], span: Span) {
+        let Some(params) = self.globals.params(global).map(<[_]>::to_vec) else {
+            return;
+        };
+        let positional = args.iter().filter(|a| a.name.is_none()).count();
+        let required = params
+            .iter()
+            .take_while(|(_, has_default)| !has_default)
+            .count();
+        if positional > params.len() {
+            let message = arity_message(name, required, params.len(), positional);
+            self.error(ResolveError::typ(span, message, "called here"));
+            return;
+        }
+        let mut given: HashMap<&str, ()> = params[..positional]
+            .iter()
+            .map(|(p, _)| (p.as_str(), ()))
+            .collect();
+        for arg in args {
+            let Some(arg_name) = &arg.name else { continue };
+            if !params.iter().any(|(p, _)| *p == arg_name.name) {
+                let message = format!("`{name}` has no parameter `{}`", arg_name.name);
+                self.error(ResolveError::typ(arg_name.span, message, "unknown name"));
+            } else if given.insert(arg_name.name.as_str(), ()).is_some() {
+                let message = format!("argument `{}` given twice", arg_name.name);
+                self.error(ResolveError::typ(arg_name.span, message, "again here"));
+            }
+        }
+        let missing: Vec<&str> = params
+            .iter()
+            .filter(|(p, has_default)| !has_default && !given.contains_key(p.as_str()))
+            .map(|(p, _)| p.as_str())
+            .collect();
+        if !missing.is_empty() {
+            let message = format!("`{name}` is missing argument `{}`", missing.join("`, `"));
+            self.error(ResolveError::typ(span, message, "called here"));
+        }
+    }
+}
+
+/// "f takes 2 arguments but 3 were given", in the same words everywhere.
+pub fn arity_message(name: &str, min: usize, max: usize, given: usize) -> String {
+    let takes = match (min, max) {
+        (a, b) if a == b => format!("{a}"),
+        (a, usize::MAX) => format!("at least {a}"),
+        (a, b) if given < a => format!("at least {a} (at most {b})"),
+        (_, b) => format!("at most {b}"),
+    };
+    let noun = if takes == "1" {
+        "argument"
+    } else {
+        "arguments"
+    };
+    let were = if given == 1 { "was" } else { "were" };
+    format!("`{name}` takes {takes} {noun} but {given} {were} given")
+}
+
+/// The candidate nearest to `name` by edit distance, if near enough.
+fn closest<'a>(name: &str, candidates: &'a [String]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .filter(|c| c.as_str() != name)
+        .map(|c| (edit_distance(name, c), c))
+        .filter(|(d, c)| *d <= 2.max(c.chars().count() / 4) && *d < name.chars().count())
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c.as_str())
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}

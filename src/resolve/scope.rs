@@ -1,0 +1,128 @@
+//! What the resolver knows while it walks: the globals of the script (kept
+//! between REPL inputs) and, per function being resolved, its block scopes,
+//! frame slots and captured variables.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::syntax::Span;
+
+/// A parameter's name and whether it has a default.
+pub type ParamSig = (String, bool);
+
+/// The globals of a script or REPL session, by name.
+#[derive(Clone, Debug, Default)]
+pub struct Globals {
+    names: Vec<Arc<str>>,
+    index: HashMap<String, u32>,
+    /// A global may be read by top-level code only after its `let` ran.
+    declared: Vec<bool>,
+    /// Top-level functions: where they were declared and their parameters.
+    functions: HashMap<u32, (Span, Vec<ParamSig>)>,
+}
+
+impl Globals {
+    pub fn names(&self) -> Vec<Arc<str>> {
+        self.names.clone()
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    pub fn lookup(&self, name: &str) -> Option<u32> {
+        self.index.get(name).copied()
+    }
+
+    fn slot(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.index.get(name) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(name.into());
+        self.index.insert(name.to_string(), i);
+        self.declared.push(false);
+        i
+    }
+
+    /// A top-level `let`; fails with the function's span if `name` is one.
+    pub fn declare(&mut self, name: &str) -> Result<u32, Span> {
+        let i = self.slot(name);
+        if let Some((span, _)) = self.functions.get(&i) {
+            return Err(*span);
+        }
+        self.declared[i as usize] = true;
+        Ok(i)
+    }
+
+    /// A top-level `fn`, declared before any statement runs.
+    pub fn declare_fn(&mut self, name: &str, span: Span, params: Vec<ParamSig>) -> u32 {
+        let i = self.slot(name);
+        self.declared[i as usize] = true;
+        self.functions.insert(i, (span, params));
+        i
+    }
+
+    pub fn is_declared(&self, global: u32) -> bool {
+        self.declared.get(global as usize).copied().unwrap_or(false)
+    }
+
+    pub fn function_index(&self, global: u32) -> Option<u32> {
+        self.functions.contains_key(&global).then_some(global)
+    }
+
+    pub fn function_span(&self, global: u32) -> Option<Span> {
+        self.functions.get(&global).map(|(span, _)| *span)
+    }
+
+    pub fn params(&self, global: u32) -> Option<&[ParamSig]> {
+        self.functions.get(&global).map(|(_, p)| p.as_slice())
+    }
+}
+
+/// A local variable: its frame slot, whether it lives in a cell, and the
+/// offset of its declaration (its identity across the two passes).
+#[derive(Clone, Copy, Debug)]
+pub struct Local {
+    pub slot: u32,
+    pub cell: bool,
+    pub decl: u32,
+}
+
+/// A function being resolved.
+pub struct FnCtx {
+    /// Block scopes, innermost last; a name declared twice in one scope
+    /// shadows the first.
+    pub scopes: Vec<Vec<(String, Local)>>,
+    pub slots: u32,
+    /// Captured variables (by declaration) and where each comes from.
+    pub upvalues: Vec<(u32, super::ir::Capture)>,
+    /// How many loops enclose the current statement.
+    pub loops: u32,
+}
+
+impl FnCtx {
+    pub fn new() -> FnCtx {
+        FnCtx {
+            scopes: vec![Vec::new()],
+            slots: 0,
+            upvalues: Vec::new(),
+            loops: 0,
+        }
+    }
+
+    pub fn find(&self, name: &str) -> Option<Local> {
+        self.scopes
+            .iter()
+            .rev()
+            .find_map(|scope| scope.iter().rev().find(|(n, _)| n == name).map(|(_, l)| *l))
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = String> + '_ {
+        self.scopes.iter().flatten().map(|(n, _)| n.clone())
+    }
+}

@@ -1,0 +1,147 @@
+//! Runtime errors as values: what `catch e` binds, what a task's failure
+//! carries, what the report shows. Wording of each kind lives here.
+
+use std::sync::Arc;
+
+use crate::syntax::Span;
+
+/// The error kinds of the language (LANGUAGE.md 4.6). Scripts may make
+/// their own with `error("Kind", "message")`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Syntax,
+    Name,
+    Type,
+    Value,
+    Index,
+    Key,
+    ZeroDivision,
+    Overflow,
+    QueueFull,
+    QueueEmpty,
+    QueueClosed,
+    TaskFailed,
+    Timeout,
+    Deadlock,
+    Terminated,
+    Io,
+    Resource,
+    Error,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Syntax => "SyntaxError",
+            Kind::Name => "NameError",
+            Kind::Type => "TypeError",
+            Kind::Value => "ValueError",
+            Kind::Index => "IndexError",
+            Kind::Key => "KeyError",
+            Kind::ZeroDivision => "ZeroDivisionError",
+            Kind::Overflow => "OverflowError",
+            Kind::QueueFull => "QueueFull",
+            Kind::QueueEmpty => "QueueEmpty",
+            Kind::QueueClosed => "QueueClosed",
+            Kind::TaskFailed => "TaskFailed",
+            Kind::Timeout => "Timeout",
+            Kind::Deadlock => "Deadlock",
+            Kind::Terminated => "Terminated",
+            Kind::Io => "IOError",
+            Kind::Resource => "ResourceError",
+            Kind::Error => "Error",
+        }
+    }
+
+    /// The stable diagnostic code: `IndexError` is `concsh::runtime::index_error`.
+    pub fn code(kind: &str) -> String {
+        let chars: Vec<char> = kind.chars().collect();
+        let mut snake = String::new();
+        for (i, &c) in chars.iter().enumerate() {
+            let word_starts = i > 0
+                && c.is_uppercase()
+                && (chars[i - 1].is_lowercase()
+                    || chars.get(i + 1).is_some_and(|n| n.is_lowercase()));
+            if word_starts {
+                snake.push('_');
+            }
+            snake.extend(c.to_lowercase());
+        }
+        format!("concsh::runtime::{snake}")
+    }
+}
+
+/// One call the error passed through: the function and where it was called.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TraceEntry {
+    pub function: Arc<str>,
+    pub call: Span,
+}
+
+#[derive(Clone, Debug)]
+pub struct ErrorValue {
+    pub kind: Arc<str>,
+    pub message: String,
+    /// Where it was raised; set by the evaluator if the raiser had no span.
+    pub span: Option<Span>,
+    pub help: Option<String>,
+    /// Calls it unwound through, innermost first.
+    pub trace: Vec<TraceEntry>,
+    /// The value given to `throw`, when it was not an error value itself.
+    pub payload: Option<crate::runtime::value::Value>,
+}
+
+/// An error travelling up the evaluator.
+pub type Fault = Box<ErrorValue>;
+
+impl ErrorValue {
+    pub fn new(kind: Kind, message: impl Into<String>) -> Fault {
+        ErrorValue::custom(kind.name(), message)
+    }
+
+    pub fn custom(kind: &str, message: impl Into<String>) -> Fault {
+        Box::new(ErrorValue {
+            kind: kind.into(),
+            message: message.into(),
+            span: None,
+            help: None,
+            trace: Vec::new(),
+            payload: None,
+        })
+    }
+
+    pub fn with_help(mut self: Fault, help: impl Into<String>) -> Fault {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn is(&self, kind: Kind) -> bool {
+        *self.kind == *kind.name()
+    }
+}
+
+pub fn type_error(message: impl Into<String>) -> Fault {
+    ErrorValue::new(Kind::Type, message)
+}
+
+pub fn value_error(message: impl Into<String>) -> Fault {
+    ErrorValue::new(Kind::Value, message)
+}
+
+pub fn overflow() -> Fault {
+    ErrorValue::new(Kind::Overflow, "integer overflow")
+        .with_help("integers are 64-bit; use floats for larger numbers")
+}
+
+pub fn io_error(what: &str, error: std::io::Error) -> Fault {
+    ErrorValue::new(Kind::Io, format!("{what}: {}", io_message(&error)))
+}
+
+/// The OS error text without Rust's "(os error N)" suffix.
+fn io_message(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}

@@ -1,0 +1,11 @@
+//! What the evaluator computes with and on: values, errors, printing,
+//! output and cancellation. Knows nothing of the syntax tree.
+
+pub mod cancel;
+pub mod error;
+pub mod format;
+pub mod output;
+pub mod value;
+
+pub use error::{ErrorValue, Fault, Kind};
+pub use value::Value;

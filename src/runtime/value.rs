@@ -1,0 +1,250 @@
+//! The values a script computes with.
+//!
+//! A [`Value`] is 16 bytes and `Send + Sync`: threads of one process share
+//! every variable, so lists and maps are shared, mutable containers behind
+//! an `Arc` and a lock, and reading a variable copies only a pointer.
+//! Each container operation takes its lock once and never holds two locks
+//! at a time (comparisons and printing work on snapshots), so two threads
+//! can never deadlock inside the interpreter.
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use parking_lot::Mutex;
+
+use crate::resolve::ir::{Builtin, FnDef};
+
+use super::error::ErrorValue;
+
+pub type ListRef = Arc<Mutex<Vec<Value>>>;
+pub type MapRef = Arc<Mutex<IndexMap<Key, Value>>>;
+
+#[derive(Clone, Default)]
+pub enum Value {
+    #[default]
+    Nil,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Arc<str>),
+    List(ListRef),
+    Map(MapRef),
+    Range(Arc<Range>),
+    Func(Arc<Closure>),
+    Builtin(Builtin),
+    Error(Arc<ErrorValue>),
+    /// Internal: a frame slot holding a variable that a closure captured.
+    /// Scripts never see one; the evaluator reads and writes through it.
+    Cell(Arc<VarCell>),
+    /// Internal: a global whose `let` has not run yet.
+    Unset,
+}
+
+/// A variable shared by reference (captured by a closure, or a global).
+pub type VarCell = Mutex<Value>;
+
+/// `range(start, stop, step)`: lazy, so `range(10000000)` costs nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Range {
+    pub start: i64,
+    pub stop: i64,
+    pub step: i64,
+}
+
+impl Range {
+    pub fn len(&self) -> usize {
+        let (start, stop, step) = (self.start as i128, self.stop as i128, self.step as i128);
+        let n = if step > 0 {
+            (stop - start + step - 1) / step
+        } else {
+            (start - stop - step - 1) / -step
+        };
+        n.max(0) as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn get(&self, i: usize) -> i64 {
+        self.start + self.step * i as i64
+    }
+
+    pub fn contains(&self, n: i64) -> bool {
+        let in_bounds = if self.step > 0 {
+            n >= self.start && n < self.stop
+        } else {
+            n <= self.start && n > self.stop
+        };
+        in_bounds && (n as i128 - self.start as i128) % self.step as i128 == 0
+    }
+}
+
+/// A function value: its code and the variables it captured.
+pub struct Closure {
+    pub def: Arc<FnDef>,
+    pub upvalues: Box<[Arc<VarCell>]>,
+}
+
+impl Value {
+    pub fn str(s: &str) -> Value {
+        Value::Str(s.into())
+    }
+
+    pub fn list(items: Vec<Value>) -> Value {
+        Value::List(Arc::new(Mutex::new(items)))
+    }
+
+    pub fn map(entries: IndexMap<Key, Value>) -> Value {
+        Value::Map(Arc::new(Mutex::new(entries)))
+    }
+
+    #[inline]
+    pub fn truthy(&self) -> bool {
+        match self {
+            Value::Nil | Value::Unset => false,
+            Value::Bool(b) => *b,
+            Value::Int(n) => *n != 0,
+            Value::Float(f) => *f != 0.0,
+            Value::Str(s) => !s.is_empty(),
+            Value::List(l) => !l.lock().is_empty(),
+            Value::Map(m) => !m.lock().is_empty(),
+            Value::Range(r) => !r.is_empty(),
+            _ => true,
+        }
+    }
+
+    /// The name `type()` gives.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Nil | Value::Unset => "nil",
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "int",
+            Value::Float(_) => "float",
+            Value::Str(_) => "string",
+            Value::List(_) => "list",
+            Value::Map(_) => "map",
+            Value::Range(_) => "range",
+            Value::Func(_) | Value::Builtin(_) => "function",
+            Value::Error(_) => "error",
+            Value::Cell(c) => c.lock().type_name(),
+        }
+    }
+
+    /// Deep equality, as `==`: `1 == 1.0`, lists and maps by content.
+    pub fn equals(&self, other: &Value) -> bool {
+        self.equals_depth(other, 0)
+    }
+
+    fn equals_depth(&self, other: &Value, depth: usize) -> bool {
+        // Self-containing structures compare as unequal past this depth
+        // instead of recursing forever.
+        if depth > 200 {
+            return false;
+        }
+        match (self, other) {
+            (Value::Nil, Value::Nil) => true,
+            (Value::Bool(a), Value::Bool(b)) => a == b,
+            (Value::Int(a), Value::Int(b)) => a == b,
+            (Value::Float(a), Value::Float(b)) => a == b,
+            (Value::Int(a), Value::Float(b)) | (Value::Float(b), Value::Int(a)) => {
+                (*a as f64) == *b
+            }
+            (Value::Str(a), Value::Str(b)) => a == b,
+            (Value::List(a), Value::List(b)) => {
+                if Arc::ptr_eq(a, b) {
+                    return true;
+                }
+                let a = a.lock().clone();
+                let b = b.lock().clone();
+                a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| x.equals_depth(y, depth + 1))
+            }
+            (Value::Map(a), Value::Map(b)) => {
+                if Arc::ptr_eq(a, b) {
+                    return true;
+                }
+                let a = a.lock().clone();
+                let b = b.lock().clone();
+                a.len() == b.len()
+                    && a.iter()
+                        .all(|(k, v)| b.get(k).is_some_and(|w| v.equals_depth(w, depth + 1)))
+            }
+            (Value::Range(a), Value::Range(b)) => a == b,
+            (Value::Func(a), Value::Func(b)) => Arc::ptr_eq(a, b),
+            (Value::Builtin(a), Value::Builtin(b)) => a == b,
+            (Value::Error(a), Value::Error(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+/// A map key: the hashable values. A float with a whole value is the same
+/// key as the int (`m[1]` and `m[1.0]` agree, since `1 == 1.0`).
+#[derive(Clone, Debug)]
+pub enum Key {
+    Nil,
+    Bool(bool),
+    Int(i64),
+    Float(u64),
+    Str(Arc<str>),
+}
+
+impl Key {
+    /// The key for a value, or `None` for an unhashable one (a list, a map).
+    pub fn from_value(value: &Value) -> Option<Key> {
+        Some(match value {
+            Value::Nil => Key::Nil,
+            Value::Bool(b) => Key::Bool(*b),
+            Value::Int(n) => Key::Int(*n),
+            Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => Key::Int(*f as i64),
+            Value::Float(f) => Key::Float(f.to_bits()),
+            Value::Str(s) => Key::Str(s.clone()),
+            _ => return None,
+        })
+    }
+
+    pub fn to_value(&self) -> Value {
+        match self {
+            Key::Nil => Value::Nil,
+            Key::Bool(b) => Value::Bool(*b),
+            Key::Int(n) => Value::Int(*n),
+            Key::Float(bits) => Value::Float(f64::from_bits(*bits)),
+            Key::Str(s) => Value::Str(s.clone()),
+        }
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        match (self, other) {
+            (Key::Nil, Key::Nil) => true,
+            (Key::Bool(a), Key::Bool(b)) => a == b,
+            (Key::Int(a), Key::Int(b)) => a == b,
+            (Key::Float(a), Key::Float(b)) => a == b,
+            (Key::Str(a), Key::Str(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Key {}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match self {
+            Key::Nil => 0u8.hash(state),
+            Key::Bool(b) => b.hash(state),
+            Key::Int(n) => n.hash(state),
+            Key::Float(bits) => bits.hash(state),
+            Key::Str(s) => s.hash(state),
+        }
+    }
+}
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&super::format::repr(self))
+    }
+}

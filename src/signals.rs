@@ -1,0 +1,54 @@
+//! Ctrl-C. The handler itself only records the signal (signal-hook's
+//! self-pipe); a small listener thread then cancels the run, which wakes
+//! any sleeping or blocked task and ends the script with status 130.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use signal_hook::consts::SIGINT;
+use signal_hook::iterator::{Handle, Signals};
+
+use crate::runtime::cancel::CancelToken;
+
+/// Set once Ctrl-C arrived.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Listens for SIGINT until dropped.
+pub struct Listener {
+    handle: Handle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Listener {
+    pub fn start(cancel: Arc<CancelToken>) -> Option<Listener> {
+        let mut signals = Signals::new([SIGINT]).ok()?;
+        let handle = signals.handle();
+        let thread = std::thread::Builder::new()
+            .name("concsh-signals".into())
+            .spawn(move || {
+                for _ in signals.forever() {
+                    INTERRUPTED.store(true, Ordering::SeqCst);
+                    cancel.cancel();
+                }
+            })
+            .ok()?;
+        Some(Listener {
+            handle,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.handle.close();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}

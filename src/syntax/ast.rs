@@ -1,0 +1,192 @@
+//! The abstract syntax tree: what a script says, with names still as text.
+//!
+//! `syntax::lower` builds it from pest's pairs; `resolve` turns it into the
+//! slot-addressed IR the evaluator runs. Nothing here evaluates anything.
+
+use super::span::Span;
+
+/// A parsed script.
+#[derive(Debug)]
+pub struct Program {
+    pub stmts: Block,
+}
+
+pub type Block = Vec<Stmt>;
+
+/// A name with the place it was written.
+#[derive(Clone, Debug)]
+pub struct Ident {
+    pub name: String,
+    pub span: Span,
+}
+
+#[derive(Debug)]
+pub struct Stmt {
+    pub kind: StmtKind,
+    pub span: Span,
+}
+
+#[derive(Debug)]
+pub enum StmtKind {
+    Let(Pattern, Expr),
+    Fn(FnDef),
+    If {
+        branches: Vec<(Expr, Block)>,
+        otherwise: Option<Block>,
+    },
+    While(Expr, Block),
+    For(Pattern, Expr, Block),
+    Return(Option<Expr>),
+    Break,
+    Continue,
+    Try {
+        body: Block,
+        catch: Option<(Option<Ident>, Block)>,
+        finally: Option<Block>,
+    },
+    Throw(Expr),
+    /// `target = value`, or `target op= value` when `op` is set.
+    Assign {
+        target: Expr,
+        op: Option<BinOp>,
+        value: Expr,
+    },
+    Expr(Expr),
+}
+
+/// What `let` and `for` bind.
+#[derive(Debug)]
+pub enum Pattern {
+    Name(Ident),
+    List(Vec<Pattern>, Span),
+}
+
+/// A function: declared with a name, or anonymous (`fn(x) => ...`).
+#[derive(Debug)]
+pub struct FnDef {
+    pub name: Option<Ident>,
+    pub params: Vec<Param>,
+    pub body: FnBody,
+    pub span: Span,
+}
+
+#[derive(Debug)]
+pub struct Param {
+    pub name: Ident,
+    pub default: Option<Expr>,
+}
+
+#[derive(Debug)]
+pub enum FnBody {
+    Block(Block),
+    Arrow(Box<Expr>),
+}
+
+#[derive(Debug)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub span: Span,
+}
+
+#[derive(Debug)]
+pub enum ExprKind {
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Interp(Vec<InterpPart>),
+    Bool(bool),
+    Nil,
+    Name(String),
+    List(Vec<Expr>),
+    Map(Vec<(Expr, Expr)>),
+    Lambda(Box<FnDef>),
+    Unary(UnOp, Box<Expr>),
+    Binary(BinOp, Box<Expr>, Box<Expr>),
+    Call(Box<Expr>, Vec<Arg>),
+    Index(Box<Expr>, Box<Expr>),
+    Field(Box<Expr>, Ident),
+}
+
+/// One argument of a call: positional, or named (`name: value`).
+#[derive(Debug)]
+pub struct Arg {
+    pub name: Option<Ident>,
+    pub value: Expr,
+}
+
+/// A piece of an interpolated string.
+#[derive(Debug)]
+pub enum InterpPart {
+    Text(String),
+    Expr(Expr, Option<FormatSpec>),
+}
+
+/// `{x:>8.2}`: fill, alignment, width and decimals, as in Python's
+/// format mini-language (a subset: no sign or grouping options).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FormatSpec {
+    pub fill: Option<char>,
+    pub align: Option<Align>,
+    pub zero: bool,
+    pub width: usize,
+    pub precision: Option<usize>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Align {
+    Left,
+    Right,
+    Center,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnOp {
+    Neg,
+    Not,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    FloorDiv,
+    Mod,
+    Pow,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    In,
+    NotIn,
+    And,
+    Or,
+}
+
+impl BinOp {
+    /// The operator as written, for messages.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::FloorDiv => "//",
+            BinOp::Mod => "%",
+            BinOp::Pow => "**",
+            BinOp::Eq => "==",
+            BinOp::Ne => "!=",
+            BinOp::Lt => "<",
+            BinOp::Le => "<=",
+            BinOp::Gt => ">",
+            BinOp::Ge => ">=",
+            BinOp::In => "in",
+            BinOp::NotIn => "not in",
+            BinOp::And => "and",
+            BinOp::Or => "or",
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! Text to AST. Runs nothing: `parse` checks the text against the grammar
+//! (`grammar/concsh.pest`) and lowers pest's pairs to the [`ast`].
+
+pub mod ast;
+mod error;
+mod grammar;
+mod lower;
+mod nesting;
+pub mod span;
+
+pub use error::SyntaxError;
+pub use span::Span;
+
+/// Parses a whole script. All syntax errors found are returned together.
+pub fn parse(source: &str) -> Result<ast::Program, Vec<SyntaxError>> {
+    nesting::check(source).map_err(|e| vec![e])?;
+    lower::program(source)
+}
