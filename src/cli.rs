@@ -38,11 +38,7 @@ pub struct Cli {
     check: bool,
 
     /// The script (`-` reads it from standard input), then its arguments.
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "SCRIPT [ARGS]"
-    )]
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "SCRIPT [ARGS]")]
     args: Vec<String>,
 }
 
@@ -56,16 +52,11 @@ pub fn main() -> i32 {
         }
     };
     // Parsing, resolving and evaluating recurse; they get a big stack.
-    let worker = std::thread::Builder::new()
-        .name("concsh-main".into())
-        .stack_size(STACK_SIZE)
-        .spawn(move || run(cli));
+    let worker = std::thread::Builder::new().name("concsh-main".into()).stack_size(STACK_SIZE).spawn(move || run(cli));
     match worker.map(|w| w.join()) {
         Ok(Ok(code)) => code,
         _ => {
-            output::report(
-                "concsh: internal error (a bug in concsh); please report it with the script\n",
-            );
+            output::report("concsh: internal error (a bug in concsh); please report it with the script\n");
             70
         }
     }
@@ -79,9 +70,7 @@ fn run(cli: Cli) -> i32 {
             let source = match args.next() {
                 Some(path) if path != "-" => read_script(&path),
                 _ if std::io::stdin().is_terminal() && !cli.check => {
-                    output::report(
-                        "concsh: no script given (usage: concsh SCRIPT.conc, or concsh -c CODE)\n",
-                    );
+                    output::report("concsh: no script given (usage: concsh SCRIPT.conc, or concsh -c CODE)\n");
                     return EXIT_USAGE;
                 }
                 _ => read_stdin(),
@@ -100,12 +89,8 @@ fn run(cli: Cli) -> i32 {
 
 fn read_script(path: &str) -> Result<Source, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {path}: {}", plain_io(&e)))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        format!(
-            "{path} is not UTF-8 text (invalid byte at offset {})",
-            e.utf8_error().valid_up_to()
-        )
-    })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| format!("{path} is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()))?;
     if text.len() > u32::MAX as usize / 2 {
         return Err(format!("{path} is too large to be a script"));
     }
@@ -114,11 +99,8 @@ fn read_script(path: &str) -> Result<Source, String> {
 
 fn read_stdin() -> Result<Source, String> {
     let mut bytes = Vec::new();
-    std::io::stdin()
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read standard input: {}", plain_io(&e)))?;
-    let text =
-        String::from_utf8(bytes).map_err(|_| "standard input is not UTF-8 text".to_string())?;
+    std::io::stdin().read_to_end(&mut bytes).map_err(|e| format!("cannot read standard input: {}", plain_io(&e)))?;
+    let text = String::from_utf8(bytes).map_err(|_| "standard input is not UTF-8 text".to_string())?;
     Ok(Source::new("<stdin>", &text))
 }
 
@@ -175,10 +157,7 @@ fn report_all(reports: &[Report]) -> i32 {
         text.push_str(&report.render());
     }
     if reports.len() > 1 {
-        text.push_str(&format!(
-            "\n{} errors found; nothing was run.\n",
-            reports.len()
-        ));
+        text.push_str(&format!("\n{} errors found; nothing was run.\n", reports.len()));
     }
     output::report(&text);
     EXIT_USAGE

@@ -22,10 +22,7 @@ pub struct Source {
 
 impl Source {
     pub fn new(name: &str, text: &str) -> Source {
-        Source {
-            name: name.into(),
-            text: text.into(),
-        }
+        Source { name: name.into(), text: text.into() }
     }
 }
 
@@ -53,9 +50,7 @@ impl Diagnostic for Report {
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
-        self.help
-            .as_ref()
-            .map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
+        self.help.as_ref().map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
@@ -65,21 +60,16 @@ impl Diagnostic for Report {
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let clamp = |span: Span| {
             let len = self.source.inner().len() as u32;
-            Span {
-                start: span.start.min(len),
-                end: span.end.min(len),
-            }
+            Span { start: span.start.min(len), end: span.end.min(len) }
         };
-        Some(Box::new(self.labels.iter().enumerate().map(
-            move |(i, (span, text))| {
-                let text = (!text.is_empty()).then(|| text.clone());
-                let span = clamp(*span);
-                match i {
-                    0 => LabeledSpan::new_primary_with_span(text, span),
-                    _ => LabeledSpan::new_with_span(text, span),
-                }
-            },
-        )))
+        Some(Box::new(self.labels.iter().enumerate().map(move |(i, (span, text))| {
+            let text = (!text.is_empty()).then(|| text.clone());
+            let span = clamp(*span);
+            match i {
+                0 => LabeledSpan::new_primary_with_span(text, span),
+                _ => LabeledSpan::new_with_span(text, span),
+            }
+        })))
     }
 }
 
@@ -95,11 +85,7 @@ impl Report {
     }
 
     pub fn syntax(source: &Source, error: &SyntaxError) -> Report {
-        let mut report = Report::new(
-            source,
-            "concsh::syntax_error".into(),
-            format!("SyntaxError: {}", error.message),
-        );
+        let mut report = Report::new(source, "concsh::syntax_error".into(), format!("SyntaxError: {}", error.message));
         report.labels.push((error.span, error.label.clone()));
         report.help = error.help.clone();
         report
@@ -116,11 +102,7 @@ impl Report {
 
     /// An uncaught runtime error, with the calls it unwound through.
     pub fn runtime(source: &Source, error: &ErrorValue) -> Report {
-        let mut report = Report::new(
-            source,
-            Kind::code(&error.kind),
-            format!("{}: {}", error.kind, error.message),
-        );
+        let mut report = Report::new(source, Kind::code(&error.kind), format!("{}: {}", error.kind, error.message));
         if let Some(span) = error.span {
             report.labels.push((span, "here".into()));
         }
@@ -141,9 +123,7 @@ impl Report {
         let fancy = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         let handler = match fancy {
             true => GraphicalReportHandler::new_themed(GraphicalTheme::unicode()),
-            false => {
-                GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(80)
-            }
+            false => GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(80),
         };
         let mut out = String::new();
         if handler.render_report(&mut out, self).is_err() {
@@ -156,11 +136,7 @@ impl Report {
 /// A label at each call the error passed through, innermost first; a long
 /// recursion shows its first three calls and the outermost one.
 fn call_labels(error: &ErrorValue) -> Vec<(Span, String)> {
-    let trace: Vec<_> = error
-        .trace
-        .iter()
-        .filter(|e| &*e.function != "<main>")
-        .collect();
+    let trace: Vec<_> = error.trace.iter().filter(|e| &*e.function != "<main>").collect();
     let mut labels: Vec<(Span, String)> = Vec::new();
     for (i, entry) in trace.iter().enumerate() {
         if i >= 3 && i + 1 < trace.len() {

@@ -33,10 +33,7 @@ impl Listener {
                 }
             })
             .ok()?;
-        Some(Listener {
-            handle,
-            thread: Some(thread),
-        })
+        Some(Listener { handle, thread: Some(thread) })
     }
 }
 

@@ -17,12 +17,7 @@ use crate::runtime::value::{Key, Range, Value};
 use crate::syntax::Span;
 
 impl<'p> Interp<'p> {
-    pub(super) fn builtin(
-        &mut self,
-        builtin: Builtin,
-        mut args: ArgValues,
-        span: Span,
-    ) -> R<Value> {
+    pub(super) fn builtin(&mut self, builtin: Builtin, mut args: ArgValues, span: Span) -> R<Value> {
         let (min, max) = builtin.arity();
         let given = args.positional.len();
         if given < min || given > max {
@@ -31,15 +26,10 @@ impl<'p> Interp<'p> {
         let name = builtin.name();
         // Named arguments some builtins take; any other is an error below.
         let (sep, end, key, reverse) = match builtin {
-            Builtin::Print | Builtin::Eprint => {
-                (args.take_named("sep"), args.take_named("end"), None, None)
+            Builtin::Print | Builtin::Eprint => (args.take_named("sep"), args.take_named("end"), None, None),
+            Builtin::Sorted | Builtin::Min | Builtin::Max => {
+                (None, None, args.take_named("key"), args.take_named("reverse"))
             }
-            Builtin::Sorted | Builtin::Min | Builtin::Max => (
-                None,
-                None,
-                args.take_named("key"),
-                args.take_named("reverse"),
-            ),
             _ => (None, None, None, None),
         };
         args.no_more_named(name)?;
@@ -51,13 +41,8 @@ impl<'p> Interp<'p> {
                 let end = text_or(end, "\n", "end")?;
                 let mut line = a.iter().map(format::display).collect::<Vec<_>>().join(&sep);
                 line.push_str(&end);
-                let stream = if builtin == Builtin::Print {
-                    Stream::Stdout
-                } else {
-                    Stream::Stderr
-                };
-                if output::write_line(stream, &line) == Written::Closed && stream == Stream::Stdout
-                {
+                let stream = if builtin == Builtin::Print { Stream::Stdout } else { Stream::Stderr };
+                if output::write_line(stream, &line) == Written::Closed && stream == Stream::Stdout {
                     // Nobody reads any more (`| head`): end quietly.
                     return Err(Ctrl::Exit(0));
                 }
@@ -88,16 +73,8 @@ impl<'p> Interp<'p> {
                 other => return Err(type_error(format!("abs of {}", other.type_name())).into()),
             },
             Builtin::Min | Builtin::Max => {
-                let candidates = if a.len() == 1 {
-                    items(&a[0], name)?
-                } else {
-                    a.clone()
-                };
-                let want = if builtin == Builtin::Min {
-                    Ordering::Less
-                } else {
-                    Ordering::Greater
-                };
+                let candidates = if a.len() == 1 { items(&a[0], name)? } else { a.clone() };
+                let want = if builtin == Builtin::Min { Ordering::Less } else { Ordering::Greater };
                 let keys = self.sort_keys(&candidates, key.as_ref(), span)?;
                 let mut best: Option<usize> = None;
                 for i in 0..candidates.len() {
@@ -139,9 +116,7 @@ impl<'p> Interp<'p> {
                 if reverse.is_some_and(|r| r.truthy()) {
                     // Reversing a stable ascending sort would reorder equal
                     // items; sort descending instead, as Python does.
-                    order.sort_by(|&i, &j| {
-                        ops::compare(&keys[j], &keys[i], BinOp::Lt).unwrap_or(Ordering::Equal)
-                    });
+                    order.sort_by(|&i, &j| ops::compare(&keys[j], &keys[i], BinOp::Lt).unwrap_or(Ordering::Equal));
                 }
                 let mut taken: Vec<Option<Value>> = values.drain(..).map(Some).collect();
                 Value::list(order.into_iter().filter_map(|i| taken[i].take()).collect())
@@ -159,16 +134,9 @@ impl<'p> Interp<'p> {
                     .collect(),
             ),
             Builtin::Zip => {
-                let lists = a
-                    .iter()
-                    .map(|v| items(v, name))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let lists = a.iter().map(|v| items(v, name)).collect::<Result<Vec<_>, _>>()?;
                 let len = lists.iter().map(Vec::len).min().unwrap_or(0);
-                Value::list(
-                    (0..len)
-                        .map(|i| Value::list(lists.iter().map(|l| l[i].clone()).collect()))
-                        .collect(),
-                )
+                Value::list((0..len).map(|i| Value::list(lists.iter().map(|l| l[i].clone()).collect())).collect())
             }
             Builtin::Keys | Builtin::Values => match &arg(0) {
                 Value::Map(m) => {
@@ -179,11 +147,7 @@ impl<'p> Interp<'p> {
                     })
                 }
                 other => {
-                    return Err(type_error(format!(
-                        "`{name}` takes a map, not {}",
-                        other.type_name()
-                    ))
-                    .into());
+                    return Err(type_error(format!("`{name}` takes a map, not {}", other.type_name())).into());
                 }
             },
             Builtin::Error => {
@@ -192,9 +156,7 @@ impl<'p> Interp<'p> {
                     _ => (format::display(&a[0]), format::display(&a[1])),
                 };
                 if kind.is_empty() || !kind.chars().all(|c| c.is_alphanumeric() || c == '_') {
-                    return Err(
-                        value_error(format!("error kind must be a word, not {kind:?}")).into(),
-                    );
+                    return Err(value_error(format!("error kind must be a word, not {kind:?}")).into());
                 }
                 Value::Error(ErrorValue::custom(&kind, message).into())
             }
@@ -210,10 +172,7 @@ impl<'p> Interp<'p> {
             }
             Builtin::Sleep => {
                 let seconds = seconds(&arg(0), name)?;
-                self.proc
-                    .cancel
-                    .sleep(seconds)
-                    .map_err(|_| Ctrl::Cancelled)?;
+                self.proc.cancel.sleep(seconds).map_err(|_| Ctrl::Cancelled)?;
                 Value::Nil
             }
             Builtin::Time => {
@@ -221,17 +180,10 @@ impl<'p> Interp<'p> {
                     .map_err(|e| io_error("clock", e.into()))?;
                 Value::Float(now.tv_sec() as f64 + now.tv_nsec() as f64 / 1e9)
             }
-            Builtin::Now => Value::Str(
-                chrono::Local::now()
-                    .format("%Y-%m-%d %H:%M:%S")
-                    .to_string()
-                    .into(),
-            ),
+            Builtin::Now => Value::Str(chrono::Local::now().format("%Y-%m-%d %H:%M:%S").to_string().into()),
             Builtin::Random => Value::Float(fastrand::f64()),
             Builtin::Randint => match (&a[0], &a[1]) {
-                (Value::Int(lo), Value::Int(hi)) if lo <= hi => {
-                    Value::Int(fastrand::i64(*lo..=*hi))
-                }
+                (Value::Int(lo), Value::Int(hi)) if lo <= hi => Value::Int(fastrand::i64(*lo..=*hi)),
                 (Value::Int(_), Value::Int(_)) => {
                     return Err(value_error("randint needs a <= b").into());
                 }
@@ -270,18 +222,14 @@ impl<'p> Interp<'p> {
             },
             Builtin::Pid => Value::Int(nix::unistd::getpid().as_raw() as i64),
             Builtin::Ppid => Value::Int(nix::unistd::getppid().as_raw() as i64),
-            Builtin::CpuCount => {
-                Value::Int(std::thread::available_parallelism().map_or(1, |n| n.get()) as i64)
-            }
+            Builtin::CpuCount => Value::Int(std::thread::available_parallelism().map_or(1, |n| n.get()) as i64),
             Builtin::ReadFile => {
                 let path = text_arg(&a[0], name)?;
                 let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
                 match String::from_utf8(bytes) {
                     Ok(text) => Value::Str(text.into()),
                     Err(_) => {
-                        return Err(
-                            ErrorValue::new(Kind::Io, format!("{path}: not UTF-8 text")).into()
-                        );
+                        return Err(ErrorValue::new(Kind::Io, format!("{path}: not UTF-8 text")).into());
                     }
                 }
             }
@@ -307,10 +255,8 @@ impl<'p> Interp<'p> {
                     None => ".",
                 };
                 let entries = std::fs::read_dir(path).map_err(|e| io_error(path, e))?;
-                let mut names: Vec<String> = entries
-                    .filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect();
+                let mut names: Vec<String> =
+                    entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
                 names.sort();
                 Value::list(names.iter().map(|n| Value::str(n)).collect())
             }
@@ -336,10 +282,9 @@ impl<'p> Interp<'p> {
     fn sort_keys(&mut self, values: &[Value], key: Option<&Value>, span: Span) -> R<Vec<Value>> {
         match key {
             None | Some(Value::Nil) => Ok(values.to_vec()),
-            Some(key) => values
-                .iter()
-                .map(|v| self.call_value(key, ArgValues::positional(vec![v.clone()]), span))
-                .collect(),
+            Some(key) => {
+                values.iter().map(|v| self.call_value(key, ArgValues::positional(vec![v.clone()]), span)).collect()
+            }
         }
     }
 }
@@ -348,20 +293,14 @@ fn text_or(value: Option<Value>, default: &str, what: &str) -> Result<String, Fa
     match value {
         None | Some(Value::Nil) => Ok(default.to_string()),
         Some(Value::Str(s)) => Ok(s.to_string()),
-        Some(other) => Err(type_error(format!(
-            "`{what}` must be a string, not {}",
-            other.type_name()
-        ))),
+        Some(other) => Err(type_error(format!("`{what}` must be a string, not {}", other.type_name()))),
     }
 }
 
 fn text_arg<'a>(value: &'a Value, builtin: &str) -> Result<&'a str, Fault> {
     match value {
         Value::Str(s) => Ok(s),
-        other => Err(type_error(format!(
-            "`{builtin}` takes a string, not {}",
-            other.type_name()
-        ))),
+        other => Err(type_error(format!("`{builtin}` takes a string, not {}", other.type_name()))),
     }
 }
 
@@ -370,10 +309,7 @@ fn items(value: &Value, builtin: &str) -> Result<Vec<Value>, Fault> {
     Ok(match value {
         Value::List(l) => l.lock().clone(),
         Value::Map(m) => m.lock().keys().map(Key::to_value).collect(),
-        Value::Str(s) => s
-            .chars()
-            .map(|c| Value::Str(c.to_string().into()))
-            .collect(),
+        Value::Str(s) => s.chars().map(|c| Value::Str(c.to_string().into())).collect(),
         Value::Range(r) => {
             if r.len() > MAX_LEN {
                 return Err(too_large("list"));
@@ -381,10 +317,7 @@ fn items(value: &Value, builtin: &str) -> Result<Vec<Value>, Fault> {
             (0..r.len()).map(|i| Value::Int(r.get(i))).collect()
         }
         other => {
-            return Err(type_error(format!(
-                "`{builtin}` needs a list, not {}",
-                other.type_name()
-            )));
+            return Err(type_error(format!("`{builtin}` needs a list, not {}", other.type_name())));
         }
     })
 }
@@ -392,10 +325,7 @@ fn items(value: &Value, builtin: &str) -> Result<Vec<Value>, Fault> {
 fn int_arg(value: &Value) -> Result<i64, Fault> {
     match value {
         Value::Int(n) => Ok(*n),
-        other => Err(type_error(format!(
-            "range takes ints, not {}",
-            other.type_name()
-        ))),
+        other => Err(type_error(format!("range takes ints, not {}", other.type_name()))),
     }
 }
 
@@ -418,10 +348,7 @@ fn to_int(value: &Value) -> Result<Value, Fault> {
         Value::Bool(b) => i64::from(*b),
         Value::Float(f) => {
             if !f.is_finite() {
-                return Err(value_error(format!(
-                    "cannot convert {} to int",
-                    format::float(*f)
-                )));
+                return Err(value_error(format!("cannot convert {} to int", format::float(*f))));
             }
             if f.abs() >= 9.223372036854776e18 {
                 return Err(overflow());
@@ -431,17 +358,12 @@ fn to_int(value: &Value) -> Result<Value, Fault> {
         Value::Str(s) => {
             let text = s.trim().replace('_', "");
             text.parse::<i64>().map_err(|e| match e.kind() {
-                std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
-                    overflow()
-                }
+                std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => overflow(),
                 _ => value_error(format!("invalid int: {}", format::repr(value))),
             })?
         }
         other => {
-            return Err(type_error(format!(
-                "cannot convert {} to int",
-                other.type_name()
-            )));
+            return Err(type_error(format!("cannot convert {} to int", other.type_name())));
         }
     }))
 }
@@ -451,15 +373,11 @@ fn to_float(value: &Value) -> Result<Value, Fault> {
         Value::Int(n) => *n as f64,
         Value::Float(f) => *f,
         Value::Bool(b) => f64::from(u8::from(*b)),
-        Value::Str(s) => s
-            .trim()
-            .parse::<f64>()
-            .map_err(|_| value_error(format!("invalid float: {}", format::repr(value))))?,
+        Value::Str(s) => {
+            s.trim().parse::<f64>().map_err(|_| value_error(format!("invalid float: {}", format::repr(value))))?
+        }
         other => {
-            return Err(type_error(format!(
-                "cannot convert {} to float",
-                other.type_name()
-            )));
+            return Err(type_error(format!("cannot convert {} to float", other.type_name())));
         }
     }))
 }
@@ -489,10 +407,7 @@ fn round(value: &Value, digits: Option<&Value>) -> Result<Value, Fault> {
             Ok(Value::Float((x / scale).round_ties_even() * scale))
         }
         Some(Value::Int(_)) => Ok(Value::Float(x)),
-        Some(other) => Err(type_error(format!(
-            "round digits must be an int, not {}",
-            other.type_name()
-        ))),
+        Some(other) => Err(type_error(format!("round digits must be an int, not {}", other.type_name()))),
     }
 }
 
@@ -501,16 +416,11 @@ fn seconds(value: &Value, builtin: &str) -> Result<Duration, Fault> {
         Value::Int(n) => *n as f64,
         Value::Float(f) => *f,
         other => {
-            return Err(type_error(format!(
-                "`{builtin}` takes seconds as a number, not {}",
-                other.type_name()
-            )));
+            return Err(type_error(format!("`{builtin}` takes seconds as a number, not {}", other.type_name())));
         }
     };
     if secs.is_nan() || secs < 0.0 {
-        return Err(value_error(format!(
-            "`{builtin}` needs a time of 0 or more seconds"
-        )));
+        return Err(value_error(format!("`{builtin}` needs a time of 0 or more seconds")));
     }
     // Anything past a century is "forever" for our purposes.
     Ok(Duration::from_secs_f64(secs.min(3.15e9)))

@@ -19,10 +19,7 @@ pub struct ArgValues {
 
 impl ArgValues {
     pub fn positional(values: Vec<Value>) -> ArgValues {
-        ArgValues {
-            positional: values,
-            named: Vec::new(),
-        }
+        ArgValues { positional: values, named: Vec::new() }
     }
 
     /// Takes the named argument `name`, if given.
@@ -58,14 +55,7 @@ impl<'p> Interp<'p> {
     /// Calls `def` with arguments still to evaluate. The common case, all
     /// positional and exactly as many as parameters, evaluates them
     /// straight into the new frame.
-    pub(super) fn call_args(
-        &mut self,
-        def: &FnDef,
-        upvals: Up,
-        args: &Args,
-        up: Up,
-        span: Span,
-    ) -> R<Value> {
+    pub(super) fn call_args(&mut self, def: &FnDef, upvals: Up, args: &Args, up: Up, span: Span) -> R<Value> {
         if args.named.is_empty() && args.positional.len() == def.params.len() {
             let base = self.stack.len();
             for arg in &args.positional {
@@ -83,13 +73,7 @@ impl<'p> Interp<'p> {
         self.call_def(def, upvals, values, span)
     }
 
-    pub(super) fn call_value_args(
-        &mut self,
-        callee: &Value,
-        args: &Args,
-        up: Up,
-        span: Span,
-    ) -> R<Value> {
+    pub(super) fn call_value_args(&mut self, callee: &Value, args: &Args, up: Up, span: Span) -> R<Value> {
         match callee {
             Value::Func(closure) => self.call_args(&closure.def, &closure.upvalues, args, up, span),
             _ => {
@@ -104,30 +88,16 @@ impl<'p> Interp<'p> {
         match callee {
             Value::Func(closure) => self.call_def(&closure.def, &closure.upvalues, args, span),
             Value::Builtin(b) => self.builtin(*b, args, span).map_err(|c| c.at(span)),
-            other => Err(fault_at(
-                type_error(format!("{} is not a function", other.type_name())),
-                span,
-            )),
+            other => Err(fault_at(type_error(format!("{} is not a function", other.type_name())), span)),
         }
     }
 
     /// Binds evaluated arguments to `def`'s parameters and runs it.
-    pub(super) fn call_def(
-        &mut self,
-        def: &FnDef,
-        upvals: Up,
-        args: ArgValues,
-        span: Span,
-    ) -> R<Value> {
+    pub(super) fn call_def(&mut self, def: &FnDef, upvals: Up, args: ArgValues, span: Span) -> R<Value> {
         let fail = |message: String| Err(fault_at(type_error(message), span));
         let given = args.positional.len();
         if given > def.params.len() {
-            return fail(arity_message(
-                &def.name,
-                def.required(),
-                def.params.len(),
-                given,
-            ));
+            return fail(arity_message(&def.name, def.required(), def.params.len(), given));
         }
         let base = self.stack.len();
         self.stack.extend(args.positional);
@@ -155,25 +125,14 @@ impl<'p> Interp<'p> {
             .collect();
         if !missing.is_empty() {
             self.stack.truncate(base);
-            return fail(format!(
-                "`{}` is missing argument `{}`",
-                def.name,
-                missing.join("`, `")
-            ));
+            return fail(format!("`{}` is missing argument `{}`", def.name, missing.join("`, `")));
         }
         self.enter(def, upvals, base, span, true)
     }
 
     /// Runs `def`'s body in a frame starting at `base`, where the
     /// arguments already are.
-    pub(super) fn enter(
-        &mut self,
-        def: &FnDef,
-        upvals: Up,
-        base: usize,
-        span: Span,
-        defaults: bool,
-    ) -> R<Value> {
+    pub(super) fn enter(&mut self, def: &FnDef, upvals: Up, base: usize, span: Span, defaults: bool) -> R<Value> {
         if self.depth >= MAX_DEPTH {
             self.stack.truncate(base);
             let error = ErrorValue::new(

@@ -11,14 +11,7 @@ use crate::runtime::error::type_error;
 use crate::syntax::Span;
 
 impl<'p> Interp<'p> {
-    pub(super) fn for_loop(
-        &mut self,
-        pattern: &Pattern,
-        iterable: Value,
-        body: &[Stmt],
-        up: Up,
-        span: Span,
-    ) -> R<()> {
+    pub(super) fn for_loop(&mut self, pattern: &Pattern, iterable: Value, body: &[Stmt], up: Up, span: Span) -> R<()> {
         match &iterable {
             Value::Range(range) => {
                 let range = **range;

@@ -10,13 +10,7 @@ use crate::runtime::value::{Key, ListRef, MapRef, Value};
 use crate::syntax::Span;
 
 impl<'p> Interp<'p> {
-    pub(super) fn method(
-        &mut self,
-        recv: &Value,
-        name: &str,
-        args: ArgValues,
-        span: Span,
-    ) -> R<Value> {
+    pub(super) fn method(&mut self, recv: &Value, name: &str, args: ArgValues, span: Span) -> R<Value> {
         if let Value::Map(map) = recv {
             let stored = map.lock().get(&Key::Str(name.into())).cloned();
             if let Some(callee @ (Value::Func(_) | Value::Builtin(_))) = stored {
@@ -41,12 +35,7 @@ fn no_method(recv: &Value, name: &str) -> Fault {
 /// Checks the argument count of a method.
 fn want(name: &str, args: &[Value], min: usize, max: usize) -> Result<(), Fault> {
     if args.len() < min || args.len() > max {
-        return Err(type_error(crate::resolve::arity_message(
-            name,
-            min,
-            max,
-            args.len(),
-        )));
+        return Err(type_error(crate::resolve::arity_message(name, min, max, args.len())));
     }
     Ok(())
 }
@@ -54,10 +43,7 @@ fn want(name: &str, args: &[Value], min: usize, max: usize) -> Result<(), Fault>
 fn string_arg<'a>(name: &str, value: &'a Value) -> Result<&'a str, Fault> {
     match value {
         Value::Str(s) => Ok(s),
-        other => Err(type_error(format!(
-            "`{name}` takes a string, not {}",
-            other.type_name()
-        ))),
+        other => Err(type_error(format!("`{name}` takes a string, not {}", other.type_name()))),
     }
 }
 
@@ -75,10 +61,7 @@ fn list_method(list: &ListRef, name: &str, mut args: Vec<Value>) -> Result<Value
         let more = match &args[0] {
             Value::List(other) => other.lock().clone(),
             other => {
-                return Err(type_error(format!(
-                    "`extend` takes a list, not {}",
-                    other.type_name()
-                )));
+                return Err(type_error(format!("`extend` takes a list, not {}", other.type_name())));
             }
         };
         let mut items = list.lock();
@@ -113,10 +96,7 @@ fn list_method(list: &ListRef, name: &str, mut args: Vec<Value>) -> Result<Value
                 Value::Int(i) if *i < 0 => (i + len).max(0),
                 Value::Int(i) => (*i).min(len),
                 other => {
-                    return Err(type_error(format!(
-                        "`insert` needs an int position, not {}",
-                        other.type_name()
-                    )));
+                    return Err(type_error(format!("`insert` needs an int position, not {}", other.type_name())));
                 }
             };
             items.insert(at as usize, args.remove(1));
@@ -127,17 +107,11 @@ fn list_method(list: &ListRef, name: &str, mut args: Vec<Value>) -> Result<Value
                 items.remove(at);
                 Ok(Value::Nil)
             }
-            None => Err(value_error(format!(
-                "{} is not in the list",
-                format::repr(&args[0])
-            ))),
+            None => Err(value_error(format!("{} is not in the list", format::repr(&args[0])))),
         },
         "index" => match items.iter().position(|v| v.equals(&args[0])) {
             Some(at) => Ok(Value::Int(at as i64)),
-            None => Err(value_error(format!(
-                "{} is not in the list",
-                format::repr(&args[0])
-            ))),
+            None => Err(value_error(format!("{} is not in the list", format::repr(&args[0])))),
         },
         "clear" => {
             items.clear();
@@ -152,17 +126,11 @@ fn list_position(index: &Value, len: usize) -> Result<usize, Fault> {
         Value::Int(i) => {
             let at = if *i < 0 { i + len as i64 } else { *i };
             if at < 0 || at >= len as i64 {
-                return Err(ErrorValue::new(
-                    Kind::Index,
-                    format!("pop index {i} out of range for length {len}"),
-                ));
+                return Err(ErrorValue::new(Kind::Index, format!("pop index {i} out of range for length {len}")));
             }
             Ok(at as usize)
         }
-        other => Err(type_error(format!(
-            "list indices must be ints, not {}",
-            other.type_name()
-        ))),
+        other => Err(type_error(format!("list indices must be ints, not {}", other.type_name()))),
     }
 }
 
@@ -196,10 +164,7 @@ fn string_method(s: &str, name: &str, args: Vec<Value>) -> Result<Value, Fault> 
             let items = match &args[0] {
                 Value::List(list) => list.lock().clone(),
                 other => {
-                    return Err(type_error(format!(
-                        "`join` takes a list, not {}",
-                        other.type_name()
-                    )));
+                    return Err(type_error(format!("`join` takes a list, not {}", other.type_name())));
                 }
             };
             let parts: Vec<String> = items.iter().map(format::display).collect();
@@ -227,10 +192,7 @@ fn string_method(s: &str, name: &str, args: Vec<Value>) -> Result<Value, Fault> 
             Ok(match name {
                 "starts_with" => Value::Bool(s.starts_with(arg)),
                 "ends_with" => Value::Bool(s.ends_with(arg)),
-                _ => Value::Int(
-                    s.find(arg)
-                        .map_or(-1, |byte| s[..byte].chars().count() as i64),
-                ),
+                _ => Value::Int(s.find(arg).map_or(-1, |byte| s[..byte].chars().count() as i64)),
             })
         }
         _ => Err(no_method(&Value::str(s), name)),
@@ -249,12 +211,7 @@ fn map_method(map: &MapRef, name: &str, args: Vec<Value>) -> Result<Value, Fault
             want(name, &args, 1, 1)?;
             let key = Key::from_value(&args[0]).ok_or_else(|| ops::unhashable(&args[0]))?;
             let removed = map.lock().shift_remove(&key);
-            removed.ok_or_else(|| {
-                ErrorValue::new(
-                    Kind::Key,
-                    format!("key {} not found", format::repr(&args[0])),
-                )
-            })
+            removed.ok_or_else(|| ErrorValue::new(Kind::Key, format!("key {} not found", format::repr(&args[0]))))
         }
         "keys" | "values" | "items" => {
             want(name, &args, 0, 0)?;
@@ -262,14 +219,10 @@ fn map_method(map: &MapRef, name: &str, args: Vec<Value>) -> Result<Value, Fault
             Ok(Value::list(match name {
                 "keys" => map.keys().map(Key::to_value).collect(),
                 "values" => map.values().cloned().collect(),
-                _ => map
-                    .iter()
-                    .map(|(k, v)| Value::list(vec![k.to_value(), v.clone()]))
-                    .collect(),
+                _ => map.iter().map(|(k, v)| Value::list(vec![k.to_value(), v.clone()])).collect(),
             }))
         }
-        _ => Err(no_method(&Value::Map(map.clone()), name).with_help(format!(
-            "`m.{name}` reads the key \"{name}\"; it is not a function here"
-        ))),
+        _ => Err(no_method(&Value::Map(map.clone()), name)
+            .with_help(format!("`m.{name}` reads the key \"{name}\"; it is not a function here"))),
     }
 }

@@ -45,12 +45,7 @@ type Up<'a> = &'a [Arc<VarCell>];
 
 impl<'p> Interp<'p> {
     pub fn new(proc: &'p Process) -> Interp<'p> {
-        Interp {
-            proc,
-            stack: Vec::with_capacity(1024),
-            base: 0,
-            depth: 0,
-        }
+        Interp { proc, stack: Vec::with_capacity(1024), base: 0, depth: 0 }
     }
 
     /// Runs a function of no arguments (the script's top level) to its end.
@@ -94,9 +89,7 @@ impl<'p> Interp<'p> {
                 let value = self.eval(value, up)?;
                 self.assign(place, value, up, stmt.span)?;
             }
-            StmtKind::OpAssign(place, op, value) => {
-                self.op_assign(place, *op, value, up, stmt.span)?
-            }
+            StmtKind::OpAssign(place, op, value) => self.op_assign(place, *op, value, up, stmt.span)?,
             StmtKind::If(branches, otherwise) => {
                 for (cond, body) in branches {
                     if self.condition(cond, up)? {
@@ -129,11 +122,7 @@ impl<'p> Interp<'p> {
             }
             StmtKind::Break => return Err(Ctrl::Break),
             StmtKind::Continue => return Err(Ctrl::Continue),
-            StmtKind::Try {
-                body,
-                catch,
-                finally,
-            } => return self.exec_try(body, catch, finally, up),
+            StmtKind::Try { body, catch, finally } => return self.exec_try(body, catch, finally, up),
             StmtKind::Throw(value) => {
                 let value = self.eval(value, up)?;
                 return Err(Ctrl::Error(thrown(value, stmt.span)));
@@ -151,9 +140,7 @@ impl<'p> Interp<'p> {
     ) -> R<()> {
         let mut result = self.exec_block(body, up);
         if let (Err(Ctrl::Error(_)), Some((binding, handler))) = (&result, catch) {
-            let Err(Ctrl::Error(error)) = result else {
-                unreachable!("matched above")
-            };
+            let Err(Ctrl::Error(error)) = result else { unreachable!("matched above") };
             if let Some(binding) = binding {
                 self.bind_one(*binding, Value::Error(Arc::new(*error)));
             }
@@ -177,20 +164,13 @@ impl<'p> Interp<'p> {
                 let items = match &value {
                     Value::List(list) => list.lock().clone(),
                     other => {
-                        let message = format!(
-                            "cannot unpack {} into {} names",
-                            other.type_name(),
-                            patterns.len()
-                        );
+                        let message = format!("cannot unpack {} into {} names", other.type_name(), patterns.len());
                         return Err(fault_at(ErrorValue::new(Kind::Type, message), *span));
                     }
                 };
                 if items.len() != patterns.len() {
-                    let message = format!(
-                        "cannot unpack a list of {} items into {} names",
-                        items.len(),
-                        patterns.len()
-                    );
+                    let message =
+                        format!("cannot unpack a list of {} items into {} names", items.len(), patterns.len());
                     return Err(fault_at(ErrorValue::new(Kind::Value, message), *span));
                 }
                 for (pattern, item) in patterns.iter().zip(items) {
@@ -239,40 +219,20 @@ impl<'p> Interp<'p> {
 
     /// `place op= value`: the place is evaluated once (`xs[f()] += 1`
     /// calls `f` once) and, for a shared cell, updated under its lock.
-    fn op_assign(
-        &mut self,
-        place: &Place,
-        op: BinOp,
-        value: &Expr,
-        up: Up,
-        span: crate::syntax::Span,
-    ) -> R<()> {
+    fn op_assign(&mut self, place: &Place, op: BinOp, value: &Expr, up: Up, span: crate::syntax::Span) -> R<()> {
         let at = |e| fault_at(e, span);
         match place {
             Place::Local(slot) => {
                 let i = self.base + *slot as usize;
-                if let (Some(y), Value::Int(x), BinOp::Add | BinOp::Sub) =
-                    (self.int_leaf(value), &self.stack[i], op)
-                {
-                    let result = if op == BinOp::Add {
-                        x.checked_add(y)
-                    } else {
-                        x.checked_sub(y)
-                    };
-                    self.stack[i] =
-                        Value::Int(result.ok_or_else(|| at(crate::runtime::error::overflow()))?);
+                if let (Some(y), Value::Int(x), BinOp::Add | BinOp::Sub) = (self.int_leaf(value), &self.stack[i], op) {
+                    let result = if op == BinOp::Add { x.checked_add(y) } else { x.checked_sub(y) };
+                    self.stack[i] = Value::Int(result.ok_or_else(|| at(crate::runtime::error::overflow()))?);
                     return Ok(());
                 }
                 let rhs = self.operand(value, up)?;
                 // `i += 1` on an int updates the slot in place.
-                if let (Value::Int(x), Value::Int(y), BinOp::Add | BinOp::Sub) =
-                    (&mut self.stack[i], &rhs, op)
-                {
-                    let sum = if op == BinOp::Add {
-                        x.checked_add(*y)
-                    } else {
-                        x.checked_sub(*y)
-                    };
+                if let (Value::Int(x), Value::Int(y), BinOp::Add | BinOp::Sub) = (&mut self.stack[i], &rhs, op) {
+                    let sum = if op == BinOp::Add { x.checked_add(*y) } else { x.checked_sub(*y) };
                     *x = sum.ok_or_else(|| at(crate::runtime::error::overflow()))?;
                     return Ok(());
                 }
@@ -446,8 +406,7 @@ impl<'p> Interp<'p> {
                 let mut map = IndexMap::with_capacity(entries.len());
                 for (k, v) in entries {
                     let key = self.eval(k, up)?;
-                    let key = Key::from_value(&key)
-                        .ok_or_else(|| fault_at(ops::unhashable(&key), k.span))?;
+                    let key = Key::from_value(&key).ok_or_else(|| fault_at(ops::unhashable(&key), k.span))?;
                     map.insert(key, self.eval(v, up)?);
                 }
                 Value::map(map)
@@ -486,16 +445,12 @@ impl<'p> Interp<'p> {
             }
             ExprKind::CallBuiltin(builtin, args) => {
                 let args = self.eval_args(args, up)?;
-                return self
-                    .builtin(*builtin, args, expr.span)
-                    .map_err(|c| c.at(expr.span));
+                return self.builtin(*builtin, args, expr.span).map_err(|c| c.at(expr.span));
             }
             ExprKind::Method(recv, name, args) => {
                 let recv = self.eval(recv, up)?;
                 let args = self.eval_args(args, up)?;
-                return self
-                    .method(&recv, name, args, expr.span)
-                    .map_err(|c| c.at(expr.span));
+                return self.method(&recv, name, args, expr.span).map_err(|c| c.at(expr.span));
             }
         })
     }
@@ -514,10 +469,7 @@ impl<'p> Interp<'p> {
                 Capture::Upvalue(i) => up[*i as usize].clone(),
             })
             .collect();
-        Value::Func(Arc::new(Closure {
-            def: def.clone(),
-            upvalues,
-        }))
+        Value::Func(Arc::new(Closure { def: def.clone(), upvalues }))
     }
 }
 
@@ -546,8 +498,7 @@ pub fn fault_at(mut error: Box<ErrorValue>, span: crate::syntax::Span) -> Ctrl {
 fn internal(what: &str, span: crate::syntax::Span) -> Ctrl {
     let message = format!("internal error: {what}");
     fault_at(
-        ErrorValue::new(Kind::Error, message)
-            .with_help("this is a bug in concsh; please report it with the script"),
+        ErrorValue::new(Kind::Error, message).with_help("this is a bug in concsh; please report it with the script"),
         span,
     )
 }
@@ -563,10 +514,7 @@ fn unset_global(proc: &Process, global: u32, span: crate::syntax::Span) -> Ctrl 
 fn traced(ctrl: Ctrl, function: &Arc<str>, call: crate::syntax::Span) -> Ctrl {
     match ctrl {
         Ctrl::Error(mut e) => {
-            e.trace.push(TraceEntry {
-                function: function.clone(),
-                call,
-            });
+            e.trace.push(TraceEntry { function: function.clone(), call });
             Ctrl::Error(e)
         }
         other => other,

@@ -15,10 +15,7 @@ use crate::runtime::value::{Key, Value};
 pub const MAX_LEN: usize = 1 << 28;
 
 pub fn too_large(what: &str) -> Fault {
-    ErrorValue::new(
-        Kind::Resource,
-        format!("{what} would be too large (limit {MAX_LEN})"),
-    )
+    ErrorValue::new(Kind::Resource, format!("{what} would be too large (limit {MAX_LEN})"))
 }
 
 #[inline]
@@ -65,22 +62,14 @@ fn int_op(op: BinOp, x: i64, y: i64) -> Result<Value, Fault> {
                 return Err(zero());
             }
             let q = x.checked_div(y).ok_or_else(overflow)?;
-            Value::Int(if x % y != 0 && ((x < 0) != (y < 0)) {
-                q - 1
-            } else {
-                q
-            })
+            Value::Int(if x % y != 0 && ((x < 0) != (y < 0)) { q - 1 } else { q })
         }
         BinOp::Mod => {
             if y == 0 {
                 return Err(zero());
             }
             let r = x.checked_rem(y).unwrap_or(0);
-            Value::Int(if r != 0 && ((r < 0) != (y < 0)) {
-                r + y
-            } else {
-                r
-            })
+            Value::Int(if r != 0 && ((r < 0) != (y < 0)) { r + y } else { r })
         }
         BinOp::Pow => match u32::try_from(y) {
             Ok(e) => Value::Int(x.checked_pow(e).ok_or_else(overflow)?),
@@ -125,21 +114,13 @@ fn arithmetic(op: BinOp, a: &Value, b: &Value) -> Result<Value, Fault> {
             }
             Ok(Value::Str(s.repeat(n).into()))
         }
-        (BinOp::Mul, Value::List(l), Value::Int(n))
-        | (BinOp::Mul, Value::Int(n), Value::List(l)) => {
+        (BinOp::Mul, Value::List(l), Value::Int(n)) | (BinOp::Mul, Value::Int(n), Value::List(l)) => {
             let n = (*n).max(0) as usize;
             let items = l.lock().clone();
             if items.len().saturating_mul(n) > MAX_LEN {
                 return Err(too_large("list"));
             }
-            Ok(Value::list(
-                items
-                    .iter()
-                    .cloned()
-                    .cycle()
-                    .take(items.len() * n)
-                    .collect(),
-            ))
+            Ok(Value::list(items.iter().cloned().cycle().take(items.len() * n).collect()))
         }
         _ => {
             let mut error = type_error(format!(
@@ -188,18 +169,11 @@ fn float_op(op: BinOp, x: f64, y: f64) -> Result<Value, Fault> {
                 return Err(zero());
             }
             let r = x % y;
-            if r != 0.0 && ((r < 0.0) != (y < 0.0)) {
-                r + y
-            } else {
-                r
-            }
+            if r != 0.0 && ((r < 0.0) != (y < 0.0)) { r + y } else { r }
         }
         BinOp::Pow => {
             if x == 0.0 && y < 0.0 {
-                return Err(ErrorValue::new(
-                    Kind::ZeroDivision,
-                    "0.0 cannot be raised to a negative power",
-                ));
+                return Err(ErrorValue::new(Kind::ZeroDivision, "0.0 cannot be raised to a negative power"));
             }
             x.powf(y)
         }
@@ -235,9 +209,7 @@ pub fn compare(a: &Value, b: &Value, op: BinOp) -> Result<Ordering, Fault> {
             Ok(x.len().cmp(&y.len()))
         }
         _ => match (number(a), number(b)) {
-            (Some(x), Some(y)) => x
-                .partial_cmp(&y)
-                .ok_or_else(|| type_error("cannot order nan")),
+            (Some(x), Some(y)) => x.partial_cmp(&y).ok_or_else(|| type_error("cannot order nan")),
             _ => Err(type_error(format!(
                 "`{}` is not supported between {} and {}",
                 op.symbol(),
@@ -261,20 +233,14 @@ pub fn contains(haystack: &Value, needle: &Value) -> Result<bool, Fault> {
         },
         Value::Str(s) => match needle {
             Value::Str(sub) => Ok(s.contains(&**sub)),
-            other => Err(type_error(format!(
-                "`in` a string needs a string, not {}",
-                other.type_name()
-            ))),
+            other => Err(type_error(format!("`in` a string needs a string, not {}", other.type_name()))),
         },
         Value::Range(r) => Ok(match needle {
             Value::Int(n) => r.contains(*n),
             Value::Float(f) if f.fract() == 0.0 => r.contains(*f as i64),
             _ => false,
         }),
-        other => Err(type_error(format!(
-            "`in` needs a list, map, string or range, not {}",
-            other.type_name()
-        ))),
+        other => Err(type_error(format!("`in` needs a list, map, string or range, not {}", other.type_name()))),
     }
 }
 
@@ -288,18 +254,12 @@ fn position(index: &Value, len: usize, what: &str) -> Result<usize, Fault> {
     let i = match index {
         Value::Int(i) => *i,
         other => {
-            return Err(type_error(format!(
-                "{what} indices must be ints, not {}",
-                other.type_name()
-            )));
+            return Err(type_error(format!("{what} indices must be ints, not {}", other.type_name())));
         }
     };
     let at = if i < 0 { i + len as i64 } else { i };
     if at < 0 || at >= len as i64 {
-        return Err(ErrorValue::new(
-            Kind::Index,
-            format!("{what} index {i} out of range for length {len}"),
-        ));
+        return Err(ErrorValue::new(Kind::Index, format!("{what} index {i} out of range for length {len}")));
     }
     Ok(at as usize)
 }
@@ -313,10 +273,7 @@ pub fn index(base: &Value, index: &Value) -> Result<Value, Fault> {
         }
         Value::Map(map) => {
             let key = Key::from_value(index).ok_or_else(|| unhashable(index))?;
-            map.lock()
-                .get(&key)
-                .cloned()
-                .ok_or_else(|| missing_key(index))
+            map.lock().get(&key).cloned().ok_or_else(|| missing_key(index))
         }
         Value::Str(s) => {
             let count = s.chars().count();
@@ -328,10 +285,7 @@ pub fn index(base: &Value, index: &Value) -> Result<Value, Fault> {
             let at = position(index, r.len(), "range")?;
             Ok(Value::Int(r.get(at)))
         }
-        other => Err(type_error(format!(
-            "{} cannot be indexed",
-            other.type_name()
-        ))),
+        other => Err(type_error(format!("{} cannot be indexed", other.type_name()))),
     }
 }
 
@@ -352,13 +306,8 @@ pub fn set_index(base: &Value, index: &Value, value: Value) -> Result<(), Fault>
             map.lock().insert(key, value);
             Ok(())
         }
-        Value::Str(_) => {
-            Err(type_error("strings cannot be changed in place").with_help("build a new string"))
-        }
-        other => Err(type_error(format!(
-            "{} does not support item assignment",
-            other.type_name()
-        ))),
+        Value::Str(_) => Err(type_error("strings cannot be changed in place").with_help("build a new string")),
+        other => Err(type_error(format!("{} does not support item assignment", other.type_name()))),
     }
 }
 
@@ -367,10 +316,7 @@ pub fn field(base: &Value, name: &str) -> Result<Value, Fault> {
     match base {
         Value::Map(map) => {
             let key = Key::Str(name.into());
-            map.lock()
-                .get(&key)
-                .cloned()
-                .ok_or_else(|| missing_key(&Value::Str(name.into())))
+            map.lock().get(&key).cloned().ok_or_else(|| missing_key(&Value::Str(name.into())))
         }
         Value::Error(e) => match name {
             "kind" => Ok(Value::Str(e.kind.clone())),
@@ -392,9 +338,6 @@ pub fn set_field(base: &Value, name: &str, value: Value) -> Result<(), Fault> {
             map.lock().insert(Key::Str(Arc::from(name)), value);
             Ok(())
         }
-        other => Err(type_error(format!(
-            "cannot set field `{name}` on {}",
-            other.type_name()
-        ))),
+        other => Err(type_error(format!("cannot set field `{name}` on {}", other.type_name()))),
     }
 }

@@ -20,23 +20,12 @@ pub struct Process {
 impl Process {
     pub fn new(program: &Program, args: Vec<String>, cancel: Arc<CancelToken>) -> Process {
         let mut funcs: Vec<Option<Arc<Closure>>> = vec![None; program.globals.len()];
-        let globals: Vec<VarCell> = (0..program.globals.len())
-            .map(|_| VarCell::new(Value::Unset))
-            .collect();
+        let globals: Vec<VarCell> = (0..program.globals.len()).map(|_| VarCell::new(Value::Unset)).collect();
         for (global, def) in &program.functions {
-            let closure = Arc::new(Closure {
-                def: def.clone(),
-                upvalues: Box::new([]),
-            });
+            let closure = Arc::new(Closure { def: def.clone(), upvalues: Box::new([]) });
             *globals[*global as usize].lock() = Value::Func(closure.clone());
             funcs[*global as usize] = Some(closure);
         }
-        Process {
-            globals,
-            global_names: program.globals.clone(),
-            funcs,
-            args,
-            cancel,
-        }
+        Process { globals, global_names: program.globals.clone(), funcs, args, cancel }
     }
 }

@@ -16,31 +16,15 @@ pub struct ResolveError {
 }
 
 impl ResolveError {
-    fn new(
-        kind: &'static str,
-        span: Span,
-        message: impl Into<String>,
-        label: impl Into<String>,
-    ) -> ResolveError {
-        ResolveError {
-            kind,
-            message: message.into(),
-            span,
-            label: label.into(),
-            others: Vec::new(),
-            help: None,
-        }
+    fn new(kind: &'static str, span: Span, message: impl Into<String>, label: impl Into<String>) -> ResolveError {
+        ResolveError { kind, message: message.into(), span, label: label.into(), others: Vec::new(), help: None }
     }
 
     pub fn name(span: Span, message: impl Into<String>, label: impl Into<String>) -> ResolveError {
         ResolveError::new("NameError", span, message, label)
     }
 
-    pub fn syntax(
-        span: Span,
-        message: impl Into<String>,
-        label: impl Into<String>,
-    ) -> ResolveError {
+    pub fn syntax(span: Span, message: impl Into<String>, label: impl Into<String>) -> ResolveError {
         ResolveError::new("SyntaxError", span, message, label)
     }
 

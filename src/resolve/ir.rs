@@ -48,10 +48,7 @@ impl FnDef {
 
     /// How many arguments a call must give at least.
     pub fn required(&self) -> usize {
-        self.params
-            .iter()
-            .take_while(|p| p.default.is_none())
-            .count()
+        self.params.iter().take_while(|p| p.default.is_none()).count()
     }
 }
 

@@ -32,10 +32,7 @@ pub fn resolve(program: &ast::Program) -> Result<Program, Vec<ResolveError>> {
 
 /// Resolves a script against `globals` (the REPL keeps them between
 /// inputs), adding the globals it declares. On error `globals` is unchanged.
-pub fn resolve_with(
-    program: &ast::Program,
-    globals: &mut Globals,
-) -> Result<Program, Vec<ResolveError>> {
+pub fn resolve_with(program: &ast::Program, globals: &mut Globals) -> Result<Program, Vec<ResolveError>> {
     // Pass one finds which locals closures capture; pass two knows them
     // and stores exactly those in cells.
     let mut first = Resolver::new(globals.clone(), HashSet::new());
@@ -47,11 +44,7 @@ pub fn resolve_with(
         return Err(second.errors);
     }
     *globals = second.globals;
-    Ok(Program {
-        main,
-        globals: globals.names(),
-        functions: second.functions,
-    })
+    Ok(Program { main, globals: globals.names(), functions: second.functions })
 }
 
 struct Resolver {
@@ -97,12 +90,15 @@ impl Resolver {
                         .with_label(first, "first here"),
                     );
                 }
-                let params = def
-                    .params
-                    .iter()
-                    .map(|p| (p.name.name.clone(), p.default.is_some()))
-                    .collect();
+                let params = def.params.iter().map(|p| (p.name.name.clone(), p.default.is_some())).collect();
                 self.globals.declare_fn(&name.name, name.span, params);
+            }
+        }
+        // Top-level `let` names are known everywhere too, so a function may
+        // use a global declared below it (top-level code may not, above the `let`).
+        for stmt in &program.stmts {
+            if let S::Let(pattern, _) = &stmt.kind {
+                self.reserve_globals(pattern);
             }
         }
         self.fns.push(FnCtx::new());
@@ -118,10 +114,15 @@ impl Resolver {
         })
     }
 
+    fn reserve_globals(&mut self, pattern: &ast::Pattern) {
+        match pattern {
+            ast::Pattern::Name(name) => self.globals.reserve(&name.name),
+            ast::Pattern::List(items, _) => items.iter().for_each(|p| self.reserve_globals(p)),
+        }
+    }
+
     fn ctx(&mut self) -> &mut FnCtx {
-        self.fns
-            .last_mut()
-            .expect("a function context is always open")
+        self.fns.last_mut().expect("a function context is always open")
     }
 
     /// The top level of the script, where `let` makes globals.
@@ -160,14 +161,8 @@ impl Resolver {
                 let func = self.function(def, &name.name);
                 StmtKind::Fn(binding, func)
             }
-            S::If {
-                branches,
-                otherwise,
-            } => StmtKind::If(
-                branches
-                    .iter()
-                    .map(|(c, b)| (self.expr(c), self.block(b)))
-                    .collect(),
+            S::If { branches, otherwise } => StmtKind::If(
+                branches.iter().map(|(c, b)| (self.expr(c), self.block(b))).collect(),
                 otherwise.as_ref().map(|b| self.block(b)),
             ),
             S::While(cond, body) => {
@@ -184,37 +179,21 @@ impl Resolver {
             }
             S::Return(value) => {
                 if self.fns.len() == 1 {
-                    self.error(ResolveError::syntax(
-                        stmt.span,
-                        "`return` outside a function",
-                        "not in a function",
-                    ));
+                    self.error(ResolveError::syntax(stmt.span, "`return` outside a function", "not in a function"));
                 }
                 StmtKind::Return(value.as_ref().map(|v| self.expr(v)))
             }
             S::Break | S::Continue => {
                 if self.ctx().loops == 0 {
-                    let word = if matches!(stmt.kind, S::Break) {
-                        "break"
-                    } else {
-                        "continue"
-                    };
-                    self.error(ResolveError::syntax(
-                        stmt.span,
-                        format!("`{word}` outside a loop"),
-                        "not in a loop",
-                    ));
+                    let word = if matches!(stmt.kind, S::Break) { "break" } else { "continue" };
+                    self.error(ResolveError::syntax(stmt.span, format!("`{word}` outside a loop"), "not in a loop"));
                 }
                 match stmt.kind {
                     S::Break => StmtKind::Break,
                     _ => StmtKind::Continue,
                 }
             }
-            S::Try {
-                body,
-                catch,
-                finally,
-            } => StmtKind::Try {
+            S::Try { body, catch, finally } => StmtKind::Try {
                 body: self.block(body),
                 catch: catch.as_ref().map(|(name, block)| {
                     self.ctx().scopes.push(Vec::new());
@@ -236,10 +215,7 @@ impl Resolver {
             }
             S::Expr(e) => StmtKind::Expr(self.expr(e)),
         };
-        Some(Stmt {
-            kind,
-            span: stmt.span,
-        })
+        Some(Stmt { kind, span: stmt.span })
     }
 
     fn loop_body(&mut self, body: &[ast::Stmt]) -> Block {
@@ -252,10 +228,9 @@ impl Resolver {
     fn declare_pattern(&mut self, pattern: &ast::Pattern) -> Pattern {
         match pattern {
             ast::Pattern::Name(name) => Pattern::Bind(self.declare(name)),
-            ast::Pattern::List(items, span) => Pattern::List(
-                items.iter().map(|p| self.declare_pattern(p)).collect(),
-                *span,
-            ),
+            ast::Pattern::List(items, span) => {
+                Pattern::List(items.iter().map(|p| self.declare_pattern(p)).collect(), *span)
+            }
         }
     }
 
@@ -282,15 +257,8 @@ impl Resolver {
         let ctx = self.ctx();
         let slot = ctx.slots;
         ctx.slots += 1;
-        let local = Local {
-            slot,
-            cell,
-            decl: name.span.start,
-        };
-        ctx.scopes
-            .last_mut()
-            .expect("a scope is open")
-            .push((name.name.clone(), local));
+        let local = Local { slot, cell, decl: name.span.start };
+        ctx.scopes.last_mut().expect("a scope is open").push((name.name.clone(), local));
         match cell {
             true => Binding::Cell(slot),
             false => Binding::Local(slot),
@@ -321,10 +289,7 @@ impl Resolver {
             ast::FnBody::Block(stmts) => self.block_in_scope(stmts),
             ast::FnBody::Arrow(expr) => {
                 let value = self.expr(expr);
-                vec![Stmt {
-                    span: value.span,
-                    kind: StmtKind::Return(Some(value)),
-                }]
+                vec![Stmt { span: value.span, kind: StmtKind::Return(Some(value)) }]
             }
         };
         let ctx = self.fns.pop().expect("pushed above");
@@ -356,12 +321,8 @@ impl Resolver {
         if let Some(global) = self.globals.lookup(name) {
             if self.fns.len() == 1 && !self.globals.is_declared(global) {
                 self.error(
-                    ResolveError::name(
-                        span,
-                        format!("`{name}` is used before its `let`"),
-                        "not declared yet",
-                    )
-                    .with_help("move the `let` above this line"),
+                    ResolveError::name(span, format!("`{name}` is used before its `let`"), "not declared yet")
+                        .with_help("move the `let` above this line"),
                 );
             }
             return Some(match self.globals.function_index(global) {
@@ -424,18 +385,12 @@ impl Resolver {
                             format!("declare it first: `let {name} = ...`"),
                         ),
                     };
-                    self.error(
-                        ResolveError::name(target.span, message, "assigned here").with_help(help),
-                    );
+                    self.error(ResolveError::name(target.span, message, "assigned here").with_help(help));
                     Place::Local(0)
                 }
             },
-            A::Index(base, index) => {
-                Place::Index(Box::new(self.expr(base)), Box::new(self.expr(index)))
-            }
-            A::Field(base, field) => {
-                Place::Field(Box::new(self.expr(base)), field.name.as_str().into())
-            }
+            A::Index(base, index) => Place::Index(Box::new(self.expr(base)), Box::new(self.expr(index))),
+            A::Field(base, field) => Place::Field(Box::new(self.expr(base)), field.name.as_str().into()),
             _ => unreachable!("the parser accepts only names, items and fields as targets"),
         }
     }
@@ -457,9 +412,7 @@ impl Resolver {
                     .iter()
                     .map(|part| match part {
                         ast::InterpPart::Text(t) => InterpPart::Text(t.as_str().into()),
-                        ast::InterpPart::Expr(e, spec) => {
-                            InterpPart::Expr(self.expr(e), spec.clone())
-                        }
+                        ast::InterpPart::Expr(e, spec) => InterpPart::Expr(self.expr(e), spec.clone()),
                     })
                     .collect(),
             ),
@@ -471,12 +424,7 @@ impl Resolver {
                 }
             },
             A::List(items) => ExprKind::List(self.exprs(items)),
-            A::Map(entries) => ExprKind::Map(
-                entries
-                    .iter()
-                    .map(|(k, v)| (self.expr(k), self.expr(v)))
-                    .collect(),
-            ),
+            A::Map(entries) => ExprKind::Map(entries.iter().map(|(k, v)| (self.expr(k), self.expr(v))).collect()),
             A::Lambda(def) => ExprKind::Lambda(self.function(def, "<lambda>")),
             A::Unary(op, operand) => ExprKind::Unary(*op, Box::new(self.expr(operand))),
             A::Binary(op, lhs, rhs) => {
@@ -487,12 +435,8 @@ impl Resolver {
                     _ => ExprKind::Binary(*op, lhs, rhs),
                 }
             }
-            A::Index(base, index) => {
-                ExprKind::Index(Box::new(self.expr(base)), Box::new(self.expr(index)))
-            }
-            A::Field(base, name) => {
-                ExprKind::Field(Box::new(self.expr(base)), name.name.as_str().into())
-            }
+            A::Index(base, index) => ExprKind::Index(Box::new(self.expr(base)), Box::new(self.expr(index))),
+            A::Field(base, name) => ExprKind::Field(Box::new(self.expr(base)), name.name.as_str().into()),
             A::Call(callee, args) => return self.call(callee, args, span),
         };
         Expr { kind, span }
@@ -500,26 +444,16 @@ impl Resolver {
 
     fn call(&mut self, callee: &ast::Expr, args: &[ast::Arg], span: Span) -> Expr {
         let resolved = Args {
-            positional: args
-                .iter()
-                .filter(|a| a.name.is_none())
-                .map(|a| self.expr(&a.value))
-                .collect(),
+            positional: args.iter().filter(|a| a.name.is_none()).map(|a| self.expr(&a.value)).collect(),
             named: args
                 .iter()
-                .filter_map(|a| {
-                    a.name
-                        .as_ref()
-                        .map(|n| (n.name.as_str().into(), self.expr(&a.value)))
-                })
+                .filter_map(|a| a.name.as_ref().map(|n| (n.name.as_str().into(), self.expr(&a.value))))
                 .collect(),
         };
         let kind = match &callee.kind {
-            A::Field(recv, method) => ExprKind::Method(
-                Box::new(self.expr(recv)),
-                method.name.as_str().into(),
-                resolved,
-            ),
+            A::Field(recv, method) => {
+                ExprKind::Method(Box::new(self.expr(recv)), method.name.as_str().into(), resolved)
+            }
             A::Name(name) => match self.lookup(name, callee.span) {
                 Some(ExprKind::Func(global)) => {
                     self.check_call(name, global, args, span);
@@ -529,21 +463,11 @@ impl Resolver {
                     let (min, max) = b.arity();
                     let given = resolved.positional.len();
                     if given < min || given > max {
-                        self.error(ResolveError::typ(
-                            span,
-                            arity_message(name, min, max, given),
-                            "called here",
-                        ));
+                        self.error(ResolveError::typ(span, arity_message(name, min, max, given), "called here"));
                     }
                     ExprKind::CallBuiltin(b, resolved)
                 }
-                Some(kind) => ExprKind::Call(
-                    Box::new(Expr {
-                        kind,
-                        span: callee.span,
-                    }),
-                    resolved,
-                ),
+                Some(kind) => ExprKind::Call(Box::new(Expr { kind, span: callee.span }), resolved),
                 None => {
                     self.undefined(name, callee.span);
                     ExprKind::Nil
@@ -560,19 +484,13 @@ impl Resolver {
             return;
         };
         let positional = args.iter().filter(|a| a.name.is_none()).count();
-        let required = params
-            .iter()
-            .take_while(|(_, has_default)| !has_default)
-            .count();
+        let required = params.iter().take_while(|(_, has_default)| !has_default).count();
         if positional > params.len() {
             let message = arity_message(name, required, params.len(), positional);
             self.error(ResolveError::typ(span, message, "called here"));
             return;
         }
-        let mut given: HashMap<&str, ()> = params[..positional]
-            .iter()
-            .map(|(p, _)| (p.as_str(), ()))
-            .collect();
+        let mut given: HashMap<&str, ()> = params[..positional].iter().map(|(p, _)| (p.as_str(), ())).collect();
         for arg in args {
             let Some(arg_name) = &arg.name else { continue };
             if !params.iter().any(|(p, _)| *p == arg_name.name) {
@@ -603,11 +521,7 @@ pub fn arity_message(name: &str, min: usize, max: usize, given: usize) -> String
         (a, b) if given < a => format!("at least {a} (at most {b})"),
         (_, b) => format!("at most {b}"),
     };
-    let noun = if takes == "1" {
-        "argument"
-    } else {
-        "arguments"
-    };
+    let noun = if takes == "1" { "argument" } else { "arguments" };
     let were = if given == 1 { "was" } else { "were" };
     format!("`{name}` takes {takes} {noun} but {given} {were} given")
 }

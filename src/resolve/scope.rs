@@ -49,6 +49,12 @@ impl Globals {
         i
     }
 
+    /// Makes room for a top-level `let` found ahead of time; it counts as
+    /// declared only when the resolver reaches it.
+    pub fn reserve(&mut self, name: &str) {
+        self.slot(name);
+    }
+
     /// A top-level `let`; fails with the function's span if `name` is one.
     pub fn declare(&mut self, name: &str) -> Result<u32, Span> {
         let i = self.slot(name);
@@ -107,19 +113,11 @@ pub struct FnCtx {
 
 impl FnCtx {
     pub fn new() -> FnCtx {
-        FnCtx {
-            scopes: vec![Vec::new()],
-            slots: 0,
-            upvalues: Vec::new(),
-            loops: 0,
-        }
+        FnCtx { scopes: vec![Vec::new()], slots: 0, upvalues: Vec::new(), loops: 0 }
     }
 
     pub fn find(&self, name: &str) -> Option<Local> {
-        self.scopes
-            .iter()
-            .rev()
-            .find_map(|scope| scope.iter().rev().find(|(n, _)| n == name).map(|(_, l)| *l))
+        self.scopes.iter().rev().find_map(|scope| scope.iter().rev().find(|(n, _)| n == name).map(|(_, l)| *l))
     }
 
     pub fn names(&self) -> impl Iterator<Item = String> + '_ {

@@ -60,8 +60,7 @@ impl Kind {
         for (i, &c) in chars.iter().enumerate() {
             let word_starts = i > 0
                 && c.is_uppercase()
-                && (chars[i - 1].is_lowercase()
-                    || chars.get(i + 1).is_some_and(|n| n.is_lowercase()));
+                && (chars[i - 1].is_lowercase() || chars.get(i + 1).is_some_and(|n| n.is_lowercase()));
             if word_starts {
                 snake.push('_');
             }
@@ -129,8 +128,7 @@ pub fn value_error(message: impl Into<String>) -> Fault {
 }
 
 pub fn overflow() -> Fault {
-    ErrorValue::new(Kind::Overflow, "integer overflow")
-        .with_help("integers are 64-bit; use floats for larger numbers")
+    ErrorValue::new(Kind::Overflow, "integer overflow").with_help("integers are 64-bit; use floats for larger numbers")
 }
 
 pub fn io_error(what: &str, error: std::io::Error) -> Fault {

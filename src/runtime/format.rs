@@ -123,11 +123,7 @@ pub fn float(f: f64) -> String {
         return if f > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if f == 0.0 {
-        return if f.is_sign_negative() {
-            "-0.0".into()
-        } else {
-            "0.0".into()
-        };
+        return if f.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
     }
     // `{:e}` gives the shortest digits that read back, e.g. "1.5e-7".
     let sci = format!("{f:e}");
@@ -135,11 +131,7 @@ pub fn float(f: f64) -> String {
     let exp: i32 = exp.parse().unwrap_or(0);
     if (-4..16).contains(&exp) {
         let text = format!("{f}");
-        if text.contains('.') {
-            text
-        } else {
-            text + ".0"
-        }
+        if text.contains('.') { text } else { text + ".0" }
     } else {
         let sign = if exp < 0 { '-' } else { '+' };
         format!("{mantissa}e{sign}{:02}", exp.abs())
@@ -167,9 +159,7 @@ pub fn with_spec(value: &Value, spec: &FormatSpec) -> String {
         return format!("{sign}{}{digits}", "0".repeat(pad));
     }
     let fill = spec.fill.unwrap_or(' ').to_string();
-    let align = spec
-        .align
-        .unwrap_or(if numeric { Align::Right } else { Align::Left });
+    let align = spec.align.unwrap_or(if numeric { Align::Right } else { Align::Left });
     match align {
         Align::Left => body + &fill.repeat(pad),
         Align::Right => fill.repeat(pad) + &body,

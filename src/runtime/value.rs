@@ -56,11 +56,7 @@ pub struct Range {
 impl Range {
     pub fn len(&self) -> usize {
         let (start, stop, step) = (self.start as i128, self.stop as i128, self.step as i128);
-        let n = if step > 0 {
-            (stop - start + step - 1) / step
-        } else {
-            (start - stop - step - 1) / -step
-        };
+        let n = if step > 0 { (stop - start + step - 1) / step } else { (start - stop - step - 1) / -step };
         n.max(0) as usize
     }
 
@@ -73,11 +69,7 @@ impl Range {
     }
 
     pub fn contains(&self, n: i64) -> bool {
-        let in_bounds = if self.step > 0 {
-            n >= self.start && n < self.stop
-        } else {
-            n <= self.start && n > self.stop
-        };
+        let in_bounds = if self.step > 0 { n >= self.start && n < self.stop } else { n <= self.start && n > self.stop };
         in_bounds && (n as i128 - self.start as i128) % self.step as i128 == 0
     }
 }
@@ -149,9 +141,7 @@ impl Value {
             (Value::Bool(a), Value::Bool(b)) => a == b,
             (Value::Int(a), Value::Int(b)) => a == b,
             (Value::Float(a), Value::Float(b)) => a == b,
-            (Value::Int(a), Value::Float(b)) | (Value::Float(b), Value::Int(a)) => {
-                (*a as f64) == *b
-            }
+            (Value::Int(a), Value::Float(b)) | (Value::Float(b), Value::Int(a)) => (*a as f64) == *b,
             (Value::Str(a), Value::Str(b)) => a == b,
             (Value::List(a), Value::List(b)) => {
                 if Arc::ptr_eq(a, b) {
@@ -167,9 +157,7 @@ impl Value {
                 }
                 let a = a.lock().clone();
                 let b = b.lock().clone();
-                a.len() == b.len()
-                    && a.iter()
-                        .all(|(k, v)| b.get(k).is_some_and(|w| v.equals_depth(w, depth + 1)))
+                a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| v.equals_depth(w, depth + 1)))
             }
             (Value::Range(a), Value::Range(b)) => a == b,
             (Value::Func(a), Value::Func(b)) => Arc::ptr_eq(a, b),

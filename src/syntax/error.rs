@@ -18,13 +18,7 @@ pub struct SyntaxError {
 
 impl SyntaxError {
     pub fn new(span: Span, message: impl Into<String>, label: impl Into<String>) -> SyntaxError {
-        SyntaxError {
-            message: message.into(),
-            span,
-            label: label.into(),
-            help: None,
-            incomplete: false,
-        }
+        SyntaxError { message: message.into(), span, label: label.into(), help: None, incomplete: false }
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> SyntaxError {

@@ -41,18 +41,13 @@ static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
 /// Parses and lowers a whole script.
 pub fn program(source: &str) -> Result<Program, Vec<SyntaxError>> {
     pest::set_error_detail(true);
-    let mut pairs =
-        ConcshParser::parse(Rule::program, source).map_err(|e| vec![friendly(source, e)])?;
+    let mut pairs = ConcshParser::parse(Rule::program, source).map_err(|e| vec![friendly(source, e)])?;
     let mut lower = Lower { errors: Vec::new() };
     let stmts = match pairs.next() {
         Some(program) => lower.stmts(program.into_inner()),
         None => Vec::new(),
     };
-    if lower.errors.is_empty() {
-        Ok(Program { stmts })
-    } else {
-        Err(lower.errors)
-    }
+    if lower.errors.is_empty() { Ok(Program { stmts }) } else { Err(lower.errors) }
 }
 
 struct Lower {
@@ -89,18 +84,12 @@ fn span(pair: &Pair<'_, Rule>) -> Span {
 }
 
 fn ident(pair: Pair<'_, Rule>) -> Ident {
-    Ident {
-        name: pair.as_str().to_string(),
-        span: span(&pair),
-    }
+    Ident { name: pair.as_str().to_string(), span: span(&pair) }
 }
 
 impl Lower {
     fn stmts(&mut self, pairs: Pairs<'_, Rule>) -> Block {
-        pairs
-            .filter(|p| p.as_rule() != Rule::EOI)
-            .map(|p| self.stmt(p))
-            .collect()
+        pairs.filter(|p| p.as_rule() != Rule::EOI).map(|p| self.stmt(p)).collect()
     }
 
     fn block(&mut self, pair: Pair<'_, Rule>) -> Block {
@@ -129,10 +118,7 @@ impl Lower {
                 if let Some(rest) = parts.next() {
                     if rest.as_rule() == Rule::if_stmt {
                         match self.stmt(rest).kind {
-                            StmtKind::If {
-                                branches: more,
-                                otherwise: last,
-                            } => {
+                            StmtKind::If { branches: more, otherwise: last } => {
                                 branches.extend(more);
                                 otherwise = last;
                             }
@@ -142,10 +128,7 @@ impl Lower {
                         otherwise = Some(self.block(rest));
                     }
                 }
-                StmtKind::If {
-                    branches,
-                    otherwise,
-                }
+                StmtKind::If { branches, otherwise }
             }
             Rule::while_stmt => {
                 let cond = self.expr(next());
@@ -182,11 +165,7 @@ impl Lower {
                         }
                     }
                 }
-                StmtKind::Try {
-                    body,
-                    catch,
-                    finally,
-                }
+                StmtKind::Try { body, catch, finally }
             }
             Rule::throw_stmt => StmtKind::Throw(self.expr(next())),
             Rule::assign_stmt => {
@@ -201,10 +180,7 @@ impl Lower {
                     _ => None,
                 };
                 let value = self.expr(next());
-                if !matches!(
-                    target.kind,
-                    ExprKind::Name(_) | ExprKind::Index(..) | ExprKind::Field(..)
-                ) {
+                if !matches!(target.kind, ExprKind::Name(_) | ExprKind::Index(..) | ExprKind::Field(..)) {
                     self.errors.push(
                         SyntaxError::new(target.span, "cannot assign to this", "not a variable, item or field")
                             .with_help("the left of `=` must be a name, `xs[i]` or `m.key`; use `==` to compare"),
@@ -228,22 +204,13 @@ impl Lower {
         }
     }
 
-    fn function(
-        &mut self,
-        name: Option<Ident>,
-        params: Pair<'_, Rule>,
-        body: Pair<'_, Rule>,
-        span: Span,
-    ) -> FnDef {
+    fn function(&mut self, name: Option<Ident>, params: Pair<'_, Rule>, body: Pair<'_, Rule>, span: Span) -> FnDef {
         let params = params
             .into_inner()
             .map(|param| {
                 let mut inner = param.into_inner();
                 let name = ident(inner.next().expect("a param has a name"));
-                Param {
-                    name,
-                    default: inner.next().map(|d| self.expr(d)),
-                }
+                Param { name, default: inner.next().map(|d| self.expr(d)) }
             })
             .collect();
         let body = match body.as_rule() {
@@ -253,12 +220,7 @@ impl Lower {
                 FnBody::Arrow(Box::new(self.expr(expr)))
             }
         };
-        FnDef {
-            name,
-            params,
-            body,
-            span,
-        }
+        FnDef { name, params, body, span }
     }
 
     /// `expr` and `expr_nl`: fold operands and operators by precedence.
@@ -268,24 +230,17 @@ impl Lower {
             .map_primary(|p| this.borrow_mut().primary(p))
             .map_prefix(|op, rhs| {
                 let span = span(&op).to(rhs.span);
+                // `-7` written as a number is a literal (so is
+                // `-9223372036854775808`); `-(x)` is evaluated at run time.
+                let source = op.get_input();
+                let gap = source.get(op.as_span().end()..rhs.span.start as usize).unwrap_or("x");
+                let literal = gap.trim().is_empty()
+                    && source[rhs.span.start as usize..].starts_with(|c: char| c.is_ascii_digit());
                 let kind = match (op.as_rule(), rhs.kind) {
-                    // `-7` is a literal; `-9223372036854775808` too.
-                    (Rule::op_neg, ExprKind::Int(n)) => ExprKind::Int(-n),
-                    (Rule::op_neg, ExprKind::Float(f)) => ExprKind::Float(-f),
-                    (Rule::op_neg, kind) => ExprKind::Unary(
-                        UnOp::Neg,
-                        Box::new(Expr {
-                            kind,
-                            span: rhs.span,
-                        }),
-                    ),
-                    (_, kind) => ExprKind::Unary(
-                        UnOp::Not,
-                        Box::new(Expr {
-                            kind,
-                            span: rhs.span,
-                        }),
-                    ),
+                    (Rule::op_neg, ExprKind::Int(n)) if literal => ExprKind::Int(n.wrapping_neg()),
+                    (Rule::op_neg, ExprKind::Float(f)) if literal => ExprKind::Float(-f),
+                    (Rule::op_neg, kind) => ExprKind::Unary(UnOp::Neg, Box::new(Expr { kind, span: rhs.span })),
+                    (_, kind) => ExprKind::Unary(UnOp::Not, Box::new(Expr { kind, span: rhs.span })),
                 };
                 Expr { kind, span }
             })
@@ -311,10 +266,7 @@ impl Lower {
                     _ => BinOp::Pow,
                 };
                 let span = lhs.span.to(rhs.span);
-                Expr {
-                    kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
-                    span,
-                }
+                Expr { kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)), span }
             })
             .parse(pair.into_inner())
     }
@@ -352,20 +304,13 @@ impl Lower {
                 let mut inner = arg.into_inner();
                 let name = ident(inner.next().expect("a name"));
                 let value = self.expr(inner.next().expect("a value"));
-                args.push(Arg {
-                    name: Some(name),
-                    value,
-                });
+                args.push(Arg { name: Some(name), value });
             } else {
                 let value = self.expr(arg);
                 if let Some(named) = args.iter().find_map(|a| a.name.as_ref()) {
                     self.errors.push(
-                        SyntaxError::new(
-                            value.span,
-                            "positional argument after a named one",
-                            "positional",
-                        )
-                        .with_help(format!("put it before `{}:`", named.name)),
+                        SyntaxError::new(value.span, "positional argument after a named one", "positional")
+                            .with_help(format!("put it before `{}:`", named.name)),
                     );
                 }
                 args.push(Arg { name: None, value });
@@ -381,11 +326,7 @@ impl Lower {
             Rule::float => match pair.as_str().replace('_', "").parse::<f64>() {
                 Ok(f) if f.is_finite() => ExprKind::Float(f),
                 _ => {
-                    self.errors.push(SyntaxError::new(
-                        span,
-                        "number too large",
-                        "not a finite float",
-                    ));
+                    self.errors.push(SyntaxError::new(span, "number too large", "not a finite float"));
                     ExprKind::Nil
                 }
             },
@@ -420,17 +361,16 @@ impl Lower {
     fn int(&mut self, pair: &Pair<'_, Rule>) -> ExprKind {
         let digits = pair.as_str().replace('_', "");
         // Parsed wide so that `-9223372036854775808` (negated later) fits.
+        // 2^63 fits only as `-9223372036854775808`: a minus right before it.
+        let source = pair.get_input();
+        let negated = source[..pair.as_span().start()].trim_end().ends_with('-');
         match digits.parse::<i128>() {
             Ok(n) if n <= i64::MAX as i128 => ExprKind::Int(n as i64),
-            Ok(n) if n == i64::MAX as i128 + 1 => ExprKind::Int(i64::MIN),
+            Ok(n) if n == i64::MAX as i128 + 1 && negated => ExprKind::Int(i64::MIN),
             _ => {
                 self.errors.push(
-                    SyntaxError::new(
-                        span(pair),
-                        "integer literal too large",
-                        "does not fit in 64 bits",
-                    )
-                    .with_help("integers range from -9223372036854775808 to 9223372036854775807"),
+                    SyntaxError::new(span(pair), "integer literal too large", "does not fit in 64 bits")
+                        .with_help("integers range from -9223372036854775808 to 9223372036854775807"),
                 );
                 ExprKind::Nil
             }
@@ -447,12 +387,8 @@ impl Lower {
                 Rule::str_escape => match unescape(part.as_str()) {
                     Some(c) => text.push(c),
                     None => self.errors.push(
-                        SyntaxError::new(
-                            span(&part),
-                            format!("unknown escape `{}`", part.as_str()),
-                            "not an escape",
-                        )
-                        .with_help(r#"the escapes are \n \t \r \0 \\ \" \{ \} and \u{hex}"#),
+                        SyntaxError::new(span(&part), format!("unknown escape `{}`", part.as_str()), "not an escape")
+                            .with_help(r#"the escapes are \n \t \r \0 \\ \" \{ \} and \u{hex}"#),
                     ),
                 },
                 Rule::str_rbrace => self.errors.push(
@@ -555,8 +491,7 @@ fn parse_format_spec(text: &str) -> Option<FormatSpec> {
     if matches!(chars.get(i), Some('f' | 'd' | 's')) {
         i += 1;
     }
-    (i == chars.len() && spec.width <= 1000 && spec.precision.is_none_or(|p| p <= 100))
-        .then_some(spec)
+    (i == chars.len() && spec.width <= 1000 && spec.precision.is_none_or(|p| p <= 100)).then_some(spec)
 }
 
 /// A pest failure in words: what was found, and what could have come there.
@@ -567,9 +502,7 @@ fn friendly(source: &str, error: pest::error::Error<Rule>) -> SyntaxError {
     };
     let attempts = error.parse_attempts();
     // The furthest point the parser reached is where the text went wrong.
-    let at = attempts
-        .as_ref()
-        .map_or(rule_at, |a| a.max_position.max(rule_at));
+    let at = attempts.as_ref().map_or(rule_at, |a| a.max_position.max(rule_at));
     let mut rules: Vec<Rule> = Vec::new();
     if at == rule_at
         && let ErrorVariant::ParsingError { positives, .. } = &error.variant
@@ -579,18 +512,11 @@ fn friendly(source: &str, error: pest::error::Error<Rule>) -> SyntaxError {
     let mut tokens: Vec<String> = Vec::new();
     if let Some(attempts) = &attempts {
         rules.extend(attempts.call_stacks.iter().filter_map(|c| c.parent));
-        tokens = attempts
-            .expected_tokens()
-            .iter()
-            .map(|t| t.to_string())
-            .collect();
+        tokens = attempts.expected_tokens().iter().map(|t| t.to_string()).collect();
     }
     rules.sort_by_key(|r| rule_rank(*r));
     let mut expected: Vec<String> = Vec::new();
-    let words = rules
-        .iter()
-        .filter_map(|r| rule_word(*r))
-        .map(str::to_string);
+    let words = rules.iter().filter_map(|r| rule_word(*r)).map(str::to_string);
     // Operators are summed up as "an operator"; only closing and
     // separating punctuation is worth naming one by one.
     let marks = tokens
@@ -611,24 +537,41 @@ fn friendly(source: &str, error: pest::error::Error<Rule>) -> SyntaxError {
     let label = match expected.len() {
         0 => "unexpected here".to_string(),
         1 => format!("expected {}", expected[0]),
-        n => format!(
-            "expected {} or {}",
-            expected[..n - 1].join(", "),
-            expected[n - 1]
-        ),
+        n => format!("expected {} or {}", expected[..n - 1].join(", "), expected[n - 1]),
     };
+    // A reserved word where a name belongs: `let get = 1`, `fn f(set)`.
+    if let Some((start, word)) = word_before(source, at).filter(|(_, w)| super::KEYWORDS.contains(w))
+        && (expected.is_empty() || expected.iter().any(|w| w == "a name"))
+        && names_come_after(&source[..start])
+    {
+        let span = Span::new(start, start + word.len());
+        return SyntaxError::new(span, format!("`{word}` is a reserved word"), "not usable as a name")
+            .with_help(format!("choose another name, such as `{word}_` or `my_{word}`"));
+    }
     let found = describe_found(source, at);
     let at_end = at >= source.len();
-    let len = match at_end || found == "a newline" {
+    let len = match at_end || found == "newline" {
         true => 0,
         false => source[at..].chars().next().map_or(0, char::len_utf8),
     };
-    let mut err = SyntaxError::new(
-        Span::new(at, at + len),
-        format!("unexpected {found}"),
-        label,
-    );
+    let mut err = SyntaxError::new(Span::new(at, at + len), format!("unexpected {found}"), label);
     err.incomplete = at_end;
+    if at_end {
+        // Point at the bracket left open, where the fix belongs.
+        let last = source.trim_end().len();
+        err.span = Span::new(last, last);
+        if let Some((open, bracket)) = super::nesting::unclosed(source) {
+            err.message = format!("`{bracket}` is never closed");
+            err.span = Span::new(open, open + 1);
+            err.label = "opened here".to_string();
+            let close = match bracket {
+                '(' => ')',
+                '[' => ']',
+                _ => '}',
+            };
+            err.help = Some(format!("add the matching `{close}`"));
+        }
+    }
     if at_end && source.matches('"').count() % 2 == 1 {
         err.message = "unterminated string".to_string();
         err.label = "the string is still open here".to_string();
@@ -637,16 +580,32 @@ fn friendly(source: &str, error: pest::error::Error<Rule>) -> SyntaxError {
     err
 }
 
+/// The word that ends just before `at` (spaces skipped), with its start.
+fn word_before(source: &str, at: usize) -> Option<(usize, &str)> {
+    let head = source.get(..at)?.trim_end_matches([' ', '\t']);
+    let start = head
+        .char_indices()
+        .rev()
+        .take_while(|(_, c)| c.is_alphanumeric() || *c == '_')
+        .last()
+        .map(|(i, _)| i)?;
+    Some((start, &head[start..]))
+}
+
+/// Whether text ending in `head` is followed by a name being declared.
+fn names_come_after(head: &str) -> bool {
+    let head = head.trim_end();
+    head.ends_with(['(', ',', '['])
+        || word_before(head, head.len()).is_some_and(|(_, w)| ["let", "fn", "for", "catch"].contains(&w))
+}
+
 fn describe_found(source: &str, at: usize) -> String {
     let rest = &source[at.min(source.len())..];
     match rest.chars().next() {
         None => "end of input".to_string(),
-        Some('\n' | '\r') => "a newline".to_string(),
+        Some('\n' | '\r') => "newline".to_string(),
         Some(c) if c.is_alphanumeric() || c == '_' => {
-            let word: String = rest
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect();
+            let word: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
             format!("`{word}`")
         }
         Some(c) => format!("`{c}`"),
@@ -711,11 +670,9 @@ fn rule_word(rule: Rule) -> Option<&'static str> {
         Rule::catch_clause => "`catch`",
         Rule::finally_clause => "`finally`",
         Rule::named_arg => "an argument",
-        Rule::str_interp
-        | Rule::str_text
-        | Rule::str_escape
-        | Rule::str_braces
-        | Rule::str_rbrace => "more of the string or `\"`",
+        Rule::str_interp | Rule::str_text | Rule::str_escape | Rule::str_braces | Rule::str_rbrace => {
+            "more of the string or `\"`"
+        }
         _ => return None,
     })
 }

@@ -13,18 +13,12 @@ pub struct Span {
 impl Span {
     pub fn new(start: usize, end: usize) -> Span {
         // Scripts are far below 4 GiB (the CLI refuses larger ones).
-        Span {
-            start: start as u32,
-            end: end as u32,
-        }
+        Span { start: start as u32, end: end as u32 }
     }
 
     /// The smallest span covering both.
     pub fn to(self, other: Span) -> Span {
-        Span {
-            start: self.start.min(other.start),
-            end: self.end.max(other.end),
-        }
+        Span { start: self.start.min(other.start), end: self.end.max(other.end) }
     }
 
     pub fn len(self) -> usize {
