@@ -17,6 +17,7 @@ use crate::runtime::value::{Key, Range, Value};
 use crate::syntax::Span;
 
 impl<'p> Interp<'p> {
+    #[inline(never)]
     pub(super) fn builtin(&mut self, builtin: Builtin, mut args: ArgValues, span: Span) -> R<Value> {
         let (min, max) = builtin.arity();
         let given = args.positional.len();
@@ -172,7 +173,7 @@ impl<'p> Interp<'p> {
             }
             Builtin::Sleep => {
                 let seconds = seconds(&arg(0), name)?;
-                self.proc.cancel.sleep(seconds).map_err(|_| Ctrl::Cancelled)?;
+                self.cancel.sleep(seconds).map_err(|_| Ctrl::Cancelled)?;
                 Value::Nil
             }
             Builtin::Time => {

@@ -4,11 +4,18 @@ use std::sync::Arc;
 
 use super::{Ctrl, Interp, MAX_DEPTH, R, Up, fault_at, traced};
 use crate::resolve::arity_message;
-use crate::resolve::ir::{Args, FnDef};
+use crate::resolve::ir::{Args, FnDef, Stmt, StmtKind};
 use crate::runtime::Value;
 use crate::runtime::error::{ErrorValue, Kind, type_error};
 use crate::runtime::value::VarCell;
 use crate::syntax::Span;
+
+/// How a function body ended without an error.
+enum Flow {
+    /// It ran off its end.
+    Next,
+    Return(Value),
+}
 
 /// Evaluated arguments: positional, then `name: value` pairs.
 #[derive(Default)]
@@ -55,11 +62,12 @@ impl<'p> Interp<'p> {
     /// Calls `def` with arguments still to evaluate. The common case, all
     /// positional and exactly as many as parameters, evaluates them
     /// straight into the new frame.
+    #[inline]
     pub(super) fn call_args(&mut self, def: &FnDef, upvals: Up, args: &Args, up: Up, span: Span) -> R<Value> {
         if args.named.is_empty() && args.positional.len() == def.params.len() {
             let base = self.stack.len();
             for arg in &args.positional {
-                match self.eval(arg, up) {
+                match self.operand(arg, up) {
                     Ok(value) => self.stack.push(value),
                     Err(e) => {
                         self.stack.truncate(base);
@@ -142,7 +150,10 @@ impl<'p> Interp<'p> {
             .with_help("a recursive function needs a case that stops calling itself; deep ones can become loops");
             return Err(fault_at(error, span));
         }
-        self.stack.resize(base + def.slots as usize, Value::Nil);
+        let top = base + def.slots as usize;
+        if self.stack.len() < top {
+            self.stack.resize(top, Value::Nil);
+        }
         let saved = std::mem::replace(&mut self.base, base);
         self.depth += 1;
         let mut result = Ok(());
@@ -150,22 +161,69 @@ impl<'p> Interp<'p> {
             result = self.fill_defaults(def, upvals);
         }
         if result.is_ok() {
-            for (i, param) in def.params.iter().enumerate() {
-                if param.cell {
-                    let value = std::mem::take(&mut self.stack[base + i]);
-                    self.stack[base + i] = Value::Cell(Arc::new(VarCell::new(value)));
-                }
+            for &i in &def.cell_params {
+                let slot = base + i as usize;
+                let value = std::mem::take(&mut self.stack[slot]);
+                self.stack[slot] = Value::Cell(Arc::new(VarCell::new(value)));
             }
-            result = self.exec_block(&def.body, upvals);
         }
+        let result = match result {
+            Ok(()) => self.exec_body(&def.body, upvals),
+            Err(e) => Err(e),
+        };
         self.depth -= 1;
         self.base = saved;
         self.stack.truncate(base);
         match result {
-            Ok(()) => Ok(Value::Nil),
-            Err(Ctrl::Return(value)) => Ok(value),
+            Ok(Flow::Return(value)) | Err(Ctrl::Return(value)) => Ok(value),
+            Ok(Flow::Next) => Ok(Value::Nil),
             Err(other) => Err(traced(other, &def.name, span)),
         }
+    }
+
+    /// A function body. A `return` here, or in an `if` here, hands its
+    /// value back directly instead of unwinding as `Ctrl::Return` (which
+    /// remains for returns inside loops and `try`).
+    fn exec_body(&mut self, body: &[Stmt], upvals: Up) -> R<Flow> {
+        for stmt in body {
+            match &stmt.kind {
+                StmtKind::Return(value) => {
+                    if self.cancel.is_cancelled() {
+                        return Err(Ctrl::Cancelled);
+                    }
+                    return Ok(Flow::Return(match value {
+                        Some(value) => self.operand(value, upvals)?,
+                        None => Value::Nil,
+                    }));
+                }
+                StmtKind::If(branches, otherwise) => {
+                    if self.cancel.is_cancelled() {
+                        return Err(Ctrl::Cancelled);
+                    }
+                    let mut taken = otherwise.as_ref();
+                    for (cond, block) in branches {
+                        if self.condition(cond, upvals)? {
+                            taken = Some(block);
+                            break;
+                        }
+                    }
+                    match taken.map(Vec::as_slice) {
+                        // `if c { return e }`: the commonest guard, answered here.
+                        Some([Stmt { kind: StmtKind::Return(Some(value)), .. }]) => {
+                            return Ok(Flow::Return(self.operand(value, upvals)?));
+                        }
+                        Some(block) => {
+                            if let Flow::Return(value) = self.exec_body(block, upvals)? {
+                                return Ok(Flow::Return(value));
+                            }
+                        }
+                        None => {}
+                    }
+                }
+                _ => self.exec(stmt, upvals)?,
+            }
+        }
+        Ok(Flow::Next)
     }
 
     /// Evaluates the defaults of parameters not given, in the callee's

@@ -10,6 +10,7 @@ use crate::runtime::value::{Key, ListRef, MapRef, Value};
 use crate::syntax::Span;
 
 impl<'p> Interp<'p> {
+    #[inline(never)]
     pub(super) fn method(&mut self, recv: &Value, name: &str, args: ArgValues, span: Span) -> R<Value> {
         if let Value::Map(map) = recv {
             let stored = map.lock().get(&Key::Str(name.into())).cloned();

@@ -25,6 +25,7 @@ pub use process::Process;
 
 use crate::resolve::ir::*;
 use crate::runtime::Value;
+use crate::runtime::cancel::CancelToken;
 use crate::runtime::error::{ErrorValue, Kind, TraceEntry};
 use crate::runtime::format;
 use crate::runtime::value::{Closure, Key, VarCell};
@@ -36,6 +37,8 @@ pub const MAX_DEPTH: usize = 10_000;
 /// One task's evaluator.
 pub struct Interp<'p> {
     pub proc: &'p Process,
+    /// This task's cancel token (Ctrl-C, `terminate`).
+    pub(crate) cancel: Arc<CancelToken>,
     stack: Vec<Value>,
     base: usize,
     depth: usize,
@@ -45,7 +48,7 @@ type Up<'a> = &'a [Arc<VarCell>];
 
 impl<'p> Interp<'p> {
     pub fn new(proc: &'p Process) -> Interp<'p> {
-        Interp { proc, stack: Vec::with_capacity(1024), base: 0, depth: 0 }
+        Interp { proc, cancel: proc.cancel.clone(), stack: Vec::with_capacity(1024), base: 0, depth: 0 }
     }
 
     /// Runs a function of no arguments (the script's top level) to its end.
@@ -62,7 +65,7 @@ impl<'p> Interp<'p> {
     }
 
     fn exec(&mut self, stmt: &Stmt, up: Up) -> R<()> {
-        if self.proc.cancel.is_cancelled() {
+        if self.cancel.is_cancelled() {
             return Err(Ctrl::Cancelled);
         }
         match &stmt.kind {
@@ -288,8 +291,36 @@ impl<'p> Interp<'p> {
         match &expr.kind {
             ExprKind::Local(slot) => Ok(self.stack[self.base + *slot as usize].clone()),
             ExprKind::Int(n) => Ok(Value::Int(*n)),
+            // `n - 1`, `i + j`: int arithmetic on two leaves, inline.
+            ExprKind::Binary(op @ (BinOp::Add | BinOp::Sub), lhs, rhs) => {
+                if let (Some(a), Some(b)) = (self.int_leaf(lhs), self.int_leaf(rhs)) {
+                    let result = if *op == BinOp::Add { a.checked_add(b) } else { a.checked_sub(b) };
+                    if let Some(n) = result {
+                        return Ok(Value::Int(n));
+                    }
+                }
+                self.eval(expr, up)
+            }
             _ => self.eval(expr, up),
         }
+    }
+
+    /// An operand that may be a call of a top-level function (`f(n - 1) +
+    /// f(n - 2)`), which goes straight to the call.
+    #[inline(always)]
+    fn operand_or_call(&mut self, expr: &Expr, up: Up) -> R<Value> {
+        match &expr.kind {
+            ExprKind::CallFunc(global, args) => self.call_func(*global, args, up, expr.span),
+            _ => self.operand(expr, up),
+        }
+    }
+
+    fn call_func(&mut self, global: u32, args: &Args, up: Up, span: crate::syntax::Span) -> R<Value> {
+        let proc = self.proc;
+        let Some(closure) = &proc.funcs[global as usize] else {
+            return Err(unset_global(proc, global, span));
+        };
+        self.call_args(&closure.def, &closure.upvalues, args, up, span)
     }
 
     /// The int a leaf operand holds, read in place (no clone, no drop).
@@ -305,40 +336,28 @@ impl<'p> Interp<'p> {
         }
     }
 
-    /// Evaluates a condition. Comparisons of two ints, the usual loop and
-    /// `if` test, give their answer without building a bool value.
-    #[inline]
+    /// Evaluates a condition. Comparisons of two int leaves, the usual loop
+    /// and `if` test, are answered inline without building a bool value.
+    #[inline(always)]
     fn condition(&mut self, expr: &Expr, up: Up) -> R<bool> {
-        if let ExprKind::Binary(op, lhs, rhs) = &expr.kind {
-            if let (Some(a), Some(b)) = (self.int_leaf(lhs), self.int_leaf(rhs)) {
-                match op {
-                    BinOp::Lt => return Ok(a < b),
-                    BinOp::Le => return Ok(a <= b),
-                    BinOp::Gt => return Ok(a > b),
-                    BinOp::Ge => return Ok(a >= b),
-                    BinOp::Eq => return Ok(a == b),
-                    BinOp::Ne => return Ok(a != b),
-                    _ => {}
-                }
+        if let ExprKind::Binary(op, lhs, rhs) = &expr.kind
+            && let (Some(a), Some(b)) = (self.int_leaf(lhs), self.int_leaf(rhs))
+        {
+            match op {
+                BinOp::Lt => return Ok(a < b),
+                BinOp::Le => return Ok(a <= b),
+                BinOp::Gt => return Ok(a > b),
+                BinOp::Ge => return Ok(a >= b),
+                BinOp::Eq => return Ok(a == b),
+                BinOp::Ne => return Ok(a != b),
+                _ => {}
             }
-            let lhs = self.operand(lhs, up)?;
-            let rhs = self.operand(rhs, up)?;
-            if let (Value::Int(a), Value::Int(b)) = (&lhs, &rhs) {
-                match op {
-                    BinOp::Lt => return Ok(a < b),
-                    BinOp::Le => return Ok(a <= b),
-                    BinOp::Gt => return Ok(a > b),
-                    BinOp::Ge => return Ok(a >= b),
-                    BinOp::Eq => return Ok(a == b),
-                    BinOp::Ne => return Ok(a != b),
-                    _ => {}
-                }
-            }
-            return match ops::binary(*op, &lhs, &rhs) {
-                Ok(value) => Ok(value.truthy()),
-                Err(e) => Err(fault_at(e, expr.span)),
-            };
         }
+        self.condition_value(expr, up)
+    }
+
+    #[inline(never)]
+    fn condition_value(&mut self, expr: &Expr, up: Up) -> R<bool> {
         Ok(self.eval(expr, up)?.truthy())
     }
 
@@ -347,22 +366,20 @@ impl<'p> Interp<'p> {
             ExprKind::Local(slot) => self.stack[self.base + *slot as usize].clone(),
             ExprKind::Int(n) => Value::Int(*n),
             ExprKind::Binary(op, lhs, rhs) => {
-                let lhs = self.operand(lhs, up)?;
-                let rhs = self.operand(rhs, up)?;
+                let lhs = self.operand_or_call(lhs, up)?;
+                let rhs = self.operand_or_call(rhs, up)?;
                 return ops::binary(*op, &lhs, &rhs).map_err(|e| fault_at(e, expr.span));
             }
-            ExprKind::CallFunc(global, args) => {
-                let proc = self.proc;
-                let Some(closure) = &proc.funcs[*global as usize] else {
-                    return Err(unset_global(proc, *global, expr.span));
-                };
-                return self.call_args(&closure.def, &closure.upvalues, args, up, expr.span);
-            }
+            ExprKind::CallFunc(global, args) => return self.call_func(*global, args, up, expr.span),
             ExprKind::LocalCell(slot) => match &self.stack[self.base + *slot as usize] {
                 Value::Cell(cell) => cell.lock().clone(),
                 _ => return Err(internal("a captured variable without its cell", expr.span)),
             },
             ExprKind::Upvalue(i) => up[*i as usize].lock().clone(),
+            ExprKind::Float(f) => Value::Float(*f),
+            ExprKind::Str(s) => Value::Str(s.clone()),
+            ExprKind::Bool(b) => Value::Bool(*b),
+            ExprKind::Nil => Value::Nil,
             ExprKind::Global(i) => {
                 let value = self.proc.globals[*i as usize].lock().clone();
                 if matches!(value, Value::Unset) {
@@ -370,15 +387,47 @@ impl<'p> Interp<'p> {
                 }
                 value
             }
+            ExprKind::And(lhs, rhs) => {
+                let lhs = self.eval(lhs, up)?;
+                if !lhs.truthy() {
+                    return Ok(lhs);
+                }
+                return self.eval(rhs, up);
+            }
+            ExprKind::Or(lhs, rhs) => {
+                let lhs = self.eval(lhs, up)?;
+                if lhs.truthy() {
+                    return Ok(lhs);
+                }
+                return self.eval(rhs, up);
+            }
+            ExprKind::Index(base, index) => {
+                let base = self.eval(base, up)?;
+                let index = self.eval(index, up)?;
+                return ops::index(&base, &index).map_err(|e| fault_at(e, expr.span));
+            }
+            ExprKind::Field(base, name) => {
+                let base = self.eval(base, up)?;
+                return ops::field(&base, name).map_err(|e| fault_at(e, expr.span));
+            }
+            ExprKind::Call(callee, args) => {
+                let callee = self.eval(callee, up)?;
+                return self.call_value_args(&callee, args, up, expr.span);
+            }
+            _ => return self.eval_rare(expr, up),
+        })
+    }
+
+    /// The less frequent expressions, kept out of [`Interp::eval`] so that
+    /// its stack frame (paid on every call) stays small.
+    #[inline(never)]
+    fn eval_rare(&mut self, expr: &Expr, up: Up) -> R<Value> {
+        Ok(match &expr.kind {
             ExprKind::Func(i) => match &self.proc.funcs[*i as usize] {
                 Some(closure) => Value::Func(closure.clone()),
                 None => return Err(unset_global(self.proc, *i, expr.span)),
             },
             ExprKind::Builtin(b) => Value::Builtin(*b),
-            ExprKind::Float(f) => Value::Float(*f),
-            ExprKind::Str(s) => Value::Str(s.clone()),
-            ExprKind::Bool(b) => Value::Bool(*b),
-            ExprKind::Nil => Value::Nil,
             ExprKind::Interp(parts) => {
                 let mut text = String::new();
                 for part in parts {
@@ -416,33 +465,6 @@ impl<'p> Interp<'p> {
                 let value = self.eval(operand, up)?;
                 return ops::unary(*op, &value).map_err(|e| fault_at(e, expr.span));
             }
-            ExprKind::And(lhs, rhs) => {
-                let lhs = self.eval(lhs, up)?;
-                if !lhs.truthy() {
-                    return Ok(lhs);
-                }
-                return self.eval(rhs, up);
-            }
-            ExprKind::Or(lhs, rhs) => {
-                let lhs = self.eval(lhs, up)?;
-                if lhs.truthy() {
-                    return Ok(lhs);
-                }
-                return self.eval(rhs, up);
-            }
-            ExprKind::Index(base, index) => {
-                let base = self.eval(base, up)?;
-                let index = self.eval(index, up)?;
-                return ops::index(&base, &index).map_err(|e| fault_at(e, expr.span));
-            }
-            ExprKind::Field(base, name) => {
-                let base = self.eval(base, up)?;
-                return ops::field(&base, name).map_err(|e| fault_at(e, expr.span));
-            }
-            ExprKind::Call(callee, args) => {
-                let callee = self.eval(callee, up)?;
-                return self.call_value_args(&callee, args, up, expr.span);
-            }
             ExprKind::CallBuiltin(builtin, args) => {
                 let args = self.eval_args(args, up)?;
                 return self.builtin(*builtin, args, expr.span).map_err(|c| c.at(expr.span));
@@ -452,6 +474,7 @@ impl<'p> Interp<'p> {
                 let args = self.eval_args(args, up)?;
                 return self.method(&recv, name, args, expr.span).map_err(|c| c.at(expr.span));
             }
+            _ => unreachable!("eval handles the common expressions"),
         })
     }
 

@@ -34,6 +34,8 @@ pub struct FnDef {
     pub params: Vec<Param>,
     /// Frame size: parameters first, then every local of the body.
     pub slots: u32,
+    /// Parameters a closure captures, moved into cells on entry.
+    pub cell_params: Vec<u32>,
     pub body: Block,
     /// Where each upvalue of a new closure comes from, in the creating frame.
     pub captures: Vec<Capture>,
@@ -76,7 +78,10 @@ pub struct Stmt {
     pub span: Span,
 }
 
+/// `repr(u8)` gives an explicit one-byte tag: dispatch on it is one load,
+/// where the default layout would decode a niche on every match.
 #[derive(Debug)]
+#[repr(u8)]
 pub enum StmtKind {
     Expr(Expr),
     Let(Pattern, Expr),
@@ -131,7 +136,9 @@ pub struct Expr {
     pub span: Span,
 }
 
+/// `repr(u8)`: see [`StmtKind`].
 #[derive(Debug)]
+#[repr(u8)]
 pub enum ExprKind {
     Int(i64),
     Float(f64),

@@ -108,6 +108,7 @@ impl Resolver {
             name: "<main>".into(),
             params: Vec::new(),
             slots: ctx.slots,
+            cell_params: Vec::new(),
             body,
             captures: Vec::new(),
             span: Span::default(),
@@ -293,10 +294,12 @@ impl Resolver {
             }
         };
         let ctx = self.fns.pop().expect("pushed above");
+        let cell_params = params.iter().enumerate().filter(|(_, p)| p.cell).map(|(i, _)| i as u32).collect();
         Arc::new(FnDef {
             name: name.into(),
             params,
             slots: ctx.slots,
+            cell_params,
             body,
             captures: ctx.upvalues.iter().map(|(_, c)| *c).collect(),
             span: def.span,

@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Runs each concsh benchmark beside its Python twin and prints the ratio.
+
+For every bench/NAME.conc with a bench/NAME.py beside it: one warm-up run
+of each, then PAIRS runs of the two alternately; the ratio is concsh's
+median whole-process wall time over CPython's. Both must print the same
+last line, so the two really did the same work.
+
+    cargo build --release && python3 bench/run.py [NAME ...]
+"""
+
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PAIRS = 5
+HERE = Path(__file__).resolve().parent
+CONCSH = HERE.parent / "target" / "release" / "concsh"
+
+
+def timed(command):
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return time.perf_counter() - start, done.stdout.strip().splitlines()[-1:]
+
+
+def main(names):
+    if not CONCSH.exists():
+        sys.exit("build first: cargo build --release")
+    scripts = sorted(HERE.glob("*.conc"))
+    if names:
+        scripts = [s for s in scripts if s.stem in names]
+    print(f"{'workload':<24} {'concsh s':>9} {'python s':>9} {'ratio':>7}")
+    for script in scripts:
+        twin = script.with_suffix(".py")
+        if not twin.exists():
+            continue
+        ours, theirs = [str(CONCSH), str(script)], [sys.executable, str(twin)]
+        _, our_line = timed(ours)
+        _, their_line = timed(theirs)
+        if our_line != their_line:
+            sys.exit(f"{script.stem}: concsh printed {our_line}, python {their_line}")
+        our_times, their_times = [], []
+        for _ in range(PAIRS):
+            our_times.append(timed(ours)[0])
+            their_times.append(timed(theirs)[0])
+        a, b = statistics.median(our_times), statistics.median(their_times)
+        print(f"{script.stem:<24} {a:>9.3f} {b:>9.3f} {a / b:>6.2f}x")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,124 @@
+//! The command line (LANGUAGE.md section 5): ways to give a program, and
+//! the exit statuses.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+mod support;
+
+use support::{concsh, run_concsh};
+
+fn run(args: &[&str], stdin: &str) -> support::Run {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    run_concsh(&args, stdin.as_bytes(), dir).expect("concsh runs")
+}
+
+#[test]
+fn inline_code_with_arguments() {
+    let r = run(&["-c", "print(args(), 1 + 1)", "a", "--b"], "");
+    assert_eq!(r.stdout, "[\"a\", \"--b\"] 2\n");
+    assert_eq!(r.code, 0);
+}
+
+#[test]
+fn dash_reads_the_script_from_stdin() {
+    let r = run(&["-", "x"], "print(\"from stdin\", args())\n");
+    assert_eq!(r.stdout, "from stdin [\"x\"]\n");
+    assert_eq!(r.code, 0);
+}
+
+#[test]
+fn no_script_and_piped_stdin_runs_stdin() {
+    let r = run(&[], "let n = 6\nprint(n * 7)\n");
+    assert_eq!(r.stdout, "42\n");
+}
+
+#[test]
+fn script_file_arguments() {
+    let r = run(&["scripts/builtins/env_and_args.conc", "one", "two"], "");
+    assert!(r.stdout.starts_with("[\"one\", \"two\"]\n2\n"), "{}", r.stdout);
+}
+
+#[test]
+fn check_reports_errors_and_runs_nothing() {
+    let ok = run(&["--check", "-c", "print(\"ran\")"], "");
+    assert_eq!((ok.stdout.as_str(), ok.code), ("", 0));
+    let bad = run(&["--check", "-c", "print(\"ran\")\nprint(nope)\nx = 1"], "");
+    assert_eq!(bad.stdout, "");
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("`nope` is not defined"), "{}", bad.stderr);
+    assert!(bad.stderr.contains("undeclared `x`"), "{}", bad.stderr);
+    assert!(bad.stderr.contains("2 errors found"), "{}", bad.stderr);
+}
+
+#[test]
+fn exit_statuses() {
+    assert_eq!(run(&["-c", "print(1)"], "").code, 0);
+    assert_eq!(run(&["-c", "[][1]"], "").code, 1);
+    assert_eq!(run(&["-c", "let = 1"], "").code, 2);
+    assert_eq!(run(&["-c", "exit(7)"], "").code, 7);
+    assert_eq!(run(&["-c", "exit()"], "").code, 0);
+    assert_eq!(run(&["--no-such-flag"], "").code, 2);
+}
+
+#[test]
+fn unreadable_scripts_are_usage_errors() {
+    let missing = run(&["scripts/does/not/exist.conc"], "");
+    assert_eq!(missing.code, 2);
+    assert!(missing.stderr.contains("cannot read scripts/does/not/exist.conc"), "{}", missing.stderr);
+
+    let path = std::env::temp_dir().join(format!("concsh-latin1-{}.conc", std::process::id()));
+    std::fs::write(&path, b"print(\"caf\xe9\")\n").expect("temp file");
+    let latin1 = run(&[path.to_str().expect("utf-8 temp path")], "");
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(latin1.code, 2);
+    assert!(latin1.stderr.contains("is not UTF-8"), "{}", latin1.stderr);
+}
+
+#[test]
+fn output_to_a_closed_pipe_ends_quietly() {
+    let mut child = concsh()
+        .args(["-c", "while true { print(\"line\") }"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("concsh starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut first = String::new();
+    BufReader::new(stdout).read_line(&mut first).expect("one line");
+    // The reader is dropped here: the next writes meet a closed pipe.
+    let output = child.wait_with_output().expect("concsh ends");
+    assert_eq!(first, "line\n");
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+}
+
+#[test]
+fn ctrl_c_interrupts_a_sleep_with_status_130() {
+    let mut child = concsh()
+        .args(["-c", "print(\"ready\")\nsleep(100)\nprint(\"not reached\")"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("concsh starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("ready line");
+    assert_eq!(line, "ready\n");
+    let started = Instant::now();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("signal sent");
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "concsh ignored Ctrl-C");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(130));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).expect("rest of stdout");
+    assert_eq!(rest, "");
+}

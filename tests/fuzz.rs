@@ -1,0 +1,86 @@
+//! The parser and resolver never panic: every script in `scripts/` is fed
+//! to them truncated at many points and with random edits (a fixed seed,
+//! so a failure repeats), and each variation must give a program or
+//! errors, never a panic.
+
+use std::path::Path;
+
+mod support;
+
+/// Variations tried per script, besides truncations.
+const EDITS: usize = 150;
+
+/// Pieces of syntax spliced in by the random edits.
+const FRAGMENTS: &[&str] = &[
+    "(", ")", "[", "]", "{", "}", "\"", "\\", "{x}", "{{", "}}", ":", ",", ";", "\n", "=", "==", "+", "-", "**",
+    "//", ".", "=>", "fn", "let", "if", "else", "for", "in", "not", "and", "break", "return", "try", "catch",
+    "9223372036854775808", "-9223372036854775808", "1e999", "0.", "\\u{110000}", "\\q", "#", "学", "é", "\t",
+];
+
+fn parse_and_resolve(text: &str) {
+    if let Ok(program) = concsh::syntax::parse(text) {
+        let _ = concsh::resolve::resolve(&program);
+    }
+}
+
+/// Truncations at char boundaries, and random edits with a fixed seed.
+fn variations(text: &str, rng: &mut fastrand::Rng) -> Vec<String> {
+    let bounds: Vec<usize> = text.char_indices().map(|(i, _)| i).chain([text.len()]).collect();
+    let stride = (bounds.len() / 60).max(1);
+    let mut out: Vec<String> = bounds.iter().step_by(stride).map(|&b| text[..b].to_string()).collect();
+    for _ in 0..EDITS {
+        let mut edited = text.to_string();
+        for _ in 0..rng.usize(1..4) {
+            let bounds: Vec<usize> = edited.char_indices().map(|(i, _)| i).chain([edited.len()]).collect();
+            let at = bounds[rng.usize(..bounds.len())];
+            match rng.u8(..3) {
+                0 => edited.insert_str(at, FRAGMENTS[rng.usize(..FRAGMENTS.len())]),
+                1 => {
+                    if let Some(c) = edited[at..].chars().next() {
+                        edited.replace_range(at..at + c.len_utf8(), "");
+                    }
+                }
+                _ => {
+                    let end = bounds.iter().copied().find(|&b| b > at).unwrap_or(at);
+                    edited.replace_range(at..end, FRAGMENTS[rng.usize(..FRAGMENTS.len())]);
+                }
+            }
+        }
+        out.push(edited);
+    }
+    out
+}
+
+#[test]
+fn parser_never_panics_on_variations_of_every_script() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut scripts = Vec::new();
+    support::collect(&root.join("scripts"), "conc", &mut scripts);
+    scripts.sort();
+    assert!(scripts.len() > 20, "the scripts folder should hold the golden suite");
+    // The interpreter parses on a large stack (cli.rs); so does this test.
+    let worker = std::thread::Builder::new().stack_size(256 << 20).spawn(move || {
+        let mut rng = fastrand::Rng::with_seed(0xC0C5);
+        let mut tried = 0;
+        for script in &scripts {
+            let text = std::fs::read_to_string(script).expect("scripts are UTF-8");
+            for variation in variations(&text, &mut rng) {
+                let caught = std::panic::catch_unwind(|| parse_and_resolve(&variation));
+                assert!(caught.is_ok(), "parser panicked on a variation of {}:\n{variation}", script.display());
+                tried += 1;
+            }
+        }
+        tried
+    });
+    let tried = worker.expect("thread starts").join().expect("no panic escaped");
+    assert!(tried > 1000, "only {tried} variations were tried");
+}
+
+#[test]
+fn deep_nesting_is_refused_not_overflowed() {
+    for depth in [150, 250, 5000, 100_000] {
+        let text = format!("let x = {}1{}\n", "(".repeat(depth), ")".repeat(depth));
+        let worker = std::thread::Builder::new().stack_size(256 << 20).spawn(move || parse_and_resolve(&text));
+        worker.expect("thread starts").join().expect("no panic");
+    }
+}
