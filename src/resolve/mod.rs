@@ -103,7 +103,7 @@ impl Resolver {
         }
         self.fns.push(FnCtx::new());
         let body = self.block_in_scope(&program.stmts);
-        let ctx = self.fns.pop().unwrap_or_else(|| FnCtx::new());
+        let ctx = self.fns.pop().unwrap_or_else(FnCtx::new);
         Arc::new(FnDef {
             name: "<main>".into(),
             params: Vec::new(),
