@@ -95,14 +95,18 @@ fn output_to_a_closed_pipe_ends_quietly() {
     assert_eq!(String::from_utf8_lossy(&output.stderr), "");
 }
 
-#[test]
-fn ctrl_c_interrupts_a_sleep_with_status_130() {
+/// Starts `concsh -c CODE`, waits for its first line (`ready`), sends
+/// SIGINT and gives the exit status and whatever else it printed.
+fn interrupt_after_ready(code: &str) -> (Option<i32>, String) {
     let mut child = concsh()
-        .args(["-c", "print(\"ready\")\nsleep(100)\nprint(\"not reached\")"])
+        .args(["-c", code])
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("concsh starts");
+    // Kept open and silent: an `input()` waits on it.
+    let _stdin = child.stdin.take();
     let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
     let mut line = String::new();
     stdout.read_line(&mut line).expect("ready line");
@@ -114,11 +118,34 @@ fn ctrl_c_interrupts_a_sleep_with_status_130() {
         if let Some(status) = child.try_wait().expect("wait") {
             break status;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "concsh ignored Ctrl-C");
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("concsh ignored Ctrl-C running {code:?}");
+        }
         std::thread::sleep(Duration::from_millis(10));
     };
-    assert_eq!(status.code(), Some(130));
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stdout, &mut rest).expect("rest of stdout");
+    (status.code(), rest)
+}
+
+#[test]
+fn ctrl_c_interrupts_a_sleep_with_status_130() {
+    let (code, rest) = interrupt_after_ready("print(\"ready\")\nsleep(100)\nprint(\"not reached\")");
+    assert_eq!(code, Some(130));
+    assert_eq!(rest, "");
+}
+
+#[test]
+fn ctrl_c_interrupts_input() {
+    let (code, rest) = interrupt_after_ready("print(\"ready\")\nlet line = input()\nprint(\"not reached\")");
+    assert_eq!(code, Some(130));
+    assert_eq!(rest, "");
+}
+
+#[test]
+fn ctrl_c_interrupts_a_busy_loop() {
+    let (code, rest) = interrupt_after_ready("print(\"ready\")\nlet n = 0\nwhile true { n += 1 }");
+    assert_eq!(code, Some(130));
     assert_eq!(rest, "");
 }

@@ -13,6 +13,7 @@ use crate::resolve::ir::{BinOp, Builtin};
 use crate::runtime::error::{ErrorValue, Fault, Kind, io_error, overflow, type_error, value_error};
 use crate::runtime::format;
 use crate::runtime::output::{self, Stream, Written};
+use crate::runtime::stdin;
 use crate::runtime::value::{Key, Range, Value};
 use crate::syntax::Span;
 
@@ -194,14 +195,9 @@ impl<'p> Interp<'p> {
                 if let Some(prompt) = a.first() {
                     output::write_line(Stream::Stdout, &format::display(prompt));
                 }
-                let mut line = String::new();
-                match std::io::stdin().read_line(&mut line) {
-                    Ok(0) => Value::Nil,
-                    Ok(_) => {
-                        let trimmed = line.strip_suffix('\n').unwrap_or(&line);
-                        Value::str(trimmed.strip_suffix('\r').unwrap_or(trimmed))
-                    }
-                    Err(e) => return Err(io_error("reading standard input", e).into()),
+                match stdin::read_line(&self.cancel).map_err(|_| Ctrl::Cancelled)? {
+                    stdin::Line::Text(line) => Value::Str(line.into()),
+                    stdin::Line::End => Value::Nil,
                 }
             }
             Builtin::Args => Value::list(self.proc.args.iter().map(|s| Value::str(s)).collect()),

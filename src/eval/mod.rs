@@ -141,14 +141,15 @@ impl<'p> Interp<'p> {
         finally: &Option<Block>,
         up: Up,
     ) -> R<()> {
-        let mut result = self.exec_block(body, up);
-        if let (Err(Ctrl::Error(_)), Some((binding, handler))) = (&result, catch) {
-            let Err(Ctrl::Error(error)) = result else { unreachable!("matched above") };
-            if let Some(binding) = binding {
-                self.bind_one(*binding, Value::Error(Arc::new(*error)));
+        let result = match (self.exec_block(body, up), catch) {
+            (Err(Ctrl::Error(error)), Some((binding, handler))) => {
+                if let Some(binding) = binding {
+                    self.bind_one(*binding, Value::Error(Arc::new(*error)));
+                }
+                self.exec_block(handler, up)
             }
-            result = self.exec_block(handler, up);
-        }
+            (other, _) => other,
+        };
         if let Some(finally) = finally {
             // A `return`, `break` or error inside `finally` wins.
             self.exec_block(finally, up)?;

@@ -2,6 +2,8 @@
 //! interruptible sleep. `terminate` of a task and Ctrl-C set the flag and
 //! wake the sleeper, so no blocking call outlives a cancel.
 
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -12,6 +14,9 @@ pub struct CancelToken {
     flag: AtomicBool,
     lock: Mutex<()>,
     wake: Condvar,
+    /// A pipe made on first use by a task that waits on a file descriptor
+    /// (`input()`): cancel writes a byte, which wakes its `poll`.
+    pipe: OnceLock<Option<(OwnedFd, OwnedFd)>>,
 }
 
 /// The sleep or wait was cut short by a cancel.
@@ -27,6 +32,21 @@ impl CancelToken {
         self.flag.store(true, Ordering::SeqCst);
         let _guard = self.lock.lock();
         self.wake.notify_all();
+        if let Some(Some((_, write))) = self.pipe.get() {
+            let _ = nix::unistd::write(write, b"!");
+        }
+    }
+
+    /// A descriptor that becomes readable when the token is cancelled, for
+    /// waits in `poll` beside another descriptor.
+    pub fn wake_fd(&self) -> Option<BorrowedFd<'_>> {
+        let pipe = self.pipe.get_or_init(|| nix::unistd::pipe().ok());
+        let (read, write) = pipe.as_ref()?;
+        // A cancel that came before the pipe existed still wakes the poll.
+        if self.is_cancelled() {
+            let _ = nix::unistd::write(write, b"!");
+        }
+        Some(read.as_fd())
     }
 
     /// Sleeps for `duration`, or less if cancelled.

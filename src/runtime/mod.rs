@@ -5,6 +5,7 @@ pub mod cancel;
 pub mod error;
 pub mod format;
 pub mod output;
+pub mod stdin;
 pub mod value;
 
 pub use error::{ErrorValue, Fault, Kind};

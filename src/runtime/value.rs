@@ -42,6 +42,13 @@ pub enum Value {
     Unset,
 }
 
+// Threads share values: this fails to compile if a variant stops being
+// `Send + Sync`.
+const _: fn() = || {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Value>();
+};
+
 /// A variable shared by reference (captured by a closure, or a global).
 pub type VarCell = Mutex<Value>;
 
