@@ -8,7 +8,7 @@ use clap::Parser;
 
 use crate::eval::{Ctrl, Interp, Process};
 use crate::report::{Report, Source};
-use crate::runtime::cancel::CancelToken;
+use crate::sync::cancel::CancelToken;
 use crate::runtime::output;
 use crate::{resolve, signals, syntax};
 

@@ -25,3 +25,4 @@ pub mod resolve;
 pub mod runtime;
 pub mod signals;
 pub mod syntax;
+pub mod sync;

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use signal_hook::consts::SIGINT;
 use signal_hook::iterator::{Handle, Signals};
 
-use crate::runtime::cancel::CancelToken;
+use crate::sync::cancel::CancelToken;
 
 /// Set once Ctrl-C arrived.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);

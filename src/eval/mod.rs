@@ -25,7 +25,7 @@ pub use process::Process;
 
 use crate::resolve::ir::*;
 use crate::runtime::Value;
-use crate::runtime::cancel::CancelToken;
+use crate::sync::cancel::CancelToken;
 use crate::runtime::error::{ErrorValue, Kind, TraceEntry};
 use crate::runtime::format;
 use crate::runtime::value::{Closure, Key, VarCell};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::resolve::ir::Program;
 use crate::runtime::Value;
-use crate::runtime::cancel::CancelToken;
+use crate::sync::cancel::CancelToken;
 use crate::runtime::value::{Closure, VarCell};
 
 pub struct Process {

@@ -1,7 +1,6 @@
 //! What the evaluator computes with and on: values, errors, printing,
-//! output and cancellation. Knows nothing of the syntax tree.
+//! output. Knows nothing of the syntax tree.
 
-pub mod cancel;
 pub mod error;
 pub mod format;
 pub mod output;

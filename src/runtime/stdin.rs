@@ -7,7 +7,7 @@ use std::os::fd::BorrowedFd;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use parking_lot::Mutex;
 
-use super::cancel::{CancelToken, Cancelled};
+use crate::sync::cancel::{CancelToken, Cancelled};
 
 /// Bytes read past the last line returned, shared by every task.
 static PENDING: Mutex<Vec<u8>> = Mutex::new(Vec::new());

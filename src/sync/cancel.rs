@@ -1,0 +1,87 @@
+//! Cancellation of one task: a flag the evaluator checks between
+//! statements, and a way to wake the task wherever it blocks. A blocked
+//! task publishes the futex word it sleeps on ([`CancelToken::publish`]);
+//! [`CancelToken::cancel`] sets the flag, bumps that word and wakes it.
+//! `terminate` and Ctrl-C both come here, so no blocking call outlives a
+//! cancel, and none polls.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use super::futex;
+use super::wait::{Interrupted, Wait, WaitPoint};
+
+#[derive(Default)]
+pub struct CancelToken {
+    flag: AtomicBool,
+    /// The futex word the task sleeps on now, if any. The lock keeps the
+    /// word alive while a canceller uses it: the sleeper clears it (under
+    /// the lock) before it returns.
+    sleeping_on: Mutex<Option<WordRef>>,
+    /// Where `sleep` waits.
+    nap: WaitPoint,
+    /// A pipe made on first use by a task that waits on a file descriptor
+    /// (`input()`): cancel writes a byte, which wakes its `poll`.
+    pipe: OnceLock<Option<(OwnedFd, OwnedFd)>>,
+}
+
+/// A published futex word.
+struct WordRef(*const AtomicU32);
+
+// SAFETY: the pointer is only dereferenced under `sleeping_on`'s lock,
+// while the sleeper (who owns the word's lifetime) cannot return.
+unsafe impl Send for WordRef {}
+
+/// The sleep or wait was cut short by a cancel.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Cancelled;
+
+impl CancelToken {
+    pub fn is_cancelled(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    pub fn cancel(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        if let Some(word) = &*self.sleeping_on.lock() {
+            // SAFETY: published by the sleeper, which clears it under this
+            // lock before the word can go away.
+            let word = unsafe { &*word.0 };
+            word.fetch_add(1, Ordering::SeqCst);
+            futex::wake(word, u32::MAX);
+        }
+        self.nap.notify(true);
+        if let Some(Some((_, write))) = self.pipe.get() {
+            let _ = nix::unistd::write(write, b"!");
+        }
+    }
+
+    /// Records the futex word the task is about to sleep on (or none).
+    pub fn publish(&self, word: Option<&AtomicU32>) {
+        *self.sleeping_on.lock() = word.map(|w| WordRef(w as *const AtomicU32));
+    }
+
+    /// Sleeps for `duration`, or less if cancelled.
+    pub fn sleep(&self, duration: Duration) -> Result<(), Cancelled> {
+        match self.nap.block_on(Wait::new(self, Some(duration)), || None::<()>) {
+            Err(Interrupted::Timeout) => Ok(()),
+            _ => Err(Cancelled),
+        }
+    }
+
+    /// A descriptor that becomes readable when the token is cancelled, for
+    /// waits in `poll` beside another descriptor.
+    pub fn wake_fd(&self) -> Option<BorrowedFd<'_>> {
+        let pipe = self.pipe.get_or_init(|| nix::unistd::pipe().ok());
+        let (read, write) = pipe.as_ref()?;
+        // A cancel that came before the pipe existed still wakes the poll.
+        if self.is_cancelled() {
+            let _ = nix::unistd::write(write, b"!");
+        }
+        Some(read.as_fd())
+    }
+}

@@ -1,0 +1,142 @@
+//! How every primitive blocks: a [`WaitPoint`] (a futex sequence word and
+//! a count of sleepers) beside the state it guards.
+//!
+//! A waiter first tries its operation; then spins for a few microseconds,
+//! retrying whenever the sequence moves; then counts itself a sleeper,
+//! publishes the word in its cancel token and sleeps on the futex until the
+//! sequence moves, its deadline passes, or it is cancelled. A waker changes
+//! the state, bumps the sequence and makes a `futex_wake` system call only
+//! when someone sleeps. All of these steps are `SeqCst`, so either the
+//! waker sees the sleeper or the sleeper sees the new sequence: no wake-up
+//! is lost. A cancel bumps the word the task published and wakes it.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use super::cancel::CancelToken;
+use super::futex;
+use super::shm::Shared;
+
+#[repr(C)]
+#[derive(Default)]
+pub struct WaitPoint {
+    seq: AtomicU32,
+    sleepers: AtomicU32,
+}
+
+// SAFETY: two atomics.
+unsafe impl Shared for WaitPoint {}
+
+/// Why a wait ended without its operation succeeding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interrupted {
+    Timeout,
+    Cancelled,
+}
+
+/// How long spinning lasts before sleeping: longer than a hand-off between
+/// two running cores (well under 1 us), far shorter than a sleep/wake
+/// round trip through the kernel (about 20-25 us here).
+const SPIN_FOR: Duration = Duration::from_micros(8);
+
+/// A blocking call's limits: its deadline and its task's cancel token.
+#[derive(Clone, Copy)]
+pub struct Wait<'a> {
+    pub deadline: Option<Instant>,
+    pub cancel: &'a CancelToken,
+}
+
+impl<'a> Wait<'a> {
+    pub fn new(cancel: &'a CancelToken, timeout: Option<Duration>) -> Wait<'a> {
+        Wait { deadline: timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future)), cancel }
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
+}
+
+impl WaitPoint {
+    /// Wakes one sleeper (or all), after the caller changed the state.
+    pub fn notify(&self, all: bool) {
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            futex::wake(&self.seq, if all { u32::MAX } else { 1 });
+        }
+    }
+
+    /// The futex word, for cancel tokens.
+    pub fn word(&self) -> &AtomicU32 {
+        &self.seq
+    }
+
+    /// Blocks until `attempt` gives a result, the deadline passes, or the
+    /// task is cancelled. `attempt` runs first, then after every change of
+    /// the sequence.
+    pub fn block_on<T>(&self, wait: Wait<'_>, mut attempt: impl FnMut() -> Option<T>) -> Result<T, Interrupted> {
+        let mut seen = self.seq.load(Ordering::SeqCst);
+        if let Some(done) = attempt() {
+            return Ok(done);
+        }
+        if wait.cancel.is_cancelled() {
+            return Err(Interrupted::Cancelled);
+        }
+        if wait.deadline.is_some_and(|d| d <= Instant::now()) {
+            return Err(Interrupted::Timeout);
+        }
+        let spin_until = Instant::now() + SPIN_FOR;
+        let mut spins = 0u32;
+        loop {
+            std::hint::spin_loop();
+            let now = self.seq.load(Ordering::SeqCst);
+            if now != seen {
+                seen = now;
+                if let Some(done) = attempt() {
+                    return Ok(done);
+                }
+            }
+            spins += 1;
+            if spins.is_multiple_of(64) && Instant::now() >= spin_until {
+                break;
+            }
+        }
+        loop {
+            self.sleepers.fetch_add(1, Ordering::SeqCst);
+            wait.cancel.publish(Some(&self.seq));
+            let seen = self.seq.load(Ordering::SeqCst);
+            let outcome = if let Some(done) = attempt() {
+                Some(Ok(done))
+            } else if wait.cancel.is_cancelled() {
+                Some(Err(Interrupted::Cancelled))
+            } else if !futex::wait(&self.seq, seen, wait.deadline) {
+                Some(Err(Interrupted::Timeout))
+            } else {
+                None
+            };
+            wait.cancel.publish(None);
+            self.sleepers.fetch_sub(1, Ordering::SeqCst);
+            match outcome {
+                Some(Ok(done)) => return Ok(done),
+                Some(Err(why)) => {
+                    // The last chance: the state may have changed just now.
+                    if let Some(done) = attempt() {
+                        return Ok(done);
+                    }
+                    // A wake-up meant for one sleeper may have come to us:
+                    // pass it on rather than lose it.
+                    self.notify(false);
+                    return Err(why);
+                }
+                None => {
+                    if let Some(done) = attempt() {
+                        return Ok(done);
+                    }
+                    if wait.cancel.is_cancelled() {
+                        self.notify(false);
+                        return Err(Interrupted::Cancelled);
+                    }
+                }
+            }
+        }
+    }
+}
