@@ -2,13 +2,11 @@
 //! and what exit status it ends with.
 
 use std::io::{IsTerminal, Read};
-use std::sync::Arc;
 
 use clap::Parser;
 
-use crate::eval::{Ctrl, Interp, Process};
+use crate::eval::{Ctrl, DEFAULT_MAX_TASKS, Interp, Process, finish_tasks};
 use crate::report::{Report, Source};
-use crate::sync::cancel::CancelToken;
 use crate::runtime::output;
 use crate::{resolve, signals, syntax};
 
@@ -36,6 +34,10 @@ pub struct Cli {
     /// Parse and resolve only: report every error, run nothing.
     #[arg(long)]
     check: bool,
+
+    /// Most tasks (threads and processes) alive at once.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_TASKS as u32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_tasks: u32,
 
     /// The script (`-` reads it from standard input), then its arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "SCRIPT [ARGS]")]
@@ -84,7 +86,14 @@ fn run(cli: Cli) -> i32 {
             }
         }
     };
-    run_source(&source, script_args, cli.check)
+    run_source(&source, script_args, &Options { check_only: cli.check, max_tasks: cli.max_tasks as usize })
+}
+
+/// How to run a program.
+pub struct Options {
+    /// Parse and resolve only.
+    pub check_only: bool,
+    pub max_tasks: usize,
 }
 
 fn read_script(path: &str) -> Result<Source, String> {
@@ -110,7 +119,7 @@ fn plain_io(error: &std::io::Error) -> String {
 }
 
 /// Parses, resolves and (unless `check_only`) runs one program.
-pub fn run_source(source: &Source, args: Vec<String>, check_only: bool) -> i32 {
+pub fn run_source(source: &Source, args: Vec<String>, options: &Options) -> i32 {
     let ast = match syntax::parse(&source.text) {
         Ok(ast) => ast,
         Err(errors) => {
@@ -126,28 +135,36 @@ pub fn run_source(source: &Source, args: Vec<String>, check_only: bool) -> i32 {
         }
     };
     drop(ast);
-    if check_only {
+    if options.check_only {
         return 0;
     }
-    let cancel = Arc::new(CancelToken::default());
-    let _listener = signals::Listener::start(cancel.clone());
-    let process = Process::new(&program, args, cancel);
+    let process = Process::new(&program, source.clone(), args, options.max_tasks);
+    let listener = {
+        let process = process.clone();
+        signals::Listener::start(move || process.cancel_all())
+    };
     let result = Interp::new(&process).run_main(&program.main);
-    match result {
+    // An error in the main task is reported at once; the threads it
+    // started still run to their end, as in Python.
+    let mut code = match result {
         Ok(_) => 0,
         Err(Ctrl::Exit(code)) => code,
         Err(Ctrl::Error(error)) => {
             output::report(&Report::runtime(source, &error).render());
             EXIT_ERROR
         }
-        Err(Ctrl::Cancelled) if signals::interrupted() => {
-            output::report("concsh: interrupted\n");
-            EXIT_INTERRUPTED
-        }
-        // `return`, `break` and `continue` cannot leave the top level
-        // (the resolver refuses them), and only Ctrl-C cancels the main task.
         Err(_) => EXIT_INTERRUPTED,
+    };
+    finish_tasks(&process);
+    drop(listener);
+    if let Some(exit) = *process.exit_request.lock() {
+        code = exit;
     }
+    if signals::interrupted() {
+        output::report("concsh: interrupted\n");
+        code = EXIT_INTERRUPTED;
+    }
+    code
 }
 
 /// Prints every report, then a count; nothing ran.

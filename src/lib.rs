@@ -24,5 +24,5 @@ pub mod report;
 pub mod resolve;
 pub mod runtime;
 pub mod signals;
-pub mod syntax;
 pub mod sync;
+pub mod syntax;

@@ -102,7 +102,11 @@ impl Report {
 
     /// An uncaught runtime error, with the calls it unwound through.
     pub fn runtime(source: &Source, error: &ErrorValue) -> Report {
-        let mut report = Report::new(source, Kind::code(&error.kind), format!("{}: {}", error.kind, error.message));
+        let title = match &error.task {
+            Some(task) => format!("{} in {task}: {}", error.kind, error.message),
+            None => format!("{}: {}", error.kind, error.message),
+        };
+        let mut report = Report::new(source, Kind::code(&error.kind), title);
         if let Some(span) = error.span {
             report.labels.push((span, "here".into()));
         }
@@ -146,7 +150,11 @@ fn call_labels(error: &ErrorValue) -> Vec<(Span, String)> {
         if entry.call.is_empty() || taken {
             continue;
         }
-        labels.push((entry.call, format!("in `{}`, called here", entry.function)));
+        let text = match (i + 1 == trace.len(), &error.task) {
+            (true, Some(_)) => format!("`{}` started as a task here", entry.function),
+            _ => format!("in `{}`, called here", entry.function),
+        };
+        labels.push((entry.call, text));
     }
     labels
 }

@@ -1,15 +1,12 @@
 //! Ctrl-C. The handler itself only records the signal (signal-hook's
-//! self-pipe); a small listener thread then cancels the run, which wakes
-//! any sleeping or blocked task and ends the script with status 130.
+//! self-pipe); a small listener thread then cancels every task, which
+//! wakes any sleeping or blocked one and ends the script with status 130.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use signal_hook::consts::SIGINT;
 use signal_hook::iterator::{Handle, Signals};
-
-use crate::sync::cancel::CancelToken;
 
 /// Set once Ctrl-C arrived.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -21,7 +18,7 @@ pub struct Listener {
 }
 
 impl Listener {
-    pub fn start(cancel: Arc<CancelToken>) -> Option<Listener> {
+    pub fn start(on_interrupt: impl Fn() + Send + 'static) -> Option<Listener> {
         let mut signals = Signals::new([SIGINT]).ok()?;
         let handle = signals.handle();
         let thread = std::thread::Builder::new()
@@ -29,7 +26,7 @@ impl Listener {
             .spawn(move || {
                 for _ in signals.forever() {
                     INTERRUPTED.store(true, Ordering::SeqCst);
-                    cancel.cancel();
+                    on_interrupt();
                 }
             })
             .ok()?;

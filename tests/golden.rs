@@ -36,7 +36,9 @@ fn check(script: &Path) -> Result<(), Failed> {
     let stdin = std::fs::read(sibling("stdin")).unwrap_or_default();
     let mut command_args = vec![relative.to_string_lossy().into_owned()];
     command_args.extend(args);
-    let run = support::run_concsh(&command_args, &stdin, root)?;
+    let mut run = support::run_concsh(&command_args, &stdin, root)?;
+    // Process ids differ from run to run.
+    run.stderr = support::mask_pids(&run.stderr);
 
     let bless = std::env::var_os("CONCSH_BLESS").is_some();
     let expected_code =

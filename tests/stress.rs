@@ -120,7 +120,8 @@ fn cancel_wakes_every_kind_of_wait() {
     let lock = Lock::new().expect("lock");
     let waiter_token = CancelToken::default();
     lock.acquire(9, forever(&waiter_token)).expect("held");
-    let cases: Vec<Box<dyn Fn(&CancelToken) -> Result<(), SyncError> + Send>> = vec![
+    type Blocking = Box<dyn Fn(&CancelToken) -> Result<(), SyncError> + Send>;
+    let cases: Vec<Blocking> = vec![
         Box::new(|t| Queue::new(None)?.get(forever(t)).map(|_| ())),
         Box::new(move |t| lock.acquire(1, forever(t))),
         Box::new(|t| Event::new()?.wait(forever(t)).map(|_| ())),

@@ -3,15 +3,15 @@
 //! are checked again here for calls through a variable.
 
 use std::cmp::Ordering;
-use std::time::Duration;
 
 use super::call::ArgValues;
 use super::ops::{self, MAX_LEN, too_large};
-use super::{Ctrl, Interp, R};
+use super::{Ctrl, Interp, R, sync_ops};
 use crate::resolve::arity_message;
 use crate::resolve::ir::{BinOp, Builtin};
 use crate::runtime::error::{ErrorValue, Fault, Kind, io_error, overflow, type_error, value_error};
 use crate::runtime::format;
+use crate::runtime::handle::HandleKind;
 use crate::runtime::output::{self, Stream, Written};
 use crate::runtime::stdin;
 use crate::runtime::value::{Key, Range, Value};
@@ -60,6 +60,8 @@ impl<'p> Interp<'p> {
             }),
             Builtin::Type => Value::str(arg(0).type_name()),
             Builtin::Len => Value::Int(match &arg(0) {
+                Value::Handle(h) if h.kind() == HandleKind::Queue => crate::sync::queue::Queue(h.off()).len(),
+                Value::Handle(h) if h.kind() == HandleKind::Array => crate::sync::cell::SharedCells(h.off()).len(),
                 Value::Str(s) => s.chars().count(),
                 Value::List(l) => l.lock().len(),
                 Value::Map(m) => m.lock().len(),
@@ -173,7 +175,7 @@ impl<'p> Interp<'p> {
                 Value::Nil
             }
             Builtin::Sleep => {
-                let seconds = seconds(&arg(0), name)?;
+                let seconds = sync_ops::seconds(&arg(0), name)?;
                 self.cancel.sleep(seconds).map_err(|_| Ctrl::Cancelled)?;
                 Value::Nil
             }
@@ -263,6 +265,15 @@ impl<'p> Interp<'p> {
                 Value::Nil
             }
             Builtin::Exists => Value::Bool(std::path::Path::new(text_arg(&a[0], name)?).exists()),
+            Builtin::Queue => sync_ops::make(HandleKind::Queue, &a)?,
+            Builtin::Lock => sync_ops::make(HandleKind::Lock, &a)?,
+            Builtin::Semaphore => sync_ops::make(HandleKind::Semaphore, &a)?,
+            Builtin::Condition => sync_ops::make(HandleKind::Condition, &a)?,
+            Builtin::Event => sync_ops::make(HandleKind::Event, &a)?,
+            Builtin::Shared => sync_ops::make(HandleKind::Cell, &a)?,
+            Builtin::ThreadLocal => Value::ThreadLocal(Default::default()),
+            Builtin::Current => Value::Task(self.task.clone()),
+            Builtin::Active => self.active(),
             Builtin::Remove => {
                 let path = text_arg(&a[0], name)?;
                 let result = match std::fs::symlink_metadata(path) {
@@ -406,19 +417,4 @@ fn round(value: &Value, digits: Option<&Value>) -> Result<Value, Fault> {
         Some(Value::Int(_)) => Ok(Value::Float(x)),
         Some(other) => Err(type_error(format!("round digits must be an int, not {}", other.type_name()))),
     }
-}
-
-fn seconds(value: &Value, builtin: &str) -> Result<Duration, Fault> {
-    let secs = match value {
-        Value::Int(n) => *n as f64,
-        Value::Float(f) => *f,
-        other => {
-            return Err(type_error(format!("`{builtin}` takes seconds as a number, not {}", other.type_name())));
-        }
-    };
-    if secs.is_nan() || secs < 0.0 {
-        return Err(value_error(format!("`{builtin}` needs a time of 0 or more seconds")));
-    }
-    // Anything past a century is "forever" for our purposes.
-    Ok(Duration::from_secs_f64(secs.min(3.15e9)))
 }

@@ -1,4 +1,5 @@
-//! `for` loops over lists, maps, strings and ranges.
+//! `for` loops over lists, maps, strings, ranges, queues (until closed)
+//! and shared lists.
 //!
 //! A list is walked by position, taking its lock for one item at a time,
 //! so the body may change the list (as in Python) and other threads are
@@ -7,7 +8,9 @@
 use super::{Ctrl, Interp, R, Up, fault_at};
 use crate::resolve::ir::{Pattern, Stmt};
 use crate::runtime::Value;
-use crate::runtime::error::type_error;
+use crate::runtime::error::{Kind, type_error};
+use crate::runtime::handle::HandleKind;
+use crate::sync::cell::SharedCells;
 use crate::syntax::Span;
 
 impl<'p> Interp<'p> {
@@ -45,6 +48,27 @@ impl<'p> Interp<'p> {
             Value::Str(s) => {
                 for c in s.chars() {
                     if !self.iteration(pattern, Value::Str(c.to_string().into()), body, up)? {
+                        break;
+                    }
+                }
+            }
+            Value::Handle(h) if h.kind() == HandleKind::Queue => {
+                // Until the queue is closed and drained.
+                loop {
+                    let item = match self.get(&iterable, None, span) {
+                        Ok(item) => item,
+                        Err(Ctrl::Error(e)) if e.is(Kind::QueueClosed) => break,
+                        Err(other) => return Err(other),
+                    };
+                    if !self.iteration(pattern, item, body, up)? {
+                        break;
+                    }
+                }
+            }
+            Value::Handle(h) if h.kind() == HandleKind::Array => {
+                for i in 0..SharedCells(h.off()).len() {
+                    let item = self.shared_load(*h, i).map_err(|e| fault_at(e, span))?;
+                    if !self.iteration(pattern, item, body, up)? {
                         break;
                     }
                 }

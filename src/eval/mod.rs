@@ -15,20 +15,24 @@ mod iter;
 mod methods;
 mod ops;
 mod process;
+mod sync_ops;
+mod task;
 
 use std::sync::Arc;
 
 use indexmap::IndexMap;
 
 pub use control::{Ctrl, R};
-pub use process::Process;
+pub use process::{DEFAULT_MAX_TASKS, Process};
+pub use task::finish_tasks;
 
 use crate::resolve::ir::*;
 use crate::runtime::Value;
-use crate::sync::cancel::CancelToken;
 use crate::runtime::error::{ErrorValue, Kind, TraceEntry};
 use crate::runtime::format;
+use crate::runtime::task::Task;
 use crate::runtime::value::{Closure, Key, VarCell};
+use crate::sync::cancel::CancelToken;
 
 /// Deeper than any sensible recursion, far shallower than the native stack
 /// the evaluator runs on (see `cli.rs`).
@@ -36,8 +40,10 @@ pub const MAX_DEPTH: usize = 10_000;
 
 /// One task's evaluator.
 pub struct Interp<'p> {
-    pub proc: &'p Process,
-    /// This task's cancel token (Ctrl-C, `terminate`).
+    pub proc: &'p Arc<Process>,
+    /// The task this evaluator runs.
+    task: Arc<Task>,
+    /// The task's cancel token (Ctrl-C, `terminate`).
     pub(crate) cancel: Arc<CancelToken>,
     stack: Vec<Value>,
     base: usize,
@@ -47,8 +53,15 @@ pub struct Interp<'p> {
 type Up<'a> = &'a [Arc<VarCell>];
 
 impl<'p> Interp<'p> {
-    pub fn new(proc: &'p Process) -> Interp<'p> {
-        Interp { proc, cancel: proc.cancel.clone(), stack: Vec::with_capacity(1024), base: 0, depth: 0 }
+    /// The evaluator of the script's main task.
+    pub fn new(proc: &'p Arc<Process>) -> Interp<'p> {
+        Interp::for_task(proc, proc.main_task.clone())
+    }
+
+    /// The evaluator of `task`, a task of `proc`.
+    pub fn for_task(proc: &'p Arc<Process>, task: Arc<Task>) -> Interp<'p> {
+        let cancel = task.cancel.clone();
+        Interp { proc, task, cancel, stack: Vec::with_capacity(1024), base: 0, depth: 0 }
     }
 
     /// Runs a function of no arguments (the script's top level) to its end.
@@ -129,6 +142,33 @@ impl<'p> Interp<'p> {
             StmtKind::Throw(value) => {
                 let value = self.eval(value, up)?;
                 return Err(Ctrl::Error(thrown(value, stmt.span)));
+            }
+            StmtKind::Put(value, queue, limit) => {
+                let value = self.eval(value, up)?;
+                let queue = self.eval(queue, up)?;
+                let timeout = self.limit(limit, up)?;
+                self.put(value, &queue, timeout, stmt.span)?;
+            }
+            StmtKind::LockBlock(target, body) => self.lock_block(target, body, up)?,
+            StmtKind::Release(target) => {
+                let target = self.eval(target, up)?;
+                self.release(&target, stmt.span)?;
+            }
+            StmtKind::Close(target) => {
+                let target = self.eval(target, up)?;
+                self.close(&target, stmt.span)?;
+            }
+            StmtKind::Terminate(target) => {
+                let target = self.eval(target, up)?;
+                self.terminate(&target, stmt.span)?;
+            }
+            StmtKind::Set(target) | StmtKind::Clear(target) => {
+                let event = self.eval(target, up)?;
+                self.set_event(&event, matches!(stmt.kind, StmtKind::Set(_)), stmt.span)?;
+            }
+            StmtKind::Notify(target, all) => {
+                let target = self.eval(target, up)?;
+                self.notify(&target, *all, stmt.span)?;
             }
         }
         Ok(())
@@ -211,11 +251,11 @@ impl<'p> Interp<'p> {
             Place::Index(base, index) => {
                 let base = self.eval(base, up)?;
                 let index = self.eval(index, up)?;
-                ops::set_index(&base, &index, value).map_err(|e| fault_at(e, span))?;
+                self.set_index(&base, &index, value).map_err(|e| fault_at(e, span))?;
             }
             Place::Field(base, name) => {
                 let base = self.eval(base, up)?;
-                ops::set_field(&base, name, value).map_err(|e| fault_at(e, span))?;
+                self.set_field(&base, name, value).map_err(|e| fault_at(e, span))?;
             }
         }
         Ok(())
@@ -270,16 +310,16 @@ impl<'p> Interp<'p> {
                 let base = self.eval(base, up)?;
                 let index = self.eval(index, up)?;
                 let rhs = self.eval(value, up)?;
-                let current = ops::index(&base, &index).map_err(at)?;
+                let current = self.index(&base, &index).map_err(at)?;
                 let new = ops::binary(op, &current, &rhs).map_err(at)?;
-                ops::set_index(&base, &index, new).map_err(at)?;
+                self.set_index(&base, &index, new).map_err(at)?;
             }
             Place::Field(base, name) => {
                 let base = self.eval(base, up)?;
                 let rhs = self.eval(value, up)?;
-                let current = ops::field(&base, name).map_err(at)?;
+                let current = self.field(&base, name).map_err(at)?;
                 let new = ops::binary(op, &current, &rhs).map_err(at)?;
-                ops::set_field(&base, name, new).map_err(at)?;
+                self.set_field(&base, name, new).map_err(at)?;
             }
         }
         Ok(())
@@ -405,11 +445,11 @@ impl<'p> Interp<'p> {
             ExprKind::Index(base, index) => {
                 let base = self.eval(base, up)?;
                 let index = self.eval(index, up)?;
-                return ops::index(&base, &index).map_err(|e| fault_at(e, expr.span));
+                return self.index(&base, &index).map_err(|e| fault_at(e, expr.span));
             }
             ExprKind::Field(base, name) => {
                 let base = self.eval(base, up)?;
-                return ops::field(&base, name).map_err(|e| fault_at(e, expr.span));
+                return self.field(&base, name).map_err(|e| fault_at(e, expr.span));
             }
             ExprKind::Call(callee, args) => {
                 let callee = self.eval(callee, up)?;
@@ -475,8 +515,82 @@ impl<'p> Interp<'p> {
                 let args = self.eval_args(args, up)?;
                 return self.method(&recv, name, args, expr.span).map_err(|c| c.at(expr.span));
             }
+            ExprKind::Task { daemon, target, name } => {
+                return self.start_thread(*daemon, target, name.as_deref(), up, expr.span);
+            }
+            ExprKind::Join(target, timeout) => {
+                let target = self.eval(target, up)?;
+                let timeout = self.optional_timeout(timeout.as_deref(), up)?;
+                return self.join(&target, timeout, expr.span);
+            }
+            ExprKind::Wait(target, timeout) => {
+                let target = self.eval(target, up)?;
+                let timeout = self.optional_timeout(timeout.as_deref(), up)?;
+                Value::Bool(self.wait_on(&target, timeout, expr.span)?)
+            }
+            ExprKind::Get(target, limit) => {
+                let target = self.eval(target, up)?;
+                let timeout = self.limit(limit, up)?;
+                return self.get(&target, timeout, expr.span);
+            }
+            ExprKind::Acquire(target, limit) => {
+                let target = self.eval(target, up)?;
+                let timeout = self.limit(limit, up)?;
+                Value::Bool(self.acquire(&target, timeout, expr.span)?)
+            }
             _ => unreachable!("eval handles the common expressions"),
         })
+    }
+
+    /// `timeout s` after `join` or `wait`, if given.
+    fn optional_timeout(&mut self, seconds: Option<&Expr>, up: Up) -> R<Option<std::time::Duration>> {
+        match seconds {
+            None => Ok(None),
+            Some(e) => {
+                let value = self.eval(e, up)?;
+                sync_ops::seconds(&value, "timeout").map(Some).map_err(|err| fault_at(err, e.span))
+            }
+        }
+    }
+
+    /// `base[index]`, shared lists included.
+    fn index(&self, base: &Value, index: &Value) -> Result<Value, Box<ErrorValue>> {
+        match base {
+            Value::Handle(h) => self.shared_load(*h, self.shared_index(*h, index)?),
+            _ => ops::index(base, index),
+        }
+    }
+
+    fn set_index(&self, base: &Value, index: &Value, value: Value) -> Result<(), Box<ErrorValue>> {
+        match base {
+            Value::Handle(h) => self.shared_store(*h, self.shared_index(*h, index)?, &value),
+            _ => ops::set_index(base, index, value),
+        }
+    }
+
+    /// `base.name`: map keys, error fields, and the properties of tasks,
+    /// primitives and thread-locals.
+    fn field(&self, base: &Value, name: &str) -> Result<Value, Box<ErrorValue>> {
+        match base {
+            Value::Task(task) => self.task_field(task, name),
+            Value::Handle(h) => self.handle_field(*h, name),
+            Value::ThreadLocal(tl) => tl.get(self.task.id, name).ok_or_else(|| {
+                ErrorValue::new(Kind::Key, format!("this task has not set `{name}`"))
+                    .with_help("each task sees only the fields it set itself")
+            }),
+            _ => ops::field(base, name),
+        }
+    }
+
+    fn set_field(&self, base: &Value, name: &str, value: Value) -> Result<(), Box<ErrorValue>> {
+        match base {
+            Value::Handle(h) => self.set_handle_field(*h, name, value),
+            Value::ThreadLocal(tl) => {
+                tl.set(self.task.id, name, value);
+                Ok(())
+            }
+            _ => ops::set_field(base, name, value),
+        }
     }
 
     /// A new closure of `def`, capturing from the current frame.

@@ -73,6 +73,15 @@ builtins! {
     Mkdir "mkdir" 1 1,
     Exists "exists" 1 1,
     Remove "remove" 1 1,
+    Queue "queue" 0 1,
+    Lock "lock" 0 0,
+    Semaphore "semaphore" 0 1,
+    Condition "condition" 0 1,
+    Event "event" 0 0,
+    Shared "shared" 1 1,
+    ThreadLocal "threadlocal" 0 0,
+    Current "current" 0 0,
+    Active "active" 0 0,
 }
 
 impl Builtin {

@@ -25,10 +25,16 @@ pub struct Program {
     pub globals: Vec<Arc<str>>,
     /// Top-level functions, by index, with the global each one names.
     pub functions: Vec<(u32, Arc<FnDef>)>,
+    /// Every function of the program (lambdas and thread blocks included),
+    /// so a function sent through a queue can be found again by its id.
+    pub all_functions: Vec<Arc<FnDef>>,
 }
 
 #[derive(Debug)]
 pub struct FnDef {
+    /// Unique in the run (REPL inputs included): how a function value
+    /// travels between tasks.
+    pub id: u32,
     /// The declared name, or `<lambda>`, or `<main>` for the top level.
     pub name: Arc<str>,
     pub params: Vec<Param>,
@@ -101,6 +107,32 @@ pub enum StmtKind {
         finally: Option<Block>,
     },
     Throw(Expr),
+    Put(Expr, Expr, Limit),
+    LockBlock(Expr, Block),
+    Release(Expr),
+    Close(Expr),
+    Terminate(Expr),
+    Set(Expr),
+    Clear(Expr),
+    /// `notify c` / `notify all c` (true).
+    Notify(Expr, bool),
+}
+
+/// How long a blocking operation may wait.
+#[derive(Debug)]
+pub enum Limit {
+    Forever,
+    Timeout(Box<Expr>),
+    NoWait,
+}
+
+/// What a new task runs.
+#[derive(Debug)]
+pub enum TaskTarget {
+    /// `callee(args)`, evaluated by the starting task.
+    Call(Box<Expr>, Args),
+    /// A block, run as a closure of no parameters.
+    Block(Arc<FnDef>),
 }
 
 /// Where a declaration stores its value.
@@ -168,6 +200,15 @@ pub enum ExprKind {
     CallBuiltin(Builtin, Args),
     /// `recv.name(args)`.
     Method(Box<Expr>, Arc<str>, Args),
+    Task {
+        daemon: bool,
+        target: TaskTarget,
+        name: Option<Box<Expr>>,
+    },
+    Join(Box<Expr>, Option<Box<Expr>>),
+    Get(Box<Expr>, Limit),
+    Acquire(Box<Expr>, Limit),
+    Wait(Box<Expr>, Option<Box<Expr>>),
 }
 
 #[derive(Debug, Default)]

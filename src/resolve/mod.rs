@@ -44,7 +44,7 @@ pub fn resolve_with(program: &ast::Program, globals: &mut Globals) -> Result<Pro
         return Err(second.errors);
     }
     *globals = second.globals;
-    Ok(Program { main, globals: globals.names(), functions: second.functions })
+    Ok(Program { main, globals: globals.names(), functions: second.functions, all_functions: second.all_functions })
 }
 
 struct Resolver {
@@ -54,6 +54,7 @@ struct Resolver {
     captured: HashSet<u32>,
     found_captures: HashSet<u32>,
     functions: Vec<(u32, Arc<FnDef>)>,
+    all_functions: Vec<Arc<FnDef>>,
     errors: Vec<ResolveError>,
 }
 
@@ -65,6 +66,7 @@ impl Resolver {
             captured,
             found_captures: HashSet::new(),
             functions: Vec::new(),
+            all_functions: Vec::new(),
             errors: Vec::new(),
         }
     }
@@ -105,6 +107,7 @@ impl Resolver {
         let body = self.block_in_scope(&program.stmts);
         let ctx = self.fns.pop().unwrap_or_else(FnCtx::new);
         Arc::new(FnDef {
+            id: next_function_id(),
             name: "<main>".into(),
             params: Vec::new(),
             slots: ctx.slots,
@@ -215,6 +218,14 @@ impl Resolver {
                 }
             }
             S::Expr(e) => StmtKind::Expr(self.expr(e)),
+            S::Put(value, queue, limit) => StmtKind::Put(self.expr(value), self.expr(queue), self.limit(limit)),
+            S::LockBlock(target, body) => StmtKind::LockBlock(self.expr(target), self.block(body)),
+            S::Release(e) => StmtKind::Release(self.expr(e)),
+            S::Close(e) => StmtKind::Close(self.expr(e)),
+            S::Terminate(e) => StmtKind::Terminate(self.expr(e)),
+            S::Set(e) => StmtKind::Set(self.expr(e)),
+            S::Clear(e) => StmtKind::Clear(self.expr(e)),
+            S::Notify(e, all) => StmtKind::Notify(self.expr(e), *all),
         };
         Some(Stmt { kind, span: stmt.span })
     }
@@ -295,7 +306,8 @@ impl Resolver {
         };
         let ctx = self.fns.pop().expect("pushed above");
         let cell_params = params.iter().enumerate().filter(|(_, p)| p.cell).map(|(i, _)| i as u32).collect();
-        Arc::new(FnDef {
+        let def = Arc::new(FnDef {
+            id: next_function_id(),
             name: name.into(),
             params,
             slots: ctx.slots,
@@ -303,7 +315,9 @@ impl Resolver {
             body,
             captures: ctx.upvalues.iter().map(|(_, c)| *c).collect(),
             span: def.span,
-        })
+        });
+        self.all_functions.push(def.clone());
+        def
     }
 
     /// What a name means where it is read.
@@ -441,18 +455,48 @@ impl Resolver {
             A::Index(base, index) => ExprKind::Index(Box::new(self.expr(base)), Box::new(self.expr(index))),
             A::Field(base, name) => ExprKind::Field(Box::new(self.expr(base)), name.name.as_str().into()),
             A::Call(callee, args) => return self.call(callee, args, span),
+            A::Task { daemon, target, name } => {
+                let target = match target {
+                    ast::TaskTarget::Call(callee, args) => {
+                        let callee = Box::new(self.expr(callee));
+                        TaskTarget::Call(callee, self.args(args))
+                    }
+                    ast::TaskTarget::Block(def) => TaskTarget::Block(self.function(def, "<thread block>")),
+                };
+                ExprKind::Task { daemon: *daemon, target, name: name.as_ref().map(|n| Box::new(self.expr(n))) }
+            }
+            A::Join(target, timeout) => {
+                ExprKind::Join(Box::new(self.expr(target)), timeout.as_ref().map(|t| Box::new(self.expr(t))))
+            }
+            A::Wait(target, timeout) => {
+                ExprKind::Wait(Box::new(self.expr(target)), timeout.as_ref().map(|t| Box::new(self.expr(t))))
+            }
+            A::Get(target, limit) => ExprKind::Get(Box::new(self.expr(target)), self.limit(limit)),
+            A::Acquire(target, limit) => ExprKind::Acquire(Box::new(self.expr(target)), self.limit(limit)),
         };
         Expr { kind, span }
     }
 
-    fn call(&mut self, callee: &ast::Expr, args: &[ast::Arg], span: Span) -> Expr {
-        let resolved = Args {
+    fn limit(&mut self, limit: &ast::Limit) -> Limit {
+        match limit {
+            ast::Limit::Forever => Limit::Forever,
+            ast::Limit::NoWait => Limit::NoWait,
+            ast::Limit::Timeout(t) => Limit::Timeout(Box::new(self.expr(t))),
+        }
+    }
+
+    fn args(&mut self, args: &[ast::Arg]) -> Args {
+        Args {
             positional: args.iter().filter(|a| a.name.is_none()).map(|a| self.expr(&a.value)).collect(),
             named: args
                 .iter()
                 .filter_map(|a| a.name.as_ref().map(|n| (n.name.as_str().into(), self.expr(&a.value))))
                 .collect(),
-        };
+        }
+    }
+
+    fn call(&mut self, callee: &ast::Expr, args: &[ast::Arg], span: Span) -> Expr {
+        let resolved = self.args(args);
         let kind = match &callee.kind {
             A::Field(recv, method) => {
                 ExprKind::Method(Box::new(self.expr(recv)), method.name.as_str().into(), resolved)
@@ -514,6 +558,12 @@ impl Resolver {
             self.error(ResolveError::typ(span, message, "called here"));
         }
     }
+}
+
+/// Function ids are unique in the whole run, across REPL inputs.
+fn next_function_id() -> u32 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// "f takes 2 arguments but 3 were given", in the same words everywhere.

@@ -88,6 +88,10 @@ pub struct ErrorValue {
     pub trace: Vec<TraceEntry>,
     /// The value given to `throw`, when it was not an error value itself.
     pub payload: Option<crate::runtime::value::Value>,
+    /// The task it happened in, when not the main one ("thread Thread-1").
+    pub task: Option<String>,
+    /// For `TaskFailed`: the error the task failed with.
+    pub cause: Option<Arc<ErrorValue>>,
 }
 
 /// An error travelling up the evaluator.
@@ -106,6 +110,8 @@ impl ErrorValue {
             help: None,
             trace: Vec::new(),
             payload: None,
+            task: None,
+            cause: None,
         })
     }
 

@@ -7,7 +7,15 @@ use std::sync::Arc;
 
 use crate::syntax::ast::{Align, FormatSpec};
 
+use super::handle::{Handle, HandleKind};
+use super::task::{Outcome, Task, TaskKind};
 use super::value::Value;
+use super::wire::{FnTable, decode};
+use crate::sync::cell::SharedCells;
+use crate::sync::event::Event;
+use crate::sync::lock::Lock;
+use crate::sync::queue::Queue;
+use crate::sync::semaphore::Semaphore;
 
 /// The text `print` and `str` give.
 pub fn display(value: &Value) -> String {
@@ -91,6 +99,68 @@ fn write_repr(out: &mut String, value: &Value, seen: &mut Vec<usize>) {
         Value::Cell(c) => {
             let inner = c.lock().clone();
             write_repr(out, &inner, seen);
+        }
+        Value::Task(task) => out.push_str(&task_text(task)),
+        Value::Handle(handle) => out.push_str(&handle_text(*handle)),
+        Value::ThreadLocal(_) => out.push_str("<threadlocal>"),
+    }
+}
+
+/// `<thread Thread-1 running>`, `<process Process-1 pid 4242 done>`.
+fn task_text(task: &Task) -> String {
+    let state = match task.outcome() {
+        Outcome::Running => "running".to_string(),
+        Outcome::Returned(_) => "done".to_string(),
+        Outcome::Failed(_) => "failed".to_string(),
+        Outcome::Exited(n) => format!("exited {n}"),
+        Outcome::Terminated => "terminated".to_string(),
+        Outcome::Signalled(n) => format!("killed by signal {n}"),
+    };
+    match task.kind {
+        TaskKind::Thread => format!("<thread {} {state}>", task.name),
+        TaskKind::Process => format!("<process {} pid {} {state}>", task.name, task.pid),
+    }
+}
+
+/// `<queue 2/3>`, `<lock locked>`, `<event set>`, `<shared 5>`.
+fn handle_text(handle: Handle) -> String {
+    let off = handle.off();
+    match handle.kind() {
+        HandleKind::Queue => {
+            let q = Queue(off);
+            let size = match q.capacity() {
+                Some(cap) => format!("{}/{cap}", q.len()),
+                None => q.len().to_string(),
+            };
+            let closed = if q.is_closed() { " closed" } else { "" };
+            format!("<queue {size}{closed}>")
+        }
+        HandleKind::Lock => match Lock(off).is_locked() {
+            true => "<lock locked>".to_string(),
+            false => "<lock unlocked>".to_string(),
+        },
+        HandleKind::Semaphore => {
+            let s = Semaphore(off);
+            format!("<semaphore {}/{}>", s.value(), s.limit())
+        }
+        HandleKind::Condition => "<condition>".to_string(),
+        HandleKind::Event => match Event(off).is_set() {
+            true => "<event set>".to_string(),
+            false => "<event clear>".to_string(),
+        },
+        HandleKind::Cell | HandleKind::Array => {
+            let cells = SharedCells(off);
+            let no_functions = FnTable::new();
+            let values: Vec<String> = (0..cells.len())
+                .map(|i| match cells.load(i).ok().and_then(|b| decode(&b, &no_functions).ok()) {
+                    Some(v) => repr(&v),
+                    None => "?".to_string(),
+                })
+                .collect();
+            match handle.kind() {
+                HandleKind::Cell => format!("<shared {}>", values.join("")),
+                _ => format!("<shared [{}]>", values.join(", ")),
+            }
         }
     }
 }

@@ -3,9 +3,13 @@
 
 pub mod error;
 pub mod format;
+pub mod handle;
 pub mod output;
 pub mod stdin;
+pub mod task;
+pub mod threadlocal;
 pub mod value;
+pub mod wire;
 
 pub use error::{ErrorValue, Fault, Kind};
 pub use value::Value;

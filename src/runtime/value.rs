@@ -17,6 +17,9 @@ use parking_lot::Mutex;
 use crate::resolve::ir::{Builtin, FnDef};
 
 use super::error::ErrorValue;
+use super::handle::Handle;
+use super::task::Task;
+use super::threadlocal::ThreadLocal;
 
 pub type ListRef = Arc<Mutex<Vec<Value>>>;
 pub type MapRef = Arc<Mutex<IndexMap<Key, Value>>>;
@@ -35,6 +38,11 @@ pub enum Value {
     Func(Arc<Closure>),
     Builtin(Builtin),
     Error(Arc<ErrorValue>),
+    /// A thread or process.
+    Task(Arc<Task>),
+    /// A queue, lock, semaphore, condition, event or shared value.
+    Handle(Handle),
+    ThreadLocal(Arc<ThreadLocal>),
     /// Internal: a frame slot holding a variable that a closure captured.
     /// Scripts never see one; the evaluator reads and writes through it.
     Cell(Arc<VarCell>),
@@ -128,6 +136,9 @@ impl Value {
             Value::Range(_) => "range",
             Value::Func(_) | Value::Builtin(_) => "function",
             Value::Error(_) => "error",
+            Value::Task(t) => t.kind.name(),
+            Value::Handle(h) => h.kind().name(),
+            Value::ThreadLocal(_) => "threadlocal",
             Value::Cell(c) => c.lock().type_name(),
         }
     }
@@ -170,6 +181,9 @@ impl Value {
             (Value::Func(a), Value::Func(b)) => Arc::ptr_eq(a, b),
             (Value::Builtin(a), Value::Builtin(b)) => a == b,
             (Value::Error(a), Value::Error(b)) => Arc::ptr_eq(a, b),
+            (Value::Task(a), Value::Task(b)) => Arc::ptr_eq(a, b),
+            (Value::Handle(a), Value::Handle(b)) => a == b,
+            (Value::ThreadLocal(a), Value::ThreadLocal(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
     }

@@ -74,9 +74,8 @@ impl Condition {
             Err(Interrupted::Timeout) => {
                 // A signal sent while we gave up would otherwise be left over.
                 let waiting = cond.waiters.load(Ordering::SeqCst);
-                let _ = cond
-                    .signals
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| (s > waiting).then_some(waiting));
+                let _ =
+                    cond.signals.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| (s > waiting).then_some(waiting));
                 Ok(false)
             }
             Err(Interrupted::Cancelled) => Err(SyncError::Cancelled),

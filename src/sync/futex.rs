@@ -10,7 +10,10 @@ use std::time::Instant;
 pub fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> bool {
     let timeout = deadline.map(|d| {
         let left = d.saturating_duration_since(Instant::now());
-        libc::timespec { tv_sec: left.as_secs().min(i64::MAX as u64) as libc::time_t, tv_nsec: left.subsec_nanos() as _ }
+        libc::timespec {
+            tv_sec: left.as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_nsec: left.subsec_nanos() as _,
+        }
     });
     if timeout.is_some_and(|t| t.tv_sec == 0 && t.tv_nsec == 0) {
         return false;

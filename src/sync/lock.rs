@@ -42,9 +42,9 @@ impl Lock {
     /// Takes the lock for task `me`, waiting as `wait` allows.
     pub fn acquire(&self, me: u64, wait: Wait<'_>) -> Result<(), SyncError> {
         let lock = self.state()?;
-        let taken = lock.point.block_on(wait, || {
-            lock.state.compare_exchange(0, 1, Ordering::SeqCst, Ordering::Relaxed).ok().map(|_| ())
-        });
+        let taken = lock
+            .point
+            .block_on(wait, || lock.state.compare_exchange(0, 1, Ordering::SeqCst, Ordering::Relaxed).ok().map(|_| ()));
         match taken {
             Ok(()) => {
                 lock.owner.store(me, Ordering::SeqCst);

@@ -45,6 +45,17 @@ pub enum StmtKind {
         finally: Option<Block>,
     },
     Throw(Expr),
+    /// `put value into queue`.
+    Put(Expr, Expr, Limit),
+    /// `lock m { ... }`.
+    LockBlock(Expr, Block),
+    Release(Expr),
+    Close(Expr),
+    Terminate(Expr),
+    Set(Expr),
+    Clear(Expr),
+    /// `notify c` (false) or `notify all c` (true).
+    Notify(Expr, bool),
     /// `target = value`, or `target op= value` when `op` is set.
     Assign {
         target: Expr,
@@ -105,6 +116,37 @@ pub enum ExprKind {
     Call(Box<Expr>, Vec<Arg>),
     Index(Box<Expr>, Box<Expr>),
     Field(Box<Expr>, Ident),
+    /// `thread f(x)` / `thread { ... }`, with `daemon` and `as name`.
+    Task {
+        daemon: bool,
+        target: TaskTarget,
+        name: Option<Box<Expr>>,
+    },
+    /// `join t`, `join t timeout s`.
+    Join(Box<Expr>, Option<Box<Expr>>),
+    /// `get q`, with a limit.
+    Get(Box<Expr>, Limit),
+    /// `acquire m`, with a limit.
+    Acquire(Box<Expr>, Limit),
+    /// `wait e`, `wait c timeout s`.
+    Wait(Box<Expr>, Option<Box<Expr>>),
+}
+
+/// What a new task runs.
+#[derive(Debug)]
+pub enum TaskTarget {
+    /// A call, whose callee and arguments the starting task evaluates.
+    Call(Box<Expr>, Vec<Arg>),
+    /// A block, run as a closure of no parameters.
+    Block(Box<FnDef>),
+}
+
+/// How long a blocking operation may wait.
+#[derive(Debug)]
+pub enum Limit {
+    Forever,
+    Timeout(Box<Expr>),
+    NoWait,
 }
 
 /// One argument of a call: positional, or named (`name: value`).

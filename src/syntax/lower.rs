@@ -76,6 +76,22 @@ fn is_keyword(rule: Rule) -> bool {
             | Rule::kw_catch
             | Rule::kw_finally
             | Rule::kw_throw
+            | Rule::kw_put
+            | Rule::kw_get
+            | Rule::kw_lock
+            | Rule::kw_acquire
+            | Rule::kw_release
+            | Rule::kw_close
+            | Rule::kw_terminate
+            | Rule::kw_set
+            | Rule::kw_clear
+            | Rule::kw_notify
+            | Rule::kw_wait
+            | Rule::kw_join
+            | Rule::kw_thread
+            | Rule::w_into
+            | Rule::w_timeout
+            | Rule::w_as
     )
 }
 
@@ -189,6 +205,27 @@ impl Lower {
                 StmtKind::Assign { target, op, value }
             }
             Rule::expr_stmt => StmtKind::Expr(self.expr(next())),
+            Rule::put_stmt => {
+                let value = self.expr(next());
+                let queue = self.expr(next());
+                StmtKind::Put(value, queue, self.limit(parts.next()))
+            }
+            Rule::lock_stmt => {
+                let target = self.expr(next());
+                StmtKind::LockBlock(target, self.block(next()))
+            }
+            Rule::release_stmt => StmtKind::Release(self.expr(next())),
+            Rule::close_stmt => StmtKind::Close(self.expr(next())),
+            Rule::terminate_stmt => StmtKind::Terminate(self.expr(next())),
+            Rule::set_stmt => StmtKind::Set(self.expr(next())),
+            Rule::clear_stmt => StmtKind::Clear(self.expr(next())),
+            Rule::notify_stmt => {
+                let first = next();
+                match first.as_rule() {
+                    Rule::w_all => StmtKind::Notify(self.expr(next()), true),
+                    _ => StmtKind::Notify(self.expr(first), false),
+                }
+            }
             other => unreachable!("not a statement rule: {other:?}"),
         };
         Stmt { kind, span }
@@ -341,6 +378,28 @@ impl Lower {
                 let body = inner.next().expect("body");
                 ExprKind::Lambda(Box::new(self.function(None, params, body, span)))
             }
+            Rule::reserved_call => ExprKind::Name(pair.as_str().to_string()),
+            Rule::task_expr => self.task(pair, span),
+            Rule::join_expr | Rule::wait_expr => {
+                let rule = pair.as_rule();
+                let mut inner = children(pair);
+                let target = Box::new(self.postfix_expr(inner.next().expect("a target")));
+                let timeout = inner.next().map(|t| Box::new(self.timeout(t)));
+                match rule {
+                    Rule::join_expr => ExprKind::Join(target, timeout),
+                    _ => ExprKind::Wait(target, timeout),
+                }
+            }
+            Rule::get_expr | Rule::acquire_expr => {
+                let rule = pair.as_rule();
+                let mut inner = children(pair);
+                let target = Box::new(self.postfix_expr(inner.next().expect("a target")));
+                let limit = self.limit(inner.next());
+                match rule {
+                    Rule::get_expr => ExprKind::Get(target, limit),
+                    _ => ExprKind::Acquire(target, limit),
+                }
+            }
             Rule::list => ExprKind::List(pair.into_inner().map(|p| self.expr(p)).collect()),
             Rule::map => ExprKind::Map(
                 pair.into_inner()
@@ -356,6 +415,59 @@ impl Lower {
             _ => return self.expr(pair),
         };
         Expr { kind, span }
+    }
+
+    /// `thread [daemon] (call | block) [as name]`.
+    fn task(&mut self, pair: Pair<'_, Rule>, span: Span) -> ExprKind {
+        let mut daemon = false;
+        let mut target = None;
+        let mut name = None;
+        for part in children(pair) {
+            match part.as_rule() {
+                Rule::w_daemon => daemon = true,
+                Rule::w_as => {}
+                Rule::block => {
+                    let body = FnBody::Block(self.block(part));
+                    let def = FnDef { name: None, params: Vec::new(), body, span };
+                    target = Some(TaskTarget::Block(Box::new(def)));
+                }
+                Rule::postfix_expr if target.is_none() => {
+                    let call = self.postfix_expr(part);
+                    target = Some(match call.kind {
+                        ExprKind::Call(callee, args) => TaskTarget::Call(callee, args),
+                        _ => {
+                            self.errors.push(
+                                SyntaxError::new(call.span, "a task runs a call or a block", "not a call")
+                                    .with_help("write `thread f(x)` or `thread { ... }`"),
+                            );
+                            TaskTarget::Block(Box::new(FnDef {
+                                name: None,
+                                params: Vec::new(),
+                                body: FnBody::Block(Vec::new()),
+                                span,
+                            }))
+                        }
+                    });
+                }
+                _ => name = Some(Box::new(self.expr(part))),
+            }
+        }
+        let target = target.expect("the grammar requires a target");
+        ExprKind::Task { daemon, target, name }
+    }
+
+    /// `timeout s` or `nowait`, if present.
+    fn limit(&mut self, pair: Option<Pair<'_, Rule>>) -> Limit {
+        match pair {
+            None => Limit::Forever,
+            Some(p) if p.as_rule() == Rule::w_nowait => Limit::NoWait,
+            Some(p) => Limit::Timeout(Box::new(self.timeout(p))),
+        }
+    }
+
+    fn timeout(&mut self, pair: Pair<'_, Rule>) -> Expr {
+        let seconds = children(pair).find(|p| p.as_rule() == Rule::unary).expect("timeout has seconds");
+        self.expr(seconds)
     }
 
     fn int(&mut self, pair: &Pair<'_, Rule>) -> ExprKind {

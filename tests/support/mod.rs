@@ -58,6 +58,23 @@ pub fn run_concsh(args: &[String], stdin: &[u8], dir: &Path) -> Result<Run, Stri
     })
 }
 
+/// `pid 4242` becomes `pid N`, so reports naming a process compare equal.
+pub fn mask_pids(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("pid ") {
+        out.push_str(&rest[..at + 4]);
+        rest = &rest[at + 4..];
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        if digits > 0 {
+            out.push('N');
+            rest = &rest[digits..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Every file under `dir` ending in `.ext`.
 pub fn collect(dir: &Path, ext: &str, into: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };

@@ -1,0 +1,316 @@
+//! The language's words for primitives (`put`, `get`, `lock ... { }`,
+//! `acquire`, `release`, `wait`, `notify`, `set`, `clear`, `close`), their
+//! constructors (`queue()`, `lock()`, ...) and properties (`q.size`,
+//! `e.is_set`, `n.value`), turned into calls on `crate::sync`.
+
+use std::time::Duration;
+
+use super::{Ctrl, Interp, R, Up, fault_at};
+use crate::resolve::ir::{Block, Expr, Limit};
+use crate::runtime::error::{ErrorValue, Fault, Kind, type_error, value_error};
+use crate::runtime::handle::{Handle, HandleKind};
+use crate::runtime::value::Value;
+use crate::runtime::wire;
+use crate::sync::SyncError;
+use crate::sync::cell::SharedCells;
+use crate::sync::condition::Condition;
+use crate::sync::event::Event;
+use crate::sync::lock::Lock;
+use crate::sync::queue::Queue;
+use crate::sync::semaphore::Semaphore;
+use crate::sync::wait::Wait;
+use crate::syntax::Span;
+
+/// A primitive failure in the language's words. `Cancelled` is not an
+/// error: the task unwinds.
+fn failure(error: SyncError, span: Span) -> Ctrl {
+    let fault = match error {
+        SyncError::Cancelled => return Ctrl::Cancelled,
+        SyncError::Timeout => ErrorValue::new(Kind::Timeout, "timed out"),
+        SyncError::Closed => ErrorValue::new(Kind::QueueClosed, "the queue is closed"),
+        SyncError::NotLocked => value_error("release of a lock that is not locked"),
+        SyncError::OverReleased => {
+            value_error("semaphore released more times than it was acquired").with_help("each release needs an acquire")
+        }
+        SyncError::NotOwner => value_error("this task does not hold the condition's lock")
+            .with_help("wait and notify inside `lock c { ... }`"),
+        SyncError::OutOfRange => ErrorValue::new(Kind::Index, "shared list index out of range"),
+        SyncError::NoSpace => ErrorValue::new(Kind::Resource, "the shared memory region is full")
+            .with_help("queues and shared values hold too much; get items out or make fewer primitives"),
+    };
+    fault_at(fault, span)
+}
+
+/// The handle in `value`, if it is one of `kinds`.
+fn handle(value: &Value, kinds: &[HandleKind], word: &str) -> Result<Handle, Fault> {
+    match value {
+        Value::Handle(h) if kinds.contains(&h.kind()) => Ok(*h),
+        other => {
+            let wanted: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+            Err(type_error(format!("`{word}` needs a {}, not {}", wanted.join(" or "), other.type_name())))
+        }
+    }
+}
+
+/// Seconds as a timeout: a number of 0 or more.
+pub fn seconds(value: &Value, word: &str) -> Result<Duration, Fault> {
+    let secs = match value {
+        Value::Int(n) => *n as f64,
+        Value::Float(f) => *f,
+        other => return Err(type_error(format!("`{word}` takes seconds as a number, not {}", other.type_name()))),
+    };
+    if secs.is_nan() || secs < 0.0 {
+        return Err(value_error(format!("`{word}` needs a time of 0 or more seconds")));
+    }
+    // Anything past a century is forever for our purposes.
+    Ok(Duration::from_secs_f64(secs.min(3.15e9)))
+}
+
+/// The lock behind a value usable with `lock x { }`, `acquire`, `release`.
+enum Lockable {
+    Lock(Lock),
+    Semaphore(Semaphore),
+}
+
+impl<'p> Interp<'p> {
+    /// How long a `timeout`/`nowait` allows: `None` is forever.
+    pub(super) fn limit(&mut self, limit: &Limit, up: Up) -> R<Option<Duration>> {
+        Ok(match limit {
+            Limit::Forever => None,
+            Limit::NoWait => Some(Duration::ZERO),
+            Limit::Timeout(seconds_expr) => {
+                let value = self.eval(seconds_expr, up)?;
+                Some(seconds(&value, "timeout").map_err(|e| fault_at(e, seconds_expr.span))?)
+            }
+        })
+    }
+
+    fn wait(&self, timeout: Option<Duration>) -> Wait<'_> {
+        Wait::new(&self.cancel, timeout)
+    }
+
+    /// `put value into queue`.
+    pub(super) fn put(&mut self, value: Value, queue: &Value, timeout: Option<Duration>, span: Span) -> R<()> {
+        let q = Queue(handle(queue, &[HandleKind::Queue], "put").map_err(|e| fault_at(e, span))?.off());
+        let bytes = wire::encode(&value).map_err(|e| fault_at(e, span))?;
+        q.put(&bytes, self.wait(timeout)).map_err(|e| match e {
+            SyncError::Timeout => {
+                let capacity = q.capacity().unwrap_or(0);
+                fault_at(ErrorValue::new(Kind::QueueFull, format!("the queue is full ({capacity} items)")), span)
+            }
+            SyncError::Closed => fault_at(ErrorValue::new(Kind::QueueClosed, "put into a closed queue"), span),
+            other => failure(other, span),
+        })
+    }
+
+    /// `get queue`.
+    pub(super) fn get(&mut self, queue: &Value, timeout: Option<Duration>, span: Span) -> R<Value> {
+        let q = Queue(handle(queue, &[HandleKind::Queue], "get").map_err(|e| fault_at(e, span))?.off());
+        let bytes = q.get(self.wait(timeout)).map_err(|e| match e {
+            SyncError::Timeout => fault_at(ErrorValue::new(Kind::QueueEmpty, "the queue is empty"), span),
+            SyncError::Closed => fault_at(ErrorValue::new(Kind::QueueClosed, "the queue is closed and empty"), span),
+            other => failure(other, span),
+        })?;
+        wire::decode(&bytes, &self.proc.functions).map_err(|e| fault_at(e, span))
+    }
+
+    fn lockable(&self, value: &Value, word: &str, span: Span) -> R<Lockable> {
+        let kinds =
+            [HandleKind::Lock, HandleKind::Semaphore, HandleKind::Condition, HandleKind::Cell, HandleKind::Array];
+        let h = handle(value, &kinds, word).map_err(|e| fault_at(e, span))?;
+        let lock = match h.kind() {
+            HandleKind::Semaphore => return Ok(Lockable::Semaphore(Semaphore(h.off()))),
+            HandleKind::Condition => Condition(h.off()).lock(),
+            HandleKind::Cell | HandleKind::Array => SharedCells(h.off()).lock(),
+            _ => Ok(Lock(h.off())),
+        };
+        Ok(Lockable::Lock(lock.map_err(|e| failure(e, span))?))
+    }
+
+    /// `acquire x`: true, or false when the timeout passed first.
+    pub(super) fn acquire(&mut self, target: &Value, timeout: Option<Duration>, span: Span) -> R<bool> {
+        let result = match self.lockable(target, "acquire", span)? {
+            Lockable::Lock(lock) => lock.acquire(self.task.id, self.wait(timeout)),
+            Lockable::Semaphore(sem) => sem.acquire(self.wait(timeout)),
+        };
+        match result {
+            Ok(()) => Ok(true),
+            Err(SyncError::Timeout) => Ok(false),
+            Err(other) => Err(failure(other, span)),
+        }
+    }
+
+    pub(super) fn release(&mut self, target: &Value, span: Span) -> R<()> {
+        let result = match self.lockable(target, "release", span)? {
+            Lockable::Lock(lock) => lock.release(),
+            Lockable::Semaphore(sem) => sem.release(),
+        };
+        result.map_err(|e| failure(e, span))
+    }
+
+    /// `lock x { body }`: released however the body ends.
+    pub(super) fn lock_block(&mut self, target: &Expr, body: &Block, up: Up) -> R<()> {
+        let value = self.eval(target, up)?;
+        self.acquire(&value, None, target.span)?;
+        let result = self.exec_block(body, up);
+        let released = self.release(&value, target.span);
+        result.and(released)
+    }
+
+    pub(super) fn close(&mut self, target: &Value, span: Span) -> R<()> {
+        let q = Queue(handle(target, &[HandleKind::Queue], "close").map_err(|e| fault_at(e, span))?.off());
+        q.close().map_err(|e| failure(e, span))
+    }
+
+    /// `set e` (true) or `clear e` (false).
+    pub(super) fn set_event(&mut self, target: &Value, raise: bool, span: Span) -> R<()> {
+        let word = if raise { "set" } else { "clear" };
+        let event = Event(handle(target, &[HandleKind::Event], word).map_err(|e| fault_at(e, span))?.off());
+        let result = if raise { event.set() } else { event.clear() };
+        result.map_err(|e| failure(e, span))
+    }
+
+    /// `wait e` / `wait c`: true, or false when the timeout passed first.
+    pub(super) fn wait_on(&mut self, target: &Value, timeout: Option<Duration>, span: Span) -> R<bool> {
+        let h = handle(target, &[HandleKind::Event, HandleKind::Condition], "wait").map_err(|e| fault_at(e, span))?;
+        let result = match h.kind() {
+            HandleKind::Event => Event(h.off()).wait(self.wait(timeout)),
+            _ => Condition(h.off()).wait(self.task.id, self.wait(timeout)),
+        };
+        result.map_err(|e| failure(e, span))
+    }
+
+    pub(super) fn notify(&mut self, target: &Value, all: bool, span: Span) -> R<()> {
+        let cond = Condition(handle(target, &[HandleKind::Condition], "notify").map_err(|e| fault_at(e, span))?.off());
+        cond.notify(self.task.id, all).map_err(|e| failure(e, span))
+    }
+
+    /// `x.name` on a primitive.
+    pub(super) fn handle_field(&self, h: Handle, name: &str) -> Result<Value, Fault> {
+        let off = h.off();
+        let count = |n: usize| Value::Int(n as i64);
+        let value = match (h.kind(), name) {
+            (HandleKind::Queue, "size") => count(Queue(off).len()),
+            (HandleKind::Queue, "full") => Value::Bool(Queue(off).is_full()),
+            (HandleKind::Queue, "empty") => Value::Bool(Queue(off).is_empty()),
+            (HandleKind::Queue, "capacity") => Queue(off).capacity().map_or(Value::Nil, count),
+            (HandleKind::Queue, "closed") => Value::Bool(Queue(off).is_closed()),
+            (HandleKind::Lock, "locked") => Value::Bool(Lock(off).is_locked()),
+            (HandleKind::Semaphore, "value") => count(Semaphore(off).value() as usize),
+            (HandleKind::Event, "is_set") => Value::Bool(Event(off).is_set()),
+            (HandleKind::Cell, "value") => self.shared_load(h, 0)?,
+            (HandleKind::Array, "value") => {
+                let len = SharedCells(off).len();
+                Value::list((0..len).map(|i| self.shared_load(h, i)).collect::<Result<_, _>>()?)
+            }
+            (kind, _) => {
+                let fields = match kind {
+                    HandleKind::Queue => "size, full, empty, capacity and closed",
+                    HandleKind::Lock => "locked",
+                    HandleKind::Semaphore | HandleKind::Cell | HandleKind::Array => "value",
+                    HandleKind::Event => "is_set",
+                    HandleKind::Condition => "no fields",
+                };
+                return Err(type_error(format!("a {} has no field `{name}`", kind.name()))
+                    .with_help(format!("a {} has {fields}", kind.name())));
+            }
+        };
+        Ok(value)
+    }
+
+    /// `n.value = v`.
+    pub(super) fn set_handle_field(&self, h: Handle, name: &str, value: Value) -> Result<(), Fault> {
+        match (h.kind(), name) {
+            (HandleKind::Cell, "value") => self.shared_store(h, 0, &value),
+            (kind, _) => Err(type_error(format!("cannot set `{name}` on a {}", kind.name()))),
+        }
+    }
+
+    /// Element `index` of a shared value.
+    pub(super) fn shared_load(&self, h: Handle, index: usize) -> Result<Value, Fault> {
+        let bytes = SharedCells(h.off()).load(index).map_err(sync_fault)?;
+        wire::decode(&bytes, &self.proc.functions)
+    }
+
+    pub(super) fn shared_store(&self, h: Handle, index: usize, value: &Value) -> Result<(), Fault> {
+        let bytes = wire::encode(value)?;
+        SharedCells(h.off()).store(index, &bytes).map_err(sync_fault)
+    }
+
+    /// `arr[i]` for a shared list, with negative indices.
+    pub(super) fn shared_index(&self, h: Handle, index: &Value) -> Result<usize, Fault> {
+        let len = SharedCells(h.off()).len() as i64;
+        let i = match index {
+            Value::Int(i) => *i,
+            other => return Err(type_error(format!("shared list indices must be ints, not {}", other.type_name()))),
+        };
+        let at = if i < 0 { i + len } else { i };
+        if h.kind() != HandleKind::Array || at < 0 || at >= len {
+            return Err(ErrorValue::new(Kind::Index, format!("shared list index {i} out of range for length {len}")));
+        }
+        Ok(at as usize)
+    }
+}
+
+/// A primitive failure outside any wait (no cancel possible).
+fn sync_fault(error: SyncError) -> Fault {
+    match failure(error, Span::default()) {
+        Ctrl::Error(mut e) => {
+            e.span = None;
+            e
+        }
+        _ => ErrorValue::new(Kind::Error, "cancelled"),
+    }
+}
+
+/// Constructors: `queue(n)`, `lock()`, `semaphore(n)`, `condition(m)`,
+/// `event()`, `shared(v)`.
+pub fn make(kind: HandleKind, args: &[Value]) -> Result<Value, Fault> {
+    let made = match kind {
+        HandleKind::Queue => {
+            let capacity = match args.first() {
+                None | Some(Value::Nil) => None,
+                Some(Value::Int(n)) if *n >= 1 => Some(u32::try_from(*n).unwrap_or(u32::MAX - 1)),
+                Some(Value::Int(n)) => {
+                    return Err(value_error(format!("a queue holds at least 1 item, not {n}"))
+                        .with_help("queue() with no argument is unbounded"));
+                }
+                Some(other) => {
+                    return Err(type_error(format!("queue capacity must be an int, not {}", other.type_name())));
+                }
+            };
+            Queue::new(capacity).map(|q| q.0)
+        }
+        HandleKind::Lock => Lock::new().map(|l| l.0),
+        HandleKind::Semaphore => {
+            let permits = match args.first() {
+                None => 1,
+                Some(Value::Int(n)) if *n >= 0 => u32::try_from(*n).unwrap_or(u32::MAX),
+                Some(Value::Int(n)) => return Err(value_error(format!("a semaphore cannot start at {n}"))),
+                Some(other) => return Err(type_error(format!("semaphore takes an int, not {}", other.type_name()))),
+            };
+            Semaphore::new(permits).map(|s| s.0)
+        }
+        HandleKind::Condition => {
+            let lock = match args.first() {
+                None => None,
+                Some(Value::Handle(h)) if h.kind() == HandleKind::Lock => Some(Lock(h.off())),
+                Some(other) => return Err(type_error(format!("condition takes a lock, not {}", other.type_name()))),
+            };
+            Condition::new(lock).map(|c| c.0)
+        }
+        HandleKind::Event => Event::new().map(|e| e.0),
+        HandleKind::Cell | HandleKind::Array => {
+            let value = args.first().cloned().unwrap_or(Value::Nil);
+            if let Value::List(list) = &value {
+                let items = list.lock().clone();
+                let encoded = items.iter().map(wire::encode).collect::<Result<Vec<_>, _>>()?;
+                let cells = SharedCells::new(&encoded).map_err(sync_fault)?;
+                return Ok(Value::Handle(Handle::new(HandleKind::Array, cells.0)));
+            }
+            SharedCells::new(&[wire::encode(&value)?]).map(|c| c.0)
+        }
+    };
+    let off = made.map_err(sync_fault)?;
+    Ok(Value::Handle(Handle::new(kind, off)))
+}

@@ -1,0 +1,122 @@
+//! A task handle: what `thread` (and later `spawn`) gives, what `join`,
+//! `terminate`, `current()` and `active()` work with.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread::JoinHandle;
+
+use parking_lot::Mutex;
+
+use super::error::ErrorValue;
+use super::value::Value;
+use crate::sync::cancel::CancelToken;
+use crate::sync::wait::{Interrupted, Wait, WaitPoint};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskKind {
+    Thread,
+    Process,
+}
+
+impl TaskKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskKind::Thread => "thread",
+            TaskKind::Process => "process",
+        }
+    }
+}
+
+/// How a task ended, or that it has not.
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    Running,
+    Returned(Value),
+    Failed(Arc<ErrorValue>),
+    /// Ended by `exit(n)`.
+    Exited(i32),
+    /// Ended by `terminate` (or, for a process, by signal N: `Signalled(N)`).
+    Terminated,
+    Signalled(i32),
+}
+
+/// The exit code `terminate` gives a thread, as if ended by SIGTERM.
+pub const TERMINATED: i64 = -15;
+
+pub struct Task {
+    /// Unique in the run: who holds a lock, who waits on a condition.
+    pub id: u64,
+    pub name: String,
+    pub kind: TaskKind,
+    pub daemon: bool,
+    pub pid: i32,
+    pub cancel: Arc<CancelToken>,
+    outcome: Mutex<Outcome>,
+    finished: AtomicU32,
+    done: WaitPoint,
+    /// The OS thread running it, joined once the task has finished.
+    pub os_thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Task {
+    pub fn new(id: u64, name: String, kind: TaskKind, daemon: bool) -> Task {
+        Task {
+            id,
+            name,
+            kind,
+            daemon,
+            pid: nix::unistd::getpid().as_raw(),
+            cancel: Arc::new(CancelToken::default()),
+            outcome: Mutex::new(Outcome::Running),
+            finished: AtomicU32::new(0),
+            done: WaitPoint::default(),
+            os_thread: Mutex::new(None),
+        }
+    }
+
+    /// Records how the task ended and wakes everyone joining it.
+    pub fn finish(&self, outcome: Outcome) {
+        *self.outcome.lock() = outcome;
+        self.finished.store(1, Ordering::SeqCst);
+        self.done.notify(true);
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.finished.load(Ordering::SeqCst) == 0
+    }
+
+    pub fn outcome(&self) -> Outcome {
+        self.outcome.lock().clone()
+    }
+
+    /// `nil` while running, 0 success, 1 uncaught error, n after
+    /// `exit(n)`, -N when ended by signal N (`terminate` counts as SIGTERM).
+    pub fn exitcode(&self) -> Option<i64> {
+        match &*self.outcome.lock() {
+            Outcome::Running => None,
+            Outcome::Returned(_) => Some(0),
+            Outcome::Failed(_) => Some(1),
+            Outcome::Exited(n) => Some(*n as i64),
+            Outcome::Terminated => Some(TERMINATED),
+            Outcome::Signalled(n) => Some(-(*n as i64)),
+        }
+    }
+
+    /// Waits until the task has finished (false if the deadline passed).
+    pub fn wait(&self, wait: Wait<'_>) -> Result<bool, Interrupted> {
+        match self.done.block_on(wait, || (!self.is_alive()).then_some(())) {
+            Ok(()) => Ok(true),
+            Err(Interrupted::Timeout) => Ok(false),
+            Err(Interrupted::Cancelled) => Err(Interrupted::Cancelled),
+        }
+    }
+
+    /// Joins the OS thread of a finished task (it is then at its very end).
+    pub fn reap(&self) {
+        if !self.is_alive()
+            && let Some(thread) = self.os_thread.lock().take()
+        {
+            let _ = thread.join();
+        }
+    }
+}
