@@ -98,7 +98,7 @@ fn wrong_use_is_an_error() {
     let token = CancelToken::default();
     let lock = Lock::new().expect("lock");
     assert_eq!(lock.release(), Err(SyncError::NotLocked));
-    let sem = Semaphore::new(2).expect("semaphore");
+    let sem = Semaphore::new(2, 2).expect("semaphore");
     assert_eq!(sem.release(), Err(SyncError::OverReleased));
     sem.acquire(forever(&token)).expect("acquire");
     sem.release().expect("release");
@@ -126,7 +126,7 @@ fn cancel_wakes_every_kind_of_wait() {
         Box::new(move |t| lock.acquire(1, forever(t))),
         Box::new(|t| Event::new()?.wait(forever(t)).map(|_| ())),
         Box::new(|t| {
-            let s = Semaphore::new(1)?;
+            let s = Semaphore::new(1, 1)?;
             s.acquire(forever(t))?;
             s.acquire(forever(t))
         }),

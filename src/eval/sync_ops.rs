@@ -46,9 +46,23 @@ fn handle(value: &Value, kinds: &[HandleKind], word: &str) -> Result<Handle, Fau
     match value {
         Value::Handle(h) if kinds.contains(&h.kind()) => Ok(*h),
         other => {
-            let wanted: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
-            Err(type_error(format!("`{word}` needs a {}, not {}", wanted.join(" or "), other.type_name())))
+            let mut wanted: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+            wanted.dedup();
+            let wanted = match wanted.split_last() {
+                Some((last, [])) => article(last),
+                Some((last, rest)) => format!("{} or {last}", article(&rest.join(", "))),
+                None => String::new(),
+            };
+            Err(type_error(format!("`{word}` needs {wanted}, not {}", article(other.type_name()))))
         }
+    }
+}
+
+/// "a queue", "an event".
+fn article(noun: &str) -> String {
+    match noun.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        true => format!("an {noun}"),
+        false => format!("a {noun}"),
     }
 }
 
@@ -96,7 +110,7 @@ impl<'p> Interp<'p> {
         q.put(&bytes, self.wait(timeout)).map_err(|e| match e {
             SyncError::Timeout => {
                 let capacity = q.capacity().unwrap_or(0);
-                fault_at(ErrorValue::new(Kind::QueueFull, format!("the queue is full ({capacity} items)")), span)
+                fault_at(ErrorValue::new(Kind::QueueFull, format!("the queue is full (capacity {capacity})")), span)
             }
             SyncError::Closed => fault_at(ErrorValue::new(Kind::QueueClosed, "put into a closed queue"), span),
             other => failure(other, span),
@@ -283,13 +297,20 @@ pub fn make(kind: HandleKind, args: &[Value]) -> Result<Value, Fault> {
         }
         HandleKind::Lock => Lock::new().map(|l| l.0),
         HandleKind::Semaphore => {
-            let permits = match args.first() {
-                None => 1,
-                Some(Value::Int(n)) if *n >= 0 => u32::try_from(*n).unwrap_or(u32::MAX),
-                Some(Value::Int(n)) => return Err(value_error(format!("a semaphore cannot start at {n}"))),
-                Some(other) => return Err(type_error(format!("semaphore takes an int, not {}", other.type_name()))),
+            // `semaphore(n)`: n permits, never more; `semaphore(0, 3)` starts
+            // empty with room for 3 releases.
+            let count = |value: Option<&Value>, default: u32| match value {
+                None => Ok(default),
+                Some(Value::Int(n)) if *n >= 0 => Ok(u32::try_from(*n).unwrap_or(u32::MAX)),
+                Some(Value::Int(n)) => Err(value_error(format!("a semaphore cannot count {n}"))),
+                Some(other) => Err(type_error(format!("semaphore takes ints, not {}", other.type_name()))),
             };
-            Semaphore::new(permits).map(|s| s.0)
+            let permits = count(args.first(), 1)?;
+            let limit = count(args.get(1), permits.max(1))?;
+            if limit < permits {
+                return Err(value_error(format!("a semaphore of {permits} cannot be limited to {limit}")));
+            }
+            Semaphore::new(permits, limit).map(|s| s.0)
         }
         HandleKind::Condition => {
             let lock = match args.first() {

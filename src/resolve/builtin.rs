@@ -75,7 +75,7 @@ builtins! {
     Remove "remove" 1 1,
     Queue "queue" 0 1,
     Lock "lock" 0 0,
-    Semaphore "semaphore" 0 1,
+    Semaphore "semaphore" 0 2,
     Condition "condition" 0 1,
     Event "event" 0 0,
     Shared "shared" 1 1,

@@ -26,12 +26,13 @@ unsafe impl Shared for State {}
 pub struct Semaphore(pub Off);
 
 impl Semaphore {
-    pub fn new(permits: u32) -> Result<Semaphore, SyncError> {
+    /// `permits` to start with, never more than `limit` (at least `permits`).
+    pub fn new(permits: u32, limit: u32) -> Result<Semaphore, SyncError> {
         let region = region()?;
         let off = region.alloc(std::mem::size_of::<State>()).ok_or(SyncError::NoSpace)?;
         let state = region.get::<State>(off);
         state.value.store(permits, Ordering::SeqCst);
-        state.limit.store(permits, Ordering::SeqCst);
+        state.limit.store(limit.max(permits), Ordering::SeqCst);
         Ok(Semaphore(off))
     }
 
