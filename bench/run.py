@@ -4,7 +4,8 @@
 For every bench/NAME.conc with a bench/NAME.py beside it: one warm-up run
 of each, then PAIRS runs of the two alternately; the ratio is concsh's
 median whole-process wall time over CPython's. Both must print the same
-last line, so the two really did the same work.
+last line, so the two really did the same work. A script without a twin
+(`s*.conc`) measures concsh against itself and prints its own result.
 
     cargo build --release && python3 bench/run.py [NAME ...]
 """
@@ -36,6 +37,7 @@ def main(names):
     for script in scripts:
         twin = script.with_suffix(".py")
         if not twin.exists():
+            print(f"{script.stem:<24} {timed([str(CONCSH), str(script)])[1][0]}")
             continue
         ours, theirs = [str(CONCSH), str(script)], [sys.executable, str(twin)]
         _, our_line = timed(ours)

@@ -8,7 +8,7 @@ use std::path::Path;
 mod support;
 
 /// Variations tried per script, besides truncations.
-const EDITS: usize = 150;
+const EDITS: usize = 100;
 
 /// Pieces of syntax spliced in by the random edits.
 const FRAGMENTS: &[&str] = &[

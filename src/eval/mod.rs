@@ -232,6 +232,10 @@ impl<'p> Interp<'p> {
                 self.stack[self.base + slot as usize] = Value::Cell(Arc::new(VarCell::new(value)));
             }
             Binding::Global(i) => *self.proc.globals[i as usize].lock() = value,
+            // A top-level `let` runs once; there is nothing to overwrite.
+            Binding::Fixed(i) => {
+                let _ = self.proc.fixed[i as usize].set(value);
+            }
         }
     }
 
@@ -421,6 +425,10 @@ impl<'p> Interp<'p> {
             ExprKind::Str(s) => Value::Str(s.clone()),
             ExprKind::Bool(b) => Value::Bool(*b),
             ExprKind::Nil => Value::Nil,
+            ExprKind::Fixed(i) => match self.proc.fixed[*i as usize].get() {
+                Some(value) => value.clone(),
+                None => return Err(unset_global(self.proc, *i, expr.span)),
+            },
             ExprKind::Global(i) => {
                 let value = self.proc.globals[*i as usize].lock().clone();
                 if matches!(value, Value::Unset) {

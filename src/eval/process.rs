@@ -2,8 +2,8 @@
 //! functions, the script's arguments, the source (for reports), and the
 //! registry of tasks it started.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
@@ -19,6 +19,8 @@ pub const DEFAULT_MAX_TASKS: usize = 500;
 
 pub struct Process {
     pub globals: Vec<VarCell>,
+    /// Globals set once by their `let` (the resolver's `Fixed`).
+    pub fixed: Vec<OnceLock<Value>>,
     pub global_names: Vec<Arc<str>>,
     /// Top-level functions, indexed like the globals that name them.
     pub funcs: Vec<Option<Arc<Closure>>>,
@@ -52,6 +54,7 @@ impl Process {
         let pid = nix::unistd::getpid().as_raw() as u64;
         Arc::new(Process {
             globals,
+            fixed: (0..program.globals.len()).map(|_| OnceLock::new()).collect(),
             global_names: program.globals.clone(),
             funcs,
             functions,

@@ -6,6 +6,8 @@
 //!   closure (or a thread block) captured the variable by reference.
 //! - `Upvalue(i)`: the i-th cell captured by the running closure.
 //! - `Global(i)`: a top-level `let` (shared by every thread of a process).
+//! - `Fixed(i)`: a top-level `let` that nothing ever assigns again: set
+//!   once, then read by every thread without a lock.
 //! - `Func(i)`: a top-level `fn`, fixed before the script runs.
 //! - `Builtin(b)`: a predefined function.
 
@@ -143,6 +145,8 @@ pub enum Binding {
     /// a new one, so closures made in a loop each keep their own variable.
     Cell(u32),
     Global(u32),
+    /// A global set once (see `ExprKind::Fixed`).
+    Fixed(u32),
 }
 
 #[derive(Debug)]
@@ -182,6 +186,7 @@ pub enum ExprKind {
     LocalCell(u32),
     Upvalue(u32),
     Global(u32),
+    Fixed(u32),
     Func(u32),
     Builtin(Builtin),
     List(Vec<Expr>),

@@ -33,11 +33,21 @@ pub fn resolve(program: &ast::Program) -> Result<Program, Vec<ResolveError>> {
 /// Resolves a script against `globals` (the REPL keeps them between
 /// inputs), adding the globals it declares. On error `globals` is unchanged.
 pub fn resolve_with(program: &ast::Program, globals: &mut Globals) -> Result<Program, Vec<ResolveError>> {
-    // Pass one finds which locals closures capture; pass two knows them
-    // and stores exactly those in cells.
-    let mut first = Resolver::new(globals.clone(), HashSet::new());
+    // Pass one finds which locals closures capture and which globals are
+    // ever assigned; pass two knows them, and stores exactly those locals
+    // in cells and reads the other globals without a lock.
+    let mut first = Resolver::new(globals.clone(), HashSet::new(), HashSet::new());
     first.program(program);
-    let mut second = Resolver::new(globals.clone(), first.found_captures);
+    let fixed = match globals.fixed_allowed() {
+        true => first
+            .declarations
+            .iter()
+            .filter(|(g, n)| **n == 1 && !first.assigned.contains(g))
+            .map(|(g, _)| *g)
+            .collect(),
+        false => HashSet::new(),
+    };
+    let mut second = Resolver::new(globals.clone(), first.found_captures, fixed);
     let main = second.program(program);
     if !second.errors.is_empty() {
         second.errors.sort_by_key(|e| e.span.start);
@@ -53,18 +63,26 @@ struct Resolver {
     /// Declarations (by the offset of their name) that a closure captures.
     captured: HashSet<u32>,
     found_captures: HashSet<u32>,
+    /// Globals set once and never assigned (from pass one).
+    fixed: HashSet<u32>,
+    /// How often each global is declared, and which are assigned.
+    declarations: HashMap<u32, u32>,
+    assigned: HashSet<u32>,
     functions: Vec<(u32, Arc<FnDef>)>,
     all_functions: Vec<Arc<FnDef>>,
     errors: Vec<ResolveError>,
 }
 
 impl Resolver {
-    fn new(globals: Globals, captured: HashSet<u32>) -> Resolver {
+    fn new(globals: Globals, captured: HashSet<u32>, fixed: HashSet<u32>) -> Resolver {
         Resolver {
             fns: Vec::new(),
             globals,
             captured,
             found_captures: HashSet::new(),
+            fixed,
+            declarations: HashMap::new(),
+            assigned: HashSet::new(),
             functions: Vec::new(),
             all_functions: Vec::new(),
             errors: Vec::new(),
@@ -250,7 +268,13 @@ impl Resolver {
     fn declare(&mut self, name: &ast::Ident) -> Binding {
         if self.at_top_level() {
             return match self.globals.declare(&name.name) {
-                Ok(index) => Binding::Global(index),
+                Ok(index) => {
+                    *self.declarations.entry(index).or_default() += 1;
+                    match self.fixed.contains(&index) {
+                        true => Binding::Fixed(index),
+                        false => Binding::Global(index),
+                    }
+                }
                 Err(existing) => {
                     self.error(
                         ResolveError::name(
@@ -344,6 +368,7 @@ impl Resolver {
             }
             return Some(match self.globals.function_index(global) {
                 Some(_) => ExprKind::Func(global),
+                None if self.fixed.contains(&global) => ExprKind::Fixed(global),
                 None => ExprKind::Global(global),
             });
         }
@@ -386,7 +411,10 @@ impl Resolver {
                 Some(ExprKind::Local(slot)) => Place::Local(slot),
                 Some(ExprKind::LocalCell(slot)) => Place::LocalCell(slot),
                 Some(ExprKind::Upvalue(i)) => Place::Upvalue(i),
-                Some(ExprKind::Global(i)) => Place::Global(i),
+                Some(ExprKind::Global(i)) => {
+                    self.assigned.insert(i);
+                    Place::Global(i)
+                }
                 found => {
                     let (message, help) = match found {
                         Some(ExprKind::Func(_)) => (

@@ -19,9 +19,22 @@ pub struct Globals {
     declared: Vec<bool>,
     /// Top-level functions: where they were declared and their parameters.
     functions: HashMap<u32, (Span, Vec<ParamSig>)>,
+    /// A session whose inputs come one by one (the REPL) may assign a
+    /// global later: none is ever treated as set once.
+    session: bool,
 }
 
 impl Globals {
+    /// Globals for a session of many inputs (the REPL).
+    pub fn for_session() -> Globals {
+        Globals { session: true, ..Globals::default() }
+    }
+
+    /// Whether a global assigned nowhere may be read without a lock.
+    pub fn fixed_allowed(&self) -> bool {
+        !self.session
+    }
+
     pub fn names(&self) -> Vec<Arc<str>> {
         self.names.clone()
     }
