@@ -322,7 +322,8 @@ pub fn field(base: &Value, name: &str) -> Result<Value, Fault> {
             "kind" => Ok(Value::Str(e.kind.clone())),
             "message" => Ok(Value::Str(e.message.as_str().into())),
             "value" => Ok(e.payload.clone().unwrap_or(Value::Nil)),
-            _ => Err(no_field(base, name).with_help("an error has `kind`, `message` and `value`")),
+            "cause" => Ok(e.cause.clone().map_or(Value::Nil, Value::Error)),
+            _ => Err(no_field(base, name).with_help("an error has `kind`, `message`, `value` and `cause`")),
         },
         _ => Err(no_field(base, name)),
     }

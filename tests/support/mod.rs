@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// No script in the suite comes near this; a hang fails instead of blocking CI.
 pub const LIMIT: Duration = Duration::from_secs(60);
@@ -25,6 +25,7 @@ pub fn concsh() -> Command {
 }
 
 /// Runs `concsh ARGS` in `dir` with `stdin`, killing it past [`LIMIT`].
+/// Output is read while the child runs, so a large one cannot block it.
 pub fn run_concsh(args: &[String], stdin: &[u8], dir: &Path) -> Result<Run, String> {
     let mut child = concsh()
         .args(args)
@@ -34,27 +35,46 @@ pub fn run_concsh(args: &[String], stdin: &[u8], dir: &Path) -> Result<Run, Stri
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start concsh: {e}"))?;
-    if let Some(mut input) = child.stdin.take() {
-        let _ = input.write_all(stdin);
-    }
-    let started = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if started.elapsed() > LIMIT => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("concsh {args:?} did not finish within {LIMIT:?}"));
+    let feed = child.stdin.take().map(|mut input| {
+        let bytes = stdin.to_vec();
+        std::thread::spawn(move || {
+            let _ = input.write_all(&bytes);
+        })
+    });
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
             }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err(format!("waiting for concsh: {e}")),
+            bytes
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait());
+    });
+    let status = match finished.recv_timeout(LIMIT) {
+        Ok(Ok(status)) => status,
+        Ok(Err(e)) => return Err(format!("waiting for concsh: {e}")),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = finished.recv();
+            return Err(format!("concsh {args:?} did not finish within {LIMIT:?}"));
         }
+    };
+    if let Some(feed) = feed {
+        let _ = feed.join();
     }
-    let output = child.wait_with_output().map_err(|e| format!("reading concsh output: {e}"))?;
+    let stdout = stdout.join().map_err(|_| "reading stdout failed".to_string())?;
+    let stderr = stderr.join().map_err(|_| "reading stderr failed".to_string())?;
     Ok(Run {
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        code: status.code().unwrap_or(-1),
     })
 }
 

@@ -1,0 +1,50 @@
+//! Output from concurrent tasks: every `print` is written whole, so lines
+//! from different threads never mix within a line, whether stdout is a pipe
+//! or a file.
+
+use std::path::Path;
+
+mod support;
+
+/// 8 threads each print 300 lines of 1,000 copies of their own letter.
+const SCRIPT: &str = r#"
+fn shout(letter) {
+    let line = letter * 1000
+    for i in range(300) { print(line) }
+}
+let ts = []
+for letter in ["a", "b", "c", "d", "e", "f", "g", "h"] { ts.push(thread shout(letter)) }
+for t in ts { join t }
+"#;
+
+fn check_lines(stdout: &str) {
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 8 * 300, "every line arrives");
+    for (n, line) in lines.iter().enumerate() {
+        let first = line.chars().next().expect("non-empty line");
+        assert!(
+            line.len() == 1000 && line.chars().all(|c| c == first),
+            "line {n} mixes output of several threads: {}...",
+            &line[..line.len().min(80)]
+        );
+    }
+}
+
+#[test]
+fn lines_from_threads_never_mix_in_a_pipe() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = support::run_concsh(&["-".into()], SCRIPT.as_bytes(), root).expect("runs");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    check_lines(&run.stdout);
+}
+
+#[test]
+fn lines_from_threads_never_mix_in_a_file() {
+    let path = std::env::temp_dir().join(format!("concsh-output-{}.txt", std::process::id()));
+    let file = std::fs::File::create(&path).expect("temp file");
+    let status = support::concsh().args(["-c", SCRIPT]).stdout(file).status().expect("runs");
+    let text = std::fs::read_to_string(&path).expect("output file");
+    let _ = std::fs::remove_file(&path);
+    assert!(status.success());
+    check_lines(&text);
+}
