@@ -149,3 +149,22 @@ fn ctrl_c_interrupts_a_busy_loop() {
     assert_eq!(code, Some(130));
     assert_eq!(rest, "");
 }
+
+#[test]
+fn ctrl_c_ends_every_blocked_thread() {
+    let code = "let q = queue()\nlet ts = []\nfor i in range(4) { ts.push(thread { get q }) }\nprint(\"ready\")\nfor t in ts { join t }";
+    let (status, rest) = interrupt_after_ready(code);
+    assert_eq!(status, Some(130));
+    assert_eq!(rest, "");
+}
+
+#[test]
+fn max_tasks_limits_live_threads() {
+    let code = "let go = event()\nfor i in range(5) { thread daemon { wait go } }";
+    let limited = run(&["--max-tasks", "3", "-c", code], "");
+    assert_eq!(limited.code, 1);
+    assert!(limited.stderr.contains("too many live tasks: the limit is 3"), "{}", limited.stderr);
+    let roomy = run(&["--max-tasks", "10", "-c", code], "");
+    assert_eq!(roomy.code, 0, "{}", roomy.stderr);
+    assert_eq!(run(&["--max-tasks", "0", "-c", "print(1)"], "").code, 2);
+}
