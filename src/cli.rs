@@ -14,6 +14,8 @@ use crate::{resolve, signals, syntax};
 pub const EXIT_ERROR: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_INTERRUPTED: i32 = 130;
+/// 128 + SIGTERM.
+pub const EXIT_TERMINATED: i32 = 143;
 
 /// The evaluator's native stack: deep enough that the language's own
 /// recursion limit (`eval::MAX_DEPTH`) is always reached first.
@@ -139,11 +141,10 @@ pub fn run_source(source: &Source, args: Vec<String>, options: &Options) -> i32 
         return 0;
     }
     let process = Process::new(&program, source.clone(), args, options.max_tasks);
-    let listener = {
-        let process = process.clone();
-        signals::Listener::start(move || process.cancel_all())
-    };
+    let listener = signals::Listener::start(process.clone());
+    process.gate.enter();
     let result = Interp::new(&process).run_main(&program.main);
+    process.gate.leave();
     // An error in the main task is reported at once; the threads it
     // started still run to their end, as in Python.
     let mut code = match result {
@@ -155,7 +156,7 @@ pub fn run_source(source: &Source, args: Vec<String>, options: &Options) -> i32 
         }
         Err(_) => EXIT_INTERRUPTED,
     };
-    finish_tasks(&process);
+    finish_tasks(&process, signals::interrupted());
     drop(listener);
     if let Some(exit) = *process.exit_request.lock() {
         code = exit;
@@ -163,6 +164,8 @@ pub fn run_source(source: &Source, args: Vec<String>, options: &Options) -> i32 
     if signals::interrupted() {
         output::report("concsh: interrupted\n");
         code = EXIT_INTERRUPTED;
+    } else if signals::terminated() {
+        code = EXIT_TERMINATED;
     }
     code
 }

@@ -1,36 +1,58 @@
-//! Ctrl-C. The handler itself only records the signal (signal-hook's
-//! self-pipe); a small listener thread then cancels every task, which
-//! wakes any sleeping or blocked one and ends the script with status 130.
+//! Ctrl-C and `terminate`. The handlers only record the signal (through
+//! signal-hook's self-pipe); a small listener thread then cancels every
+//! task of the process (which wakes any sleeping or blocked one) and asks
+//! child processes to end. SIGINT ends a run with status 130; SIGTERM
+//! (what `terminate` sends a process) ends it as if killed by SIGTERM.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
-use signal_hook::consts::SIGINT;
+use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
 
-/// Set once Ctrl-C arrived.
-pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+use crate::eval::Process;
 
-/// Listens for SIGINT until dropped.
+/// Set once Ctrl-C (SIGINT) arrived.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Set once SIGTERM arrived.
+static TERMINATED: AtomicBool = AtomicBool::new(false);
+
+/// Listens for SIGINT and SIGTERM until dropped.
 pub struct Listener {
     handle: Handle,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Listener {
-    pub fn start(on_interrupt: impl Fn() + Send + 'static) -> Option<Listener> {
-        let mut signals = Signals::new([SIGINT]).ok()?;
+    /// Cancels every task of `process` when a signal comes.
+    pub fn start(process: Arc<Process>) -> Option<Listener> {
+        let mut signals = Signals::new([SIGINT, SIGTERM]).ok()?;
         let handle = signals.handle();
         let thread = std::thread::Builder::new()
             .name("concsh-signals".into())
             .spawn(move || {
-                for _ in signals.forever() {
-                    INTERRUPTED.store(true, Ordering::SeqCst);
-                    on_interrupt();
+                for signal in signals.forever() {
+                    match signal {
+                        SIGTERM => TERMINATED.store(true, Ordering::SeqCst),
+                        _ => INTERRUPTED.store(true, Ordering::SeqCst),
+                    }
+                    // Inside the fork gate: the task registry is an
+                    // interpreter lock like any other.
+                    process.gate.enter();
+                    process.cancel_all();
+                    process.gate.leave();
                 }
             })
             .ok()?;
         Some(Listener { handle, thread: Some(thread) })
+    }
+
+    /// In a new child: forget what the parent received, then listen.
+    pub fn start_for_child(process: Arc<Process>) -> Option<Listener> {
+        INTERRUPTED.store(false, Ordering::SeqCst);
+        TERMINATED.store(false, Ordering::SeqCst);
+        Listener::start(process)
     }
 }
 
@@ -45,4 +67,8 @@ impl Drop for Listener {
 
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
+}
+
+pub fn terminated() -> bool {
+    TERMINATED.load(Ordering::SeqCst)
 }

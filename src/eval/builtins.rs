@@ -176,7 +176,7 @@ impl<'p> Interp<'p> {
             }
             Builtin::Sleep => {
                 let seconds = sync_ops::seconds(&arg(0), name)?;
-                self.cancel.sleep(seconds).map_err(|_| Ctrl::Cancelled)?;
+                self.cancel.sleep(seconds, Some(&self.proc.gate)).map_err(|_| Ctrl::Cancelled)?;
                 Value::Nil
             }
             Builtin::Time => {
@@ -197,7 +197,7 @@ impl<'p> Interp<'p> {
                 if let Some(prompt) = a.first() {
                     output::write_line(Stream::Stdout, &format::display(prompt));
                 }
-                match stdin::read_line(&self.cancel).map_err(|_| Ctrl::Cancelled)? {
+                match stdin::read_line(&self.cancel, &self.proc.gate).map_err(|_| Ctrl::Cancelled)? {
                     stdin::Line::Text(line) => Value::Str(line.into()),
                     stdin::Line::End => Value::Nil,
                 }

@@ -188,8 +188,8 @@ impl<'p> Interp<'p> {
         for stmt in body {
             match &stmt.kind {
                 StmtKind::Return(value) => {
-                    if self.cancel.is_cancelled() {
-                        return Err(Ctrl::Cancelled);
+                    if self.cancel.needs_attention() {
+                        self.attend()?;
                     }
                     return Ok(Flow::Return(match value {
                         Some(value) => self.operand(value, upvals)?,
@@ -197,8 +197,8 @@ impl<'p> Interp<'p> {
                     }));
                 }
                 StmtKind::If(branches, otherwise) => {
-                    if self.cancel.is_cancelled() {
-                        return Err(Ctrl::Cancelled);
+                    if self.cancel.needs_attention() {
+                        self.attend()?;
                     }
                     let mut taken = otherwise.as_ref();
                     for (cond, block) in branches {

@@ -15,6 +15,7 @@ mod iter;
 mod methods;
 mod ops;
 mod process;
+mod spawn;
 mod sync_ops;
 mod task;
 
@@ -31,6 +32,7 @@ use crate::runtime::Value;
 use crate::runtime::error::{ErrorValue, Kind, TraceEntry};
 use crate::runtime::format;
 use crate::runtime::task::Task;
+use crate::sync::wait::Wait;
 use crate::runtime::value::{Closure, Key, VarCell};
 use crate::sync::cancel::CancelToken;
 
@@ -55,13 +57,32 @@ type Up<'a> = &'a [Arc<VarCell>];
 impl<'p> Interp<'p> {
     /// The evaluator of the script's main task.
     pub fn new(proc: &'p Arc<Process>) -> Interp<'p> {
-        Interp::for_task(proc, proc.main_task.clone())
+        Interp::for_task(proc, proc.main_task())
     }
 
     /// The evaluator of `task`, a task of `proc`.
     pub fn for_task(proc: &'p Arc<Process>, task: Arc<Task>) -> Interp<'p> {
         let cancel = task.cancel.clone();
         Interp { proc, task, cancel, stack: Vec::with_capacity(1024), base: 0, depth: 0 }
+    }
+
+    /// The task was cancelled, or asked to pause for a fork: a pause steps
+    /// out of the fork gate and back in (waiting while the fork happens).
+    #[cold]
+    fn attend(&mut self) -> R<()> {
+        if self.cancel.is_cancelled() {
+            return Err(Ctrl::Cancelled);
+        }
+        if self.cancel.is_paused() {
+            self.proc.gate.leave();
+            self.proc.gate.enter();
+        }
+        Ok(())
+    }
+
+    /// A wait limited by `timeout`, this task's cancel token and the gate.
+    pub(super) fn wait(&self, timeout: Option<std::time::Duration>) -> Wait<'_> {
+        Wait::new(&self.cancel, timeout).in_gate(&self.proc.gate)
     }
 
     /// Runs a function of no arguments (the script's top level) to its end.
@@ -78,8 +99,8 @@ impl<'p> Interp<'p> {
     }
 
     fn exec(&mut self, stmt: &Stmt, up: Up) -> R<()> {
-        if self.cancel.is_cancelled() {
-            return Err(Ctrl::Cancelled);
+        if self.cancel.needs_attention() {
+            self.attend()?;
         }
         match &stmt.kind {
             StmtKind::Expr(e) => {
@@ -523,8 +544,8 @@ impl<'p> Interp<'p> {
                 let args = self.eval_args(args, up)?;
                 return self.method(&recv, name, args, expr.span).map_err(|c| c.at(expr.span));
             }
-            ExprKind::Task { daemon, target, name } => {
-                return self.start_thread(*daemon, target, name.as_deref(), up, expr.span);
+            ExprKind::Task { process, daemon, target, name } => {
+                return self.start_task(*process, *daemon, target, name.as_deref(), up, expr.span);
             }
             ExprKind::Join(target, timeout) => {
                 let target = self.eval(target, up)?;

@@ -1,11 +1,11 @@
 //! What every task of one OS process shares: the globals, the top-level
-//! functions, the script's arguments, the source (for reports), and the
-//! registry of tasks it started.
+//! functions, the script's arguments, the source (for reports), the tasks
+//! it started, and the fork gate.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
 use crate::report::Source;
 use crate::resolve::ir::Program;
@@ -13,6 +13,10 @@ use crate::runtime::Value;
 use crate::runtime::task::{Task, TaskKind};
 use crate::runtime::value::{Closure, VarCell};
 use crate::runtime::wire::FnTable;
+use crate::sync::gate::Gate;
+use crate::sync::shm::{self, Off};
+
+use super::spawn::Forker;
 
 /// The default limit on live tasks (`--max-tasks`).
 pub const DEFAULT_MAX_TASKS: usize = 500;
@@ -28,17 +32,23 @@ pub struct Process {
     pub functions: FnTable,
     pub args: Vec<String>,
     pub source: Source,
-    /// The task running the script's top level.
-    pub main_task: Arc<Task>,
+    /// The task running this process's first code: the script's top level
+    /// (`MainProcess`), or in a child the task it was spawned for.
+    pub main_task: RwLock<Arc<Task>>,
     /// Tasks started here and not yet reaped.
     pub tasks: Mutex<Vec<Arc<Task>>>,
-    /// How many tasks are alive, and how many may be.
-    pub live: AtomicUsize,
+    /// Live tasks of the whole run (all processes), in the shared region.
+    live: Off,
     pub max_tasks: usize,
     next_thread: AtomicU32,
+    next_process: AtomicU32,
     next_task_id: AtomicU64,
     /// `exit(n)` called in a thread: the process ends with `n`.
     pub exit_request: Mutex<Option<i32>>,
+    /// Forks happen only when every task is at a safepoint (`sync::gate`).
+    pub gate: Gate,
+    /// The thread that forks for this process, started on first `spawn`.
+    pub forker: Mutex<Option<Forker>>,
 }
 
 impl Process {
@@ -51,8 +61,9 @@ impl Process {
             funcs[*global as usize] = Some(closure);
         }
         let functions = program.all_functions.iter().map(|def| (def.id, def.clone())).collect();
+        let live = shm::region().and_then(|r| r.alloc(8)).unwrap_or(0);
         let pid = nix::unistd::getpid().as_raw() as u64;
-        Arc::new(Process {
+        let process = Arc::new(Process {
             globals,
             fixed: (0..program.globals.len()).map(|_| OnceLock::new()).collect(),
             global_names: program.globals.clone(),
@@ -60,19 +71,42 @@ impl Process {
             functions,
             args,
             source,
-            main_task: Arc::new(Task::new(pid << 32, "MainProcess".into(), TaskKind::Process, false)),
+            main_task: RwLock::new(Arc::new(Task::new(pid << 32, "MainProcess".into(), TaskKind::Process, false))),
             tasks: Mutex::new(Vec::new()),
-            live: AtomicUsize::new(1),
+            live,
             max_tasks,
             next_thread: AtomicU32::new(1),
+            next_process: AtomicU32::new(1),
             next_task_id: AtomicU64::new(1),
             exit_request: Mutex::new(None),
-        })
+            gate: Gate::default(),
+            forker: Mutex::new(None),
+        });
+        process.live().store(1, Ordering::SeqCst);
+        process
+    }
+
+    pub fn main_task(&self) -> Arc<Task> {
+        self.main_task.read().clone()
+    }
+
+    /// The run's count of live tasks (every process shares it).
+    pub fn live(&self) -> &AtomicU64 {
+        static FALLBACK: AtomicU64 = AtomicU64::new(0);
+        match (shm::region(), self.live) {
+            (Some(region), off) if off != 0 => region.get::<AtomicU64>(off),
+            _ => &FALLBACK,
+        }
     }
 
     /// `Thread-1`, `Thread-2`, ...
     pub fn next_thread_name(&self) -> String {
         format!("Thread-{}", self.next_thread.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// `Process-1`, `Process-2`, ...
+    pub fn next_process_name(&self) -> String {
+        format!("Process-{}", self.next_process.fetch_add(1, Ordering::Relaxed))
     }
 
     /// A task id unique in the run: this process's pid, then a counter.
@@ -81,11 +115,30 @@ impl Process {
     }
 
     /// Cancels every task of this process, the main one included (Ctrl-C,
-    /// or `exit(n)` in a thread).
+    /// or `exit(n)` in a thread), and asks child processes to end.
     pub fn cancel_all(&self) {
-        self.main_task.cancel.cancel();
+        self.main_task().cancel.cancel();
         for task in self.tasks.lock().iter() {
             task.cancel.cancel();
+            if let Some(child) = task.child.get() {
+                child.signal(nix::sys::signal::Signal::SIGTERM);
+            }
         }
+    }
+
+    /// Every task of this process (the main one included).
+    pub fn all_tasks(&self) -> Vec<Arc<Task>> {
+        let mut all = vec![self.main_task()];
+        all.extend(self.tasks.lock().iter().filter(|t| t.kind == TaskKind::Thread).cloned());
+        all
+    }
+
+    /// In a new child: it starts afresh with `task` as its first task.
+    pub fn become_child(&self, task: Arc<Task>) {
+        *self.main_task.write() = task;
+        self.next_thread.store(1, Ordering::Relaxed);
+        self.next_process.store(1, Ordering::Relaxed);
+        self.next_task_id.store(1, Ordering::Relaxed);
+        *self.exit_request.lock() = None;
     }
 }

@@ -18,7 +18,6 @@ use crate::sync::event::Event;
 use crate::sync::lock::Lock;
 use crate::sync::queue::Queue;
 use crate::sync::semaphore::Semaphore;
-use crate::sync::wait::Wait;
 use crate::syntax::Span;
 
 /// A primitive failure in the language's words. `Cancelled` is not an
@@ -97,10 +96,6 @@ impl<'p> Interp<'p> {
                 Some(seconds(&value, "timeout").map_err(|e| fault_at(e, seconds_expr.span))?)
             }
         })
-    }
-
-    fn wait(&self, timeout: Option<Duration>) -> Wait<'_> {
-        Wait::new(&self.cancel, timeout)
     }
 
     /// `put value into queue`.

@@ -18,15 +18,17 @@ use crate::sync::wait::Wait;
 use crate::syntax::Span;
 
 use super::process::Process;
+use super::spawn::{end_processes, settle};
 
 /// Each thread's native stack: room for the language's recursion limit.
 const THREAD_STACK: usize = 256 << 20;
 
 impl<'p> Interp<'p> {
-    /// `thread [daemon] target [as name]`: evaluates the target's function
-    /// and arguments here, then starts the thread.
-    pub(super) fn start_thread(
+    /// `thread` / `spawn [daemon] target [as name]`: evaluates the target's
+    /// function and arguments here, then starts the task.
+    pub(super) fn start_task(
         &mut self,
+        process: bool,
         daemon: bool,
         target: &TaskTarget,
         name: Option<&Expr>,
@@ -41,22 +43,21 @@ impl<'p> Interp<'p> {
             return Err(fault_at(type_error(format!("{} is not a function", callee.type_name())), span));
         }
         let proc = self.proc;
-        let name = match name {
-            Some(name) => format::display(&self.eval(name, up)?),
-            None => proc.next_thread_name(),
+        let name = match (name, process) {
+            (Some(name), _) => format::display(&self.eval(name, up)?),
+            (None, true) => proc.next_process_name(),
+            (None, false) => proc.next_thread_name(),
         };
+        prune(proc);
+        if process {
+            return self.start_process(callee, args, daemon, name, span);
+        }
         self.reserve_task(span)?;
         let task = Arc::new(Task::new(proc.next_task_id(), name, TaskKind::Thread, daemon));
-        {
-            let mut tasks = proc.tasks.lock();
-            // Finished tasks leave the registry as new ones arrive.
-            tasks.retain(|t| {
-                t.reap();
-                t.is_alive() || t.os_thread.lock().is_some()
-            });
-            tasks.push(task.clone());
-        }
+        proc.tasks.lock().push(task.clone());
         let (proc_for_thread, task_for_thread) = (proc.clone(), task.clone());
+        // The new thread holds a pass through the fork gate from its start.
+        proc.gate.enter();
         let started = std::thread::Builder::new()
             .name(task.name.clone())
             .stack_size(THREAD_STACK)
@@ -64,7 +65,8 @@ impl<'p> Interp<'p> {
         match started {
             Ok(handle) => *task.os_thread.lock() = Some(handle),
             Err(e) => {
-                proc.live.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                proc.gate.leave();
+                proc.live().fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                 task.finish(Outcome::Terminated);
                 let error = ErrorValue::new(Kind::Resource, format!("cannot start a thread: {e}"));
                 return Err(fault_at(error, span));
@@ -77,8 +79,8 @@ impl<'p> Interp<'p> {
     pub(super) fn reserve_task(&self, span: Span) -> R<()> {
         use std::sync::atomic::Ordering;
         let proc = self.proc;
-        if proc.live.fetch_add(1, Ordering::SeqCst) >= proc.max_tasks {
-            proc.live.fetch_sub(1, Ordering::SeqCst);
+        if proc.live().fetch_add(1, Ordering::SeqCst) >= proc.max_tasks as u64 {
+            proc.live().fetch_sub(1, Ordering::SeqCst);
             let error =
                 ErrorValue::new(Kind::Resource, format!("too many live tasks: the limit is {}", proc.max_tasks))
                     .with_help("join tasks before starting more, or raise the limit with --max-tasks N");
@@ -96,12 +98,20 @@ impl<'p> Interp<'p> {
             let error = ErrorValue::new(Kind::Value, "a task cannot join itself").with_help("it would wait forever");
             return Err(fault_at(error, span));
         }
-        let finished = task.wait(Wait::new(&self.cancel, timeout)).map_err(|_| Ctrl::Cancelled)?;
-        if !finished {
-            return Ok(Value::Nil);
-        }
-        task.reap();
-        match task.outcome() {
+        let outcome = match task.kind {
+            TaskKind::Process => match self.join_process(task, timeout)? {
+                Some(outcome) => outcome,
+                None => return Ok(Value::Nil),
+            },
+            TaskKind::Thread => {
+                if !task.wait(self.wait(timeout)).map_err(|_| Ctrl::Cancelled)? {
+                    return Ok(Value::Nil);
+                }
+                task.reap();
+                task.outcome()
+            }
+        };
+        match outcome {
             Outcome::Returned(value) => Ok(value),
             Outcome::Failed(error) => {
                 let mut failed = ErrorValue::new(
@@ -119,13 +129,16 @@ impl<'p> Interp<'p> {
     /// blocking call.
     pub(super) fn terminate(&mut self, target: &Value, span: Span) -> R<()> {
         match target {
-            Value::Task(task) if Arc::ptr_eq(task, &self.proc.main_task) => {
+            Value::Task(task) if Arc::ptr_eq(task, &self.proc.main_task()) => {
                 let error = ErrorValue::new(Kind::Value, "the main task cannot be terminated")
                     .with_help("use exit(code) to end the script");
                 Err(fault_at(error, span))
             }
             Value::Task(task) => {
-                task.cancel.cancel();
+                match task.child.get() {
+                    Some(child) if task.is_alive() => child.signal(nix::sys::signal::Signal::SIGTERM),
+                    _ => task.cancel.cancel(),
+                }
                 Ok(())
             }
             other => Err(fault_at(type_error(format!("cannot terminate {}", other.type_name())), span)),
@@ -134,9 +147,10 @@ impl<'p> Interp<'p> {
 
     /// `t.name`, `t.alive`, ...
     pub(super) fn task_field(&self, task: &Task, name: &str) -> Result<Value, Box<ErrorValue>> {
+        refresh(self.proc, task);
         Ok(match name {
             "name" => Value::str(&task.name),
-            "pid" => Value::Int(task.pid as i64),
+            "pid" => Value::Int(task.pid() as i64),
             "alive" => Value::Bool(task.is_alive()),
             "daemon" => Value::Bool(task.daemon),
             "kind" => Value::str(task.kind.name()),
@@ -150,19 +164,42 @@ impl<'p> Interp<'p> {
 
     /// `active()`: the live tasks this process started.
     pub(super) fn active(&self) -> Value {
+        prune(self.proc);
         let tasks = self.proc.tasks.lock();
         Value::list(tasks.iter().filter(|t| t.is_alive()).map(|t| Value::Task(t.clone())).collect())
     }
 }
 
+/// A process that has exited is reaped at once, so its state is current.
+fn refresh(proc: &Process, task: &Task) {
+    if task.is_alive()
+        && let Some(child) = task.child.get()
+        && child.has_exited()
+    {
+        settle(proc, task);
+    }
+}
+
+/// Forgets tasks that have ended (joining finished threads' OS threads and
+/// reaping exited processes), so the registry does not grow without end.
+fn prune(proc: &Process) {
+    let tasks: Vec<Arc<Task>> = proc.tasks.lock().clone();
+    for task in &tasks {
+        refresh(proc, task);
+        task.reap();
+    }
+    proc.tasks.lock().retain(|t| t.is_alive() || t.os_thread.lock().is_some());
+}
+
 /// The body of a thread: runs the call, reports an uncaught error naming
-/// the thread, records the outcome.
+/// the thread, records the outcome. It holds a pass through the fork gate
+/// (taken by its starter) until its very end.
 fn run_thread(proc: Arc<Process>, task: Arc<Task>, callee: Value, args: ArgValues, span: Span) {
     let result = Interp::for_task(&proc, task.clone()).call_value(&callee, args, span);
     let outcome = match result {
         Ok(value) => Outcome::Returned(value),
         Err(Ctrl::Error(mut error)) => {
-            error.task = Some(format!("{} {} (pid {})", task.kind.name(), task.name, task.pid));
+            error.task = Some(format!("{} {} (pid {})", task.kind.name(), task.name, task.pid()));
             output::report(&Report::runtime(&proc.source, &error).render());
             Outcome::Failed(Arc::new(*error))
         }
@@ -175,21 +212,37 @@ fn run_thread(proc: Arc<Process>, task: Arc<Task>, callee: Value, args: ArgValue
         Err(Ctrl::Cancelled) => Outcome::Terminated,
         Err(_) => Outcome::Returned(Value::Nil),
     };
-    proc.live.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    proc.live().fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     task.finish(outcome);
+    proc.gate.leave();
 }
 
-/// The end of a run: every non-daemon task is waited for (they may start
-/// more, so until none is left); daemon tasks are then cancelled; every OS
-/// thread is joined.
-pub fn finish_tasks(proc: &Process) {
+/// How long a child process gets between SIGTERM and SIGKILL.
+const GRACE: Duration = Duration::from_secs(2);
+
+/// The end of a run (or of a child process): every non-daemon task is
+/// waited for (they may start more, so until none is left); daemon tasks
+/// are then ended; every OS thread is joined and every child reaped. After
+/// Ctrl-C (`hurry`), child processes get SIGTERM, then SIGKILL.
+pub fn finish_tasks(proc: &Process, hurry: bool) {
     let patient = CancelToken::default();
     loop {
-        let pending: Vec<Arc<Task>> = proc.tasks.lock().iter().filter(|t| !t.daemon && t.is_alive()).cloned().collect();
+        let pending: Vec<Arc<Task>> =
+            proc.tasks.lock().iter().filter(|t| !t.daemon && t.is_alive()).cloned().collect();
         if pending.is_empty() {
             break;
         }
-        for task in pending {
+        let (processes, threads): (Vec<_>, Vec<_>) = pending.into_iter().partition(|t| t.child.get().is_some());
+        if hurry {
+            end_processes(proc, &processes, GRACE);
+        }
+        for task in processes {
+            if let Some(child) = task.child.get() {
+                let _ = child.wait_exit(Wait::new(&patient, None));
+            }
+            settle(proc, &task);
+        }
+        for task in threads {
             let _ = task.wait(Wait::new(&patient, None));
         }
     }
@@ -197,6 +250,7 @@ pub fn finish_tasks(proc: &Process) {
     for task in &all {
         task.cancel.cancel();
     }
+    end_processes(proc, &all, GRACE);
     for task in &all {
         let _ = task.wait(Wait::new(&patient, None));
         task.reap();

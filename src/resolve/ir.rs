@@ -205,11 +205,8 @@ pub enum ExprKind {
     CallBuiltin(Builtin, Args),
     /// `recv.name(args)`.
     Method(Box<Expr>, Arc<str>, Args),
-    Task {
-        daemon: bool,
-        target: TaskTarget,
-        name: Option<Box<Expr>>,
-    },
+    /// `thread` or (`process`) `spawn`.
+    Task { process: bool, daemon: bool, target: TaskTarget, name: Option<Box<Expr>> },
     Join(Box<Expr>, Option<Box<Expr>>),
     Get(Box<Expr>, Limit),
     Acquire(Box<Expr>, Limit),

@@ -483,15 +483,16 @@ impl Resolver {
             A::Index(base, index) => ExprKind::Index(Box::new(self.expr(base)), Box::new(self.expr(index))),
             A::Field(base, name) => ExprKind::Field(Box::new(self.expr(base)), name.name.as_str().into()),
             A::Call(callee, args) => return self.call(callee, args, span),
-            A::Task { daemon, target, name } => {
+            A::Task { process, daemon, target, name } => {
                 let target = match target {
                     ast::TaskTarget::Call(callee, args) => {
                         let callee = Box::new(self.expr(callee));
                         TaskTarget::Call(callee, self.args(args))
                     }
-                    ast::TaskTarget::Block(def) => TaskTarget::Block(self.function(def, "<thread block>")),
+                    ast::TaskTarget::Block(def) => TaskTarget::Block(self.function(def, if *process { "<spawn block>" } else { "<thread block>" })),
                 };
-                ExprKind::Task { daemon: *daemon, target, name: name.as_ref().map(|n| Box::new(self.expr(n))) }
+                let name = name.as_ref().map(|n| Box::new(self.expr(n)));
+                ExprKind::Task { process: *process, daemon: *daemon, target, name }
             }
             A::Join(target, timeout) => {
                 ExprKind::Join(Box::new(self.expr(target)), timeout.as_ref().map(|t| Box::new(self.expr(t))))

@@ -118,7 +118,7 @@ fn task_text(task: &Task) -> String {
     };
     match task.kind {
         TaskKind::Thread => format!("<thread {} {state}>", task.name),
-        TaskKind::Process => format!("<process {} pid {} {state}>", task.name, task.pid),
+        TaskKind::Process => format!("<process {} pid {} {state}>", task.name, task.pid()),
     }
 }
 

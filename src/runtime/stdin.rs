@@ -8,6 +8,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use parking_lot::Mutex;
 
 use crate::sync::cancel::{CancelToken, Cancelled};
+use crate::sync::gate::Gate;
 
 /// Bytes read past the last line returned, shared by every task.
 static PENDING: Mutex<Vec<u8>> = Mutex::new(Vec::new());
@@ -21,7 +22,7 @@ pub enum Line {
 }
 
 /// Reads one line (without its `\n` or `\r\n`). Invalid UTF-8 is replaced.
-pub fn read_line(cancel: &CancelToken) -> Result<Line, Cancelled> {
+pub fn read_line(cancel: &CancelToken, gate: &Gate) -> Result<Line, Cancelled> {
     let mut pending = PENDING.lock();
     loop {
         if let Some(end) = pending.iter().position(|&b| b == b'\n') {
@@ -42,7 +43,11 @@ pub fn read_line(cancel: &CancelToken) -> Result<Line, Cancelled> {
         if let Some(wake) = cancel.wake_fd() {
             fds.push(PollFd::new(wake, PollFlags::POLLIN));
         }
-        match poll(&mut fds, PollTimeout::NONE) {
+        // Waiting for input, the task holds no interpreter lock.
+        gate.leave();
+        let polled = poll(&mut fds, PollTimeout::NONE);
+        gate.enter();
+        match polled {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(_) => return Ok(Line::End),
         }

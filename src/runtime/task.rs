@@ -1,12 +1,13 @@
 //! A task handle: what `thread` (and later `spawn`) gives, what `join`,
 //! `terminate`, `current()` and `active()` work with.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
 use parking_lot::Mutex;
 
+use super::child::Child;
 use super::error::ErrorValue;
 use super::value::Value;
 use crate::sync::cancel::CancelToken;
@@ -49,8 +50,10 @@ pub struct Task {
     pub name: String,
     pub kind: TaskKind,
     pub daemon: bool,
-    pub pid: i32,
+    pid: AtomicI32,
     pub cancel: Arc<CancelToken>,
+    /// For a process: its pid, pidfd and outcome slot, once forked.
+    pub child: OnceLock<Child>,
     outcome: Mutex<Outcome>,
     finished: AtomicU32,
     done: WaitPoint,
@@ -65,13 +68,24 @@ impl Task {
             name,
             kind,
             daemon,
-            pid: nix::unistd::getpid().as_raw(),
+            pid: AtomicI32::new(nix::unistd::getpid().as_raw()),
             cancel: Arc::new(CancelToken::default()),
+            child: OnceLock::new(),
             outcome: Mutex::new(Outcome::Running),
             finished: AtomicU32::new(0),
             done: WaitPoint::default(),
             os_thread: Mutex::new(None),
         }
+    }
+
+    /// The OS process it runs in.
+    pub fn pid(&self) -> i32 {
+        self.pid.load(Ordering::SeqCst)
+    }
+
+    /// A process task's pid, known once forked.
+    pub fn set_pid(&self, pid: i32) {
+        self.pid.store(pid, Ordering::SeqCst);
     }
 
     /// Records how the task ended and wakes everyone joining it.

@@ -7,17 +7,25 @@
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
 
 use super::futex;
+use super::gate::Gate;
 use super::wait::{Interrupted, Wait, WaitPoint};
+
+/// Bits of the attention word.
+const CANCELLED: u8 = 1;
+/// A fork is coming: stop at the next statement (see `gate.rs`).
+const PAUSE: u8 = 2;
 
 #[derive(Default)]
 pub struct CancelToken {
-    flag: AtomicBool,
+    /// `CANCELLED` and `PAUSE` bits: the evaluator loads this one word
+    /// before every statement.
+    flag: AtomicU8,
     /// The futex word the task sleeps on now, if any. The lock keeps the
     /// word alive while a canceller uses it: the sleeper clears it (under
     /// the lock) before it returns.
@@ -42,11 +50,29 @@ pub struct Cancelled;
 
 impl CancelToken {
     pub fn is_cancelled(&self) -> bool {
-        self.flag.load(Ordering::SeqCst)
+        self.flag.load(Ordering::SeqCst) & CANCELLED != 0
+    }
+
+    /// Cancelled or asked to pause: the evaluator's one check per statement.
+    #[inline(always)]
+    pub fn needs_attention(&self) -> bool {
+        self.flag.load(Ordering::Relaxed) != 0
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.flag.load(Ordering::SeqCst) & PAUSE != 0
+    }
+
+    pub fn pause(&self) {
+        self.flag.fetch_or(PAUSE, Ordering::SeqCst);
+    }
+
+    pub fn resume(&self) {
+        self.flag.fetch_and(!PAUSE, Ordering::SeqCst);
     }
 
     pub fn cancel(&self) {
-        self.flag.store(true, Ordering::SeqCst);
+        self.flag.fetch_or(CANCELLED, Ordering::SeqCst);
         if let Some(word) = &*self.sleeping_on.lock() {
             // SAFETY: published by the sleeper, which clears it under this
             // lock before the word can go away.
@@ -65,9 +91,10 @@ impl CancelToken {
         *self.sleeping_on.lock() = word.map(|w| WordRef(w as *const AtomicU32));
     }
 
-    /// Sleeps for `duration`, or less if cancelled.
-    pub fn sleep(&self, duration: Duration) -> Result<(), Cancelled> {
-        match self.nap.block_on(Wait::new(self, Some(duration)), || None::<()>) {
+    /// Sleeps for `duration`, or less if cancelled; outside `gate` while asleep.
+    pub fn sleep(&self, duration: Duration, gate: Option<&Gate>) -> Result<(), Cancelled> {
+        let wait = Wait { gate, ..Wait::new(self, Some(duration)) };
+        match self.nap.block_on(wait, || None::<()>) {
             Err(Interrupted::Timeout) => Ok(()),
             _ => Err(Cancelled),
         }

@@ -42,6 +42,7 @@ pub mod cell;
 pub mod condition;
 pub mod event;
 mod futex;
+pub mod gate;
 pub mod lock;
 pub mod mutex;
 pub mod queue;

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::cancel::CancelToken;
 use super::futex;
+use super::gate::Gate;
 use super::shm::Shared;
 
 #[repr(C)]
@@ -39,16 +40,23 @@ pub enum Interrupted {
 /// round trip through the kernel (about 20-25 us here).
 const SPIN_FOR: Duration = Duration::from_micros(8);
 
-/// A blocking call's limits: its deadline and its task's cancel token.
+/// A blocking call's limits: its deadline and its task's cancel token,
+/// and the fork gate its task leaves while it sleeps.
 #[derive(Clone, Copy)]
 pub struct Wait<'a> {
     pub deadline: Option<Instant>,
     pub cancel: &'a CancelToken,
+    pub gate: Option<&'a Gate>,
 }
 
 impl<'a> Wait<'a> {
     pub fn new(cancel: &'a CancelToken, timeout: Option<Duration>) -> Wait<'a> {
-        Wait { deadline: timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future)), cancel }
+        let deadline = timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future));
+        Wait { deadline, cancel, gate: None }
+    }
+
+    pub fn in_gate(self, gate: &'a Gate) -> Wait<'a> {
+        Wait { gate: Some(gate), ..self }
     }
 }
 
@@ -100,6 +108,18 @@ impl WaitPoint {
                 break;
             }
         }
+        // Asleep, the task holds no interpreter lock: a fork may go ahead.
+        if let Some(gate) = wait.gate {
+            gate.leave();
+        }
+        let result = self.sleep_until(wait, &mut attempt);
+        if let Some(gate) = wait.gate {
+            gate.enter();
+        }
+        result
+    }
+
+    fn sleep_until<T>(&self, wait: Wait<'_>, attempt: &mut impl FnMut() -> Option<T>) -> Result<T, Interrupted> {
         loop {
             self.sleepers.fetch_add(1, Ordering::SeqCst);
             wait.cancel.publish(Some(&self.seq));

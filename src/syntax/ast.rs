@@ -116,12 +116,8 @@ pub enum ExprKind {
     Call(Box<Expr>, Vec<Arg>),
     Index(Box<Expr>, Box<Expr>),
     Field(Box<Expr>, Ident),
-    /// `thread f(x)` / `thread { ... }`, with `daemon` and `as name`.
-    Task {
-        daemon: bool,
-        target: TaskTarget,
-        name: Option<Box<Expr>>,
-    },
+    /// `thread f(x)` / `spawn { ... }` (`process`), with `daemon` and `as name`.
+    Task { process: bool, daemon: bool, target: TaskTarget, name: Option<Box<Expr>> },
     /// `join t`, `join t timeout s`.
     Join(Box<Expr>, Option<Box<Expr>>),
     /// `get q`, with a limit.

@@ -417,14 +417,17 @@ impl Lower {
         Expr { kind, span }
     }
 
-    /// `thread [daemon] (call | block) [as name]`.
+    /// `thread|spawn [daemon] (call | block) [as name]`.
     fn task(&mut self, pair: Pair<'_, Rule>, span: Span) -> ExprKind {
         let mut daemon = false;
+        let mut process = false;
         let mut target = None;
         let mut name = None;
-        for part in children(pair) {
+        for part in pair.into_inner() {
             match part.as_rule() {
                 Rule::w_daemon => daemon = true,
+                Rule::kw_spawn => process = true,
+                Rule::kw_thread => {}
                 Rule::w_as => {}
                 Rule::block => {
                     let body = FnBody::Block(self.block(part));
@@ -453,7 +456,7 @@ impl Lower {
             }
         }
         let target = target.expect("the grammar requires a target");
-        ExprKind::Task { daemon, target, name }
+        ExprKind::Task { process, daemon, target, name }
     }
 
     /// `timeout s` or `nowait`, if present.

@@ -1,0 +1,284 @@
+//! Processes: `spawn` forks the interpreter. The child sees a copy of the
+//! whole program state at that moment; handles (queues, locks, ...) live
+//! in the shared region and stay the same objects.
+//!
+//! Forks are made by one long-lived thread per process, the forker:
+//! `PR_SET_PDEATHSIG` fires when the *thread* that forked ends, so a
+//! child forked by a short-lived script thread would die with it. The
+//! forker forks only at a safepoint (`sync::gate`): every task of the
+//! process is paused between statements or asleep in a wait, so no
+//! interpreter lock is held. In the child, the forker's thread (the only
+//! one there) runs the spawned task, then leaves with `_exit`, never
+//! running the parent's exit handlers. It dies with its parent.
+//!
+//! The child leaves its outcome (return value or error, serialised) in a
+//! slot in the shared region; the parent waits on a pidfd, reaps the
+//! child with `waitpid`, and reads the slot.
+
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use nix::sys::wait::WaitStatus;
+use nix::unistd::{ForkResult, Pid};
+
+use super::call::ArgValues;
+use super::process::Process;
+use super::task::finish_tasks;
+use super::{Ctrl, Interp, R, fault_at};
+use crate::report::Report;
+use crate::runtime::child::Child;
+use crate::runtime::error::{ErrorValue, Kind};
+use crate::runtime::task::{Outcome, Task, TaskKind};
+use crate::runtime::{Value, output, wire};
+use crate::sync::cell::SharedCells;
+use crate::syntax::Span;
+
+/// The forker's native stack: in a child it runs the spawned task.
+const FORKER_STACK: usize = 256 << 20;
+
+/// The forker of a process: its request channel and thread.
+pub struct Forker {
+    requests: Sender<ForkRequest>,
+    _thread: JoinHandle<()>,
+}
+
+struct ForkRequest {
+    task: Arc<Task>,
+    callee: Value,
+    args: ArgValues,
+    span: Span,
+    slot: SharedCells,
+    reply: Sender<nix::Result<Pid>>,
+}
+
+/// Outcome tags in a child's slot.
+const RETURNED: i64 = 0;
+const FAILED: i64 = 1;
+
+impl<'p> Interp<'p> {
+    /// `spawn [daemon] target [as name]`, once the target is evaluated.
+    pub(super) fn start_process(&mut self, callee: Value, args: ArgValues, daemon: bool, name: String, span: Span) -> R<Value> {
+        let proc = self.proc;
+        self.reserve_task(span)?;
+        let failed = |message: String| {
+            proc.live().fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            fault_at(ErrorValue::new(Kind::Resource, message), span)
+        };
+        let slot = SharedCells::new(&[wire::encode(&Value::Nil).unwrap_or_default()])
+            .map_err(|_| failed("the shared memory region is full".into()))?;
+        let task = Arc::new(Task::new(proc.next_task_id(), name, TaskKind::Process, daemon));
+        let requests = self.forker().map_err(|e| failed(format!("cannot start the forker thread: {e}")))?;
+        let (reply, answer) = mpsc::channel();
+        let request = ForkRequest { task: task.clone(), callee, args, span, slot, reply };
+        // The forker waits for every task to be at a safepoint: this one
+        // steps out of the gate while it waits for its child.
+        proc.gate.leave();
+        let sent = requests.send(request).is_ok();
+        let pid = if sent { answer.recv().ok() } else { None };
+        proc.gate.enter();
+        let pid = match pid {
+            Some(Ok(pid)) => pid,
+            Some(Err(e)) => return Err(failed(format!("cannot fork: {}", e.desc()))),
+            None => return Err(failed("the forker thread is gone".into())),
+        };
+        task.set_pid(pid.as_raw());
+        match Child::new(pid, slot) {
+            Ok(child) => {
+                let _ = task.child.set(child);
+            }
+            Err(e) => {
+                let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+                let _ = nix::sys::wait::waitpid(pid, None);
+                return Err(failed(format!("cannot watch the new process: {e}")));
+            }
+        }
+        proc.tasks.lock().push(task.clone());
+        Ok(Value::Task(task))
+    }
+
+    /// The forker's request channel, starting the forker on first use.
+    fn forker(&self) -> std::io::Result<Sender<ForkRequest>> {
+        let mut forker = self.proc.forker.lock();
+        if let Some(f) = &*forker {
+            return Ok(f.requests.clone());
+        }
+        let (requests, incoming) = mpsc::channel();
+        let proc = self.proc.clone();
+        let thread = std::thread::Builder::new()
+            .name("concsh-forker".into())
+            .stack_size(FORKER_STACK)
+            .spawn(move || serve_forks(proc, incoming))?;
+        *forker = Some(Forker { requests: requests.clone(), _thread: thread });
+        Ok(requests)
+    }
+
+    /// `join p` for a process: waits for it to exit (cancellable, with a
+    /// timeout), reaps it, and gives what it returned.
+    pub(super) fn join_process(&mut self, task: &Arc<Task>, timeout: Option<Duration>) -> R<Option<Outcome>> {
+        let Some(child) = task.child.get() else { return Ok(Some(task.outcome())) };
+        if task.is_alive() {
+            let exited = child.wait_exit(self.wait(timeout)).map_err(|_| Ctrl::Cancelled)?;
+            if !exited {
+                return Ok(None);
+            }
+            settle(self.proc, task);
+        }
+        Ok(Some(task.outcome()))
+    }
+}
+
+/// The forker's loop: one fork per request, each at a safepoint.
+fn serve_forks(proc: Arc<Process>, incoming: Receiver<ForkRequest>) {
+    for request in incoming {
+        let parent = nix::unistd::getpid();
+        proc.gate.close();
+        let paused = proc.all_tasks();
+        for task in &paused {
+            task.cancel.pause();
+        }
+        proc.gate.wait_until_empty();
+        // No task runs now, so none holds the registry (or any other
+        // interpreter lock); the child gets this guard and its contents.
+        let registry = proc.tasks.lock();
+        // SAFETY: every other thread of this process is parked at a
+        // safepoint holding no interpreter lock (see `sync::gate`); the
+        // child runs only this thread, which owns everything it touches.
+        let forked = unsafe { nix::unistd::fork() };
+        match forked {
+            Ok(ForkResult::Child) => child_main(&proc, request, parent, registry),
+            result => {
+                drop(registry);
+                for task in &paused {
+                    task.cancel.resume();
+                }
+                proc.gate.open();
+                let _ = request.reply.send(result.map(|r| match r {
+                    ForkResult::Parent { child } => child,
+                    ForkResult::Child => parent,
+                }));
+            }
+        }
+    }
+}
+
+/// The life of a child process, on the forker's thread: never returns.
+fn child_main(
+    proc: &Arc<Process>,
+    request: ForkRequest,
+    parent: Pid,
+    mut registry: parking_lot::MutexGuard<'_, Vec<Arc<Task>>>,
+) -> ! {
+    // Die with the parent (whose forker thread lives as long as it does).
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    if nix::unistd::getppid() != parent {
+        leave_now(1);
+    }
+    // The parent's other threads do not exist here: forget their handles
+    // without touching them, and start this process's registry afresh.
+    std::mem::forget(std::mem::take(&mut *registry));
+    drop(registry);
+    std::mem::forget(proc.forker.lock().take());
+    proc.gate.reset();
+    fastrand::seed(u64::from(nix::unistd::getpid().as_raw().unsigned_abs()) ^ fastrand::u64(..));
+    let pid = nix::unistd::getpid();
+    let task = Arc::new(Task::new(
+        (pid.as_raw() as u64) << 32,
+        request.task.name.clone(),
+        TaskKind::Process,
+        request.task.daemon,
+    ));
+    proc.become_child(task.clone());
+    let listener = crate::signals::Listener::start_for_child(proc.clone());
+
+    proc.gate.enter();
+    let result = Interp::for_task(proc, task.clone()).call_value(&request.callee, request.args, request.span);
+    let (record, mut code) = match result {
+        Ok(value) => (Value::list(vec![Value::Int(RETURNED), value]), 0),
+        Err(Ctrl::Error(mut error)) => {
+            error.task = Some(format!("process {} (pid {})", task.name, pid));
+            output::report(&Report::runtime(&proc.source, &error).render());
+            (Value::list(vec![Value::Int(FAILED), Value::Error(Arc::new(*error))]), 1)
+        }
+        Err(Ctrl::Exit(code)) => (Value::Nil, code),
+        Err(_) => (Value::Nil, crate::cli::EXIT_INTERRUPTED),
+    };
+    proc.gate.leave();
+    finish_tasks(proc, crate::signals::interrupted());
+    if let Some(exit) = *proc.exit_request.lock() {
+        code = exit;
+    }
+    // What cannot travel back (a thread handle, say) fails the task instead.
+    let bytes = wire::encode(&record).unwrap_or_else(|e| {
+        let failure = Value::list(vec![Value::Int(FAILED), Value::Error(Arc::new(*e))]);
+        code = 1;
+        wire::encode(&failure).unwrap_or_default()
+    });
+    let _ = request.slot.store(0, &bytes);
+    let terminated = crate::signals::terminated();
+    drop(listener);
+    if terminated {
+        // Ended by `terminate`: leave as if by SIGTERM, so the parent sees -15.
+        // SAFETY: restoring the default action of a signal is async-signal-safe
+        // and affects only this process, which is about to end.
+        unsafe {
+            let _ = nix::sys::signal::signal(Signal::SIGTERM, nix::sys::signal::SigHandler::SigDfl);
+        }
+        let _ = nix::sys::signal::raise(Signal::SIGTERM);
+    }
+    leave_now(code)
+}
+
+/// Ends a child at once: no destructor or exit handler of the parent's
+/// runs again here (its output is unbuffered, so nothing is lost).
+fn leave_now(code: i32) -> ! {
+    // SAFETY: `_exit` ends the process immediately and touches no memory.
+    unsafe { libc::_exit(code) }
+}
+
+/// Reaps a process that has exited and records its outcome (once).
+pub(super) fn settle(proc: &Process, task: &Task) {
+    let Some(child) = task.child.get() else { return };
+    let Some(status) = child.reap_once() else { return };
+    let outcome = match status {
+        WaitStatus::Signaled(_, signal, _) => Outcome::Signalled(signal as i32),
+        WaitStatus::Exited(_, code) => {
+            let record = child.slot.load(0).ok().and_then(|b| wire::decode(&b, &proc.functions).ok());
+            let parts = match &record {
+                Some(Value::List(parts)) => parts.lock().clone(),
+                _ => Vec::new(),
+            };
+            match (parts.first(), parts.get(1)) {
+                (Some(Value::Int(RETURNED)), Some(value)) if code == 0 => Outcome::Returned(value.clone()),
+                (Some(Value::Int(FAILED)), Some(Value::Error(e))) => Outcome::Failed(e.clone()),
+                _ => Outcome::Exited(code),
+            }
+        }
+        _ => Outcome::Exited(1),
+    };
+    proc.live().fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    task.finish(outcome);
+}
+
+/// Ends the child processes still running at the end of a run: each gets
+/// SIGTERM, then SIGKILL if it has not ended within `grace`.
+pub(super) fn end_processes(proc: &Process, tasks: &[Arc<Task>], grace: Duration) {
+    let running: Vec<&Arc<Task>> = tasks.iter().filter(|t| t.child.get().is_some() && t.is_alive()).collect();
+    for task in &running {
+        if let Some(child) = task.child.get() {
+            child.signal(Signal::SIGTERM);
+        }
+    }
+    let patient = crate::sync::cancel::CancelToken::default();
+    for task in running {
+        if let Some(child) = task.child.get() {
+            let wait = crate::sync::wait::Wait::new(&patient, Some(grace));
+            if !child.wait_exit(wait).unwrap_or(false) {
+                child.signal(Signal::SIGKILL);
+            }
+        }
+        settle(proc, task);
+    }
+}

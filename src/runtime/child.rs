@@ -1,0 +1,105 @@
+//! A child process as its parent sees it: its pid, a pidfd that becomes
+//! readable when it exits (so waiting for it is a `poll`, cancellable and
+//! with a deadline, never a polling loop), and the slot in the shared
+//! region where it leaves its outcome.
+
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::time::Instant;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::Pid;
+use parking_lot::Mutex;
+
+use crate::sync::cancel::Cancelled;
+use crate::sync::cell::SharedCells;
+use crate::sync::wait::Wait;
+
+pub struct Child {
+    pub pid: Pid,
+    pidfd: OwnedFd,
+    /// Where the child writes how it ended (see `eval::spawn`).
+    pub slot: SharedCells,
+    /// Set once the exit status was collected: a pid is reaped only once.
+    reaped: Mutex<bool>,
+}
+
+impl Child {
+    pub fn new(pid: Pid, slot: SharedCells) -> std::io::Result<Child> {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new
+        // descriptor or -1; it touches no memory of ours.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        Ok(Child { pid, pidfd, slot, reaped: Mutex::new(false) })
+    }
+
+    /// Waits until the process has exited: `Ok(true)`, or `Ok(false)` when
+    /// the deadline passed. The task is outside the fork gate meanwhile.
+    pub fn wait_exit(&self, wait: Wait<'_>) -> Result<bool, Cancelled> {
+        loop {
+            if wait.cancel.is_cancelled() {
+                return Err(Cancelled);
+            }
+            let timeout = match wait.deadline {
+                None => PollTimeout::NONE,
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now()).as_millis();
+                    PollTimeout::try_from(left.min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX)
+                }
+            };
+            let mut fds = vec![PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN)];
+            if let Some(wake) = wait.cancel.wake_fd() {
+                fds.push(PollFd::new(wake, PollFlags::POLLIN));
+            }
+            if let Some(gate) = wait.gate {
+                gate.leave();
+            }
+            let polled = poll(&mut fds, timeout);
+            if let Some(gate) = wait.gate {
+                gate.enter();
+            }
+            if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+                return Ok(true);
+            }
+            if matches!(polled, Ok(0)) && wait.deadline.is_some_and(|d| d <= Instant::now()) {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Whether the process has exited (without waiting).
+    pub fn has_exited(&self) -> bool {
+        let mut fds = [PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN)];
+        matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+    }
+
+    /// The exit status of a process that has exited, the first time only.
+    pub fn reap_once(&self) -> Option<WaitStatus> {
+        let mut reaped = self.reaped.lock();
+        if *reaped {
+            return None;
+        }
+        let status = self.reap();
+        *reaped = true;
+        status
+    }
+
+    fn reap(&self) -> Option<WaitStatus> {
+        loop {
+            match waitpid(self.pid, None) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Ok(status) => return Some(status),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        let _ = kill(self.pid, signal);
+    }
+}
