@@ -26,14 +26,7 @@ impl<'p> Interp<'p> {
             return Err(type_error(arity_message(builtin.name(), min, max, given)).into());
         }
         let name = builtin.name();
-        // Named arguments some builtins take; any other is an error below.
-        let (sep, end, key, reverse) = match builtin {
-            Builtin::Print | Builtin::Eprint => (args.take_named("sep"), args.take_named("end"), None, None),
-            Builtin::Sorted | Builtin::Min | Builtin::Max => {
-                (None, None, args.take_named("key"), args.take_named("reverse"))
-            }
-            _ => (None, None, None, None),
-        };
+        let Named { sep, end, key, reverse, duplex } = Named::take(builtin, &mut args);
         args.no_more_named(name)?;
         let a = args.positional;
         let arg = |i: usize| a.get(i).cloned().unwrap_or(Value::Nil);
@@ -270,6 +263,7 @@ impl<'p> Interp<'p> {
             Builtin::Semaphore => sync_ops::make(HandleKind::Semaphore, &a)?,
             Builtin::Condition => sync_ops::make(HandleKind::Condition, &a)?,
             Builtin::Event => sync_ops::make(HandleKind::Event, &a)?,
+            Builtin::Pipe => sync_ops::make(HandleKind::Pipe, &duplex.into_iter().collect::<Vec<_>>())?,
             Builtin::Shared => sync_ops::make(HandleKind::Cell, &a)?,
             Builtin::ThreadLocal => Value::ThreadLocal(Default::default()),
             Builtin::Current => Value::Task(self.task.clone()),
@@ -294,6 +288,34 @@ impl<'p> Interp<'p> {
                 values.iter().map(|v| self.call_value(key, ArgValues::positional(vec![v.clone()]), span)).collect()
             }
         }
+    }
+}
+
+/// The named arguments builtins take; any other is an error.
+struct Named {
+    sep: Option<Value>,
+    end: Option<Value>,
+    key: Option<Value>,
+    reverse: Option<Value>,
+    duplex: Option<Value>,
+}
+
+impl Named {
+    fn take(builtin: Builtin, args: &mut ArgValues) -> Named {
+        let mut named = Named { sep: None, end: None, key: None, reverse: None, duplex: None };
+        match builtin {
+            Builtin::Print | Builtin::Eprint => {
+                named.sep = args.take_named("sep");
+                named.end = args.take_named("end");
+            }
+            Builtin::Sorted | Builtin::Min | Builtin::Max => {
+                named.key = args.take_named("key");
+                named.reverse = args.take_named("reverse");
+            }
+            Builtin::Pipe => named.duplex = args.take_named("duplex"),
+            _ => {}
+        }
+        named
     }
 }
 

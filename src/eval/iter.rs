@@ -52,7 +52,7 @@ impl<'p> Interp<'p> {
                     }
                 }
             }
-            Value::Handle(h) if h.kind() == HandleKind::Queue => {
+            Value::Handle(h) if matches!(h.kind(), HandleKind::Queue | HandleKind::Pipe) => {
                 // Until the queue is closed and drained.
                 loop {
                     let item = match self.get(&iterable, None, span) {

@@ -16,6 +16,7 @@ use crate::sync::cell::SharedCells;
 use crate::sync::condition::Condition;
 use crate::sync::event::Event;
 use crate::sync::lock::Lock;
+use crate::sync::pipe::PipeEnd;
 use crate::sync::queue::Queue;
 use crate::sync::semaphore::Semaphore;
 use crate::syntax::Span;
@@ -98,9 +99,31 @@ impl<'p> Interp<'p> {
         })
     }
 
-    /// `put value into queue`.
-    pub(super) fn put(&mut self, value: Value, queue: &Value, timeout: Option<Duration>, span: Span) -> R<()> {
-        let q = Queue(handle(queue, &[HandleKind::Queue], "put").map_err(|e| fault_at(e, span))?.off());
+    /// The queue `put` writes to: a queue, or a pipe end's outbox.
+    fn put_queue(&self, target: &Value, span: Span) -> R<Queue> {
+        let h = handle(target, &[HandleKind::Queue, HandleKind::Pipe], "put").map_err(|e| fault_at(e, span))?;
+        match h.kind() {
+            HandleKind::Pipe => PipeEnd(h.off()).outbox().ok_or_else(|| {
+                fault_at(value_error("this end of the pipe only reads").with_help("put into the other end"), span)
+            }),
+            _ => Ok(Queue(h.off())),
+        }
+    }
+
+    /// The queue `get` reads from: a queue, or a pipe end's inbox.
+    pub(super) fn get_queue(&self, source: &Value, span: Span) -> R<Queue> {
+        let h = handle(source, &[HandleKind::Queue, HandleKind::Pipe], "get").map_err(|e| fault_at(e, span))?;
+        match h.kind() {
+            HandleKind::Pipe => PipeEnd(h.off()).inbox().ok_or_else(|| {
+                fault_at(value_error("this end of the pipe only writes").with_help("get from the other end"), span)
+            }),
+            _ => Ok(Queue(h.off())),
+        }
+    }
+
+    /// `put value into queue` (or into a pipe end).
+    pub(super) fn put(&mut self, value: Value, target: &Value, timeout: Option<Duration>, span: Span) -> R<()> {
+        let q = self.put_queue(target, span)?;
         let bytes = wire::encode(&value).map_err(|e| fault_at(e, span))?;
         q.put(&bytes, self.wait(timeout)).map_err(|e| match e {
             SyncError::Timeout => {
@@ -112,9 +135,9 @@ impl<'p> Interp<'p> {
         })
     }
 
-    /// `get queue`.
-    pub(super) fn get(&mut self, queue: &Value, timeout: Option<Duration>, span: Span) -> R<Value> {
-        let q = Queue(handle(queue, &[HandleKind::Queue], "get").map_err(|e| fault_at(e, span))?.off());
+    /// `get queue` (or a pipe end).
+    pub(super) fn get(&mut self, source: &Value, timeout: Option<Duration>, span: Span) -> R<Value> {
+        let q = self.get_queue(source, span)?;
         let bytes = q.get(self.wait(timeout)).map_err(|e| match e {
             SyncError::Timeout => fault_at(ErrorValue::new(Kind::QueueEmpty, "the queue is empty"), span),
             SyncError::Closed => fault_at(ErrorValue::new(Kind::QueueClosed, "the queue is closed and empty"), span),
@@ -167,8 +190,12 @@ impl<'p> Interp<'p> {
     }
 
     pub(super) fn close(&mut self, target: &Value, span: Span) -> R<()> {
-        let q = Queue(handle(target, &[HandleKind::Queue], "close").map_err(|e| fault_at(e, span))?.off());
-        q.close().map_err(|e| failure(e, span))
+        let h = handle(target, &[HandleKind::Queue, HandleKind::Pipe], "close").map_err(|e| fault_at(e, span))?;
+        let closed = match h.kind() {
+            HandleKind::Pipe => PipeEnd(h.off()).close(),
+            _ => Queue(h.off()).close(),
+        };
+        closed.map_err(|e| failure(e, span))
     }
 
     /// `set e` (true) or `clear e` (false).
@@ -218,7 +245,7 @@ impl<'p> Interp<'p> {
                     HandleKind::Lock => "locked",
                     HandleKind::Semaphore | HandleKind::Cell | HandleKind::Array => "value",
                     HandleKind::Event => "is_set",
-                    HandleKind::Condition => "no fields",
+                    HandleKind::Condition | HandleKind::Pipe => "no fields",
                 };
                 return Err(type_error(format!("a {} has no field `{name}`", kind.name()))
                     .with_help(format!("a {} has {fields}", kind.name())));
@@ -316,6 +343,12 @@ pub fn make(kind: HandleKind, args: &[Value]) -> Result<Value, Fault> {
             Condition::new(lock).map(|c| c.0)
         }
         HandleKind::Event => Event::new().map(|e| e.0),
+        HandleKind::Pipe => {
+            let duplex = args.first().is_none_or(Value::truthy);
+            let (a, b) = crate::sync::pipe::pipe(duplex).map_err(sync_fault)?;
+            let end = |e: PipeEnd| Value::Handle(Handle::new(HandleKind::Pipe, e.0));
+            return Ok(Value::list(vec![end(a), end(b)]));
+        }
         HandleKind::Cell | HandleKind::Array => {
             let value = args.first().cloned().unwrap_or(Value::Nil);
             if let Value::List(list) = &value {

@@ -78,6 +78,7 @@ builtins! {
     Semaphore "semaphore" 0 2,
     Condition "condition" 0 1,
     Event "event" 0 0,
+    Pipe "pipe" 0 0,
     Shared "shared" 1 1,
     ThreadLocal "threadlocal" 0 0,
     Current "current" 0 0,

@@ -14,6 +14,7 @@ use super::wire::{FnTable, decode};
 use crate::sync::cell::SharedCells;
 use crate::sync::event::Event;
 use crate::sync::lock::Lock;
+use crate::sync::pipe::PipeEnd;
 use crate::sync::queue::Queue;
 use crate::sync::semaphore::Semaphore;
 
@@ -144,6 +145,14 @@ fn handle_text(handle: Handle) -> String {
             format!("<semaphore {}/{}>", s.value(), s.limit())
         }
         HandleKind::Condition => "<condition>".to_string(),
+        HandleKind::Pipe => {
+            let end = PipeEnd(off);
+            match (end.inbox().is_some(), end.outbox().is_some()) {
+                (true, true) => "<pipe end>".to_string(),
+                (true, false) => "<pipe reader>".to_string(),
+                _ => "<pipe writer>".to_string(),
+            }
+        }
         HandleKind::Event => match Event(off).is_set() {
             true => "<event set>".to_string(),
             false => "<event clear>".to_string(),

@@ -16,6 +16,8 @@ pub enum HandleKind {
     Cell = 6,
     /// `shared([...])`: a fixed-length shared list.
     Array = 7,
+    /// One end of a pipe.
+    Pipe = 8,
 }
 
 impl HandleKind {
@@ -27,6 +29,7 @@ impl HandleKind {
             HandleKind::Condition => "condition",
             HandleKind::Event => "event",
             HandleKind::Cell | HandleKind::Array => "shared",
+            HandleKind::Pipe => "pipe",
         }
     }
 
@@ -39,6 +42,7 @@ impl HandleKind {
             5 => HandleKind::Event,
             6 => HandleKind::Cell,
             7 => HandleKind::Array,
+            8 => HandleKind::Pipe,
             _ => return None,
         })
     }

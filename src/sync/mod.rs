@@ -1,5 +1,5 @@
-//! The concurrency primitives: queues, locks, semaphores, conditions,
-//! events and shared cells. They know nothing of the syntax tree or of
+//! The concurrency primitives: queues, pipes, locks, semaphores,
+//! conditions, events and shared cells. They know nothing of the syntax tree or of
 //! values: items and cell contents are byte strings (`runtime::wire`
 //! turns values into them).
 //!
@@ -45,6 +45,7 @@ mod futex;
 pub mod gate;
 pub mod lock;
 pub mod mutex;
+pub mod pipe;
 pub mod queue;
 pub mod semaphore;
 pub mod shm;
