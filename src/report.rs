@@ -1,7 +1,8 @@
 //! Diagnostics: every error the user sees (syntax, resolve, runtime) is a
 //! miette report against the script's text, with the error's span, a one
 //! line message and help where a fix is known. When stderr is not a
-//! terminal, or `NO_COLOR` is set, reports are plain text at a fixed width,
+//! terminal, or `NO_COLOR` is set, reports are plain text and never wrap
+//! (a title naming a pid would otherwise wrap differently from run to run),
 //! so golden `.err` files stay stable.
 
 use std::io::IsTerminal;
@@ -127,7 +128,7 @@ impl Report {
         let fancy = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         let handler = match fancy {
             true => GraphicalReportHandler::new_themed(GraphicalTheme::unicode()),
-            false => GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(80),
+            false => GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(400),
         };
         let mut out = String::new();
         if handler.render_report(&mut out, self).is_err() {

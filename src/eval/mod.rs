@@ -32,9 +32,9 @@ use crate::runtime::Value;
 use crate::runtime::error::{ErrorValue, Kind, TraceEntry};
 use crate::runtime::format;
 use crate::runtime::task::Task;
-use crate::sync::wait::Wait;
 use crate::runtime::value::{Closure, Key, VarCell};
 use crate::sync::cancel::CancelToken;
+use crate::sync::wait::Wait;
 
 /// Deeper than any sensible recursion, far shallower than the native stack
 /// the evaluator runs on (see `cli.rs`).

@@ -60,7 +60,14 @@ const FAILED: i64 = 1;
 
 impl<'p> Interp<'p> {
     /// `spawn [daemon] target [as name]`, once the target is evaluated.
-    pub(super) fn start_process(&mut self, callee: Value, args: ArgValues, daemon: bool, name: String, span: Span) -> R<Value> {
+    pub(super) fn start_process(
+        &mut self,
+        callee: Value,
+        args: ArgValues,
+        daemon: bool,
+        name: String,
+        span: Span,
+    ) -> R<Value> {
         let proc = self.proc;
         self.reserve_task(span)?;
         let failed = |message: String| {

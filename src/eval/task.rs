@@ -227,8 +227,7 @@ const GRACE: Duration = Duration::from_secs(2);
 pub fn finish_tasks(proc: &Process, hurry: bool) {
     let patient = CancelToken::default();
     loop {
-        let pending: Vec<Arc<Task>> =
-            proc.tasks.lock().iter().filter(|t| !t.daemon && t.is_alive()).cloned().collect();
+        let pending: Vec<Arc<Task>> = proc.tasks.lock().iter().filter(|t| !t.daemon && t.is_alive()).cloned().collect();
         if pending.is_empty() {
             break;
         }

@@ -206,7 +206,12 @@ pub enum ExprKind {
     /// `recv.name(args)`.
     Method(Box<Expr>, Arc<str>, Args),
     /// `thread` or (`process`) `spawn`.
-    Task { process: bool, daemon: bool, target: TaskTarget, name: Option<Box<Expr>> },
+    Task {
+        process: bool,
+        daemon: bool,
+        target: TaskTarget,
+        name: Option<Box<Expr>>,
+    },
     Join(Box<Expr>, Option<Box<Expr>>),
     Get(Box<Expr>, Limit),
     Acquire(Box<Expr>, Limit),

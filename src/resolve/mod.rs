@@ -489,7 +489,9 @@ impl Resolver {
                         let callee = Box::new(self.expr(callee));
                         TaskTarget::Call(callee, self.args(args))
                     }
-                    ast::TaskTarget::Block(def) => TaskTarget::Block(self.function(def, if *process { "<spawn block>" } else { "<thread block>" })),
+                    ast::TaskTarget::Block(def) => {
+                        TaskTarget::Block(self.function(def, if *process { "<spawn block>" } else { "<thread block>" }))
+                    }
                 };
                 let name = name.as_ref().map(|n| Box::new(self.expr(n)));
                 ExprKind::Task { process: *process, daemon: *daemon, target, name }

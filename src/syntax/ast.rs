@@ -117,7 +117,12 @@ pub enum ExprKind {
     Index(Box<Expr>, Box<Expr>),
     Field(Box<Expr>, Ident),
     /// `thread f(x)` / `spawn { ... }` (`process`), with `daemon` and `as name`.
-    Task { process: bool, daemon: bool, target: TaskTarget, name: Option<Box<Expr>> },
+    Task {
+        process: bool,
+        daemon: bool,
+        target: TaskTarget,
+        name: Option<Box<Expr>>,
+    },
     /// `join t`, `join t timeout s`.
     Join(Box<Expr>, Option<Box<Expr>>),
     /// `get q`, with a limit.
