@@ -20,7 +20,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use nix::sys::signal::Signal;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::{ForkResult, Pid};
 
@@ -141,6 +141,15 @@ impl<'p> Interp<'p> {
 fn serve_forks(proc: Arc<Process>, incoming: Receiver<ForkRequest>) {
     for request in incoming {
         let parent = nix::unistd::getpid();
+        // A signal sent to the child before it can handle one (say, a
+        // `terminate` right after `spawn`) must wait, not be lost: the
+        // child is born with these blocked and unblocks them once its own
+        // listener runs.
+        let mut stopping = SigSet::empty();
+        stopping.add(Signal::SIGINT);
+        stopping.add(Signal::SIGTERM);
+        let mut before = SigSet::empty();
+        let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&stopping), Some(&mut before));
         proc.gate.close();
         let paused = proc.all_tasks();
         for task in &paused {
@@ -155,8 +164,9 @@ fn serve_forks(proc: Arc<Process>, incoming: Receiver<ForkRequest>) {
         // child runs only this thread, which owns everything it touches.
         let forked = unsafe { nix::unistd::fork() };
         match forked {
-            Ok(ForkResult::Child) => child_main(&proc, request, parent, registry),
+            Ok(ForkResult::Child) => child_main(&proc, request, parent, registry, before),
             result => {
+                let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&before), None);
                 drop(registry);
                 for task in &paused {
                     task.cancel.resume();
@@ -177,6 +187,7 @@ fn child_main(
     request: ForkRequest,
     parent: Pid,
     mut registry: parking_lot::MutexGuard<'_, Vec<Arc<Task>>>,
+    signal_mask: SigSet,
 ) -> ! {
     // Die with the parent (whose forker thread lives as long as it does).
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
@@ -199,6 +210,7 @@ fn child_main(
     ));
     proc.become_child(task.clone());
     let listener = crate::signals::Listener::start_for_child(proc.clone());
+    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&signal_mask), None);
 
     proc.gate.enter();
     let result = Interp::for_task(proc, task.clone()).call_value(&request.callee, request.args, request.span);
