@@ -48,3 +48,32 @@ fn lines_from_threads_never_mix_in_a_file() {
     assert!(status.success());
     check_lines(&text);
 }
+
+/// Printed before five spawns, then by each child: nothing is repeated.
+const BEFORE_SPAWN: &str = r#"
+print("before any spawn")
+for i in range(5) { join spawn { print("child {i}") } }
+print("after")
+"#;
+
+fn check_spawn_output(stdout: &str) {
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.iter().filter(|l| **l == "before any spawn").count(), 1, "{stdout}");
+    assert_eq!(lines.len(), 7, "{stdout}");
+    assert_eq!(lines.last(), Some(&"after"));
+}
+
+#[test]
+fn nothing_printed_before_a_spawn_is_printed_twice() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = support::run_concsh(&["-".into()], BEFORE_SPAWN.as_bytes(), root).expect("runs");
+    check_spawn_output(&run.stdout);
+
+    let path = std::env::temp_dir().join(format!("concsh-spawn-output-{}.txt", std::process::id()));
+    let file = std::fs::File::create(&path).expect("temp file");
+    let status = support::concsh().args(["-c", BEFORE_SPAWN]).stdout(file).status().expect("runs");
+    let text = std::fs::read_to_string(&path).expect("output file");
+    let _ = std::fs::remove_file(&path);
+    assert!(status.success());
+    check_spawn_output(&text);
+}

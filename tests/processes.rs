@@ -149,8 +149,8 @@ fn all_true(values) { for v in values { if not v { return false } }; return true
 fn runaway_spawning_meets_the_task_limit() {
     let script = "fn bomb() { let a = spawn bomb(); let b = spawn bomb(); join a; join b }\nbomb()";
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let run = support::run_concsh(&["--max-tasks".into(), "40".into(), "-".into()], script.as_bytes(), root)
-        .expect("runs");
+    let run =
+        support::run_concsh(&["--max-tasks".into(), "40".into(), "-".into()], script.as_bytes(), root).expect("runs");
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains("too many live tasks: the limit is 40"), "{}", run.stderr);
 }
