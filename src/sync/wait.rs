@@ -28,6 +28,14 @@ pub struct WaitPoint {
 // SAFETY: two atomics.
 unsafe impl Shared for WaitPoint {}
 
+/// How one sleep ended.
+enum Slept<T> {
+    Done(T),
+    Interrupted(Interrupted),
+    /// Woken (or spuriously returned) without success: spin, then sleep again.
+    Woken,
+}
+
 /// Why a wait ended without its operation succeeding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Interrupted {
@@ -80,18 +88,43 @@ impl WaitPoint {
 
     /// Blocks until `attempt` gives a result, the deadline passes, or the
     /// task is cancelled. `attempt` runs first, then after every change of
-    /// the sequence.
+    /// the sequence. After each wake-up the waiter spins again before it
+    /// sleeps again: while it spins it counts as no sleeper, so wakers make
+    /// no system call (a woken waiter that lost the race to a running
+    /// thread would otherwise cost one on every later notify).
     pub fn block_on<T>(&self, wait: Wait<'_>, mut attempt: impl FnMut() -> Option<T>) -> Result<T, Interrupted> {
-        let mut seen = self.seq.load(Ordering::SeqCst);
         if let Some(done) = attempt() {
             return Ok(done);
         }
-        if wait.cancel.is_cancelled() {
-            return Err(Interrupted::Cancelled);
+        loop {
+            if wait.cancel.is_cancelled() {
+                return Err(Interrupted::Cancelled);
+            }
+            if wait.deadline.is_some_and(|d| d <= Instant::now()) {
+                return Err(Interrupted::Timeout);
+            }
+            if let Some(done) = self.spin(&mut attempt) {
+                return Ok(done);
+            }
+            // Asleep, the task holds no interpreter lock: a fork may go ahead.
+            if let Some(gate) = wait.gate {
+                gate.leave();
+            }
+            let slept = self.sleep_once(wait, &mut attempt);
+            if let Some(gate) = wait.gate {
+                gate.enter();
+            }
+            match slept {
+                Slept::Done(done) => return Ok(done),
+                Slept::Interrupted(why) => return Err(why),
+                Slept::Woken => {}
+            }
         }
-        if wait.deadline.is_some_and(|d| d <= Instant::now()) {
-            return Err(Interrupted::Timeout);
-        }
+    }
+
+    /// Spins for up to [`SPIN_FOR`], retrying whenever the sequence moves.
+    fn spin<T>(&self, attempt: &mut impl FnMut() -> Option<T>) -> Option<T> {
+        let mut seen = self.seq.load(Ordering::SeqCst);
         let spin_until = Instant::now() + SPIN_FOR;
         let mut spins = 0u32;
         loop {
@@ -100,63 +133,52 @@ impl WaitPoint {
             if now != seen {
                 seen = now;
                 if let Some(done) = attempt() {
-                    return Ok(done);
+                    return Some(done);
                 }
             }
             spins += 1;
             if spins.is_multiple_of(64) && Instant::now() >= spin_until {
-                break;
+                return None;
             }
         }
-        // Asleep, the task holds no interpreter lock: a fork may go ahead.
-        if let Some(gate) = wait.gate {
-            gate.leave();
-        }
-        let result = self.sleep_until(wait, &mut attempt);
-        if let Some(gate) = wait.gate {
-            gate.enter();
-        }
-        result
     }
 
-    fn sleep_until<T>(&self, wait: Wait<'_>, attempt: &mut impl FnMut() -> Option<T>) -> Result<T, Interrupted> {
-        loop {
-            self.sleepers.fetch_add(1, Ordering::SeqCst);
-            wait.cancel.publish(Some(&self.seq));
-            let seen = self.seq.load(Ordering::SeqCst);
-            let outcome = if let Some(done) = attempt() {
-                Some(Ok(done))
-            } else if wait.cancel.is_cancelled() {
-                Some(Err(Interrupted::Cancelled))
-            } else if !futex::wait(&self.seq, seen, wait.deadline) {
-                Some(Err(Interrupted::Timeout))
-            } else {
-                None
-            };
-            wait.cancel.publish(None);
-            self.sleepers.fetch_sub(1, Ordering::SeqCst);
-            match outcome {
-                Some(Ok(done)) => return Ok(done),
-                Some(Err(why)) => {
-                    // The last chance: the state may have changed just now.
-                    if let Some(done) = attempt() {
-                        return Ok(done);
-                    }
-                    // A wake-up meant for one sleeper may have come to us:
-                    // pass it on rather than lose it.
-                    self.notify(false);
-                    return Err(why);
+    /// One sleep on the futex, between counting in and out as a sleeper.
+    fn sleep_once<T>(&self, wait: Wait<'_>, attempt: &mut impl FnMut() -> Option<T>) -> Slept<T> {
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        wait.cancel.publish(Some(&self.seq));
+        let seen = self.seq.load(Ordering::SeqCst);
+        let outcome = if let Some(done) = attempt() {
+            Slept::Done(done)
+        } else if wait.cancel.is_cancelled() {
+            Slept::Interrupted(Interrupted::Cancelled)
+        } else if !futex::wait(&self.seq, seen, wait.deadline) {
+            Slept::Interrupted(Interrupted::Timeout)
+        } else {
+            Slept::Woken
+        };
+        wait.cancel.publish(None);
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        match outcome {
+            Slept::Interrupted(why) => {
+                // The last chance: the state may have changed just now.
+                if let Some(done) = attempt() {
+                    return Slept::Done(done);
                 }
-                None => {
-                    if let Some(done) = attempt() {
-                        return Ok(done);
-                    }
-                    if wait.cancel.is_cancelled() {
-                        self.notify(false);
-                        return Err(Interrupted::Cancelled);
-                    }
-                }
+                // A wake-up meant for one sleeper may have come to us:
+                // pass it on rather than lose it.
+                self.notify(false);
+                Slept::Interrupted(why)
             }
+            Slept::Woken => match attempt() {
+                Some(done) => Slept::Done(done),
+                None if wait.cancel.is_cancelled() => {
+                    self.notify(false);
+                    Slept::Interrupted(Interrupted::Cancelled)
+                }
+                None => Slept::Woken,
+            },
+            done => done,
         }
     }
 }
