@@ -2,14 +2,15 @@
 //! whole program state at that moment; handles (queues, locks, ...) live
 //! in the shared region and stay the same objects.
 //!
-//! Forks are made by one long-lived thread per process, the forker:
-//! `PR_SET_PDEATHSIG` fires when the *thread* that forked ends, so a
-//! child forked by a short-lived script thread would die with it. The
-//! forker forks only at a safepoint (`sync::gate`): every task of the
-//! process is paused between statements or asleep in a wait, so no
-//! interpreter lock is held. In the child, the forker's thread (the only
-//! one there) runs the spawned task, then leaves with `_exit`, never
-//! running the parent's exit handlers. It dies with its parent.
+//! `PR_SET_PDEATHSIG` fires when the *thread* that forked ends, so a child
+//! forked by a short-lived script thread would die with it: script threads
+//! ask a long-lived forker thread to fork for them; the process's first
+//! thread, which lives as long as the process, forks itself. Either forks
+//! only at a safepoint (`sync::gate`): every task of the process is paused
+//! between statements or asleep in a wait, so no interpreter lock is held.
+//! In the child, the forking thread (the only one there) runs the spawned
+//! task, then leaves with `_exit`, never running the parent's exit
+//! handlers. It dies with its parent.
 //!
 //! The child leaves its outcome (return value or error, serialised) in a
 //! slot in the shared region; the parent waits on a pidfd, reaps the
@@ -51,7 +52,8 @@ struct ForkRequest {
     args: ArgValues,
     span: Span,
     slot: SharedCells,
-    reply: Sender<nix::Result<Pid>>,
+    /// Where the forker thread answers (none when a task forks itself).
+    reply: Option<Sender<nix::Result<Pid>>>,
 }
 
 /// Outcome tags in a child's slot.
@@ -77,14 +79,24 @@ impl<'p> Interp<'p> {
         let slot = SharedCells::new(&[wire::encode(&Value::Nil).unwrap_or_default()])
             .map_err(|_| failed("the shared memory region is full".into()))?;
         let task = Arc::new(Task::new(proc.next_task_id(), name, TaskKind::Process, daemon));
-        let requests = self.forker().map_err(|e| failed(format!("cannot start the forker thread: {e}")))?;
-        let (reply, answer) = mpsc::channel();
-        let request = ForkRequest { task: task.clone(), callee, args, span, slot, reply };
+        let request = ForkRequest { task: task.clone(), callee, args, span, slot, reply: None };
         // The forker waits for every task to be at a safepoint: this one
-        // steps out of the gate while it waits for its child.
+        // steps out of the gate meanwhile.
         proc.gate.leave();
-        let sent = requests.send(request).is_ok();
-        let pid = if sent { answer.recv().ok() } else { None };
+        let pid = if Arc::ptr_eq(&self.task, &proc.main_task()) {
+            // The process's first thread lives as long as the process, so
+            // it may fork itself (a death signal fires with the forking thread).
+            Some(fork_at_safepoint(proc, request))
+        } else {
+            match self.forker() {
+                Ok(requests) => {
+                    let (reply, answer) = mpsc::channel();
+                    let request = ForkRequest { reply: Some(reply), ..request };
+                    if requests.send(request).is_ok() { answer.recv().ok() } else { None }
+                }
+                Err(_) => None,
+            }
+        };
         proc.gate.enter();
         let pid = match pid {
             Some(Ok(pid)) => pid,
@@ -139,46 +151,55 @@ impl<'p> Interp<'p> {
 
 /// The forker's loop: one fork per request, each at a safepoint.
 fn serve_forks(proc: Arc<Process>, incoming: Receiver<ForkRequest>) {
-    for request in incoming {
-        let parent = nix::unistd::getpid();
-        // A signal sent to the child before it can handle one (say, a
-        // `terminate` right after `spawn`) must wait, not be lost: the
-        // child is born with these blocked and unblocks them once its own
-        // listener runs.
-        let mut stopping = SigSet::empty();
-        stopping.add(Signal::SIGINT);
-        stopping.add(Signal::SIGTERM);
-        let mut before = SigSet::empty();
-        let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&stopping), Some(&mut before));
-        proc.gate.close();
-        let paused = proc.all_tasks();
-        for task in &paused {
-            task.cancel.pause();
-        }
-        proc.gate.wait_until_empty();
-        // No task runs now, so none holds the registry (or any other
-        // interpreter lock); the child gets this guard and its contents.
-        let registry = proc.tasks.lock();
-        // SAFETY: every other thread of this process is parked at a
-        // safepoint holding no interpreter lock (see `sync::gate`); the
-        // child runs only this thread, which owns everything it touches.
-        let forked = unsafe { nix::unistd::fork() };
-        match forked {
-            Ok(ForkResult::Child) => child_main(&proc, request, parent, registry, before),
-            result => {
-                let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&before), None);
-                drop(registry);
-                for task in &paused {
-                    task.cancel.resume();
-                }
-                proc.gate.open();
-                let _ = request.reply.send(result.map(|r| match r {
-                    ForkResult::Parent { child } => child,
-                    ForkResult::Child => parent,
-                }));
-            }
+    for mut request in incoming {
+        let reply = request.reply.take();
+        let pid = fork_at_safepoint(&proc, request);
+        if let Some(reply) = reply {
+            let _ = reply.send(pid);
         }
     }
+}
+
+/// Forks once every task of the process is at a safepoint; returns the
+/// child's pid in the parent, and never returns in the child. The calling
+/// thread holds no pass through the gate.
+fn fork_at_safepoint(proc: &Arc<Process>, request: ForkRequest) -> nix::Result<Pid> {
+    let parent = nix::unistd::getpid();
+    // A signal sent to the child before it can handle one (say, a
+    // `terminate` right after `spawn`) must wait, not be lost: the child
+    // is born with these blocked and unblocks them once its own listener
+    // runs.
+    let mut stopping = SigSet::empty();
+    stopping.add(Signal::SIGINT);
+    stopping.add(Signal::SIGTERM);
+    let mut before = SigSet::empty();
+    let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&stopping), Some(&mut before));
+    proc.gate.close();
+    let paused = proc.all_tasks();
+    for task in &paused {
+        task.cancel.pause();
+    }
+    proc.gate.wait_until_empty();
+    // No task runs now, so none holds the registry (or any other
+    // interpreter lock); the child gets this guard and its contents.
+    let registry = proc.tasks.lock();
+    // SAFETY: every other thread of this process is parked at a safepoint
+    // holding no interpreter lock (see `sync::gate`); the child runs only
+    // this thread, which owns everything it touches.
+    let forked = unsafe { nix::unistd::fork() };
+    if let Ok(ForkResult::Child) = forked {
+        child_main(proc, request, parent, registry, before)
+    }
+    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&before), None);
+    drop(registry);
+    for task in &paused {
+        task.cancel.resume();
+    }
+    proc.gate.open();
+    forked.map(|r| match r {
+        ForkResult::Parent { child } => child,
+        ForkResult::Child => parent,
+    })
 }
 
 /// The life of a child process, on the forker's thread: never returns.
