@@ -212,6 +212,10 @@ pub enum ExprKind {
         target: TaskTarget,
         name: Option<Box<Expr>>,
     },
+    /// `pool [size|pool] [threads] map [unordered] f over items`.
+    PoolMap { size: Option<Box<Expr>>, threads: bool, unordered: bool, func: Box<Expr>, items: Box<Expr> },
+    /// `submit f(args) to pool`.
+    Submit { callee: Box<Expr>, args: Args, pool: Box<Expr> },
     Join(Box<Expr>, Option<Box<Expr>>),
     Get(Box<Expr>, Limit),
     Acquire(Box<Expr>, Limit),

@@ -496,6 +496,18 @@ impl Resolver {
                 let name = name.as_ref().map(|n| Box::new(self.expr(n)));
                 ExprKind::Task { process: *process, daemon: *daemon, target, name }
             }
+            A::PoolMap { size, threads, unordered, func, items } => ExprKind::PoolMap {
+                size: size.as_ref().map(|s| Box::new(self.expr(s))),
+                threads: *threads,
+                unordered: *unordered,
+                func: Box::new(self.expr(func)),
+                items: Box::new(self.expr(items)),
+            },
+            A::Submit { callee, args, pool } => {
+                let callee = Box::new(self.expr(callee));
+                let args = self.args(args);
+                ExprKind::Submit { callee, args, pool: Box::new(self.expr(pool)) }
+            }
             A::Join(target, timeout) => {
                 ExprKind::Join(Box::new(self.expr(target)), timeout.as_ref().map(|t| Box::new(self.expr(t))))
             }

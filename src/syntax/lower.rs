@@ -92,6 +92,9 @@ fn is_keyword(rule: Rule) -> bool {
             | Rule::w_into
             | Rule::w_timeout
             | Rule::w_as
+            | Rule::w_to
+            | Rule::kw_submit
+            | Rule::kw_pool
     )
 }
 
@@ -380,6 +383,41 @@ impl Lower {
             }
             Rule::reserved_call => ExprKind::Name(pair.as_str().to_string()),
             Rule::task_expr => self.task(pair, span),
+            Rule::pool_map => {
+                let (mut size, mut threads, mut unordered, mut func) = (None, false, false, None);
+                let mut items = None;
+                for part in pair.into_inner() {
+                    match part.as_rule() {
+                        Rule::pool_size => {
+                            let inner = part.into_inner().next().expect("a size");
+                            size = Some(Box::new(self.expr(inner)));
+                        }
+                        Rule::w_threads => threads = true,
+                        Rule::w_unordered => unordered = true,
+                        Rule::unary => func = Some(Box::new(self.expr(part))),
+                        Rule::expr => items = Some(Box::new(self.expr(part))),
+                        _ => {}
+                    }
+                }
+                let func = func.expect("the grammar requires a function");
+                let items = items.expect("the grammar requires items");
+                ExprKind::PoolMap { size, threads, unordered, func, items }
+            }
+            Rule::submit_expr => {
+                let mut inner = children(pair);
+                let call = self.postfix_expr(inner.next().expect("a call"));
+                let pool = Box::new(self.expr(inner.find(|p| p.as_rule() == Rule::unary).expect("a pool")));
+                match call.kind {
+                    ExprKind::Call(callee, args) => ExprKind::Submit { callee, args, pool },
+                    _ => {
+                        self.errors.push(
+                            SyntaxError::new(call.span, "submit takes a call", "not a call")
+                                .with_help("write `submit f(x) to pl`"),
+                        );
+                        ExprKind::Nil
+                    }
+                }
+            }
             Rule::join_expr | Rule::wait_expr => {
                 let rule = pair.as_rule();
                 let mut inner = children(pair);
