@@ -26,7 +26,7 @@ impl<'p> Interp<'p> {
             return Err(type_error(arity_message(builtin.name(), min, max, given)).into());
         }
         let name = builtin.name();
-        let Named { sep, end, key, reverse, duplex } = Named::take(builtin, &mut args);
+        let Named { sep, end, key, reverse, duplex, threads } = Named::take(builtin, &mut args);
         args.no_more_named(name)?;
         let a = args.positional;
         let arg = |i: usize| a.get(i).cloned().unwrap_or(Value::Nil);
@@ -263,6 +263,10 @@ impl<'p> Interp<'p> {
             Builtin::Semaphore => sync_ops::make(HandleKind::Semaphore, &a)?,
             Builtin::Condition => sync_ops::make(HandleKind::Condition, &a)?,
             Builtin::Event => sync_ops::make(HandleKind::Event, &a)?,
+            Builtin::Pool => {
+                let threads = threads.is_some_and(|t| t.truthy());
+                Value::Pool(self.make_pool(a.first(), threads, span)?)
+            }
             Builtin::Pipe => sync_ops::make(HandleKind::Pipe, &duplex.into_iter().collect::<Vec<_>>())?,
             Builtin::Shared => sync_ops::make(HandleKind::Cell, &a)?,
             Builtin::ThreadLocal => Value::ThreadLocal(Default::default()),
@@ -298,11 +302,12 @@ struct Named {
     key: Option<Value>,
     reverse: Option<Value>,
     duplex: Option<Value>,
+    threads: Option<Value>,
 }
 
 impl Named {
     fn take(builtin: Builtin, args: &mut ArgValues) -> Named {
-        let mut named = Named { sep: None, end: None, key: None, reverse: None, duplex: None };
+        let mut named = Named { sep: None, end: None, key: None, reverse: None, duplex: None, threads: None };
         match builtin {
             Builtin::Print | Builtin::Eprint => {
                 named.sep = args.take_named("sep");
@@ -313,6 +318,7 @@ impl Named {
                 named.reverse = args.take_named("reverse");
             }
             Builtin::Pipe => named.duplex = args.take_named("duplex"),
+            Builtin::Pool => named.threads = args.take_named("threads"),
             _ => {}
         }
         named

@@ -14,6 +14,7 @@ mod control;
 mod iter;
 mod methods;
 mod ops;
+mod pool;
 mod process;
 mod spawn;
 mod sync_ops;
@@ -146,6 +147,20 @@ impl<'p> Interp<'p> {
                     }
                 }
             }
+            // `for v in pool ... map unordered f over xs`: results stream in.
+            StmtKind::For(pattern, iterable, body)
+                if matches!(&iterable.kind, ExprKind::PoolMap { unordered: true, .. }) =>
+            {
+                let ExprKind::PoolMap { size, threads, func, items, .. } = &iterable.kind else { unreachable!() };
+                let size = match size {
+                    Some(size) => Some(self.eval(size, up)?),
+                    None => None,
+                };
+                let func = self.eval(func, up)?;
+                let items = self.eval(items, up)?;
+                let consumer = pool::Consumer::Loop(pattern, body, up);
+                self.pool_map(size, *threads, func, items, consumer, iterable.span)?;
+            }
             StmtKind::For(pattern, iterable, body) => {
                 let value = self.eval(iterable, up)?;
                 self.for_loop(pattern, value, body, up, iterable.span)?;
@@ -175,14 +190,14 @@ impl<'p> Interp<'p> {
                 let target = self.eval(target, up)?;
                 self.release(&target, stmt.span)?;
             }
-            StmtKind::Close(target) => {
-                let target = self.eval(target, up)?;
-                self.close(&target, stmt.span)?;
-            }
-            StmtKind::Terminate(target) => {
-                let target = self.eval(target, up)?;
-                self.terminate(&target, stmt.span)?;
-            }
+            StmtKind::Close(target) => match self.eval(target, up)? {
+                Value::Pool(pool) => self.close_pool(&pool),
+                target => self.close(&target, stmt.span)?,
+            },
+            StmtKind::Terminate(target) => match self.eval(target, up)? {
+                Value::Pool(pool) => self.terminate_pool(&pool),
+                target => self.terminate(&target, stmt.span)?,
+            },
             StmtKind::Set(target) | StmtKind::Clear(target) => {
                 let event = self.eval(target, up)?;
                 self.set_event(&event, matches!(stmt.kind, StmtKind::Set(_)), stmt.span)?;
@@ -550,7 +565,27 @@ impl<'p> Interp<'p> {
             ExprKind::Join(target, timeout) => {
                 let target = self.eval(target, up)?;
                 let timeout = self.optional_timeout(timeout.as_deref(), up)?;
-                return self.join(&target, timeout, expr.span);
+                return match &target {
+                    Value::Future(future) => self.join_future(future, timeout, expr.span),
+                    Value::Pool(pool) => self.join_pool(pool, expr.span),
+                    _ => self.join(&target, timeout, expr.span),
+                };
+            }
+            ExprKind::PoolMap { size, threads, unordered, func, items } => {
+                let size = match size {
+                    Some(size) => Some(self.eval(size, up)?),
+                    None => None,
+                };
+                let func = self.eval(func, up)?;
+                let items = self.eval(items, up)?;
+                let consumer = if *unordered { pool::Consumer::Unordered } else { pool::Consumer::Ordered };
+                return self.pool_map(size, *threads, func, items, consumer, expr.span);
+            }
+            ExprKind::Submit { callee, args, pool } => {
+                let callee = self.eval(callee, up)?;
+                let args = self.eval_args(args, up)?;
+                let pool = self.eval(pool, up)?;
+                return self.submit(callee, args, &pool, expr.span);
             }
             ExprKind::Wait(target, timeout) => {
                 let target = self.eval(target, up)?;
@@ -603,6 +638,9 @@ impl<'p> Interp<'p> {
         match base {
             Value::Task(task) => self.task_field(task, name),
             Value::Handle(h) => self.handle_field(*h, name),
+            Value::Future(future) if name == "ready" => Ok(Value::Bool(future.is_ready())),
+            Value::Pool(pool) if name == "size" => Ok(Value::Int(pool.size as i64)),
+            Value::Pool(pool) if name == "closed" => Ok(Value::Bool(pool.is_closed())),
             Value::ThreadLocal(tl) => tl.get(self.task.id, name).ok_or_else(|| {
                 ErrorValue::new(Kind::Key, format!("this task has not set `{name}`"))
                     .with_help("each task sees only the fields it set itself")

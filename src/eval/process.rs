@@ -3,13 +3,14 @@
 //! it started, and the fork gate.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
 use parking_lot::{Mutex, RwLock};
 
 use crate::report::Source;
 use crate::resolve::ir::Program;
 use crate::runtime::Value;
+use crate::runtime::pool::Pool;
 use crate::runtime::task::{Task, TaskKind};
 use crate::runtime::value::{Closure, VarCell};
 use crate::runtime::wire::FnTable;
@@ -49,6 +50,8 @@ pub struct Process {
     pub gate: Gate,
     /// The thread that forks for this process, started on first `spawn`.
     pub forker: Mutex<Option<Forker>>,
+    /// Pools made here, ended at the end of the run if still open.
+    pub pools: Mutex<Vec<Weak<Pool>>>,
 }
 
 impl Process {
@@ -81,6 +84,7 @@ impl Process {
             exit_request: Mutex::new(None),
             gate: Gate::default(),
             forker: Mutex::new(None),
+            pools: Mutex::new(Vec::new()),
         });
         process.live().store(1, Ordering::SeqCst);
         process
@@ -140,5 +144,7 @@ impl Process {
         self.next_process.store(1, Ordering::Relaxed);
         self.next_task_id.store(1, Ordering::Relaxed);
         *self.exit_request.lock() = None;
+        // The parent's pools are its own: their threads do not exist here.
+        std::mem::forget(std::mem::take(&mut *self.pools.lock()));
     }
 }

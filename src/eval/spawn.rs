@@ -32,6 +32,7 @@ use super::{Ctrl, Interp, R, fault_at};
 use crate::report::Report;
 use crate::runtime::child::Child;
 use crate::runtime::error::{ErrorValue, Kind};
+use crate::runtime::pool::Pool;
 use crate::runtime::task::{Outcome, Task, TaskKind};
 use crate::runtime::{Value, output, wire};
 use crate::sync::cell::SharedCells;
@@ -46,10 +47,17 @@ pub struct Forker {
     _thread: JoinHandle<()>,
 }
 
+/// What a new process runs.
+pub(super) enum Job {
+    /// `spawn f(args)`.
+    Call(Value, ArgValues),
+    /// Worker `index` of a process pool.
+    Worker(Arc<Pool>, usize),
+}
+
 struct ForkRequest {
     task: Arc<Task>,
-    callee: Value,
-    args: ArgValues,
+    job: Job,
     span: Span,
     slot: SharedCells,
     /// Where the forker thread answers (none when a task forks itself).
@@ -70,68 +78,21 @@ impl<'p> Interp<'p> {
         name: String,
         span: Span,
     ) -> R<Value> {
-        let proc = self.proc;
         self.reserve_task(span)?;
-        let failed = |message: String| {
-            proc.live().fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-            fault_at(ErrorValue::new(Kind::Resource, message), span)
-        };
-        let slot = SharedCells::new(&[wire::encode(&Value::Nil).unwrap_or_default()])
-            .map_err(|_| failed("the shared memory region is full".into()))?;
-        let task = Arc::new(Task::new(proc.next_task_id(), name, TaskKind::Process, daemon));
-        let request = ForkRequest { task: task.clone(), callee, args, span, slot, reply: None };
+        let proc = self.proc;
+        let direct = Arc::ptr_eq(&self.task, &proc.main_task());
         // The forker waits for every task to be at a safepoint: this one
         // steps out of the gate meanwhile.
         proc.gate.leave();
-        let pid = if Arc::ptr_eq(&self.task, &proc.main_task()) {
-            // The process's first thread lives as long as the process, so
-            // it may fork itself (a death signal fires with the forking thread).
-            Some(fork_at_safepoint(proc, request))
-        } else {
-            match self.forker() {
-                Ok(requests) => {
-                    let (reply, answer) = mpsc::channel();
-                    let request = ForkRequest { reply: Some(reply), ..request };
-                    if requests.send(request).is_ok() { answer.recv().ok() } else { None }
-                }
-                Err(_) => None,
-            }
-        };
+        let forked = fork_task(proc, Job::Call(callee, args), name, daemon, span, direct);
         proc.gate.enter();
-        let pid = match pid {
-            Some(Ok(pid)) => pid,
-            Some(Err(e)) => return Err(failed(format!("cannot fork: {}", e.desc()))),
-            None => return Err(failed("the forker thread is gone".into())),
-        };
-        task.set_pid(pid.as_raw());
-        match Child::new(pid, slot) {
-            Ok(child) => {
-                let _ = task.child.set(child);
-            }
-            Err(e) => {
-                let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-                let _ = nix::sys::wait::waitpid(pid, None);
-                return Err(failed(format!("cannot watch the new process: {e}")));
+        match forked {
+            Ok(task) => Ok(Value::Task(task)),
+            Err(message) => {
+                proc.live().fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                Err(fault_at(ErrorValue::new(Kind::Resource, message), span))
             }
         }
-        proc.tasks.lock().push(task.clone());
-        Ok(Value::Task(task))
-    }
-
-    /// The forker's request channel, starting the forker on first use.
-    fn forker(&self) -> std::io::Result<Sender<ForkRequest>> {
-        let mut forker = self.proc.forker.lock();
-        if let Some(f) = &*forker {
-            return Ok(f.requests.clone());
-        }
-        let (requests, incoming) = mpsc::channel();
-        let proc = self.proc.clone();
-        let thread = std::thread::Builder::new()
-            .name("concsh-forker".into())
-            .stack_size(FORKER_STACK)
-            .spawn(move || serve_forks(proc, incoming))?;
-        *forker = Some(Forker { requests: requests.clone(), _thread: thread });
-        Ok(requests)
     }
 
     /// `join p` for a process: waits for it to exit (cancellable, with a
@@ -147,6 +108,69 @@ impl<'p> Interp<'p> {
         }
         Ok(Some(task.outcome()))
     }
+}
+
+/// Forks a process for `job` and registers its task. The process's first
+/// thread forks itself (`direct`); any other asks the forker thread. The
+/// caller holds no pass through the gate and has counted the task.
+pub(super) fn fork_task(
+    proc: &Arc<Process>,
+    job: Job,
+    name: String,
+    daemon: bool,
+    span: Span,
+    direct: bool,
+) -> Result<Arc<Task>, String> {
+    let slot = SharedCells::new(&[wire::encode(&Value::Nil).unwrap_or_default()])
+        .map_err(|_| "the shared memory region is full".to_string())?;
+    let task = Arc::new(Task::new(proc.next_task_id(), name, TaskKind::Process, daemon));
+    let request = ForkRequest { task: task.clone(), job, span, slot, reply: None };
+    let pid = if direct {
+        Some(fork_at_safepoint(proc, request))
+    } else {
+        match forker(proc) {
+            Ok(requests) => {
+                let (reply, answer) = mpsc::channel();
+                let request = ForkRequest { reply: Some(reply), ..request };
+                if requests.send(request).is_ok() { answer.recv().ok() } else { None }
+            }
+            Err(_) => None,
+        }
+    };
+    let pid = match pid {
+        Some(Ok(pid)) => pid,
+        Some(Err(e)) => return Err(format!("cannot fork: {}", e.desc())),
+        None => return Err("the forker thread is gone".into()),
+    };
+    task.set_pid(pid.as_raw());
+    match Child::new(pid, slot) {
+        Ok(child) => {
+            let _ = task.child.set(child);
+        }
+        Err(e) => {
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+            return Err(format!("cannot watch the new process: {e}"));
+        }
+    }
+    proc.tasks.lock().push(task.clone());
+    Ok(task)
+}
+
+/// The forker's request channel, starting the forker on first use.
+fn forker(proc: &Arc<Process>) -> std::io::Result<Sender<ForkRequest>> {
+    let mut forker = proc.forker.lock();
+    if let Some(f) = &*forker {
+        return Ok(f.requests.clone());
+    }
+    let (requests, incoming) = mpsc::channel();
+    let proc_for_forker = proc.clone();
+    let thread = std::thread::Builder::new()
+        .name("concsh-forker".into())
+        .stack_size(FORKER_STACK)
+        .spawn(move || serve_forks(proc_for_forker, incoming))?;
+    *forker = Some(Forker { requests: requests.clone(), _thread: thread });
+    Ok(requests)
 }
 
 /// The forker's loop: one fork per request, each at a safepoint.
@@ -234,7 +258,12 @@ fn child_main(
     let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&signal_mask), None);
 
     proc.gate.enter();
-    let result = Interp::for_task(proc, task.clone()).call_value(&request.callee, request.args, request.span);
+    let mut interp = Interp::for_task(proc, task.clone());
+    let result = match request.job {
+        Job::Call(callee, args) => interp.call_value(&callee, args, request.span),
+        Job::Worker(pool, index) => interp.work_for_pool(&pool, index).map(|_| Value::Nil),
+    };
+    drop(interp);
     let (record, mut code) = match result {
         Ok(value) => (Value::list(vec![Value::Int(RETURNED), value]), 0),
         Err(Ctrl::Error(mut error)) => {

@@ -53,26 +53,14 @@ impl<'p> Interp<'p> {
             return self.start_process(callee, args, daemon, name, span);
         }
         self.reserve_task(span)?;
-        let task = Arc::new(Task::new(proc.next_task_id(), name, TaskKind::Thread, daemon));
-        proc.tasks.lock().push(task.clone());
-        let (proc_for_thread, task_for_thread) = (proc.clone(), task.clone());
-        // The new thread holds a pass through the fork gate from its start.
-        proc.gate.enter();
-        let started = std::thread::Builder::new()
-            .name(task.name.clone())
-            .stack_size(THREAD_STACK)
-            .spawn(move || run_thread(proc_for_thread, task_for_thread, callee, args, span));
-        match started {
-            Ok(handle) => *task.os_thread.lock() = Some(handle),
-            Err(e) => {
-                proc.gate.leave();
+        let job = move |interp: &mut Interp| interp.call_value(&callee, args, span);
+        match start_thread_job(proc, name, daemon, job) {
+            Ok(task) => Ok(Value::Task(task)),
+            Err(message) => {
                 proc.live().fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-                task.finish(Outcome::Terminated);
-                let error = ErrorValue::new(Kind::Resource, format!("cannot start a thread: {e}"));
-                return Err(fault_at(error, span));
+                Err(fault_at(ErrorValue::new(Kind::Resource, message), span))
             }
         }
-        Ok(Value::Task(task))
     }
 
     /// Counts a new live task against `--max-tasks`.
@@ -191,11 +179,41 @@ fn prune(proc: &Process) {
     proc.tasks.lock().retain(|t| t.is_alive() || t.os_thread.lock().is_some());
 }
 
-/// The body of a thread: runs the call, reports an uncaught error naming
+/// Starts a thread task running `job` (a call, or a pool worker's loop).
+/// The caller has counted the task against `--max-tasks`.
+pub(super) fn start_thread_job(
+    proc: &Arc<Process>,
+    name: String,
+    daemon: bool,
+    job: impl FnOnce(&mut Interp) -> R<Value> + Send + 'static,
+) -> Result<Arc<Task>, String> {
+    let task = Arc::new(Task::new(proc.next_task_id(), name, TaskKind::Thread, daemon));
+    proc.tasks.lock().push(task.clone());
+    let (proc_for_thread, task_for_thread) = (proc.clone(), task.clone());
+    // The new thread holds a pass through the fork gate from its start.
+    proc.gate.enter();
+    let started = std::thread::Builder::new()
+        .name(task.name.clone())
+        .stack_size(THREAD_STACK)
+        .spawn(move || run_thread(proc_for_thread, task_for_thread, job));
+    match started {
+        Ok(handle) => {
+            *task.os_thread.lock() = Some(handle);
+            Ok(task)
+        }
+        Err(e) => {
+            proc.gate.leave();
+            task.finish(Outcome::Terminated);
+            Err(format!("cannot start a thread: {e}"))
+        }
+    }
+}
+
+/// The body of a thread: runs its job, reports an uncaught error naming
 /// the thread, records the outcome. It holds a pass through the fork gate
 /// (taken by its starter) until its very end.
-fn run_thread(proc: Arc<Process>, task: Arc<Task>, callee: Value, args: ArgValues, span: Span) {
-    let result = Interp::for_task(&proc, task.clone()).call_value(&callee, args, span);
+fn run_thread(proc: Arc<Process>, task: Arc<Task>, job: impl FnOnce(&mut Interp) -> R<Value>) {
+    let result = job(&mut Interp::for_task(&proc, task.clone()));
     let outcome = match result {
         Ok(value) => Outcome::Returned(value),
         Err(Ctrl::Error(mut error)) => {
@@ -225,6 +243,7 @@ const GRACE: Duration = Duration::from_secs(2);
 /// are then ended; every OS thread is joined and every child reaped. After
 /// Ctrl-C (`hurry`), child processes get SIGTERM, then SIGKILL.
 pub fn finish_tasks(proc: &Process, hurry: bool) {
+    super::pool::end_pools(proc);
     let patient = CancelToken::default();
     loop {
         let pending: Vec<Arc<Task>> = proc.tasks.lock().iter().filter(|t| !t.daemon && t.is_alive()).cloned().collect();

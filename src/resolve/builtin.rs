@@ -79,6 +79,7 @@ builtins! {
     Condition "condition" 0 1,
     Event "event" 0 0,
     Pipe "pipe" 0 0,
+    Pool "pool" 0 1,
     Shared "shared" 1 1,
     ThreadLocal "threadlocal" 0 0,
     Current "current" 0 0,

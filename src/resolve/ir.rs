@@ -213,9 +213,19 @@ pub enum ExprKind {
         name: Option<Box<Expr>>,
     },
     /// `pool [size|pool] [threads] map [unordered] f over items`.
-    PoolMap { size: Option<Box<Expr>>, threads: bool, unordered: bool, func: Box<Expr>, items: Box<Expr> },
+    PoolMap {
+        size: Option<Box<Expr>>,
+        threads: bool,
+        unordered: bool,
+        func: Box<Expr>,
+        items: Box<Expr>,
+    },
     /// `submit f(args) to pool`.
-    Submit { callee: Box<Expr>, args: Args, pool: Box<Expr> },
+    Submit {
+        callee: Box<Expr>,
+        args: Args,
+        pool: Box<Expr>,
+    },
     Join(Box<Expr>, Option<Box<Expr>>),
     Get(Box<Expr>, Limit),
     Acquire(Box<Expr>, Limit),

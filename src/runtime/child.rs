@@ -72,6 +72,11 @@ impl Child {
         }
     }
 
+    /// Readable once the process has exited.
+    pub fn pidfd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
     /// Whether the process has exited (without waiting).
     pub fn has_exited(&self) -> bool {
         let mut fds = [PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN)];

@@ -104,6 +104,12 @@ fn write_repr(out: &mut String, value: &Value, seen: &mut Vec<usize>) {
         Value::Task(task) => out.push_str(&task_text(task)),
         Value::Handle(handle) => out.push_str(&handle_text(*handle)),
         Value::ThreadLocal(_) => out.push_str("<threadlocal>"),
+        Value::Pool(pool) => {
+            let kind = if pool.threads { "threads" } else { "processes" };
+            let state = if pool.is_closed() { " closed" } else { "" };
+            let _ = write!(out, "<pool {} {kind}{state}>", pool.size);
+        }
+        Value::Future(f) => out.push_str(if f.is_ready() { "<future ready>" } else { "<future pending>" }),
     }
 }
 

@@ -4,8 +4,10 @@
 pub mod child;
 pub mod error;
 pub mod format;
+pub mod future;
 pub mod handle;
 pub mod output;
+pub mod pool;
 pub mod stdin;
 pub mod task;
 pub mod threadlocal;

@@ -17,7 +17,9 @@ use parking_lot::Mutex;
 use crate::resolve::ir::{Builtin, FnDef};
 
 use super::error::ErrorValue;
+use super::future::FutureCell;
 use super::handle::Handle;
+use super::pool::Pool;
 use super::task::Task;
 use super::threadlocal::ThreadLocal;
 
@@ -43,6 +45,9 @@ pub enum Value {
     /// A queue, lock, semaphore, condition, event or shared value.
     Handle(Handle),
     ThreadLocal(Arc<ThreadLocal>),
+    Pool(Arc<Pool>),
+    /// The result of a `submit`, when it comes.
+    Future(Arc<FutureCell>),
     /// Internal: a frame slot holding a variable that a closure captured.
     /// Scripts never see one; the evaluator reads and writes through it.
     Cell(Arc<VarCell>),
@@ -139,6 +144,8 @@ impl Value {
             Value::Task(t) => t.kind.name(),
             Value::Handle(h) => h.kind().name(),
             Value::ThreadLocal(_) => "threadlocal",
+            Value::Pool(_) => "pool",
+            Value::Future(_) => "future",
             Value::Cell(c) => c.lock().type_name(),
         }
     }
@@ -184,6 +191,8 @@ impl Value {
             (Value::Task(a), Value::Task(b)) => Arc::ptr_eq(a, b),
             (Value::Handle(a), Value::Handle(b)) => a == b,
             (Value::ThreadLocal(a), Value::ThreadLocal(b)) => Arc::ptr_eq(a, b),
+            (Value::Pool(a), Value::Pool(b)) => Arc::ptr_eq(a, b),
+            (Value::Future(a), Value::Future(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
     }

@@ -30,6 +30,16 @@ pub type FnTable = HashMap<u32, Arc<FnDef>>;
 /// Nesting deeper than this is refused rather than recursed into.
 const MAX_DEPTH: usize = 500;
 
+/// The bytes of a list whose items are already encoded.
+pub fn encode_list(items: &[&[u8]]) -> Vec<u8> {
+    let mut out = vec![6];
+    out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+    for item in items {
+        out.extend_from_slice(item);
+    }
+    out
+}
+
 /// The bytes of `value`.
 pub fn encode(value: &Value) -> Result<Vec<u8>, Fault> {
     let mut out = Vec::with_capacity(16);
@@ -131,6 +141,8 @@ impl Encoder {
             }
             Value::Task(task) => return Err(cannot_send(&format!("the {} handle {}", task.kind.name(), task.name))),
             Value::ThreadLocal(_) => return Err(cannot_send("a threadlocal")),
+            Value::Pool(_) => return Err(cannot_send("a pool")),
+            Value::Future(_) => return Err(cannot_send("a future")),
         }
         Ok(())
     }

@@ -124,9 +124,19 @@ pub enum ExprKind {
         name: Option<Box<Expr>>,
     },
     /// `pool [size|pool] [threads] map [unordered] f over items`.
-    PoolMap { size: Option<Box<Expr>>, threads: bool, unordered: bool, func: Box<Expr>, items: Box<Expr> },
+    PoolMap {
+        size: Option<Box<Expr>>,
+        threads: bool,
+        unordered: bool,
+        func: Box<Expr>,
+        items: Box<Expr>,
+    },
     /// `submit f(args) to pool`.
-    Submit { callee: Box<Expr>, args: Vec<Arg>, pool: Box<Expr> },
+    Submit {
+        callee: Box<Expr>,
+        args: Vec<Arg>,
+        pool: Box<Expr>,
+    },
     /// `join t`, `join t timeout s`.
     Join(Box<Expr>, Option<Box<Expr>>),
     /// `get q`, with a limit.

@@ -1,0 +1,651 @@
+//! Pools: workers made once and reused for every task.
+//!
+//! Tasks go to the workers through a bounded queue in the shared region
+//! and results come back through another: the same path for process and
+//! thread workers, so both copy items and results (functions travel by id
+//! with copies of what they captured, so lambdas and closures work). A
+//! task is a chunk of items, sized so a large input costs few messages;
+//! a feeder thread sends chunks as room appears, so a million-item map
+//! never has a million messages in flight. A collector thread routes each
+//! result to the `map` or future waiting for it. For process pools, a
+//! watcher thread waits on the workers' pidfds: a worker that dies fails
+//! the task it held (found in its slot) and is replaced.
+//!
+//! ```text
+//! task:   [id, function, 0 (map), [items], first index]  |  [id, function, 1 (call), [args, named], 0]
+//! result: [id, first index, [[0, value] | [1, error], ...]]
+//! ```
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+use super::call::ArgValues;
+use super::process::Process;
+use super::spawn::{Job, fork_task, settle};
+use super::task::start_thread_job;
+use super::{Ctrl, Interp, R, Up, fault_at};
+use crate::resolve::ir::{Block, Pattern};
+use crate::runtime::error::{ErrorValue, Fault, Kind, type_error, value_error};
+use crate::runtime::format;
+use crate::runtime::future::{Batch, FutureCell, ItemResult};
+use crate::runtime::pool::{Pool, Sink};
+use crate::runtime::task::{Outcome, Task};
+use crate::runtime::value::{Key, Range, Value};
+use crate::runtime::wire;
+use crate::sync::SyncError;
+use crate::sync::cancel::CancelToken;
+use crate::sync::cell::SharedCells;
+use crate::sync::queue::Queue;
+use crate::sync::wait::Wait;
+use crate::syntax::Span;
+
+const MAP: i64 = 0;
+const CALL: i64 = 1;
+
+/// The items of a `map`: a range stays lazy, anything else is a list.
+#[derive(Clone)]
+enum Items {
+    Range(Range),
+    List(Arc<Vec<Value>>),
+}
+
+impl Items {
+    fn len(&self) -> usize {
+        match self {
+            Items::Range(r) => r.len(),
+            Items::List(l) => l.len(),
+        }
+    }
+
+    fn get(&self, i: usize) -> Value {
+        match self {
+            Items::Range(r) => Value::Int(r.get(i)),
+            Items::List(l) => l[i].clone(),
+        }
+    }
+}
+
+/// Where a `map` sends each result.
+pub(super) enum Consumer<'a> {
+    /// In input order, as a list.
+    Ordered,
+    /// In completion order, as a list.
+    Unordered,
+    /// In completion order, through a `for` body.
+    Loop(&'a Pattern, &'a Block, Up<'a>),
+}
+
+fn closed_error() -> Fault {
+    value_error("the pool is closed").with_help("make a new pool, or submit before `close`")
+}
+
+fn pool_failure(error: SyncError) -> Fault {
+    match error {
+        SyncError::Closed => closed_error(),
+        _ => ErrorValue::new(Kind::Resource, "the shared memory region is full"),
+    }
+}
+
+impl<'p> Interp<'p> {
+    /// `pool(n)` / `pool(n, threads: true)`, and the pool of `pool n map`.
+    pub(super) fn make_pool(&mut self, size: Option<&Value>, threads: bool, span: Span) -> R<Arc<Pool>> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let size = match size {
+            None | Some(Value::Nil) => cores,
+            Some(Value::Int(n)) if *n >= 1 && (*n as usize) <= self.proc.max_tasks => *n as usize,
+            Some(Value::Int(n)) => {
+                let limit = self.proc.max_tasks;
+                return Err(fault_at(value_error(format!("a pool needs 1 to {limit} workers, not {n}")), span));
+            }
+            Some(other) => {
+                return Err(fault_at(type_error(format!("a pool's size is an int, not {}", other.type_name())), span));
+            }
+        };
+        let made = (|| {
+            let tasks = Queue::new(Some(size as u32 * 2))?;
+            let results = Queue::new(None)?;
+            let nil = wire::encode(&Value::Nil).unwrap_or_default();
+            let slots = SharedCells::new(&vec![nil; size])?;
+            Ok::<_, SyncError>(Pool::new(size, threads, tasks, results, slots))
+        })();
+        let pool = Arc::new(made.map_err(|e| fault_at(pool_failure(e), span))?);
+        for index in 0..size {
+            self.reserve_task(span)?;
+            let worker = match threads {
+                true => start_thread_job(self.proc, worker_name(index), true, {
+                    let pool = pool.clone();
+                    move |interp: &mut Interp| interp.work_for_pool(&pool, index).map(|_| Value::Nil)
+                }),
+                false => {
+                    let direct = Arc::ptr_eq(&self.task, &self.proc.main_task());
+                    self.proc.gate.leave();
+                    let job = Job::Worker(pool.clone(), index);
+                    let forked = fork_task(self.proc, job, worker_name(index), true, span, direct);
+                    self.proc.gate.enter();
+                    forked
+                }
+            };
+            match worker {
+                Ok(task) => pool.workers.lock().push(task),
+                Err(message) => {
+                    self.proc.live().fetch_sub(1, Ordering::SeqCst);
+                    end_pool(self.proc, &pool, true);
+                    return Err(fault_at(ErrorValue::new(Kind::Resource, message), span));
+                }
+            }
+        }
+        let mut helpers = Vec::new();
+        let (proc, for_collector) = (self.proc.clone(), pool.clone());
+        helpers.push(
+            std::thread::Builder::new()
+                .name("concsh-pool-results".into())
+                .spawn(move || collect(&proc, &for_collector)),
+        );
+        if !threads {
+            let (proc, for_watcher) = (self.proc.clone(), pool.clone());
+            helpers.push(
+                std::thread::Builder::new().name("concsh-pool-watch".into()).spawn(move || watch(&proc, &for_watcher)),
+            );
+        }
+        for helper in helpers {
+            match helper {
+                Ok(handle) => pool.helpers.lock().push(handle),
+                Err(e) => {
+                    end_pool(self.proc, &pool, true);
+                    return Err(fault_at(
+                        ErrorValue::new(Kind::Resource, format!("cannot start a pool thread: {e}")),
+                        span,
+                    ));
+                }
+            }
+        }
+        self.proc.pools.lock().push(Arc::downgrade(&pool));
+        Ok(pool)
+    }
+
+    /// The pool a value is, usable by this process.
+    fn usable_pool(&self, value: &Value, span: Span) -> R<Arc<Pool>> {
+        match value {
+            Value::Pool(pool) if pool.owner != nix::unistd::getpid().as_raw() => Err(fault_at(
+                value_error("a pool can be used only by the process that made it")
+                    .with_help("make the pool in the process that uses it"),
+                span,
+            )),
+            Value::Pool(pool) if pool.is_closed() => Err(fault_at(closed_error(), span)),
+            Value::Pool(pool) => Ok(pool.clone()),
+            other => Err(fault_at(type_error(format!("expected a pool, not {}", other.type_name())), span)),
+        }
+    }
+
+    /// A worker's life: take a task, run it, send its result, until the
+    /// task queue is closed.
+    pub(super) fn work_for_pool(&mut self, pool: &Pool, index: usize) -> R<()> {
+        loop {
+            let bytes = match pool.tasks.get(self.wait(None)) {
+                Ok(bytes) => bytes,
+                Err(SyncError::Cancelled) => return Err(Ctrl::Cancelled),
+                Err(_) => return Ok(()),
+            };
+            let parts = match wire::decode(&bytes, &self.proc.functions)? {
+                Value::List(parts) => parts.lock().clone(),
+                _ => return Ok(()),
+            };
+            let [Value::Int(id), func, Value::Int(kind), payload, Value::Int(first)] = &parts[..] else {
+                return Ok(());
+            };
+            let _ = pool.slots.store(index, &wire::encode(&Value::list(vec![Value::Int(*id), Value::Int(*first)]))?);
+            let calls: Vec<ArgValues> = match (kind, payload) {
+                (&MAP, Value::List(items)) => {
+                    items.lock().iter().map(|item| ArgValues::positional(vec![item.clone()])).collect()
+                }
+                (&CALL, Value::List(call)) => {
+                    let call = call.lock().clone();
+                    let positional = match call.first() {
+                        Some(Value::List(args)) => args.lock().clone(),
+                        _ => Vec::new(),
+                    };
+                    let named = match call.get(1) {
+                        Some(Value::Map(named)) => named
+                            .lock()
+                            .iter()
+                            .map(|(k, v)| (format::display(&k.to_value()).into(), v.clone()))
+                            .collect(),
+                        _ => Vec::new(),
+                    };
+                    vec![ArgValues { positional, named }]
+                }
+                _ => Vec::new(),
+            };
+            let mut outcomes = Vec::with_capacity(calls.len());
+            for args in calls {
+                match self.call_value(func, args, Span::default()) {
+                    Ok(value) => outcomes.push(wire::encode(&value).map(|v| (0, v))),
+                    Err(Ctrl::Error(error)) => {
+                        outcomes.push(Ok((1, wire::encode(&Value::Error(Arc::new(*error))).unwrap_or_default())));
+                        break;
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
+            let encoded: Vec<Vec<u8>> = outcomes
+                .into_iter()
+                .map(|outcome| {
+                    let (tag, value) =
+                        outcome.unwrap_or_else(|e| (1, wire::encode(&Value::Error(Arc::new(*e))).unwrap_or_default()));
+                    let tag = wire::encode(&Value::Int(tag)).unwrap_or_default();
+                    wire::encode_list(&[&tag, &value])
+                })
+                .collect();
+            let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+            let outcomes = wire::encode_list(&refs);
+            let head = [wire::encode(&Value::Int(*id))?, wire::encode(&Value::Int(*first))?];
+            let reply = wire::encode_list(&[&head[0], &head[1], &outcomes]);
+            match pool.results.put(&reply, self.wait(None)) {
+                Ok(()) => {}
+                Err(SyncError::Cancelled) => return Err(Ctrl::Cancelled),
+                Err(_) => return Ok(()),
+            }
+            let _ = pool.slots.store(index, &wire::encode(&Value::Nil)?);
+        }
+    }
+
+    /// `pool ... map f over items`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn pool_map(
+        &mut self,
+        size: Option<Value>,
+        threads: bool,
+        func: Value,
+        items: Value,
+        consumer: Consumer<'_>,
+        span: Span,
+    ) -> R<Value> {
+        if !matches!(func, Value::Func(_) | Value::Builtin(_)) {
+            return Err(fault_at(type_error(format!("{} is not a function", func.type_name())), span));
+        }
+        let items = match &items {
+            Value::Range(r) => Items::Range(**r),
+            Value::List(l) => Items::List(Arc::new(l.lock().clone())),
+            Value::Map(m) => Items::List(Arc::new(m.lock().keys().map(Key::to_value).collect())),
+            Value::Str(s) => Items::List(Arc::new(s.chars().map(|c| Value::Str(c.to_string().into())).collect())),
+            other => return Err(fault_at(type_error(format!("cannot map over {}", other.type_name())), span)),
+        };
+        let (pool, owned) = match &size {
+            Some(Value::Pool(_)) => (self.usable_pool(size.as_ref().unwrap_or(&Value::Nil), span)?, false),
+            _ => (self.make_pool(size.as_ref(), threads, span)?, true),
+        };
+        let func_bytes = wire::encode(&func).map_err(|e| fault_at(e, span));
+        let result = match func_bytes {
+            Ok(func_bytes) => self.run_map(&pool, func_bytes, items, consumer, span),
+            Err(e) => Err(e),
+        };
+        if owned {
+            let interrupted = matches!(result, Err(Ctrl::Cancelled));
+            end_pool(self.proc, &pool, interrupted || result.is_err());
+        }
+        result
+    }
+
+    fn run_map(
+        &mut self,
+        pool: &Arc<Pool>,
+        func: Vec<u8>,
+        items: Items,
+        consumer: Consumer<'_>,
+        span: Span,
+    ) -> R<Value> {
+        let total = items.len();
+        let chunk = (total / (pool.size * 4)).clamp(1, 256);
+        let batch = Arc::new(Batch::default());
+        let feeder_stop = Arc::new(CancelToken::default());
+        let feeder = {
+            let (proc, pool, batch, stop, items) =
+                (self.proc.clone(), pool.clone(), batch.clone(), feeder_stop.clone(), items.clone());
+            std::thread::Builder::new()
+                .name("concsh-pool-feed".into())
+                .spawn(move || feed(&proc, &pool, &batch, &stop, &func, &items, chunk))
+        };
+        let feeder = feeder
+            .map_err(|e| fault_at(ErrorValue::new(Kind::Resource, format!("cannot start a pool thread: {e}")), span))?;
+        let mut ordered: Vec<Value> = Vec::new();
+        let mut unordered: Vec<Value> = Vec::new();
+        let mut received = 0;
+        let outcome = 'collect: loop {
+            if received == total {
+                break Ok(());
+            }
+            let arrived = match batch.next(self.wait(None)) {
+                Ok(arrived) => arrived,
+                Err(_) => break Err(Ctrl::Cancelled),
+            };
+            for (index, result) in arrived {
+                received += 1;
+                let value = match result {
+                    Ok(value) => value,
+                    Err(error) => break 'collect Err(item_failed(error, index, &items.get(index), span)),
+                };
+                match &consumer {
+                    Consumer::Ordered => {
+                        if ordered.len() < total {
+                            ordered.resize(total, Value::Nil);
+                        }
+                        ordered[index] = value;
+                    }
+                    Consumer::Unordered => unordered.push(value),
+                    Consumer::Loop(pattern, body, up) => match self.loop_pass(pattern, value, body, up) {
+                        Ok(true) => {}
+                        Ok(false) => break 'collect Ok(()),
+                        Err(other) => break 'collect Err(other),
+                    },
+                }
+            }
+        };
+        // Stop sending the rest if the map ends early.
+        batch.cancelled.store(true, Ordering::SeqCst);
+        feeder_stop.cancel();
+        let _ = feeder.join();
+        outcome?;
+        Ok(match consumer {
+            Consumer::Ordered => Value::list(ordered),
+            Consumer::Unordered => Value::list(unordered),
+            Consumer::Loop(..) => Value::Nil,
+        })
+    }
+
+    /// `submit f(args) to pool`: a future.
+    pub(super) fn submit(&mut self, callee: Value, args: ArgValues, pool: &Value, span: Span) -> R<Value> {
+        let pool = self.usable_pool(pool, span)?;
+        let future = Arc::new(FutureCell::default());
+        let id = pool.expect(Sink::Future(future.clone()));
+        let mut named = IndexMap::new();
+        for (name, value) in args.named {
+            named.insert(Key::Str(name), value);
+        }
+        let call = Value::list(vec![Value::list(args.positional), Value::map(named)]);
+        let message = Value::list(vec![Value::Int(id as i64), callee, Value::Int(CALL), call, Value::Int(0)]);
+        let bytes = match wire::encode(&message) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                pool.pending.lock().remove(&id);
+                return Err(fault_at(e, span));
+            }
+        };
+        match pool.tasks.put(&bytes, self.wait(None)) {
+            Ok(()) => Ok(Value::Future(future)),
+            Err(SyncError::Cancelled) => Err(Ctrl::Cancelled),
+            Err(e) => {
+                pool.pending.lock().remove(&id);
+                Err(fault_at(pool_failure(e), span))
+            }
+        }
+    }
+
+    /// `join f` / `join f timeout s` of a future.
+    pub(super) fn join_future(&mut self, future: &FutureCell, timeout: Option<Duration>, span: Span) -> R<Value> {
+        match future.wait(self.wait(timeout)) {
+            Err(_) => Err(Ctrl::Cancelled),
+            Ok(None) => Ok(Value::Nil),
+            Ok(Some(Ok(value))) => Ok(value),
+            Ok(Some(Err(error))) => {
+                let mut failed =
+                    ErrorValue::new(Kind::TaskFailed, format!("pool task failed: {}: {}", error.kind, error.message));
+                failed.cause = Some(error);
+                Err(fault_at(failed, span))
+            }
+        }
+    }
+
+    /// `close pl`: no more tasks; the workers finish what was sent.
+    pub(super) fn close_pool(&mut self, pool: &Pool) {
+        pool.closed.store(true, Ordering::SeqCst);
+        let _ = pool.tasks.close();
+    }
+
+    /// `join pl`: waits until a closed pool's workers have finished.
+    pub(super) fn join_pool(&mut self, pool: &Arc<Pool>, span: Span) -> R<Value> {
+        if !pool.is_closed() {
+            return Err(fault_at(
+                value_error("join of a pool that is still open").with_help("close it first: `close pl; join pl`"),
+                span,
+            ));
+        }
+        let workers: Vec<Arc<Task>> = pool.workers.lock().clone();
+        for worker in workers {
+            match worker.child.get() {
+                Some(child) => {
+                    child.wait_exit(self.wait(None)).map_err(|_| Ctrl::Cancelled)?;
+                    settle(self.proc, &worker);
+                }
+                None => {
+                    worker.wait(self.wait(None)).map_err(|_| Ctrl::Cancelled)?;
+                    worker.reap();
+                }
+            }
+        }
+        end_pool(self.proc, pool, false);
+        Ok(Value::Nil)
+    }
+
+    /// `terminate pl`: workers are ended at once; pending results fail.
+    pub(super) fn terminate_pool(&mut self, pool: &Arc<Pool>) {
+        end_pool(self.proc, pool, true);
+    }
+
+    /// One pass of a `for` body over a streamed result; false to stop.
+    fn loop_pass(&mut self, pattern: &Pattern, value: Value, body: &Block, up: Up) -> R<bool> {
+        self.bind(pattern, value)?;
+        match self.exec_block(body, up) {
+            Ok(()) | Err(Ctrl::Continue) => Ok(true),
+            Err(Ctrl::Break) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+}
+
+fn worker_name(index: usize) -> String {
+    format!("PoolWorker-{}", index + 1)
+}
+
+/// `TaskFailed` for the item a map failed on, naming its index and value.
+fn item_failed(error: Arc<ErrorValue>, index: usize, item: &Value, span: Span) -> Ctrl {
+    let mut shown = format::repr(item);
+    if shown.chars().count() > 60 {
+        shown = shown.chars().take(57).collect::<String>() + "...";
+    }
+    let message = format!("pool task failed on item {index} ({shown}): {}: {}", error.kind, error.message);
+    let mut failed = ErrorValue::new(Kind::TaskFailed, message).with_help("the rest of the map was cancelled");
+    failed.cause = Some(error);
+    fault_at(failed, span)
+}
+
+/// The feeder: sends a map's items in chunks while the task queue has room.
+fn feed(
+    proc: &Arc<Process>,
+    pool: &Arc<Pool>,
+    batch: &Arc<Batch>,
+    stop: &CancelToken,
+    func: &[u8],
+    items: &Items,
+    chunk: usize,
+) {
+    // Encoding reads lists, which are interpreter state: hold a pass
+    // through the fork gate (given back while waiting for room).
+    proc.gate.enter();
+    let kind = wire::encode(&Value::Int(MAP)).unwrap_or_default();
+    let mut first = 0;
+    while first < items.len() && !batch.cancelled.load(Ordering::SeqCst) {
+        let end = (first + chunk).min(items.len());
+        let encoded: Result<Vec<Vec<u8>>, Fault> = (first..end).map(|i| wire::encode(&items.get(i))).collect();
+        let id = pool.expect(Sink::Batch(batch.clone()));
+        let encoded = match encoded {
+            Ok(encoded) => encoded,
+            Err(error) => {
+                pool.pending.lock().remove(&id);
+                batch.deliver(vec![(first, Err(Arc::new(*error)))]);
+                break;
+            }
+        };
+        let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+        let chunk_bytes = wire::encode_list(&refs);
+        let head = [
+            wire::encode(&Value::Int(id as i64)).unwrap_or_default(),
+            wire::encode(&Value::Int(first as i64)).unwrap_or_default(),
+        ];
+        let message = wire::encode_list(&[&head[0], func, &kind, &chunk_bytes, &head[1]]);
+        if pool.tasks.put(&message, Wait::new(stop, None).in_gate(&proc.gate)).is_err() {
+            pool.pending.lock().remove(&id);
+            if !stop.is_cancelled() {
+                batch.deliver(vec![(first, Err(Arc::new(*closed_error())))]);
+            }
+            break;
+        }
+        first = end;
+    }
+    proc.gate.leave();
+}
+
+/// The collector: routes each result to where it is awaited.
+fn collect(proc: &Arc<Process>, pool: &Arc<Pool>) {
+    let wait = Wait::new(&pool.stop, None);
+    while let Ok(bytes) = pool.results.get(wait) {
+        let Ok(Value::List(parts)) = wire::decode(&bytes, &proc.functions) else { continue };
+        let parts = parts.lock().clone();
+        let [Value::Int(id), Value::Int(first), Value::List(outcomes)] = &parts[..] else { continue };
+        let results: Vec<(usize, ItemResult)> = outcomes
+            .lock()
+            .iter()
+            .enumerate()
+            .map(|(i, outcome)| {
+                let pair = match outcome {
+                    Value::List(pair) => pair.lock().clone(),
+                    _ => Vec::new(),
+                };
+                let result = match &pair[..] {
+                    [Value::Int(0), value] => Ok(value.clone()),
+                    [_, Value::Error(error)] => Err(error.clone()),
+                    _ => Err(Arc::new(*ErrorValue::new(Kind::Error, "a pool result arrived damaged"))),
+                };
+                (*first as usize + i, result)
+            })
+            .collect();
+        deliver(pool, *id as u64, results);
+    }
+}
+
+fn deliver(pool: &Pool, id: u64, results: Vec<(usize, ItemResult)>) {
+    let sink = pool.pending.lock().remove(&id);
+    match sink {
+        Some(Sink::Batch(batch)) => batch.deliver(results),
+        Some(Sink::Future(future)) => {
+            if let Some((_, result)) = results.into_iter().next() {
+                future.fill(result);
+            }
+        }
+        None => {}
+    }
+}
+
+/// The watcher of a process pool: a worker that dies fails the task it
+/// held and is replaced.
+fn watch(proc: &Arc<Process>, pool: &Arc<Pool>) {
+    loop {
+        let workers: Vec<Arc<Task>> = pool.workers.lock().clone();
+        let mut fds: Vec<PollFd> =
+            workers.iter().filter_map(|w| w.child.get()).map(|c| PollFd::new(c.pidfd(), PollFlags::POLLIN)).collect();
+        let Some(wake) = pool.stop.wake_fd() else { return };
+        fds.push(PollFd::new(wake, PollFlags::POLLIN));
+        let _ = poll(&mut fds, PollTimeout::NONE);
+        if pool.stop.is_cancelled() {
+            return;
+        }
+        let dead: Vec<usize> =
+            (0..workers.len()).filter(|&i| fds[i].revents().is_some_and(|r| !r.is_empty())).collect();
+        drop(fds);
+        for index in dead {
+            let worker = &workers[index];
+            settle(proc, worker);
+            let how = match worker.outcome() {
+                Outcome::Signalled(n) => format!("was killed by signal {n}"),
+                Outcome::Exited(n) => format!("exited with code {n}"),
+                Outcome::Failed(e) => format!("failed: {}: {}", e.kind, e.message),
+                _ => "ended".to_string(),
+            };
+            let held = pool.slots.load(index).ok().and_then(|b| wire::decode(&b, &proc.functions).ok());
+            if let Some(Value::List(held)) = held {
+                let held = held.lock().clone();
+                if let [Value::Int(id), Value::Int(first)] = &held[..] {
+                    let error = ErrorValue::new(
+                        Kind::TaskFailed,
+                        format!("pool worker {} {how} while running this task", worker.name),
+                    );
+                    deliver(pool, *id as u64, vec![(*first as usize, Err(Arc::new(*error)))]);
+                }
+                let _ = pool.slots.store(index, &wire::encode(&Value::Nil).unwrap_or_default());
+            }
+            if pool.is_closed() {
+                continue;
+            }
+            proc.live().fetch_add(1, Ordering::SeqCst);
+            match fork_task(proc, Job::Worker(pool.clone(), index), worker_name(index), true, Span::default(), false) {
+                Ok(replacement) => pool.workers.lock()[index] = replacement,
+                Err(_) => {
+                    proc.live().fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+        }
+    }
+}
+
+/// Ends a pool: no more tasks; workers end (at once when `now`); pending
+/// results fail; the helper threads stop and are joined.
+pub(super) fn end_pool(proc: &Process, pool: &Pool, now: bool) {
+    pool.closed.store(true, Ordering::SeqCst);
+    let _ = pool.tasks.close();
+    let workers: Vec<Arc<Task>> = pool.workers.lock().clone();
+    for worker in &workers {
+        if now {
+            match worker.child.get() {
+                Some(child) if worker.is_alive() => child.signal(nix::sys::signal::Signal::SIGTERM),
+                _ => worker.cancel.cancel(),
+            }
+        }
+    }
+    let patient = CancelToken::default();
+    for worker in &workers {
+        match worker.child.get() {
+            Some(child) => {
+                let _ = child.wait_exit(Wait::new(&patient, None));
+                settle(proc, worker);
+            }
+            None => {
+                let _ = worker.wait(Wait::new(&patient, None));
+                worker.reap();
+            }
+        }
+    }
+    pool.stop.cancel();
+    let _ = pool.results.close();
+    for helper in pool.helpers.lock().drain(..) {
+        let _ = helper.join();
+    }
+    let pending: Vec<Sink> = pool.pending.lock().drain().map(|(_, sink)| sink).collect();
+    for sink in pending {
+        let error = Arc::new(*ErrorValue::new(Kind::TaskFailed, "the pool was ended before this task ran"));
+        match sink {
+            Sink::Batch(batch) => batch.deliver(vec![(0, Err(error))]),
+            Sink::Future(future) => future.fill(Err(error)),
+        }
+    }
+}
+
+/// At the end of a run: every pool still open is ended.
+pub fn end_pools(proc: &Process) {
+    let pools: Vec<_> = proc.pools.lock().drain(..).filter_map(|p| p.upgrade()).collect();
+    for pool in pools {
+        end_pool(proc, &pool, true);
+    }
+}
