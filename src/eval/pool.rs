@@ -13,7 +13,7 @@
 //!
 //! ```text
 //! task:   [id, function, 0 (map), [items], first index]  |  [id, function, 1 (call), [args, named], 0]
-//! result: [id, first index, [[0, value] | [1, error], ...]]
+//! result: [id, first index, [values of the items that succeeded], the error that stopped the chunk, or nil]
 //! ```
 
 use std::sync::Arc;
@@ -220,30 +220,30 @@ impl<'p> Interp<'p> {
                 }
                 _ => Vec::new(),
             };
-            let mut outcomes = Vec::with_capacity(calls.len());
+            // A chunk runs until an item fails: its values, then that error.
+            let mut values = Vec::with_capacity(calls.len());
+            let mut failure = Value::Nil;
             for args in calls {
                 match self.call_value(func, args, Span::default()) {
-                    Ok(value) => outcomes.push(wire::encode(&value).map(|v| (0, v))),
+                    Ok(value) => values.push(value),
                     Err(Ctrl::Error(error)) => {
-                        outcomes.push(Ok((1, wire::encode(&Value::Error(Arc::new(*error))).unwrap_or_default())));
+                        failure = Value::Error(Arc::new(*error));
                         break;
                     }
                     Err(other) => return Err(other),
                 }
             }
-            let encoded: Vec<Vec<u8>> = outcomes
-                .into_iter()
-                .map(|outcome| {
-                    let (tag, value) =
-                        outcome.unwrap_or_else(|e| (1, wire::encode(&Value::Error(Arc::new(*e))).unwrap_or_default()));
-                    let tag = wire::encode(&Value::Int(tag)).unwrap_or_default();
-                    wire::encode_list(&[&tag, &value])
-                })
-                .collect();
-            let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
-            let outcomes = wire::encode_list(&refs);
-            let head = [wire::encode(&Value::Int(*id))?, wire::encode(&Value::Int(*first))?];
-            let reply = wire::encode_list(&[&head[0], &head[1], &outcomes]);
+            let reply = Value::list(vec![Value::Int(*id), Value::Int(*first), Value::list(values), failure]);
+            let reply = match wire::encode(&reply) {
+                Ok(reply) => reply,
+                // A result that cannot travel fails its item.
+                Err(error) => wire::encode(&Value::list(vec![
+                    Value::Int(*id),
+                    Value::Int(*first),
+                    Value::list(Vec::new()),
+                    Value::Error(Arc::new(*error)),
+                ]))?,
+            };
             match pool.results.put(&reply, self.wait(None)) {
                 Ok(()) => {}
                 Err(SyncError::Cancelled) => return Err(Ctrl::Cancelled),
@@ -299,7 +299,7 @@ impl<'p> Interp<'p> {
         span: Span,
     ) -> R<Value> {
         let total = items.len();
-        let chunk = (total / (pool.size * 4)).clamp(1, 256);
+        let chunk = (total / (pool.size * 4)).clamp(1, 2048);
         let batch = Arc::new(Batch::default());
         let feeder_stop = Arc::new(CancelToken::default());
         let feeder = {
@@ -479,18 +479,15 @@ fn feed(
     let mut first = 0;
     while first < items.len() && !batch.cancelled.load(Ordering::SeqCst) {
         let end = (first + chunk).min(items.len());
-        let encoded: Result<Vec<Vec<u8>>, Fault> = (first..end).map(|i| wire::encode(&items.get(i))).collect();
         let id = pool.expect(Sink::Batch(batch.clone()));
-        let encoded = match encoded {
-            Ok(encoded) => encoded,
+        let chunk_bytes = match wire::encode(&Value::list((first..end).map(|i| items.get(i)).collect())) {
+            Ok(bytes) => bytes,
             Err(error) => {
                 pool.pending.lock().remove(&id);
                 batch.deliver(vec![(first, Err(Arc::new(*error)))]);
                 break;
             }
         };
-        let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
-        let chunk_bytes = wire::encode_list(&refs);
         let head = [
             wire::encode(&Value::Int(id as i64)).unwrap_or_default(),
             wire::encode(&Value::Int(first as i64)).unwrap_or_default(),
@@ -514,24 +511,15 @@ fn collect(proc: &Arc<Process>, pool: &Arc<Pool>) {
     while let Ok(bytes) = pool.results.get(wait) {
         let Ok(Value::List(parts)) = wire::decode(&bytes, &proc.functions) else { continue };
         let parts = parts.lock().clone();
-        let [Value::Int(id), Value::Int(first), Value::List(outcomes)] = &parts[..] else { continue };
-        let results: Vec<(usize, ItemResult)> = outcomes
-            .lock()
-            .iter()
-            .enumerate()
-            .map(|(i, outcome)| {
-                let pair = match outcome {
-                    Value::List(pair) => pair.lock().clone(),
-                    _ => Vec::new(),
-                };
-                let result = match &pair[..] {
-                    [Value::Int(0), value] => Ok(value.clone()),
-                    [_, Value::Error(error)] => Err(error.clone()),
-                    _ => Err(Arc::new(*ErrorValue::new(Kind::Error, "a pool result arrived damaged"))),
-                };
-                (*first as usize + i, result)
-            })
-            .collect();
+        let [Value::Int(id), Value::Int(first), Value::List(values), failure] = &parts[..] else { continue };
+        let first = *first as usize;
+        let values = values.lock().clone();
+        let failed_at = first + values.len();
+        let mut results: Vec<(usize, ItemResult)> =
+            values.into_iter().enumerate().map(|(i, value)| (first + i, Ok(value))).collect();
+        if let Value::Error(error) = failure {
+            results.push((failed_at, Err(error.clone())));
+        }
         deliver(pool, *id as u64, results);
     }
 }
