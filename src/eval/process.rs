@@ -2,7 +2,7 @@
 //! functions, the script's arguments, the source (for reports), the tasks
 //! it started, and the fork gate.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use parking_lot::{Mutex, RwLock};
@@ -52,6 +52,8 @@ pub struct Process {
     pub forker: Mutex<Option<Forker>>,
     /// Pools made here, ended at the end of the run if still open.
     pub pools: Mutex<Vec<Weak<Pool>>>,
+    /// This process is a pool's worker (for clearer errors).
+    pub pool_worker: AtomicBool,
 }
 
 impl Process {
@@ -85,6 +87,7 @@ impl Process {
             gate: Gate::default(),
             forker: Mutex::new(None),
             pools: Mutex::new(Vec::new()),
+            pool_worker: AtomicBool::new(false),
         });
         process.live().store(1, Ordering::SeqCst);
         process

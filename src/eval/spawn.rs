@@ -261,7 +261,10 @@ fn child_main(
     let mut interp = Interp::for_task(proc, task.clone());
     let result = match request.job {
         Job::Call(callee, args) => interp.call_value(&callee, args, request.span),
-        Job::Worker(pool, index) => interp.work_for_pool(&pool, index).map(|_| Value::Nil),
+        Job::Worker(pool, index) => {
+            proc.pool_worker.store(true, std::sync::atomic::Ordering::Relaxed);
+            interp.work_for_pool(&pool, index).map(|_| Value::Nil)
+        }
     };
     drop(interp);
     let (record, mut code) = match result {
