@@ -713,7 +713,9 @@ fn unset_global(proc: &Process, global: u32, span: crate::syntax::Span) -> Ctrl 
     let error = match proc.pool_worker.load(std::sync::atomic::Ordering::Relaxed) {
         // A worker is a copy of the program made when its pool was made.
         true => ErrorValue::new(Kind::Name, format!("`{name}` was declared after this task's pool was made"))
-            .with_help(format!("pool workers see globals as they were when the pool was made: pass `{name}` as an argument")),
+            .with_help(format!(
+                "pool workers see globals as they were when the pool was made: pass `{name}` as an argument"
+            )),
         false => ErrorValue::new(Kind::Name, format!("`{name}` is used before its `let` ran"))
             .with_help("a function used a global before the line that declares it was reached"),
     };

@@ -322,6 +322,7 @@ impl<'p> Interp<'p> {
                 Ok(arrived) => arrived,
                 Err(_) => break Err(Ctrl::Cancelled),
             };
+            batch.consumed(arrived.len());
             for (index, result) in arrived {
                 received += 1;
                 let value = match result {
@@ -477,8 +478,14 @@ fn feed(
     proc.gate.enter();
     let kind = wire::encode(&Value::Int(MAP)).unwrap_or_default();
     let mut first = 0;
+    // At most this many items are out (queued, running, or waiting to be
+    // taken by the map): memory stays bounded however long the input.
+    let window = chunk * pool.size * 4;
     while first < items.len() && !batch.cancelled.load(Ordering::SeqCst) {
         let end = (first + chunk).min(items.len());
+        if batch.wait_for_room(end, window, Wait::new(stop, None).in_gate(&proc.gate)).is_err() {
+            break;
+        }
         let id = pool.expect(Sink::Batch(batch.clone()));
         let chunk_bytes = match wire::encode(&Value::list((first..end).map(|i| items.get(i)).collect())) {
             Ok(bytes) => bytes,

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
@@ -52,12 +52,28 @@ pub struct Batch {
     /// Set when the map gives up (an item failed, or its task was
     /// cancelled): no more of its items are sent to the workers.
     pub cancelled: AtomicBool,
+    /// Items the map has taken from `arrived`: the feeder stays a bounded
+    /// number of items ahead, so results never pile up.
+    consumed: AtomicUsize,
+    room: WaitPoint,
 }
 
 impl Batch {
     pub fn deliver(&self, results: Vec<(usize, ItemResult)>) {
         self.arrived.lock().extend(results);
         self.point.notify(true);
+    }
+
+    /// Counts items taken by the map, making room for the feeder.
+    pub fn consumed(&self, items: usize) {
+        self.consumed.fetch_add(items, Ordering::SeqCst);
+        self.room.notify(false);
+    }
+
+    /// Waits until items up to `next` may be sent: no more than `window`
+    /// ahead of what the map has taken.
+    pub fn wait_for_room(&self, next: usize, window: usize, wait: Wait<'_>) -> Result<(), Interrupted> {
+        self.room.block_on(wait, || (next <= self.consumed.load(Ordering::SeqCst) + window).then_some(()))
     }
 
     /// Waits for the next results (all that have arrived).

@@ -1,0 +1,101 @@
+//! Pools under duress: a worker killed mid-task, a million items, Ctrl-C.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::Stdio;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+mod support;
+
+#[test]
+fn a_worker_killed_mid_task_fails_that_task_and_the_pool_finishes_the_rest() {
+    // Each task prints its worker's pid and waits; the test kills the worker
+    // holding item 0 with SIGKILL, then lets the rest go.
+    let script = r#"
+let go = event()
+let started = queue()
+fn task(x, go, started) {
+    put [x, pid()] into started
+    if x == 0 { wait go }
+    return x * 10
+}
+let pl = pool(2)
+let f0 = submit task(0, go, started) to pl
+let first = get started
+print("victim", first[1])
+let rest = []
+for i in range(1, 6) { rest.push(submit task(i, go, started) to pl) }
+try { join f0 } catch e { print(e.kind, e.message.ends_with("was killed by signal 9 while running this task")) }
+let results = []
+for f in rest { results.push(join f) }
+print(results)
+close pl
+join pl
+"#;
+    let mut child = support::concsh()
+        .args(["-c", script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("concsh starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    lines.read_line(&mut line).expect("victim line");
+    let victim: i32 = line.trim().strip_prefix("victim ").and_then(|p| p.parse().ok()).expect("a pid");
+    kill(Pid::from_raw(victim), Signal::SIGKILL).expect("kill the worker");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut lines, &mut rest).expect("the rest");
+    let status = child.wait().expect("ends");
+    assert_eq!(rest, "TaskFailed true\n[10, 20, 30, 40, 50]\n");
+    assert!(status.success());
+}
+
+/// Peak memory (VmHWM) of a run, in KiB, read from its own /proc entry.
+fn peak_rss_kib(script: &str) -> u64 {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let probe = format!("{script}\nprint(read_file(\"/proc/self/status\"))");
+    let run = support::run_concsh(&["-".into()], probe.as_bytes(), root).expect("runs");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let line = run.stdout.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM line");
+    line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("a number")
+}
+
+#[test]
+fn a_million_item_map_runs_in_bounded_memory() {
+    let streamed = |n: u64| {
+        format!(
+            "let total = 0\nfor v in pool 4 map unordered fn(x) => x % 7 over range({n}) {{ total += v }}\nassert(total > 0)"
+        )
+    };
+    let small = peak_rss_kib(&streamed(100_000));
+    let large = peak_rss_kib(&streamed(1_000_000));
+    // Ten times the input, nearly the same peak: nothing grows with it.
+    assert!(large < small + 20_000, "peak RSS grew from {small} KiB to {large} KiB");
+    // An ordered map keeps only its result list (16 bytes an item).
+    let ordered = peak_rss_kib("let r = pool 4 map fn(x) => x % 7 over range(1000000)\nassert(len(r) == 1000000)");
+    assert!(ordered < small + 60_000, "an ordered million-item map peaked at {ordered} KiB");
+}
+
+#[test]
+fn ctrl_c_during_a_map_stops_every_worker_with_one_line() {
+    // The workers exist once `pool(2)` returns, before "ready" is printed.
+    let script =
+        "let pl = pool(2)\nprint(\"ready\")\nlet r = pool pl map fn(x) { sleep(100); return x } over range(10)";
+    let mut child = support::concsh()
+        .args(["-c", script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("concsh starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    lines.read_line(&mut line).expect("ready");
+    let me = child.id();
+    kill(Pid::from_raw(me as i32), Signal::SIGINT).expect("signal");
+    let output = child.wait_with_output().expect("ends");
+    assert_eq!(output.status.code(), Some(130));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr, "concsh: interrupted\n");
+}
