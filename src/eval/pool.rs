@@ -33,6 +33,7 @@ use crate::runtime::error::{ErrorValue, Fault, Kind, type_error, value_error};
 use crate::runtime::format;
 use crate::runtime::future::{Batch, FutureCell, ItemResult};
 use crate::runtime::pool::{Pool, Sink};
+use crate::runtime::progress::Progress;
 use crate::runtime::task::{Outcome, Task};
 use crate::runtime::value::{Key, Range, Value};
 use crate::runtime::wire;
@@ -314,6 +315,7 @@ impl<'p> Interp<'p> {
         let mut ordered: Vec<Value> = Vec::new();
         let mut unordered: Vec<Value> = Vec::new();
         let mut received = 0;
+        let mut progress = Progress::new(total);
         let outcome = 'collect: loop {
             if received == total {
                 break Ok(());
@@ -323,6 +325,7 @@ impl<'p> Interp<'p> {
                 Err(_) => break Err(Ctrl::Cancelled),
             };
             batch.consumed(arrived.len());
+            progress.advance(arrived.len());
             for (index, result) in arrived {
                 received += 1;
                 let value = match result {
@@ -345,6 +348,7 @@ impl<'p> Interp<'p> {
                 }
             }
         };
+        drop(progress);
         // Stop sending the rest if the map ends early.
         batch.cancelled.store(true, Ordering::SeqCst);
         feeder_stop.cancel();

@@ -8,6 +8,7 @@ pub mod future;
 pub mod handle;
 pub mod output;
 pub mod pool;
+pub mod progress;
 pub mod stdin;
 pub mod task;
 pub mod threadlocal;

@@ -25,6 +25,10 @@ pub enum Written {
 /// Writes `text` (which should end in a newline) in one system call where
 /// the kernel allows, retrying only the rest of a partial write.
 pub fn write_line(stream: Stream, text: &str) -> Written {
+    super::progress::around_output(|| write_whole(stream, text))
+}
+
+fn write_whole(stream: Stream, text: &str) -> Written {
     let fd = match stream {
         Stream::Stdout => 1,
         Stream::Stderr => 2,
