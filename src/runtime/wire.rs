@@ -6,7 +6,7 @@
 //! ```text
 //! nil 0 | false 1 | true 2 | int 3 i64 | float 4 f64 | string 5 len bytes
 //! list 6 n items | map 7 n (key value)* | range 8 start stop step
-//! handle 9 bits | builtin 10 index | error 11 ... | function 12 id n upvalues
+//! handle 9 bits | builtin 10 index | error 11 ... | function 12 id name n upvalues
 //! ```
 //!
 //! A function travels by its id (every task of a run has the same program)
@@ -129,6 +129,7 @@ impl Encoder {
             Value::Func(closure) => {
                 out.push(12);
                 out.extend_from_slice(&closure.def.id.to_le_bytes());
+                text(out, &closure.def.name);
                 out.extend_from_slice(&(closure.upvalues.len() as u32).to_le_bytes());
                 for cell in closure.upvalues.iter() {
                     let captured = cell.lock().clone();
@@ -294,14 +295,15 @@ impl Reader<'_> {
             11 => Value::Error(Arc::new(self.error(depth)?)),
             12 => {
                 let id = self.u32()?;
+                let name = self.text()?;
                 let n = self.count()?;
                 let mut upvalues = Vec::with_capacity(n);
                 for _ in 0..n {
                     upvalues.push(Arc::new(VarCell::new(self.value(depth + 1)?)));
                 }
                 let def = self.functions.get(&id).cloned().ok_or_else(|| {
-                    ErrorValue::new(Kind::Name, "a function arrived that this task does not know")
-                        .with_help("functions defined after a task or pool was started are unknown to it")
+                    ErrorValue::new(Kind::Name, format!("function `{name}` is unknown to this task"))
+                        .with_help("a task knows the functions that existed when it (or its pool) was started")
                 })?;
                 Value::Func(Arc::new(Closure { def, upvalues: upvalues.into() }))
             }
