@@ -143,7 +143,8 @@ pub fn run_source(source: &Source, args: Vec<String>, options: &Options) -> i32 
     let process = Process::new(&program, source.clone(), args, options.max_tasks);
     let listener = signals::Listener::start(process.clone());
     process.gate.enter();
-    let result = Interp::new(&process).run_main(&program.main);
+    let tables = process.tables();
+    let result = Interp::new(&process, &tables).run_main(&program.main);
     process.gate.leave();
     // An error in the main task is reported at once; the threads it
     // started still run to their end, as in Python.

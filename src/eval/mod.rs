@@ -25,7 +25,7 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 
 pub use control::{Ctrl, R};
-pub use process::{DEFAULT_MAX_TASKS, Process};
+pub use process::{DEFAULT_MAX_TASKS, Process, Tables};
 pub use task::finish_tasks;
 
 use crate::resolve::ir::*;
@@ -44,6 +44,8 @@ pub const MAX_DEPTH: usize = 10_000;
 /// One task's evaluator.
 pub struct Interp<'p> {
     pub proc: &'p Arc<Process>,
+    /// The process's tables as they were when this evaluator started.
+    tables: &'p Tables,
     /// The task this evaluator runs.
     task: Arc<Task>,
     /// The task's cancel token (Ctrl-C, `terminate`).
@@ -56,15 +58,15 @@ pub struct Interp<'p> {
 type Up<'a> = &'a [Arc<VarCell>];
 
 impl<'p> Interp<'p> {
-    /// The evaluator of the script's main task.
-    pub fn new(proc: &'p Arc<Process>) -> Interp<'p> {
-        Interp::for_task(proc, proc.main_task())
+    /// The evaluator of the process's main task.
+    pub fn new(proc: &'p Arc<Process>, tables: &'p Tables) -> Interp<'p> {
+        Interp::for_task(proc, tables, proc.main_task())
     }
 
-    /// The evaluator of `task`, a task of `proc`.
-    pub fn for_task(proc: &'p Arc<Process>, task: Arc<Task>) -> Interp<'p> {
+    /// The evaluator of `task`, a task of `proc`, with `tables` taken from it.
+    pub fn for_task(proc: &'p Arc<Process>, tables: &'p Tables, task: Arc<Task>) -> Interp<'p> {
         let cancel = task.cancel.clone();
-        Interp { proc, task, cancel, stack: Vec::with_capacity(1024), base: 0, depth: 0 }
+        Interp { proc, tables, task, cancel, stack: Vec::with_capacity(1024), base: 0, depth: 0 }
     }
 
     /// The task was cancelled, or asked to pause for a fork: a pause steps
@@ -75,6 +77,8 @@ impl<'p> Interp<'p> {
             return Err(Ctrl::Cancelled);
         }
         if self.cancel.is_paused() {
+            // Cleared before stepping out: a fork that starts later sets it again.
+            self.cancel.resume();
             self.proc.gate.leave();
             self.proc.gate.enter();
         }
@@ -267,7 +271,7 @@ impl<'p> Interp<'p> {
             Binding::Cell(slot) => {
                 self.stack[self.base + slot as usize] = Value::Cell(Arc::new(VarCell::new(value)));
             }
-            Binding::Global(i) => *self.proc.globals[i as usize].lock() = value,
+            Binding::Global(i) => *self.tables.globals[i as usize].lock() = value,
             // A top-level `let` runs once; there is nothing to overwrite.
             Binding::Fixed(i) => {
                 let _ = self.proc.fixed[i as usize].set(value);
@@ -287,7 +291,7 @@ impl<'p> Interp<'p> {
             Place::Local(slot) => self.stack[self.base + *slot as usize] = value,
             Place::LocalCell(slot) => self.assign_local_cell(*slot, value),
             Place::Upvalue(i) => *up[*i as usize].lock() = value,
-            Place::Global(i) => *self.proc.globals[*i as usize].lock() = value,
+            Place::Global(i) => *self.tables.globals[*i as usize].lock() = value,
             Place::Index(base, index) => {
                 let base = self.eval(base, up)?;
                 let index = self.eval(index, up)?;
@@ -339,7 +343,7 @@ impl<'p> Interp<'p> {
             }
             Place::Global(i) => {
                 let rhs = self.eval(value, up)?;
-                let mut current = self.proc.globals[*i as usize].lock();
+                let mut current = self.tables.globals[*i as usize].lock();
                 if matches!(*current, Value::Unset) {
                     drop(current);
                     return Err(unset_global(self.proc, *i, span));
@@ -397,9 +401,9 @@ impl<'p> Interp<'p> {
     }
 
     fn call_func(&mut self, global: u32, args: &Args, up: Up, span: crate::syntax::Span) -> R<Value> {
-        let proc = self.proc;
-        let Some(closure) = &proc.funcs[global as usize] else {
-            return Err(unset_global(proc, global, span));
+        let tables = self.tables;
+        let Some(closure) = &tables.funcs[global as usize] else {
+            return Err(unset_global(self.proc, global, span));
         };
         self.call_args(&closure.def, &closure.upvalues, args, up, span)
     }
@@ -466,7 +470,7 @@ impl<'p> Interp<'p> {
                 None => return Err(unset_global(self.proc, *i, expr.span)),
             },
             ExprKind::Global(i) => {
-                let value = self.proc.globals[*i as usize].lock().clone();
+                let value = self.tables.globals[*i as usize].lock().clone();
                 if matches!(value, Value::Unset) {
                     return Err(unset_global(self.proc, *i, expr.span));
                 }
@@ -508,7 +512,7 @@ impl<'p> Interp<'p> {
     #[inline(never)]
     fn eval_rare(&mut self, expr: &Expr, up: Up) -> R<Value> {
         Ok(match &expr.kind {
-            ExprKind::Func(i) => match &self.proc.funcs[*i as usize] {
+            ExprKind::Func(i) => match &self.tables.funcs[*i as usize] {
                 Some(closure) => Value::Func(closure.clone()),
                 None => return Err(unset_global(self.proc, *i, expr.span)),
             },
@@ -709,7 +713,8 @@ fn internal(what: &str, span: crate::syntax::Span) -> Ctrl {
 }
 
 fn unset_global(proc: &Process, global: u32, span: crate::syntax::Span) -> Ctrl {
-    let name = proc.global_names.get(global as usize).map_or("?", |n| &**n);
+    let names = proc.global_names.read();
+    let name = names.get(global as usize).map_or("?", |n| &**n);
     let error = match proc.pool_worker.load(std::sync::atomic::Ordering::Relaxed) {
         // A worker is a copy of the program made when its pool was made.
         true => ErrorValue::new(Kind::Name, format!("`{name}` was declared after this task's pool was made"))

@@ -191,7 +191,7 @@ impl<'p> Interp<'p> {
                 Err(SyncError::Cancelled) => return Err(Ctrl::Cancelled),
                 Err(_) => return Ok(()),
             };
-            let parts = match wire::decode(&bytes, &self.proc.functions)? {
+            let parts = match wire::decode(&bytes, &self.tables.functions)? {
                 Value::List(parts) => parts.lock().clone(),
                 _ => return Ok(()),
             };
@@ -520,7 +520,7 @@ fn feed(
 fn collect(proc: &Arc<Process>, pool: &Arc<Pool>) {
     let wait = Wait::new(&pool.stop, None);
     while let Ok(bytes) = pool.results.get(wait) {
-        let Ok(Value::List(parts)) = wire::decode(&bytes, &proc.functions) else { continue };
+        let Ok(Value::List(parts)) = wire::decode(&bytes, &proc.functions.read()) else { continue };
         let parts = parts.lock().clone();
         let [Value::Int(id), Value::Int(first), Value::List(values), failure] = &parts[..] else { continue };
         let first = *first as usize;
@@ -573,7 +573,7 @@ fn watch(proc: &Arc<Process>, pool: &Arc<Pool>) {
                 Outcome::Failed(e) => format!("failed: {}: {}", e.kind, e.message),
                 _ => "ended".to_string(),
             };
-            let held = pool.slots.load(index).ok().and_then(|b| wire::decode(&b, &proc.functions).ok());
+            let held = pool.slots.load(index).ok().and_then(|b| wire::decode(&b, &proc.functions.read()).ok());
             if let Some(Value::List(held)) = held {
                 let held = held.lock().clone();
                 if let [Value::Int(id), Value::Int(first)] = &held[..] {

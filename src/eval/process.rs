@@ -19,18 +19,31 @@ use crate::sync::shm::{self, Off};
 
 use super::spawn::Forker;
 
+/// A snapshot of a process's tables, taken when an evaluator starts and
+/// borrowed by it for its whole life (so reading a global or calling a
+/// top-level function touches no lock and no reference count).
+pub struct Tables {
+    pub globals: Arc<[Arc<VarCell>]>,
+    pub funcs: Arc<[Option<Arc<Closure>>]>,
+    pub functions: Arc<FnTable>,
+}
+
 /// The default limit on live tasks (`--max-tasks`).
 pub const DEFAULT_MAX_TASKS: usize = 500;
 
 pub struct Process {
-    pub globals: Vec<VarCell>,
-    /// Globals set once by their `let` (the resolver's `Fixed`).
+    /// The globals, by index. A REPL session adds globals as inputs come:
+    /// each evaluator works from the table as it was when it started (its
+    /// code cannot name a newer global), so reading needs no lock here.
+    pub globals: RwLock<Arc<[Arc<VarCell>]>>,
+    /// Globals set once by their `let` (the resolver's `Fixed`; never in
+    /// a REPL session, whose inputs may assign any global later).
     pub fixed: Vec<OnceLock<Value>>,
-    pub global_names: Vec<Arc<str>>,
+    pub global_names: RwLock<Vec<Arc<str>>>,
     /// Top-level functions, indexed like the globals that name them.
-    pub funcs: Vec<Option<Arc<Closure>>>,
+    pub funcs: RwLock<Arc<[Option<Arc<Closure>>]>>,
     /// Every function of the program, by id, for values that travel.
-    pub functions: FnTable,
+    pub functions: RwLock<Arc<FnTable>>,
     pub args: Vec<String>,
     pub source: Source,
     /// The task running this process's first code: the script's top level
@@ -50,6 +63,8 @@ pub struct Process {
     pub gate: Gate,
     /// The thread that forks for this process, started on first `spawn`.
     pub forker: Mutex<Option<Forker>>,
+    /// Held for the whole of a fork (the main task and the forker may both fork).
+    pub fork_lock: Mutex<()>,
     /// Pools made here, ended at the end of the run if still open.
     pub pools: Mutex<Vec<Weak<Pool>>>,
     /// This process is a pool's worker (for clearer errors).
@@ -58,22 +73,14 @@ pub struct Process {
 
 impl Process {
     pub fn new(program: &Program, source: Source, args: Vec<String>, max_tasks: usize) -> Arc<Process> {
-        let mut funcs: Vec<Option<Arc<Closure>>> = vec![None; program.globals.len()];
-        let globals: Vec<VarCell> = (0..program.globals.len()).map(|_| VarCell::new(Value::Unset)).collect();
-        for (global, def) in &program.functions {
-            let closure = Arc::new(Closure { def: def.clone(), upvalues: Box::new([]) });
-            *globals[*global as usize].lock() = Value::Func(closure.clone());
-            funcs[*global as usize] = Some(closure);
-        }
-        let functions = program.all_functions.iter().map(|def| (def.id, def.clone())).collect();
         let live = shm::region().and_then(|r| r.alloc(8)).unwrap_or(0);
         let pid = nix::unistd::getpid().as_raw() as u64;
         let process = Arc::new(Process {
-            globals,
+            globals: RwLock::new(Arc::from(Vec::new())),
             fixed: (0..program.globals.len()).map(|_| OnceLock::new()).collect(),
-            global_names: program.globals.clone(),
-            funcs,
-            functions,
+            global_names: RwLock::new(Vec::new()),
+            funcs: RwLock::new(Arc::from(Vec::new())),
+            functions: RwLock::new(Arc::default()),
             args,
             source,
             main_task: RwLock::new(Arc::new(Task::new(pid << 32, "MainProcess".into(), TaskKind::Process, false))),
@@ -86,11 +93,44 @@ impl Process {
             exit_request: Mutex::new(None),
             gate: Gate::default(),
             forker: Mutex::new(None),
+            fork_lock: Mutex::new(()),
             pools: Mutex::new(Vec::new()),
             pool_worker: AtomicBool::new(false),
         });
         process.live().store(1, Ordering::SeqCst);
+        process.extend(program);
         process
+    }
+
+    /// Takes in a program's globals and functions: the new ones are added,
+    /// and top-level functions it defines replace any of the same name.
+    pub fn extend(&self, program: &Program) {
+        let mut globals: Vec<Arc<VarCell>> = self.globals.read().to_vec();
+        while globals.len() < program.globals.len() {
+            globals.push(Arc::new(VarCell::new(Value::Unset)));
+        }
+        let mut funcs: Vec<Option<Arc<Closure>>> = self.funcs.read().to_vec();
+        funcs.resize(program.globals.len().max(funcs.len()), None);
+        for (global, def) in &program.functions {
+            let closure = Arc::new(Closure { def: def.clone(), upvalues: Box::new([]) });
+            *globals[*global as usize].lock() = Value::Func(closure.clone());
+            funcs[*global as usize] = Some(closure);
+        }
+        let mut functions: FnTable = (**self.functions.read()).clone();
+        functions.extend(program.all_functions.iter().map(|def| (def.id, def.clone())));
+        *self.globals.write() = globals.into();
+        *self.funcs.write() = funcs.into();
+        *self.functions.write() = Arc::new(functions);
+        *self.global_names.write() = program.globals.clone();
+    }
+
+    /// The tables as they are now.
+    pub fn tables(&self) -> Tables {
+        Tables {
+            globals: self.globals.read().clone(),
+            funcs: self.funcs.read().clone(),
+            functions: self.functions.read().clone(),
+        }
     }
 
     pub fn main_task(&self) -> Arc<Task> {

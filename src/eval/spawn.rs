@@ -188,6 +188,8 @@ fn serve_forks(proc: Arc<Process>, incoming: Receiver<ForkRequest>) {
 /// child's pid in the parent, and never returns in the child. The calling
 /// thread holds no pass through the gate.
 fn fork_at_safepoint(proc: &Arc<Process>, request: ForkRequest) -> nix::Result<Pid> {
+    // One fork at a time: a second would find the gate reopened by the first.
+    let one_at_a_time = proc.fork_lock.lock();
     let parent = nix::unistd::getpid();
     // A signal sent to the child before it can handle one (say, a
     // `terminate` right after `spawn`) must wait, not be lost: the child
@@ -212,11 +214,12 @@ fn fork_at_safepoint(proc: &Arc<Process>, request: ForkRequest) -> nix::Result<P
     // this thread, which owns everything it touches.
     let forked = unsafe { nix::unistd::fork() };
     if let Ok(ForkResult::Child) = forked {
-        child_main(proc, request, parent, registry, before)
+        child_main(proc, request, parent, registry, before, one_at_a_time)
     }
     let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&before), None);
     drop(registry);
-    for task in &paused {
+    // Every task, those started while the fork was pending included.
+    for task in paused.iter().chain(proc.all_tasks().iter()) {
         task.cancel.resume();
     }
     proc.gate.open();
@@ -233,7 +236,10 @@ fn child_main(
     parent: Pid,
     mut registry: parking_lot::MutexGuard<'_, Vec<Arc<Task>>>,
     signal_mask: SigSet,
+    fork_lock: parking_lot::MutexGuard<'_, ()>,
 ) -> ! {
+    // Held by this thread through the fork: free it for this process's own forks.
+    drop(fork_lock);
     // Die with the parent (whose forker thread lives as long as it does).
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     if nix::unistd::getppid() != parent {
@@ -245,6 +251,7 @@ fn child_main(
     drop(registry);
     std::mem::forget(proc.forker.lock().take());
     proc.gate.reset();
+    crate::runtime::progress::forget_in_child();
     fastrand::seed(u64::from(nix::unistd::getpid().as_raw().unsigned_abs()) ^ fastrand::u64(..));
     let pid = nix::unistd::getpid();
     let task = Arc::new(Task::new(
@@ -258,7 +265,8 @@ fn child_main(
     let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&signal_mask), None);
 
     proc.gate.enter();
-    let mut interp = Interp::for_task(proc, task.clone());
+    let tables = proc.tables();
+    let mut interp = Interp::for_task(proc, &tables, task.clone());
     let result = match request.job {
         Job::Call(callee, args) => interp.call_value(&callee, args, request.span),
         Job::Worker(pool, index) => {
@@ -317,7 +325,7 @@ pub(super) fn settle(proc: &Process, task: &Task) {
     let outcome = match status {
         WaitStatus::Signaled(_, signal, _) => Outcome::Signalled(signal as i32),
         WaitStatus::Exited(_, code) => {
-            let record = child.slot.load(0).ok().and_then(|b| wire::decode(&b, &proc.functions).ok());
+            let record = child.slot.load(0).ok().and_then(|b| wire::decode(&b, &proc.functions.read()).ok());
             let parts = match &record {
                 Some(Value::List(parts)) => parts.lock().clone(),
                 _ => Vec::new(),

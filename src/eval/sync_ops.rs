@@ -143,7 +143,7 @@ impl<'p> Interp<'p> {
             SyncError::Closed => fault_at(ErrorValue::new(Kind::QueueClosed, "the queue is closed and empty"), span),
             other => failure(other, span),
         })?;
-        wire::decode(&bytes, &self.proc.functions).map_err(|e| fault_at(e, span))
+        wire::decode(&bytes, &self.tables.functions).map_err(|e| fault_at(e, span))
     }
 
     fn lockable(&self, value: &Value, word: &str, span: Span) -> R<Lockable> {
@@ -265,7 +265,7 @@ impl<'p> Interp<'p> {
     /// Element `index` of a shared value.
     pub(super) fn shared_load(&self, h: Handle, index: usize) -> Result<Value, Fault> {
         let bytes = SharedCells(h.off()).load(index).map_err(sync_fault)?;
-        wire::decode(&bytes, &self.proc.functions)
+        wire::decode(&bytes, &self.tables.functions)
     }
 
     pub(super) fn shared_store(&self, h: Handle, index: usize, value: &Value) -> Result<(), Fault> {

@@ -190,8 +190,12 @@ pub(super) fn start_thread_job(
     let task = Arc::new(Task::new(proc.next_task_id(), name, TaskKind::Thread, daemon));
     proc.tasks.lock().push(task.clone());
     let (proc_for_thread, task_for_thread) = (proc.clone(), task.clone());
-    // The new thread holds a pass through the fork gate from its start.
-    proc.gate.enter();
+    // The new thread holds a pass through the fork gate from its start,
+    // handed over by this one (which holds one); if a fork is pending, it
+    // pauses at its first statement.
+    if proc.gate.hand_over() {
+        task.cancel.pause();
+    }
     let started = std::thread::Builder::new()
         .name(task.name.clone())
         .stack_size(THREAD_STACK)
@@ -213,7 +217,8 @@ pub(super) fn start_thread_job(
 /// the thread, records the outcome. It holds a pass through the fork gate
 /// (taken by its starter) until its very end.
 fn run_thread(proc: Arc<Process>, task: Arc<Task>, job: impl FnOnce(&mut Interp) -> R<Value>) {
-    let result = job(&mut Interp::for_task(&proc, task.clone()));
+    let tables = proc.tables();
+    let result = job(&mut Interp::for_task(&proc, &tables, task.clone()));
     let outcome = match result {
         Ok(value) => Outcome::Returned(value),
         Err(Ctrl::Error(mut error)) => {

@@ -4,7 +4,6 @@
 //! output appears in the order it happened, and a `fork` has nothing to
 //! print twice.
 
-use std::io::{self, Write};
 use std::os::fd::BorrowedFd;
 
 /// Where a line goes.
@@ -51,9 +50,8 @@ fn write_whole(stream: Stream, text: &str) -> Written {
     Written::Ok
 }
 
-/// For reports written by the interpreter itself.
+/// For reports written by the interpreter itself: written like any line
+/// (no lock a fork could leave held in a child).
 pub fn report(text: &str) {
-    let mut err = io::stderr().lock();
-    let _ = err.write_all(text.as_bytes());
-    let _ = err.flush();
+    write_line(Stream::Stderr, text);
 }

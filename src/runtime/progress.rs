@@ -69,6 +69,14 @@ impl Drop for Progress {
     }
 }
 
+/// In a new child: the parent's bar (and its drawing thread) is not ours.
+pub fn forget_in_child() {
+    ANY_SHOWN.store(false, Ordering::SeqCst);
+    // The lock may be held by a thread that does not exist here: with
+    // `ANY_SHOWN` false it is never taken again, and the bar is leaked.
+    std::mem::forget(SHOWN.try_lock().and_then(|mut s| s.take()));
+}
+
 /// Runs `write` with the bar (if one is shown) lifted off the screen.
 pub fn around_output<T>(write: impl FnOnce() -> T) -> T {
     if !ANY_SHOWN.load(Ordering::Relaxed) {

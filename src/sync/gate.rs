@@ -36,6 +36,14 @@ impl Gate {
         }
     }
 
+    /// A pass for a new thread, handed over by one that holds a pass (so
+    /// it must not wait: the fork may be waiting for that very pass).
+    /// True when a fork is pending: the new thread should pause.
+    pub fn hand_over(&self) -> bool {
+        self.running.fetch_add(1, Ordering::SeqCst);
+        self.pending.load(Ordering::SeqCst) != 0
+    }
+
     /// Gives the pass back.
     pub fn leave(&self) {
         self.running.fetch_sub(1, Ordering::SeqCst);
