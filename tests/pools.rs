@@ -99,3 +99,13 @@ fn ctrl_c_during_a_map_stops_every_worker_with_one_line() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr, "concsh: interrupted\n");
 }
+
+#[test]
+fn a_long_map_draws_no_progress_bar_when_stderr_is_not_a_terminal() {
+    // Longer than the half second after which a terminal would show a bar.
+    let script = "let r = pool 2 map fn(x) { sleep(0.1); return x } over range(16)\nprint(len(r))";
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = support::run_concsh(&["-".into()], script.as_bytes(), root).expect("runs");
+    assert_eq!(run.stdout, "16\n");
+    assert_eq!(run.stderr, "", "nothing may be drawn on a non-terminal stderr");
+}

@@ -134,7 +134,7 @@ impl<'p> Interp<'p> {
                 Ok(task) => pool.workers.lock().push(task),
                 Err(message) => {
                     self.proc.live().fetch_sub(1, Ordering::SeqCst);
-                    end_pool(self.proc, &pool, true);
+                    self.outside_gate(|proc| end_pool(proc, &pool, true));
                     return Err(fault_at(ErrorValue::new(Kind::Resource, message), span));
                 }
             }
@@ -156,7 +156,7 @@ impl<'p> Interp<'p> {
             match helper {
                 Ok(handle) => pool.helpers.lock().push(handle),
                 Err(e) => {
-                    end_pool(self.proc, &pool, true);
+                    self.outside_gate(|proc| end_pool(proc, &pool, true));
                     return Err(fault_at(
                         ErrorValue::new(Kind::Resource, format!("cannot start a pool thread: {e}")),
                         span,
@@ -286,7 +286,7 @@ impl<'p> Interp<'p> {
         };
         if owned {
             let interrupted = matches!(result, Err(Ctrl::Cancelled));
-            end_pool(self.proc, &pool, interrupted || result.is_err());
+            self.outside_gate(|proc| end_pool(proc, &pool, interrupted || result.is_err()));
         }
         result
     }
@@ -352,7 +352,7 @@ impl<'p> Interp<'p> {
         // Stop sending the rest if the map ends early.
         batch.cancelled.store(true, Ordering::SeqCst);
         feeder_stop.cancel();
-        let _ = feeder.join();
+        self.outside_gate(|_| feeder.join()).ok();
         outcome?;
         Ok(match consumer {
             Consumer::Ordered => Value::list(ordered),
@@ -431,13 +431,23 @@ impl<'p> Interp<'p> {
                 }
             }
         }
-        end_pool(self.proc, pool, false);
+        self.outside_gate(|proc| end_pool(proc, pool, false));
         Ok(Value::Nil)
     }
 
     /// `terminate pl`: workers are ended at once; pending results fail.
     pub(super) fn terminate_pool(&mut self, pool: &Arc<Pool>) {
-        end_pool(self.proc, pool, true);
+        self.outside_gate(|proc| end_pool(proc, pool, true));
+    }
+
+    /// Runs `wait` (which blocks without the gate's knowledge: joining
+    /// threads, waiting for processes) with this task's pass given back,
+    /// so a fork elsewhere in the process is never held up by it.
+    fn outside_gate<T>(&self, wait: impl FnOnce(&Arc<Process>) -> T) -> T {
+        self.proc.gate.leave();
+        let result = wait(self.proc);
+        self.proc.gate.enter();
+        result
     }
 
     /// One pass of a `for` body over a streamed result; false to stop.
