@@ -98,16 +98,8 @@ fn output_to_a_closed_pipe_ends_quietly() {
 /// Starts `concsh -c CODE`, waits for its first line (`ready`), sends
 /// SIGINT and gives the exit status and whatever else it printed.
 fn interrupt_after_ready(code: &str) -> (Option<i32>, String) {
-    let mut child = concsh()
-        .args(["-c", code])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("concsh starts");
-    // Kept open and silent: an `input()` waits on it.
-    let _stdin = child.stdin.take();
-    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+    // stdin is kept open and silent: an `input()` waits on it.
+    let (mut child, mut stdout) = support::start(&["-c", code]);
     let mut line = String::new();
     stdout.read_line(&mut line).expect("ready line");
     assert_eq!(line, "ready\n");

@@ -1,8 +1,7 @@
 //! Pools under duress: a worker killed mid-task, a million items, Ctrl-C.
 
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::path::Path;
-use std::process::Stdio;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -34,13 +33,7 @@ print(results)
 close pl
 join pl
 "#;
-    let mut child = support::concsh()
-        .args(["-c", script])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("concsh starts");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout"));
+    let (mut child, mut lines) = support::start(&["-c", script]);
     let mut line = String::new();
     lines.read_line(&mut line).expect("victim line");
     let victim: i32 = line.trim().strip_prefix("victim ").and_then(|p| p.parse().ok()).expect("a pid");
@@ -83,13 +76,7 @@ fn ctrl_c_during_a_map_stops_every_worker_with_one_line() {
     // The workers exist once `pool(2)` returns, before "ready" is printed.
     let script =
         "let pl = pool(2)\nprint(\"ready\")\nlet r = pool pl map fn(x) { sleep(100); return x } over range(10)";
-    let mut child = support::concsh()
-        .args(["-c", script])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("concsh starts");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout"));
+    let (child, mut lines) = support::start(&["-c", script]);
     let mut line = String::new();
     lines.read_line(&mut line).expect("ready");
     let me = child.id();

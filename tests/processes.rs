@@ -2,10 +2,9 @@
 //! hold up between processes and threads. Waiting for processes to end
 //! uses pidfds (no sleeping).
 
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -30,13 +29,7 @@ join child
 
 /// Starts FAMILY and reads the pids of the four processes it spawned.
 fn start_family() -> (std::process::Child, Vec<Pid>) {
-    let mut main = support::concsh()
-        .args(["-c", FAMILY])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("concsh starts");
-    let mut lines = BufReader::new(main.stdout.take().expect("stdout"));
+    let (main, mut lines) = support::start(&["-c", FAMILY]);
     let mut pids = Vec::new();
     while pids.len() < 4 {
         let mut line = String::new();

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use super::lock::Lock;
 use super::shm::{Off, Shared};
 use super::wait::{Interrupted, Wait, WaitPoint};
-use super::{SyncError, region};
+use super::{SyncError, new_object, region};
 
 #[repr(C)]
 struct State {
@@ -38,9 +38,8 @@ impl Condition {
             Some(lock) => lock,
             None => Lock::new()?,
         };
-        let region = region()?;
-        let off = region.alloc(std::mem::size_of::<State>()).ok_or(SyncError::NoSpace)?;
-        region.get::<State>(off).lock.store(lock.0, Ordering::SeqCst);
+        let (off, state) = new_object::<State>()?;
+        state.lock.store(lock.0, Ordering::SeqCst);
         Ok(Condition(off))
     }
 

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::shm::{Off, Shared};
 use super::wait::{Interrupted, Wait, WaitPoint};
-use super::{SyncError, region};
+use super::{SyncError, new_object, region};
 
 #[repr(C)]
 struct State {
@@ -26,7 +26,7 @@ pub struct Event(pub Off);
 
 impl Event {
     pub fn new() -> Result<Event, SyncError> {
-        let off = region()?.alloc(std::mem::size_of::<State>()).ok_or(SyncError::NoSpace)?;
+        let (off, _) = new_object::<State>()?;
         Ok(Event(off))
     }
 

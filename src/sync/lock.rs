@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::shm::{Off, Shared};
 use super::wait::{Interrupted, Wait, WaitPoint};
-use super::{SyncError, region};
+use super::{SyncError, new_object, region};
 
 #[repr(C)]
 pub(super) struct LockState {
@@ -31,7 +31,7 @@ pub struct Lock(pub Off);
 
 impl Lock {
     pub fn new() -> Result<Lock, SyncError> {
-        let off = region()?.alloc(std::mem::size_of::<LockState>()).ok_or(SyncError::NoSpace)?;
+        let (off, _) = new_object::<LockState>()?;
         Ok(Lock(off))
     }
 

@@ -77,3 +77,10 @@ pub enum SyncError {
 fn region() -> Result<&'static shm::Region, SyncError> {
     shm::region().ok_or(SyncError::NoSpace)
 }
+
+/// A new zeroed `T` in the shared region: its offset, and the object.
+fn new_object<T: shm::Shared>() -> Result<(shm::Off, &'static T), SyncError> {
+    let region = region()?;
+    let off = region.alloc(std::mem::size_of::<T>()).ok_or(SyncError::NoSpace)?;
+    Ok((off, region.get::<T>(off)))
+}

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::queue::Queue;
 use super::shm::{Off, Shared};
-use super::{SyncError, region};
+use super::{SyncError, new_object, region};
 
 #[repr(C)]
 struct End {
@@ -42,9 +42,7 @@ pub fn pipe(duplex: bool) -> Result<(PipeEnd, PipeEnd), SyncError> {
 
 impl PipeEnd {
     fn new(inbox: Option<Queue>, outbox: Option<Queue>) -> Result<PipeEnd, SyncError> {
-        let region = region()?;
-        let off = region.alloc(std::mem::size_of::<End>()).ok_or(SyncError::NoSpace)?;
-        let end = region.get::<End>(off);
+        let (off, end) = new_object::<End>()?;
         end.inbox.store(inbox.map_or(0, |q| q.0), Ordering::SeqCst);
         end.outbox.store(outbox.map_or(0, |q| q.0), Ordering::SeqCst);
         end.can_get.store(u32::from(inbox.is_some()), Ordering::SeqCst);

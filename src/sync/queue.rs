@@ -19,7 +19,7 @@ use super::mutex::RawMutex;
 use super::shm::{Off, Region, Shared};
 use super::slot::{self, SLOT};
 use super::wait::{Interrupted, Wait, WaitPoint};
-use super::{SyncError, region};
+use super::{SyncError, new_object, region};
 
 #[repr(C)]
 struct Header {
@@ -49,8 +49,7 @@ impl Queue {
     /// A new queue holding at most `capacity` items (`None`: unbounded).
     pub fn new(capacity: Option<u32>) -> Result<Queue, SyncError> {
         let region = region()?;
-        let off = region.alloc(std::mem::size_of::<Header>()).ok_or(SyncError::NoSpace)?;
-        let header = region.get::<Header>(off);
+        let (off, header) = new_object::<Header>()?;
         let ring_cap = match capacity {
             Some(c) => c.clamp(1, FIRST_RING),
             None => FIRST_RING,

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::shm::{Off, Shared};
 use super::wait::{Interrupted, Wait, WaitPoint};
-use super::{SyncError, region};
+use super::{SyncError, new_object, region};
 
 #[repr(C)]
 struct State {
@@ -28,9 +28,7 @@ pub struct Semaphore(pub Off);
 impl Semaphore {
     /// `permits` to start with, never more than `limit` (at least `permits`).
     pub fn new(permits: u32, limit: u32) -> Result<Semaphore, SyncError> {
-        let region = region()?;
-        let off = region.alloc(std::mem::size_of::<State>()).ok_or(SyncError::NoSpace)?;
-        let state = region.get::<State>(off);
+        let (off, state) = new_object::<State>()?;
         state.value.store(permits, Ordering::SeqCst);
         state.limit.store(limit.max(permits), Ordering::SeqCst);
         Ok(Semaphore(off))

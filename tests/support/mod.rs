@@ -24,6 +24,20 @@ pub fn concsh() -> Command {
     command
 }
 
+/// Starts `concsh ARGS` with its standard streams piped, stdout ready to
+/// be read line by line (the child's stdin is kept open, unwritten).
+pub fn start(args: &[&str]) -> (std::process::Child, std::io::BufReader<std::process::ChildStdout>) {
+    let mut child = concsh()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("concsh starts");
+    let stdout = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+    (child, stdout)
+}
+
 /// Runs `concsh ARGS` in `dir` with `stdin`, killing it past [`LIMIT`].
 /// Output is read while the child runs, so a large one cannot block it.
 pub fn run_concsh(args: &[String], stdin: &[u8], dir: &Path) -> Result<Run, String> {
