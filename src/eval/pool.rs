@@ -255,7 +255,6 @@ impl<'p> Interp<'p> {
     }
 
     /// `pool ... map f over items`.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn pool_map(
         &mut self,
         size: Option<Value>,

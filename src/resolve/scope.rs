@@ -39,14 +39,6 @@ impl Globals {
         self.names.clone()
     }
 
-    pub fn len(&self) -> usize {
-        self.names.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
-
     pub fn lookup(&self, name: &str) -> Option<u32> {
         self.index.get(name).copied()
     }
@@ -92,10 +84,6 @@ impl Globals {
 
     pub fn function_index(&self, global: u32) -> Option<u32> {
         self.functions.contains_key(&global).then_some(global)
-    }
-
-    pub fn function_span(&self, global: u32) -> Option<Span> {
-        self.functions.get(&global).map(|(span, _)| *span)
     }
 
     pub fn params(&self, global: u32) -> Option<&[ParamSig]> {

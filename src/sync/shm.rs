@@ -40,7 +40,6 @@ struct Header {
     /// The next never-used byte.
     top: AtomicU64,
     free: [AtomicU64; CLASSES],
-    in_use: AtomicU64,
 }
 
 pub struct Region {
@@ -154,9 +153,6 @@ impl Region {
                 Some(block)
             }
         };
-        if block.is_some() {
-            header.in_use.fetch_add(1 << class, Ordering::Relaxed);
-        }
         header.lock.unlock();
         let block = block?;
         self.get::<AtomicU32>(block).store(class, Ordering::Relaxed);
@@ -180,13 +176,7 @@ impl Region {
         let free = &header.free[class as usize];
         self.get::<AtomicU64>(off).store(free.load(Ordering::Relaxed), Ordering::Relaxed);
         free.store(block, Ordering::Relaxed);
-        header.in_use.fetch_sub(1 << class, Ordering::Relaxed);
         header.lock.unlock();
-    }
-
-    /// Bytes handed out and not yet freed (block sizes, headers included).
-    pub fn in_use(&self) -> u64 {
-        self.header().in_use.load(Ordering::Relaxed)
     }
 }
 
