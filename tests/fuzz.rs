@@ -126,3 +126,80 @@ fn deep_nesting_is_refused_not_overflowed() {
         worker.expect("thread starts").join().expect("no panic");
     }
 }
+
+/// Builtins without side effects outside the run (no files, no sleeping).
+const BUILTINS: &[&str] = &[
+    "str",
+    "int",
+    "float",
+    "bool",
+    "list",
+    "type",
+    "len",
+    "range",
+    "abs",
+    "min",
+    "max",
+    "sum",
+    "round",
+    "sorted",
+    "reversed",
+    "enumerate",
+    "keys",
+    "values",
+    "error",
+    "assert",
+    "queue",
+    "semaphore",
+    "condition",
+    "shared",
+];
+
+/// Every operator over every pair of kinds of value gives a value or a
+/// catchable error: never a panic of the evaluator.
+#[test]
+fn every_operator_on_every_kind_of_value_is_an_answer_or_an_error() {
+    let values = [
+        "0",
+        "-3",
+        "9223372036854775807",
+        "2.5",
+        "0.0",
+        "\"ab\"",
+        "\"\"",
+        "true",
+        "nil",
+        "[1, [2]]",
+        "[]",
+        "{\"k\": 1}",
+        "{}",
+        "range(3)",
+        "print",
+        "fn(x) => x",
+        "error(\"E\", \"m\")",
+        "queue()",
+        "lock()",
+    ];
+    let binary = ["+", "-", "*", "/", "//", "%", "**", "==", "!=", "<", "<=", ">", ">=", "in", "not in", "and", "or"];
+    let mut script = String::from("let answers = 0\nlet errors = 0\n");
+    for a in values {
+        script.push_str(&format!("try {{ let v = -({a}) ; answers += 1 }} catch {{ errors += 1 }}\n"));
+        script.push_str(&format!("try {{ let v = not ({a}) ; answers += 1 }} catch {{ errors += 1 }}\n"));
+        for b in values {
+            for op in binary {
+                script
+                    .push_str(&format!("try {{ let v = ({a}) {op} ({b}) ; answers += 1 }} catch {{ errors += 1 }}\n"));
+            }
+            script.push_str(&format!("try {{ let v = ({a})[{b}] ; answers += 1 }} catch {{ errors += 1 }}\n"));
+        }
+        for builtin in BUILTINS {
+            script.push_str(&format!("try {{ let v = {builtin}({a}) ; answers += 1 }} catch {{ errors += 1 }}\n"));
+        }
+    }
+    let combinations = values.len() * (2 + BUILTINS.len()) + values.len() * values.len() * (binary.len() + 1);
+    script.push_str(&format!("assert(answers + errors == {combinations})\nprint(\"all answered\")\n"));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = support::run_concsh(&["-".into()], script.as_bytes(), root).expect("runs");
+    assert_eq!(run.stdout, "all answered\n", "{}", run.stderr);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}

@@ -32,9 +32,15 @@ pub fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value, Fault> {
             BinOp::Ge => Value::Bool(x >= y),
             BinOp::Eq => Value::Bool(x == y),
             BinOp::Ne => Value::Bool(x != y),
-            _ => return int_op(op, x, y),
+            BinOp::Div | BinOp::FloorDiv | BinOp::Mod | BinOp::Pow => return int_op(op, x, y),
+            // `in` and the rest: the general path says what is wrong.
+            _ => return general(op, a, b),
         });
     }
+    general(op, a, b)
+}
+
+fn general(op: BinOp, a: &Value, b: &Value) -> Result<Value, Fault> {
     match op {
         BinOp::Eq => Ok(Value::Bool(a.equals(b))),
         BinOp::Ne => Ok(Value::Bool(!a.equals(b))),
@@ -80,7 +86,7 @@ fn int_op(op: BinOp, x: i64, y: i64) -> Result<Value, Fault> {
                 _ => return Err(overflow()),
             },
         },
-        _ => unreachable!("int_op only gets arithmetic operators"),
+        _ => return Err(type_error(format!("`{}` is not an arithmetic operator", op.symbol()))),
     })
 }
 
@@ -177,7 +183,7 @@ fn float_op(op: BinOp, x: f64, y: f64) -> Result<Value, Fault> {
             }
             x.powf(y)
         }
-        _ => unreachable!("float_op only gets arithmetic operators"),
+        _ => return Err(type_error(format!("`{}` is not an arithmetic operator", op.symbol()))),
     }))
 }
 
