@@ -21,11 +21,10 @@ use crate::sync::queue::Queue;
 use crate::sync::semaphore::Semaphore;
 use crate::syntax::Span;
 
-/// A primitive failure in the language's words. `Cancelled` is not an
-/// error: the task unwinds.
-fn failure(error: SyncError, span: Span) -> Ctrl {
-    let fault = match error {
-        SyncError::Cancelled => return Ctrl::Cancelled,
+/// A primitive failure in the language's words (never `Cancelled`: a
+/// cancel is not an error, see [`failure`]).
+fn sync_fault(error: SyncError) -> Fault {
+    match error {
         SyncError::Timeout => ErrorValue::new(Kind::Timeout, "timed out"),
         SyncError::Closed => ErrorValue::new(Kind::QueueClosed, "the queue is closed"),
         SyncError::NotLocked => value_error("release of a lock that is not locked"),
@@ -37,8 +36,17 @@ fn failure(error: SyncError, span: Span) -> Ctrl {
         SyncError::OutOfRange => ErrorValue::new(Kind::Index, "shared list index out of range"),
         SyncError::NoSpace => ErrorValue::new(Kind::Resource, "the shared memory region is full")
             .with_help("queues and shared values hold too much; get items out or make fewer primitives"),
-    };
-    fault_at(fault, span)
+        SyncError::Cancelled => ErrorValue::new(Kind::Terminated, "the task was cancelled"),
+    }
+}
+
+/// How a failed wait leaves the evaluator: a cancel unwinds the task,
+/// anything else is an error at `span`.
+fn failure(error: SyncError, span: Span) -> Ctrl {
+    match error {
+        SyncError::Cancelled => Ctrl::Cancelled,
+        other => fault_at(sync_fault(other), span),
+    }
 }
 
 /// The handle in `value`, if it is one of `kinds`.
@@ -285,17 +293,6 @@ impl<'p> Interp<'p> {
             return Err(ErrorValue::new(Kind::Index, format!("shared list index {i} out of range for length {len}")));
         }
         Ok(at as usize)
-    }
-}
-
-/// A primitive failure outside any wait (no cancel possible).
-fn sync_fault(error: SyncError) -> Fault {
-    match failure(error, Span::default()) {
-        Ctrl::Error(mut e) => {
-            e.span = None;
-            e
-        }
-        _ => ErrorValue::new(Kind::Error, "cancelled"),
     }
 }
 
