@@ -488,7 +488,7 @@ fn feed(
 ) {
     // Encoding reads lists, which are interpreter state: hold a pass
     // through the fork gate (given back while waiting for room).
-    proc.gate.enter();
+    let _pass = proc.gate.pass();
     let kind = wire::encode(&Value::Int(MAP)).unwrap_or_default();
     let mut first = 0;
     // At most this many items are out (queued, running, or waiting to be
@@ -522,7 +522,6 @@ fn feed(
         }
         first = end;
     }
-    proc.gate.leave();
 }
 
 /// The collector: routes each result to where it is awaited.
@@ -623,10 +622,16 @@ pub(super) fn end_pool(proc: &Process, pool: &Pool, now: bool) {
         }
     }
     let patient = CancelToken::default();
+    // With the task queue closed an idle worker leaves at once; one that
+    // does not within the grace is killed rather than left to hang the run.
+    let grace = if now { Duration::from_secs(2) } else { Duration::from_secs(10) };
     for worker in &workers {
         match worker.child.get() {
             Some(child) => {
-                let _ = child.wait_exit(Wait::new(&patient, None));
+                if !child.wait_exit(Wait::new(&patient, Some(grace))).unwrap_or(false) {
+                    child.signal(nix::sys::signal::Signal::SIGKILL);
+                    let _ = child.wait_exit(Wait::new(&patient, None));
+                }
                 settle(proc, worker);
             }
             None => {

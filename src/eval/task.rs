@@ -218,7 +218,16 @@ pub(super) fn start_thread_job(
 /// (taken by its starter) until its very end.
 fn run_thread(proc: Arc<Process>, task: Arc<Task>, job: impl FnOnce(&mut Interp) -> R<Value>) {
     let tables = proc.tables();
-    let result = job(&mut Interp::for_task(&proc, &tables, task.clone()));
+    // A panic is a bug in concsh: it is reported as one, and the thread
+    // still gives back its pass through the fork gate.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        job(&mut Interp::for_task(&proc, &tables, task.clone()))
+    }))
+    .unwrap_or_else(|_| {
+        let error = ErrorValue::new(Kind::Error, "internal error in concsh (a panic)")
+            .with_help("this is a bug in concsh; please report it with the script");
+        Err(Ctrl::Error(error))
+    });
     let outcome = match result {
         Ok(value) => Outcome::Returned(value),
         Err(Ctrl::Error(mut error)) => {

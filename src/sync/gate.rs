@@ -36,6 +36,13 @@ impl Gate {
         }
     }
 
+    /// Takes a pass, given back when the guard is dropped (however the
+    /// holder ends, a panic included).
+    pub fn pass(&self) -> Pass<'_> {
+        self.enter();
+        Pass(self)
+    }
+
     /// A pass for a new thread, handed over by one that holds a pass (so
     /// it must not wait: the fork may be waiting for that very pass).
     /// True when a fork is pending: the new thread should pause.
@@ -77,5 +84,14 @@ impl Gate {
     pub fn reset(&self) {
         self.running.store(0, Ordering::SeqCst);
         self.pending.store(0, Ordering::SeqCst);
+    }
+}
+
+/// A pass through the gate, given back on drop.
+pub struct Pass<'a>(&'a Gate);
+
+impl Drop for Pass<'_> {
+    fn drop(&mut self) {
+        self.0.leave();
     }
 }
