@@ -26,7 +26,7 @@ const STACK_SIZE: usize = 1 << 30;
     name = "concsh",
     version,
     about = "Run concsh scripts: real processes, real threads, one language for both.",
-    after_help = "Without a script, concsh reads the program from standard input."
+    after_help = "Without a script, concsh opens an interactive prompt, or reads the program from standard input when it is not a terminal."
 )]
 pub struct Cli {
     /// Run CODE instead of a script file.
@@ -73,6 +73,7 @@ fn run(cli: Cli) -> i32 {
         None => {
             let source = match args.next() {
                 Some(path) if path != "-" => read_script(&path),
+                None if std::io::stdin().is_terminal() && !cli.check => return crate::repl::run(),
                 _ if std::io::stdin().is_terminal() && !cli.check => {
                     output::report("concsh: no script given (usage: concsh SCRIPT.conc, or concsh -c CODE)\n");
                     return EXIT_USAGE;

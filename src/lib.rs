@@ -16,10 +16,12 @@
 //! - [`runtime`]: values, errors, printing, output, cancellation; knows
 //!   nothing of the syntax tree.
 //! - [`report`]: miette diagnostics for every phase.
-//! - [`cli`]: the command line; [`signals`]: Ctrl-C.
+//! - [`cli`]: the command line; [`repl`]: the interactive prompt;
+//!   [`signals`]: Ctrl-C.
 
 pub mod cli;
 pub mod eval;
+pub mod repl;
 pub mod report;
 pub mod resolve;
 pub mod runtime;

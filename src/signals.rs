@@ -48,6 +48,30 @@ impl Listener {
         Some(Listener { handle, thread: Some(thread) })
     }
 
+    /// At the REPL's prompt Ctrl-C stops only the statement running (the
+    /// main task); background tasks go on. SIGTERM still ends everything.
+    pub fn start_repl(process: Arc<Process>) -> Option<Listener> {
+        let mut signals = Signals::new([SIGINT, SIGTERM]).ok()?;
+        let handle = signals.handle();
+        let thread = std::thread::Builder::new()
+            .name("concsh-signals".into())
+            .spawn(move || {
+                for signal in signals.forever() {
+                    process.gate.enter();
+                    match signal {
+                        SIGTERM => {
+                            TERMINATED.store(true, Ordering::SeqCst);
+                            process.cancel_all();
+                        }
+                        _ => process.main_task().cancel.cancel(),
+                    }
+                    process.gate.leave();
+                }
+            })
+            .ok()?;
+        Some(Listener { handle, thread: Some(thread) })
+    }
+
     /// In a new child: forget what the parent received, then listen.
     pub fn start_for_child(process: Arc<Process>) -> Option<Listener> {
         INTERRUPTED.store(false, Ordering::SeqCst);

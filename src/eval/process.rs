@@ -45,7 +45,8 @@ pub struct Process {
     /// Every function of the program, by id, for values that travel.
     pub functions: RwLock<Arc<FnTable>>,
     pub args: Vec<String>,
-    pub source: Source,
+    /// The text spans point into (a REPL session's grows with each input).
+    pub source: RwLock<Source>,
     /// The task running this process's first code: the script's top level
     /// (`MainProcess`), or in a child the task it was spawned for.
     pub main_task: RwLock<Arc<Task>>,
@@ -82,7 +83,7 @@ impl Process {
             funcs: RwLock::new(Arc::from(Vec::new())),
             functions: RwLock::new(Arc::default()),
             args,
-            source,
+            source: RwLock::new(source),
             main_task: RwLock::new(Arc::new(Task::new(pid << 32, "MainProcess".into(), TaskKind::Process, false))),
             tasks: Mutex::new(Vec::new()),
             live,

@@ -279,7 +279,7 @@ fn child_main(
         Ok(value) => (Value::list(vec![Value::Int(RETURNED), value]), 0),
         Err(Ctrl::Error(mut error)) => {
             error.task = Some(format!("process {} (pid {})", task.name, pid));
-            output::report(&Report::runtime(&proc.source, &error).render());
+            output::report(&Report::runtime(&proc.source.read(), &error).render());
             (Value::list(vec![Value::Int(FAILED), Value::Error(Arc::new(*error))]), 1)
         }
         Err(Ctrl::Exit(code)) => (Value::Nil, code),

@@ -232,7 +232,7 @@ fn run_thread(proc: Arc<Process>, task: Arc<Task>, job: impl FnOnce(&mut Interp)
         Ok(value) => Outcome::Returned(value),
         Err(Ctrl::Error(mut error)) => {
             error.task = Some(format!("{} {} (pid {})", task.kind.name(), task.name, task.pid()));
-            output::report(&Report::runtime(&proc.source, &error).render());
+            output::report(&Report::runtime(&proc.source.read(), &error).render());
             Outcome::Failed(Arc::new(*error))
         }
         Err(Ctrl::Exit(code)) => {

@@ -9,7 +9,7 @@
 //! before the first statement runs, so they may be called from above their
 //! definition; globals may not be read above their `let` at the top level.
 
-mod builtin;
+pub mod builtin;
 mod error;
 pub mod ir;
 mod scope;

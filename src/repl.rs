@@ -1,0 +1,268 @@
+//! The interactive prompt: `concsh` with a terminal on stdin.
+//!
+//! A session is one growing program. Each input is parsed against the
+//! session's text so far (earlier inputs blanked out, so spans and line
+//! numbers count from the session's start), resolved against the session's
+//! globals, and run by a fresh main task of one long-lived process. Tasks
+//! started by an input keep running in the background.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rustyline::completion::{Completer, Pair};
+use rustyline::error::ReadlineError;
+use rustyline::validate::{ValidationContext, ValidationResult, Validator};
+use rustyline::{Context, Editor, Helper, Highlighter, Hinter};
+
+use crate::eval::{Ctrl, DEFAULT_MAX_TASKS, Interp, Process, finish_tasks};
+use crate::report::{Report, Source};
+use crate::resolve::Globals;
+use crate::resolve::builtin::Builtin;
+use crate::runtime::output;
+use crate::runtime::task::{Task, TaskKind};
+use crate::syntax;
+use crate::syntax::ast::{Ident, Pattern, Stmt, StmtKind};
+use crate::{resolve, signals};
+
+/// The global an echoed expression's value is kept in (as Python's `_`).
+const LAST: &str = "_";
+
+const HELP: &str = "\
+concsh: type a statement and press Enter; an unfinished block continues on `...`.
+  let x = 1            fn f(a) { return a * 2 }       f(x)   (values are echoed)
+  thread f(1)          spawn f(2)       join t          pool p(2) { p map f over [1, 2] }
+  let q = queue()      put 1 into q     get q           lock m { ... }
+Commands: :help  :vars  :quit (or Ctrl-D). Ctrl-C stops the statement that is running.
+The language reference is docs/language.md.
+";
+
+/// Runs the REPL until `:quit` or end of input; gives the exit status.
+pub fn run() -> i32 {
+    let mut editor = match Editor::<Prompt, rustyline::history::DefaultHistory>::new() {
+        Ok(editor) => editor,
+        Err(e) => {
+            output::report(&format!("concsh: cannot open the terminal: {e}\n"));
+            return crate::cli::EXIT_USAGE;
+        }
+    };
+    let mut session = Session::default();
+    editor.set_helper(Some(Prompt { names: Vec::new() }));
+    let history = history_file();
+    if let Some(path) = &history {
+        // No history yet is the usual first run, not an error.
+        let _ = editor.load_history(path);
+    }
+    loop {
+        if let Some(helper) = editor.helper_mut() {
+            helper.names = session.globals.names().iter().map(|n| n.to_string()).collect();
+        }
+        match editor.readline("concsh> ") {
+            Ok(line) => {
+                let input = line.trim();
+                if input.is_empty() {
+                    continue;
+                }
+                let _ = editor.add_history_entry(line.as_str());
+                if let Some(path) = &history {
+                    // Saved as it grows: a session ended by a signal keeps it.
+                    let _ = editor.save_history(path);
+                }
+                match input {
+                    ":quit" | ":q" | ":exit" => break,
+                    ":help" | ":h" => say(HELP),
+                    ":vars" => session.show_vars(),
+                    _ if input.starts_with(':') => {
+                        output::report(&format!("concsh: unknown command {input} (try :help)\n"))
+                    }
+                    _ => session.eval(&line),
+                }
+            }
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => break,
+            Err(e) => {
+                output::report(&format!("concsh: cannot read input: {e}\n"));
+                break;
+            }
+        }
+    }
+    session.end()
+}
+
+/// `$XDG_STATE_HOME/concsh/history`, else `~/.local/state/concsh/history`;
+/// `None` when neither can be made (the session then keeps no history).
+fn history_file() -> Option<PathBuf> {
+    let state = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(std::env::var_os("HOME")?).join(".local/state"),
+    };
+    let dir = state.join("concsh");
+    std::fs::create_dir_all(&dir).ok()?;
+    Some(dir.join("history"))
+}
+
+/// What lives from one input to the next.
+#[derive(Default)]
+struct Session {
+    globals: SessionGlobals,
+    /// Every input so far, one after another.
+    text: String,
+    process: Option<Arc<Process>>,
+    listener: Option<signals::Listener>,
+}
+
+/// The resolver's globals of the session.
+struct SessionGlobals(Globals);
+
+impl Default for SessionGlobals {
+    fn default() -> Self {
+        SessionGlobals(Globals::for_session())
+    }
+}
+
+impl SessionGlobals {
+    fn names(&self) -> Vec<Arc<str>> {
+        self.0.names()
+    }
+}
+
+impl Session {
+    fn eval(&mut self, input: &str) {
+        // Earlier inputs are blanked byte for byte: spans count from the
+        // session's start, and the parser skips the blank quickly.
+        let blank: String = self.text.bytes().map(|b| if b == b'\n' { '\n' } else { ' ' }).collect();
+        let mut text = self.text.clone();
+        text.push_str(input);
+        text.push('\n');
+        let source = Source::new("<repl>", &text);
+        let mut ast = match syntax::parse(&format!("{blank}{input}\n")) {
+            Ok(ast) => ast,
+            Err(errors) => return report_all(errors.iter().map(|e| Report::syntax(&source, e))),
+        };
+        // A final expression statement is echoed: its value goes to `_`.
+        let echo = matches!(ast.stmts.last().map(|s| &s.kind), Some(StmtKind::Expr(_)));
+        if echo
+            && let Some(stmt) = ast.stmts.pop()
+            && let StmtKind::Expr(expr) = stmt.kind
+        {
+            let name = Ident { name: LAST.into(), span: stmt.span };
+            ast.stmts.push(Stmt { kind: StmtKind::Let(Pattern::Name(name), expr), span: stmt.span });
+        }
+        let program = match resolve::resolve_with(&ast, &mut self.globals.0) {
+            Ok(program) => program,
+            Err(errors) => return report_all(errors.iter().map(|e| Report::resolve(&source, e))),
+        };
+        drop(ast);
+        self.text = text;
+        let process = match &self.process {
+            Some(process) => {
+                process.extend(&program);
+                *process.source.write() = source.clone();
+                process.clone()
+            }
+            None => {
+                let process = Process::new(&program, source.clone(), Vec::new(), DEFAULT_MAX_TASKS);
+                self.listener = signals::Listener::start_repl(process.clone());
+                self.process = Some(process.clone());
+                process
+            }
+        };
+        // A fresh main task per input: Ctrl-C cancels this one only.
+        let pid = nix::unistd::getpid().as_raw() as u64;
+        *process.main_task.write() = Arc::new(Task::new(pid << 32, "MainProcess".into(), TaskKind::Process, false));
+        process.gate.enter();
+        let tables = process.tables();
+        let result = Interp::new(&process, &tables).run_main(&program.main);
+        process.gate.leave();
+        match result {
+            Ok(_) if echo => self.echo(&process),
+            Ok(_) => {}
+            Err(Ctrl::Error(error)) => output::report(&Report::runtime(&source, &error).render()),
+            Err(Ctrl::Exit(code)) => {
+                output::report(&format!("concsh: exit({code}) ignored at the prompt (use :quit)\n"))
+            }
+            Err(_) => output::report("interrupted\n"),
+        }
+    }
+
+    fn echo(&self, process: &Process) {
+        let Some(slot) = self.globals.0.lookup(LAST) else { return };
+        let value = process.globals.read()[slot as usize].lock().clone();
+        if !matches!(value, crate::runtime::Value::Nil | crate::runtime::Value::Unset) {
+            say(&format!("{}\n", crate::runtime::format::repr(&value)));
+        }
+    }
+
+    fn show_vars(&self) {
+        let Some(process) = &self.process else { return };
+        let globals = process.globals.read().clone();
+        for (i, name) in self.globals.names().iter().enumerate() {
+            let value = globals.get(i).map(|cell| cell.lock().clone());
+            match value {
+                Some(value) if !matches!(value, crate::runtime::Value::Unset) && &**name != LAST => {
+                    say(&format!("{name} = {}\n", crate::runtime::format::repr(&value)))
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Ends the tasks still running, saying how many.
+    fn end(self) -> i32 {
+        let Some(process) = self.process else { return 0 };
+        let running = process.tasks.lock().iter().filter(|t| t.is_alive()).count();
+        if running > 0 {
+            output::report(&format!("concsh: ending {running} task(s) still running\n"));
+        }
+        finish_tasks(&process, true);
+        drop(self.listener);
+        0
+    }
+}
+
+fn report_all(reports: impl Iterator<Item = Report>) {
+    let text: String = reports.map(|r| r.render()).collect();
+    output::report(&text);
+}
+
+/// The editor's helper: asks the parser whether an input is complete and
+/// completes names.
+#[derive(Helper, Highlighter, Hinter)]
+struct Prompt {
+    names: Vec<String>,
+}
+
+impl Validator for Prompt {
+    fn validate(&self, ctx: &mut ValidationContext) -> rustyline::Result<ValidationResult> {
+        let input = ctx.input();
+        if input.trim_start().starts_with(':') {
+            return Ok(ValidationResult::Valid(None));
+        }
+        match syntax::parse(input) {
+            Err(errors) if errors.iter().any(|e| e.incomplete) => Ok(ValidationResult::Incomplete),
+            _ => Ok(ValidationResult::Valid(None)),
+        }
+    }
+}
+
+impl Completer for Prompt {
+    type Candidate = Pair;
+
+    fn complete(&self, line: &str, pos: usize, _: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let start = line[..pos].rfind(|c: char| !(c.is_alphanumeric() || c == '_')).map_or(0, |i| i + 1);
+        let word = &line[start..pos];
+        if word.is_empty() {
+            return Ok((pos, Vec::new()));
+        }
+        let builtins = Builtin::ALL.iter().map(|b| b.name());
+        let words = syntax::KEYWORDS.iter().copied().chain(builtins).chain(self.names.iter().map(String::as_str));
+        let mut found: Vec<&str> = words.filter(|w| w.starts_with(word) && *w != LAST).collect();
+        found.sort_unstable();
+        found.dedup();
+        let pairs = found.into_iter().map(|w| Pair { display: w.to_string(), replacement: w.to_string() }).collect();
+        Ok((start, pairs))
+    }
+}
+
+fn say(text: &str) {
+    output::write_line(output::Stream::Stdout, text);
+}

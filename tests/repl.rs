@@ -1,0 +1,106 @@
+//! The REPL, driven through a pseudo-terminal as a person would use it.
+
+use std::process::Command;
+use std::time::Duration;
+
+use expectrl::{Eof, Expect, Regex, Session};
+
+fn repl() -> expectrl::session::OsSession {
+    repl_with_state(&state_dir("scratch"))
+}
+
+/// A state directory of its own for one test (history lives there).
+fn state_dir(test: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("concsh-repl-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn repl_with_state(state: &std::path::Path) -> expectrl::session::OsSession {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_concsh"));
+    command.env("NO_COLOR", "1").env("XDG_STATE_HOME", state);
+    let mut session = Session::spawn(command).expect("the REPL starts on a pseudo-terminal");
+    // Generous: a loaded machine may be slow; nothing here waits on time.
+    session.set_expect_timeout(Some(Duration::from_secs(30)));
+    session.expect("concsh> ").expect("first prompt");
+    session
+}
+
+#[test]
+fn a_function_over_several_lines_is_defined_called_and_echoed() {
+    let mut s = repl();
+    // Were the first line taken alone, it would be a syntax error and
+    // `twice` would stay undefined: the echo below shows it was not.
+    for line in ["fn twice(x) {", "  return x * 2", "}"] {
+        s.send_line(line).unwrap();
+        s.expect(line).unwrap();
+    }
+    s.expect("concsh> ").unwrap();
+    s.send_line("twice(21)").unwrap();
+    s.expect(Regex("\r?\n42\r?\n")).expect("the value is echoed");
+    s.expect("concsh> ").unwrap();
+    s.send_line(":quit").unwrap();
+    s.expect(Eof).unwrap();
+}
+
+/// Enters one line and waits for the next prompt; gives what came between.
+fn enter(s: &mut expectrl::session::OsSession, line: &str) -> String {
+    s.send_line(line).unwrap();
+    let seen = s.expect("concsh> ").unwrap_or_else(|e| panic!("no prompt after {line:?}: {e}"));
+    String::from_utf8_lossy(seen.before()).into_owned()
+}
+
+#[test]
+fn an_error_does_not_end_the_session_and_state_stays() {
+    let mut s = repl();
+    enter(&mut s, "let n = 5");
+    let seen = enter(&mut s, "[1, 2][n]");
+    assert!(seen.contains("IndexError"), "the error is reported: {seen:?}");
+    let seen = enter(&mut s, "print(n + 1)");
+    assert!(seen.contains("\n6\r\n"), "earlier state is kept: {seen:?}");
+    let seen = enter(&mut s, "nil");
+    assert!(!seen.contains("\nnil"), "nil is not echoed: {seen:?}");
+    let seen = enter(&mut s, "\"do\" + \"ne\"");
+    assert!(seen.contains("\n\"done\"\r\n"), "a string is echoed quoted: {seen:?}");
+    s.send_line(":quit").unwrap();
+    s.expect(Eof).unwrap();
+}
+
+#[test]
+fn ctrl_c_stops_a_sleep_and_gives_the_prompt_back() {
+    let mut s = repl();
+    s.send_line("print(\"sleeping\"); sleep(100)").unwrap();
+    // Once the statement prints, the terminal is back in its normal mode
+    // and Ctrl-C becomes a signal to the running statement.
+    s.expect(Regex("\r?\nsleeping\r?\n")).unwrap();
+    s.send(expectrl::ControlCode::EndOfText).unwrap();
+    s.expect("interrupted").expect("the statement is interrupted");
+    s.expect("concsh> ").expect("the prompt comes back");
+    let seen = enter(&mut s, "print(\"alive\")");
+    assert!(seen.contains("\nalive\r\n"), "the session goes on: {seen:?}");
+    s.send(expectrl::ControlCode::EndOfTransmission).unwrap();
+    s.expect(Eof).expect("Ctrl-D ends the REPL");
+}
+
+#[test]
+fn history_survives_a_restart() {
+    let state = state_dir("history");
+    let mut s = repl_with_state(&state);
+    enter(&mut s, "let remembered = 40 + 2");
+    s.send_line(":quit").unwrap();
+    s.expect(Eof).unwrap();
+    assert!(state.join("concsh/history").exists(), "the history file is written");
+
+    let mut s = repl_with_state(&state);
+    // Up arrow walks back through the earlier session: `:quit`, then the `let`.
+    s.send("\x1b[A").unwrap();
+    s.expect(":quit").expect("the last line comes back from history");
+    s.send("\x1b[A").unwrap();
+    s.expect("let remembered = 40 + 2").expect("the line comes back from history");
+    enter(&mut s, "");
+    let seen = enter(&mut s, "remembered");
+    assert!(seen.contains("\n42\r\n"), "the recalled line ran: {seen:?}");
+    s.send_line(":quit").unwrap();
+    s.expect(Eof).unwrap();
+    let _ = std::fs::remove_dir_all(&state);
+}
