@@ -32,7 +32,8 @@ concsh: type a statement and press Enter; an unfinished block continues on `...`
   let x = 1            fn f(a) { return a * 2 }       f(x)   (values are echoed)
   thread f(1)          spawn f(2)       join t          pool p(2) { p map f over [1, 2] }
   let q = queue()      put 1 into q     get q           lock m { ... }
-Commands: :help  :vars  :quit (or Ctrl-D). Ctrl-C stops the statement that is running.
+Commands: :help  :vars  :tasks  :load FILE  :reset  :quit (or Ctrl-D).
+Ctrl-C stops the statement that is running; tasks go on in the background.
 The language reference is docs/language.md.
 ";
 
@@ -71,6 +72,12 @@ pub fn run() -> i32 {
                     ":quit" | ":q" | ":exit" => break,
                     ":help" | ":h" => say(HELP),
                     ":vars" => session.show_vars(),
+                    ":tasks" => session.show_tasks(),
+                    ":reset" => {
+                        std::mem::take(&mut session).end();
+                        say("concsh: session reset\n");
+                    }
+                    _ if input.starts_with(":load ") => session.load(input[":load ".len()..].trim()),
                     _ if input.starts_with(':') => {
                         output::report(&format!("concsh: unknown command {input} (try :help)\n"))
                     }
@@ -206,15 +213,43 @@ impl Session {
         }
     }
 
+    /// Each task started in the session and still alive.
+    fn show_tasks(&self) {
+        let Some(process) = &self.process else { return };
+        let tasks: Vec<_> = process.tasks.lock().iter().filter(|t| t.is_alive()).cloned().collect();
+        if tasks.is_empty() {
+            say("no tasks running\n");
+            return;
+        }
+        let mut text = format!("{:<8} {:<16} {:>8}  {}\n", "KIND", "NAME", "PID", "STATE");
+        for task in tasks {
+            let daemon = if task.daemon { "running (daemon)" } else { "running" };
+            text.push_str(&format!("{:<8} {:<16} {:>8}  {daemon}\n", task.kind.name(), task.name, task.pid()));
+        }
+        say(&text);
+    }
+
+    /// Runs a file into the session: its functions and globals stay.
+    fn load(&mut self, path: &str) {
+        match std::fs::read_to_string(path) {
+            Ok(text) => self.eval(&text),
+            Err(e) => output::report(&format!("concsh: cannot load {path}: {e}\n")),
+        }
+    }
+
     /// Ends the tasks still running, saying how many.
-    fn end(self) -> i32 {
-        let Some(process) = self.process else { return 0 };
+    fn end(mut self) -> i32 {
+        let Some(process) = self.process.take() else { return 0 };
         let running = process.tasks.lock().iter().filter(|t| t.is_alive()).count();
         if running > 0 {
             output::report(&format!("concsh: ending {running} task(s) still running\n"));
         }
+        // Leaving the prompt ends the session's tasks rather than waiting.
+        process.gate.enter();
+        process.cancel_all();
+        process.gate.leave();
         finish_tasks(&process, true);
-        drop(self.listener);
+        drop(self.listener.take());
         0
     }
 }

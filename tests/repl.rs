@@ -104,3 +104,43 @@ fn history_survives_a_restart() {
     s.expect(Eof).unwrap();
     let _ = std::fs::remove_dir_all(&state);
 }
+
+#[test]
+fn tasks_lists_a_running_process_and_load_and_reset_work() {
+    let mut s = repl();
+    enter(&mut s, "let e = event()");
+    enter(&mut s, "let p = spawn { wait e }");
+    let seen = enter(&mut s, ":tasks");
+    assert!(
+        seen.lines().any(|l| l.starts_with("process") && l.contains("Process-1") && l.contains("running")),
+        "the process is listed: {seen:?}"
+    );
+    enter(&mut s, "set e");
+    enter(&mut s, "join p");
+    let seen = enter(&mut s, ":tasks");
+    assert!(seen.contains("no tasks running"), "a joined process is gone: {seen:?}");
+
+    let file = std::env::temp_dir().join(format!("concsh-repl-load-{}.conc", std::process::id()));
+    std::fs::write(&file, "fn sq(x) { return x * x }\n").unwrap();
+    enter(&mut s, &format!(":load {}", file.display()));
+    let seen = enter(&mut s, "sq(9)");
+    assert!(seen.contains("\n81\r\n"), "a loaded function can be called: {seen:?}");
+    let _ = std::fs::remove_file(&file);
+
+    enter(&mut s, ":reset");
+    let seen = enter(&mut s, "sq(9)");
+    assert!(seen.contains("NameError"), "a reset session forgets: {seen:?}");
+    s.send_line(":quit").unwrap();
+    s.expect(Eof).unwrap();
+}
+
+#[test]
+fn ctrl_d_ends_the_tasks_still_running_and_says_how_many() {
+    let mut s = repl();
+    enter(&mut s, "let e = event()");
+    enter(&mut s, "let p = spawn { wait e }");
+    enter(&mut s, "let t = thread { wait e }");
+    s.send(expectrl::ControlCode::EndOfTransmission).unwrap();
+    s.expect("ending 2 task(s) still running").expect("the count is told");
+    s.expect(Eof).expect("the REPL ends without waiting for them");
+}
