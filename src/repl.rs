@@ -6,13 +6,16 @@
 //! globals, and run by a fresh main task of one long-lived process. Tasks
 //! started by an input keep running in the background.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
+use rustyline::highlight::{CmdKind, Highlighter};
+use rustyline::hint::{Hinter, HistoryHinter};
 use rustyline::validate::{ValidationContext, ValidationResult, Validator};
-use rustyline::{Context, Editor, Helper, Highlighter, Hinter};
+use rustyline::{Context, Editor, Helper};
 
 use crate::eval::{Ctrl, DEFAULT_MAX_TASKS, Interp, Process, finish_tasks};
 use crate::report::{Report, Source};
@@ -47,7 +50,8 @@ pub fn run() -> i32 {
         }
     };
     let mut session = Session::default();
-    editor.set_helper(Some(Prompt { names: Vec::new() }));
+    let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    editor.set_helper(Some(Prompt { names: Vec::new(), hinter: HistoryHinter::new(), color }));
     let history = history_file();
     if let Some(path) = &history {
         // No history yet is the usual first run, not an error.
@@ -259,11 +263,86 @@ fn report_all(reports: impl Iterator<Item = Report>) {
     output::report(&text);
 }
 
-/// The editor's helper: asks the parser whether an input is complete and
-/// completes names.
-#[derive(Helper, Highlighter, Hinter)]
+/// The editor's helper: asks the parser whether an input is complete,
+/// completes names, colours the line and hints from history.
+#[derive(Helper)]
 struct Prompt {
     names: Vec<String>,
+    /// The rest of the latest history line that starts like the input.
+    hinter: HistoryHinter,
+    /// Colours and hints are off when `NO_COLOR` is set.
+    color: bool,
+}
+
+impl Hinter for Prompt {
+    type Hint = String;
+
+    fn hint(&self, line: &str, pos: usize, ctx: &Context<'_>) -> Option<String> {
+        if self.color { self.hinter.hint(line, pos, ctx) } else { None }
+    }
+}
+
+impl Highlighter for Prompt {
+    fn highlight<'l>(&self, line: &'l str, _pos: usize) -> Cow<'l, str> {
+        if !self.color { Cow::Borrowed(line) } else { Cow::Owned(colorize(line)) }
+    }
+
+    fn highlight_hint<'h>(&self, hint: &'h str) -> Cow<'h, str> {
+        if !self.color { Cow::Borrowed(hint) } else { Cow::Owned(format!("\x1b[2m{hint}\x1b[0m")) }
+    }
+
+    fn highlight_char(&self, _line: &str, _pos: usize, _kind: CmdKind) -> bool {
+        self.color
+    }
+}
+
+/// Keywords bold blue, strings green, numbers yellow, comments dim: a
+/// light scan, not the parser, since it runs on every key.
+fn colorize(line: &str) -> String {
+    let mut out = String::with_capacity(line.len() * 2);
+    let mut chars = line.char_indices().peekable();
+    while let Some((start, c)) = chars.next() {
+        let mut end = start + c.len_utf8();
+        let style = if c == '"' {
+            let mut escaped = false;
+            for (i, c) in chars.by_ref() {
+                end = i + c.len_utf8();
+                if !escaped && c == '"' {
+                    break;
+                }
+                escaped = !escaped && c == '\\';
+            }
+            Some("32")
+        } else if c == '#' {
+            end = line.len();
+            chars.by_ref().for_each(drop);
+            Some("2")
+        } else if c.is_ascii_digit() || c.is_alphabetic() || c == '_' {
+            while let Some(&(i, c)) = chars.peek() {
+                if !(c.is_alphanumeric() || c == '_' || c == '.' && line[start..i].bytes().all(|b| b.is_ascii_digit()))
+                {
+                    break;
+                }
+                end = i + c.len_utf8();
+                chars.next();
+            }
+            let word = &line[start..end];
+            if c.is_ascii_digit() {
+                Some("33")
+            } else if syntax::KEYWORDS.contains(&word) {
+                Some("1;34")
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        match style {
+            Some(style) => out.push_str(&format!("\x1b[{style}m{}\x1b[0m", &line[start..end])),
+            None => out.push_str(&line[start..end]),
+        }
+    }
+    out
 }
 
 impl Validator for Prompt {
@@ -300,4 +379,25 @@ impl Completer for Prompt {
 
 fn say(text: &str) {
     output::write_line(output::Stream::Stdout, text);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colorize;
+
+    #[test]
+    fn keywords_strings_numbers_and_comments_are_coloured() {
+        let line = colorize(r#"let s = "a\"b" + 1.5 # note"#);
+        assert!(line.contains("\x1b[1;34mlet\x1b[0m"), "{line:?}");
+        assert!(line.contains("\x1b[32m\"a\\\"b\"\x1b[0m"), "{line:?}");
+        assert!(line.contains("\x1b[33m1.5\x1b[0m"), "{line:?}");
+        assert!(line.contains("\x1b[2m# note\x1b[0m"), "{line:?}");
+        assert!(line.contains(" s "), "plain names stay plain: {line:?}");
+    }
+
+    #[test]
+    fn unfinished_strings_and_wide_characters_are_kept_whole() {
+        let line = colorize("print(\"héllo");
+        assert!(line.ends_with("\x1b[32m\"héllo\x1b[0m"), "{line:?}");
+    }
 }

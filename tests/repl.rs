@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use expectrl::{Eof, Expect, Regex, Session};
 
-fn repl() -> expectrl::session::OsSession {
-    repl_with_state(&state_dir("scratch"))
+/// A REPL with a history of its own (`test` names it): no hints from
+/// other tests' lines.
+fn repl(test: &str) -> expectrl::session::OsSession {
+    repl_with_state(&state_dir(test))
 }
 
 /// A state directory of its own for one test (history lives there).
@@ -28,7 +30,7 @@ fn repl_with_state(state: &std::path::Path) -> expectrl::session::OsSession {
 
 #[test]
 fn a_function_over_several_lines_is_defined_called_and_echoed() {
-    let mut s = repl();
+    let mut s = repl("a_function_over_several_lines_is_defined_called_and_echoed");
     // Were the first line taken alone, it would be a syntax error and
     // `twice` would stay undefined: the echo below shows it was not.
     for line in ["fn twice(x) {", "  return x * 2", "}"] {
@@ -52,7 +54,7 @@ fn enter(s: &mut expectrl::session::OsSession, line: &str) -> String {
 
 #[test]
 fn an_error_does_not_end_the_session_and_state_stays() {
-    let mut s = repl();
+    let mut s = repl("an_error_does_not_end_the_session_and_state_stays");
     enter(&mut s, "let n = 5");
     let seen = enter(&mut s, "[1, 2][n]");
     assert!(seen.contains("IndexError"), "the error is reported: {seen:?}");
@@ -68,7 +70,7 @@ fn an_error_does_not_end_the_session_and_state_stays() {
 
 #[test]
 fn ctrl_c_stops_a_sleep_and_gives_the_prompt_back() {
-    let mut s = repl();
+    let mut s = repl("ctrl_c_stops_a_sleep_and_gives_the_prompt_back");
     s.send_line("print(\"sleeping\"); sleep(100)").unwrap();
     // Once the statement prints, the terminal is back in its normal mode
     // and Ctrl-C becomes a signal to the running statement.
@@ -107,7 +109,7 @@ fn history_survives_a_restart() {
 
 #[test]
 fn tasks_lists_a_running_process_and_load_and_reset_work() {
-    let mut s = repl();
+    let mut s = repl("tasks_lists_a_running_process_and_load_and_reset_work");
     enter(&mut s, "let e = event()");
     enter(&mut s, "let p = spawn { wait e }");
     let seen = enter(&mut s, ":tasks");
@@ -136,11 +138,24 @@ fn tasks_lists_a_running_process_and_load_and_reset_work() {
 
 #[test]
 fn ctrl_d_ends_the_tasks_still_running_and_says_how_many() {
-    let mut s = repl();
+    let mut s = repl("ctrl_d_ends_the_tasks_still_running_and_says_how_many");
     enter(&mut s, "let e = event()");
     enter(&mut s, "let p = spawn { wait e }");
     enter(&mut s, "let t = thread { wait e }");
     s.send(expectrl::ControlCode::EndOfTransmission).unwrap();
     s.expect("ending 2 task(s) still running").expect("the count is told");
     s.expect(Eof).expect("the REPL ends without waiting for them");
+}
+
+#[test]
+fn no_color_keeps_the_line_plain() {
+    // (The colouring itself is unit-tested in `repl::tests`.)
+    let mut s = repl("no_color_keeps_the_line_plain");
+    s.send("let").unwrap();
+    s.expect("let").unwrap();
+    s.send_line(" x = 1").unwrap();
+    let seen = s.expect("concsh> ").unwrap();
+    assert!(!String::from_utf8_lossy(seen.before()).contains("\x1b[1;34m"), "NO_COLOR turns colours off");
+    s.send(expectrl::ControlCode::EndOfTransmission).unwrap();
+    s.expect(Eof).unwrap();
 }
