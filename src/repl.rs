@@ -112,27 +112,17 @@ fn history_file() -> Option<PathBuf> {
 }
 
 /// What lives from one input to the next.
-#[derive(Default)]
 struct Session {
-    globals: SessionGlobals,
+    globals: Globals,
     /// Every input so far, one after another.
     text: String,
     process: Option<Arc<Process>>,
     listener: Option<signals::Listener>,
 }
 
-/// The resolver's globals of the session.
-struct SessionGlobals(Globals);
-
-impl Default for SessionGlobals {
+impl Default for Session {
     fn default() -> Self {
-        SessionGlobals(Globals::for_session())
-    }
-}
-
-impl SessionGlobals {
-    fn names(&self) -> Vec<Arc<str>> {
-        self.0.names()
+        Session { globals: Globals::for_session(), text: String::new(), process: None, listener: None }
     }
 }
 
@@ -158,7 +148,7 @@ impl Session {
             let name = Ident { name: LAST.into(), span: stmt.span };
             ast.stmts.push(Stmt { kind: StmtKind::Let(Pattern::Name(name), expr), span: stmt.span });
         }
-        let program = match resolve::resolve_with(&ast, &mut self.globals.0) {
+        let program = match resolve::resolve_with(&ast, &mut self.globals) {
             Ok(program) => program,
             Err(errors) => return report_all(errors.iter().map(|e| Report::resolve(&source, e))),
         };
@@ -196,7 +186,7 @@ impl Session {
     }
 
     fn echo(&self, process: &Process) {
-        let Some(slot) = self.globals.0.lookup(LAST) else { return };
+        let Some(slot) = self.globals.lookup(LAST) else { return };
         let value = process.globals.read()[slot as usize].lock().clone();
         if !matches!(value, crate::runtime::Value::Nil | crate::runtime::Value::Unset) {
             say(&format!("{}\n", crate::runtime::format::repr(&value)));

@@ -18,6 +18,15 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// Set once SIGTERM arrived.
 static TERMINATED: AtomicBool = AtomicBool::new(false);
 
+/// What Ctrl-C ends.
+#[derive(Clone, Copy)]
+enum Scope {
+    /// The whole run (a script).
+    Everything,
+    /// The statement the REPL is running.
+    Statement,
+}
+
 /// Listens for SIGINT and SIGTERM until dropped.
 pub struct Listener {
     handle: Handle,
@@ -27,43 +36,40 @@ pub struct Listener {
 impl Listener {
     /// Cancels every task of `process` when a signal comes.
     pub fn start(process: Arc<Process>) -> Option<Listener> {
-        let mut signals = Signals::new([SIGINT, SIGTERM]).ok()?;
-        let handle = signals.handle();
-        let thread = std::thread::Builder::new()
-            .name("concsh-signals".into())
-            .spawn(move || {
-                for signal in signals.forever() {
-                    match signal {
-                        SIGTERM => TERMINATED.store(true, Ordering::SeqCst),
-                        _ => INTERRUPTED.store(true, Ordering::SeqCst),
-                    }
-                    // Inside the fork gate: the task registry is an
-                    // interpreter lock like any other.
-                    process.gate.enter();
-                    process.cancel_all();
-                    process.gate.leave();
-                }
-            })
-            .ok()?;
-        Some(Listener { handle, thread: Some(thread) })
+        Listener::listen(process, Scope::Everything)
     }
 
     /// At the REPL's prompt Ctrl-C stops only the statement running (the
     /// main task); background tasks go on. SIGTERM still ends everything.
     pub fn start_repl(process: Arc<Process>) -> Option<Listener> {
+        Listener::listen(process, Scope::Statement)
+    }
+
+    fn listen(process: Arc<Process>, interrupt: Scope) -> Option<Listener> {
         let mut signals = Signals::new([SIGINT, SIGTERM]).ok()?;
         let handle = signals.handle();
         let thread = std::thread::Builder::new()
             .name("concsh-signals".into())
             .spawn(move || {
                 for signal in signals.forever() {
-                    process.gate.enter();
-                    match signal {
-                        SIGTERM => {
+                    let everything = match (signal, interrupt) {
+                        (SIGTERM, _) => {
                             TERMINATED.store(true, Ordering::SeqCst);
-                            process.cancel_all();
+                            true
                         }
-                        _ => process.main_task().cancel.cancel(),
+                        (_, Scope::Everything) => {
+                            INTERRUPTED.store(true, Ordering::SeqCst);
+                            true
+                        }
+                        (_, Scope::Statement) => false,
+                    };
+                    // Inside the fork gate: the task registry is an
+                    // interpreter lock like any other.
+                    process.gate.enter();
+                    if everything {
+                        process.cancel_all();
+                    } else {
+                        process.main_task().cancel.cancel();
                     }
                     process.gate.leave();
                 }
