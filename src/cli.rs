@@ -73,12 +73,15 @@ fn run(cli: Cli) -> i32 {
         None => {
             let source = match args.next() {
                 Some(path) if path != "-" => read_script(&path),
+                // `-` reads the program from stdin, a terminal included
+                // (ended by Ctrl-D), as `python -` does.
+                Some(_) => read_stdin(),
                 None if std::io::stdin().is_terminal() && !cli.check => return crate::repl::run(),
-                _ if std::io::stdin().is_terminal() && !cli.check => {
-                    output::report("concsh: no script given (usage: concsh SCRIPT.conc, or concsh -c CODE)\n");
+                None if std::io::stdin().is_terminal() => {
+                    output::report("concsh: --check needs a script (usage: concsh --check SCRIPT.conc)\n");
                     return EXIT_USAGE;
                 }
-                _ => read_stdin(),
+                None => read_stdin(),
             };
             match source {
                 Ok(source) => (source, args.collect()),

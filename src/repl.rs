@@ -8,21 +8,22 @@
 
 use std::borrow::Cow;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
 
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::highlight::{CmdKind, Highlighter};
 use rustyline::hint::{Hinter, HistoryHinter};
-use rustyline::validate::{ValidationContext, ValidationResult, Validator};
-use rustyline::{Context, Editor, Helper};
+use rustyline::validate::Validator;
+use rustyline::{Context, Editor, ExternalPrinter, Helper};
 
-use crate::eval::{Ctrl, DEFAULT_MAX_TASKS, Interp, Process, finish_tasks};
+use crate::eval::{Ctrl, DEFAULT_MAX_TASKS, Interp, Process, finish_tasks, members};
 use crate::report::{Report, Source};
 use crate::resolve::Globals;
 use crate::resolve::builtin::Builtin;
-use crate::runtime::output;
 use crate::runtime::task::{Task, TaskKind};
+use crate::runtime::{Value, output};
 use crate::syntax;
 use crate::syntax::ast::{Ident, Pattern, Stmt, StmtKind};
 use crate::{resolve, signals};
@@ -40,9 +41,16 @@ Ctrl-C stops the statement that is running; tasks go on in the background.
 The language reference is docs/language.md.
 ";
 
+/// The prompt, and the prompt of a line that continues an unfinished one
+/// (as wide, so the code lines up).
+const PROMPT: &str = "concsh> ";
+const MORE: &str = "    ... ";
+
 /// Runs the REPL until `:quit` or end of input; gives the exit status.
 pub fn run() -> i32 {
-    let mut editor = match Editor::<Prompt, rustyline::history::DefaultHistory>::new() {
+    // Tab completes what all candidates share; a second Tab lists them.
+    let config = rustyline::Config::builder().completion_type(rustyline::CompletionType::List).build();
+    let mut editor = match Editor::<Prompt, rustyline::history::DefaultHistory>::with_config(config) {
         Ok(editor) => editor,
         Err(e) => {
             output::report(&format!("concsh: cannot open the terminal: {e}\n"));
@@ -51,52 +59,142 @@ pub fn run() -> i32 {
     };
     let mut session = Session::default();
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    editor.set_helper(Some(Prompt { names: Vec::new(), hinter: HistoryHinter::new(), color }));
+    editor.set_helper(Some(Prompt { values: Vec::new(), hinter: HistoryHinter::new(), color }));
+    let printer = Printer::start(&mut editor);
     let history = history_file();
     if let Some(path) = &history {
         // No history yet is the usual first run, not an error.
         let _ = editor.load_history(path);
     }
     loop {
+        // What the last input printed is on the screen before the prompt.
+        printer.flush();
         if let Some(helper) = editor.helper_mut() {
-            helper.names = session.globals.names().iter().map(|n| n.to_string()).collect();
+            helper.values = session.named_values();
         }
-        match editor.readline("concsh> ") {
-            Ok(line) => {
-                let input = line.trim();
-                if input.is_empty() {
-                    continue;
-                }
-                let _ = editor.add_history_entry(line.as_str());
-                if let Some(path) = &history {
-                    // Saved as it grows: a session ended by a signal keeps it.
-                    let _ = editor.save_history(path);
-                }
-                match input {
-                    ":quit" | ":q" | ":exit" => break,
-                    ":help" | ":h" => say(HELP),
-                    ":vars" => session.show_vars(),
-                    ":tasks" => session.show_tasks(),
-                    ":reset" => {
-                        std::mem::take(&mut session).end();
-                        say("concsh: session reset\n");
-                    }
-                    _ if input.starts_with(":load ") => session.load(input[":load ".len()..].trim()),
-                    _ if input.starts_with(':') => {
-                        output::report(&format!("concsh: unknown command {input} (try :help)\n"))
-                    }
-                    _ => session.eval(&line),
-                }
+        let entry = match read_entry(&mut editor) {
+            Entry::Text(entry) => entry,
+            Entry::Dropped => continue,
+            Entry::End => break,
+        };
+        let input = entry.trim();
+        if input.is_empty() {
+            continue;
+        }
+        let _ = editor.add_history_entry(entry.as_str());
+        if let Some(path) = &history {
+            // Saved as it grows: a session ended by a signal keeps it.
+            let _ = editor.save_history(path);
+        }
+        match input {
+            ":quit" | ":q" | ":exit" => break,
+            ":help" | ":h" => say(HELP),
+            ":vars" => session.show_vars(),
+            ":tasks" => session.show_tasks(),
+            ":reset" => {
+                std::mem::take(&mut session).end();
+                say("concsh: session reset\n");
             }
-            Err(ReadlineError::Interrupted) => continue,
-            Err(ReadlineError::Eof) => break,
+            _ if input.starts_with(":load ") => session.load(input[":load ".len()..].trim()),
+            _ if input.starts_with(':') => output::report(&format!("concsh: unknown command {input} (try :help)\n")),
+            _ => session.eval(&entry),
+        }
+    }
+    let code = session.end();
+    printer.flush();
+    code
+}
+
+/// One input: a command, or lines of code the parser finds complete.
+enum Entry {
+    Text(String),
+    /// Ctrl-C (or Ctrl-D) on an unfinished input drops it.
+    Dropped,
+    End,
+}
+
+/// Reads lines until the parser says the input is complete: an unfinished
+/// block, bracket or string continues on the `...` prompt.
+fn read_entry(editor: &mut Editor<Prompt, rustyline::history::DefaultHistory>) -> Entry {
+    let mut entry = String::new();
+    loop {
+        let prompt = if entry.is_empty() { PROMPT } else { MORE };
+        match editor.readline(prompt) {
+            Ok(line) => {
+                entry.push_str(&line);
+                if entry.trim_start().starts_with(':') || !unfinished(&entry) {
+                    return Entry::Text(entry);
+                }
+                entry.push('\n');
+            }
+            Err(ReadlineError::Interrupted) => return Entry::Dropped,
+            Err(ReadlineError::Eof) if !entry.is_empty() => return Entry::Dropped,
+            Err(ReadlineError::Eof) => return Entry::End,
             Err(e) => {
                 output::report(&format!("concsh: cannot read input: {e}\n"));
-                break;
+                return Entry::End;
             }
         }
     }
-    session.end()
+}
+
+/// True when the parser stops at the end of `text` wanting more.
+fn unfinished(text: &str) -> bool {
+    matches!(syntax::parse(text), Err(errors) if errors.iter().any(|e| e.incomplete))
+}
+
+/// Draws every line of output above the line being typed, through the
+/// line editor's external printer, from a thread of its own: a task that
+/// prints never waits for the terminal.
+struct Printer {
+    to_terminal: Option<mpsc::Sender<ToTerminal>>,
+}
+
+enum ToTerminal {
+    Text(String),
+    /// Answered once everything sent before it is drawn.
+    Drawn(mpsc::Sender<()>),
+}
+
+impl Printer {
+    /// When the terminal has no external printer (stdout is not a
+    /// terminal, say), output is written as in a script.
+    fn start(editor: &mut Editor<Prompt, rustyline::history::DefaultHistory>) -> Printer {
+        let Ok(mut external) = editor.create_external_printer() else { return Printer { to_terminal: None } };
+        let (to_terminal, lines) = mpsc::channel();
+        let drawing = std::thread::Builder::new().name("concsh-printer".into()).spawn(move || {
+            for line in lines {
+                match line {
+                    ToTerminal::Text(text) => {
+                        let _ = external.print(text);
+                    }
+                    ToTerminal::Drawn(answer) => {
+                        let _ = answer.send(());
+                    }
+                }
+            }
+        });
+        let sink = to_terminal.clone();
+        let diverted = output::divert(Box::new(move |text| {
+            let _ = sink.send(ToTerminal::Text(text));
+        }));
+        match (drawing, diverted) {
+            (Ok(_), Ok(())) => Printer { to_terminal: Some(to_terminal) },
+            _ => Printer { to_terminal: None },
+        }
+    }
+
+    /// Waits until everything printed so far is on the screen. Bounded:
+    /// a line that reached the editor just as it stopped reading is drawn
+    /// by the next prompt instead.
+    fn flush(&self) {
+        output::pass_on_children();
+        let Some(to_terminal) = &self.to_terminal else { return };
+        let (answer, drawn) = mpsc::channel();
+        if to_terminal.send(ToTerminal::Drawn(answer)).is_ok() {
+            let _ = drawn.recv_timeout(Duration::from_millis(500));
+        }
+    }
 }
 
 /// `$XDG_STATE_HOME/concsh/history`, else `~/.local/state/concsh/history`;
@@ -188,21 +286,24 @@ impl Session {
     fn echo(&self, process: &Process) {
         let Some(slot) = self.globals.lookup(LAST) else { return };
         let value = process.globals.read()[slot as usize].lock().clone();
-        if !matches!(value, crate::runtime::Value::Nil | crate::runtime::Value::Unset) {
+        if !matches!(value, Value::Nil | Value::Unset) {
             say(&format!("{}\n", crate::runtime::format::repr(&value)));
         }
     }
 
-    fn show_vars(&self) {
-        let Some(process) = &self.process else { return };
+    /// Each name the session has given a value.
+    fn named_values(&self) -> Vec<(String, Value)> {
+        let Some(process) = &self.process else { return Vec::new() };
         let globals = process.globals.read().clone();
-        for (i, name) in self.globals.names().iter().enumerate() {
-            let value = globals.get(i).map(|cell| cell.lock().clone());
-            match value {
-                Some(value) if !matches!(value, crate::runtime::Value::Unset) && &**name != LAST => {
-                    say(&format!("{name} = {}\n", crate::runtime::format::repr(&value)))
-                }
-                _ => {}
+        let names = self.globals.names();
+        let values = names.iter().zip(globals.iter()).map(|(name, cell)| (name.to_string(), cell.lock().clone()));
+        values.filter(|(_, value)| !matches!(value, Value::Unset)).collect()
+    }
+
+    fn show_vars(&self) {
+        for (name, value) in self.named_values() {
+            if name != LAST {
+                say(&format!("{name} = {}\n", crate::runtime::format::repr(&value)));
             }
         }
     }
@@ -257,7 +358,8 @@ fn report_all(reports: impl Iterator<Item = Report>) {
 /// completes names, colours the line and hints from history.
 #[derive(Helper)]
 struct Prompt {
-    names: Vec<String>,
+    /// The session's names and values, for completion.
+    values: Vec<(String, Value)>,
     /// The rest of the latest history line that starts like the input.
     hinter: HistoryHinter,
     /// Colours and hints are off when `NO_COLOR` is set.
@@ -335,36 +437,42 @@ fn colorize(line: &str) -> String {
     out
 }
 
-impl Validator for Prompt {
-    fn validate(&self, ctx: &mut ValidationContext) -> rustyline::Result<ValidationResult> {
-        let input = ctx.input();
-        if input.trim_start().starts_with(':') {
-            return Ok(ValidationResult::Valid(None));
-        }
-        match syntax::parse(input) {
-            Err(errors) if errors.iter().any(|e| e.incomplete) => Ok(ValidationResult::Incomplete),
-            _ => Ok(ValidationResult::Valid(None)),
-        }
-    }
-}
+/// Completeness is decided line by line in `read_entry`, so that each
+/// continuation line gets the `...` prompt (rustyline draws none inside one
+/// buffer). A recalled multi-line entry is taken whole.
+impl Validator for Prompt {}
 
 impl Completer for Prompt {
     type Candidate = Pair;
 
     fn complete(&self, line: &str, pos: usize, _: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
-        let start = line[..pos].rfind(|c: char| !(c.is_alphanumeric() || c == '_')).map_or(0, |i| i + 1);
-        let word = &line[start..pos];
+        let before = &line[..pos];
+        let start = word_start(before);
+        let word = &before[start..];
+        let pair = |w: &str| Pair { display: w.to_string(), replacement: w.to_string() };
+        // `q.` offers what a queue has; `q.s` narrows it.
+        if let Some(owner) = before[..start].strip_suffix('.') {
+            let owner = &owner[word_start(owner)..];
+            let members = self.values.iter().find(|(name, _)| name == owner).map(|(_, value)| members(value));
+            let found = members.unwrap_or_default().into_iter().filter(|m| m.starts_with(word));
+            return Ok((start, found.map(|m| pair(&m)).collect()));
+        }
         if word.is_empty() {
             return Ok((pos, Vec::new()));
         }
         let builtins = Builtin::ALL.iter().map(|b| b.name());
-        let words = syntax::KEYWORDS.iter().copied().chain(builtins).chain(self.names.iter().map(String::as_str));
+        let names = self.values.iter().map(|(name, _)| name.as_str());
+        let words = syntax::KEYWORDS.iter().copied().chain(builtins).chain(names);
         let mut found: Vec<&str> = words.filter(|w| w.starts_with(word) && *w != LAST).collect();
         found.sort_unstable();
         found.dedup();
-        let pairs = found.into_iter().map(|w| Pair { display: w.to_string(), replacement: w.to_string() }).collect();
-        Ok((start, pairs))
+        Ok((start, found.into_iter().map(pair).collect()))
     }
+}
+
+/// Where the name ending `text` starts.
+fn word_start(text: &str) -> usize {
+    text.rfind(|c: char| !(c.is_alphanumeric() || c == '_')).map_or(0, |i| i + 1)
 }
 
 fn say(text: &str) {

@@ -33,10 +33,12 @@ fn a_function_over_several_lines_is_defined_called_and_echoed() {
     let mut s = repl("a_function_over_several_lines_is_defined_called_and_echoed");
     // Were the first line taken alone, it would be a syntax error and
     // `twice` would stay undefined: the echo below shows it was not.
-    for line in ["fn twice(x) {", "  return x * 2", "}"] {
+    for line in ["fn twice(x) {", "  return x * 2"] {
         s.send_line(line).unwrap();
         s.expect(line).unwrap();
+        s.expect("    ... ").expect("an unfinished block continues on the `...` prompt");
     }
+    s.send_line("}").unwrap();
     s.expect("concsh> ").unwrap();
     s.send_line("twice(21)").unwrap();
     s.expect(Regex("\r?\n42\r?\n")).expect("the value is echoed");
@@ -157,5 +159,104 @@ fn no_color_keeps_the_line_plain() {
     let seen = s.expect("concsh> ").unwrap();
     assert!(!String::from_utf8_lossy(seen.before()).contains("\x1b[1;34m"), "NO_COLOR turns colours off");
     s.send(expectrl::ControlCode::EndOfTransmission).unwrap();
+    s.expect(Eof).unwrap();
+}
+
+#[test]
+fn a_thread_prints_while_the_prompt_is_shown_and_the_typed_line_survives() {
+    let mut s = repl("a_thread_prints_while_the_prompt_is_shown");
+    enter(&mut s, "let stop = event()");
+    // Ticks until stopped: some tick lands while the line below is half typed.
+    enter(&mut s, "fn ticks() { while not stop.is_set { print(\"tick\"); sleep(0.1) } }");
+    enter(&mut s, "let t = thread ticks()");
+    s.send("let abc").unwrap();
+    s.expect("let abc").unwrap();
+    s.expect("tick").expect("the thread's output appears while the prompt is shown");
+    s.expect("concsh> let abc").expect("the half-typed line is drawn again below the output");
+    s.send_line(" = 5").unwrap();
+    s.send_line("set stop").unwrap();
+    s.send_line("join t").unwrap();
+    s.send_line("print(abc * 2)").unwrap();
+    s.expect(Regex("\r?\n10\r?\n")).expect("the line typed around the output was read whole");
+    s.send_line(":quit").unwrap();
+    s.expect(Eof).unwrap();
+}
+
+#[test]
+fn a_process_prints_while_the_prompt_is_shown() {
+    let mut s = repl("a_process_prints_while_the_prompt_is_shown");
+    enter(&mut s, "let go = event()");
+    enter(&mut s, "let p = spawn { wait go; print(\"from the child\") }");
+    enter(&mut s, "set go");
+    // The child's line is drawn above a prompt, never inside a typed line.
+    s.expect("from the child\r\n").expect("the child's output is drawn on a line of its own");
+    s.expect("concsh> ").expect("the prompt is drawn again below it");
+    enter(&mut s, "join p");
+    s.send_line(":quit").unwrap();
+    s.expect(Eof).unwrap();
+}
+
+#[test]
+fn tab_offers_the_fields_of_a_handle() {
+    let mut s = repl("tab_offers_the_fields_of_a_handle");
+    enter(&mut s, "let q = queue(3)");
+    s.send("q.\t\t").unwrap();
+    for field in ["size", "full", "empty", "capacity"] {
+        s.expect(field).unwrap_or_else(|e| panic!("`q.` offers {field}: {e}"));
+    }
+    // A unique start completes in place.
+    s.send("ca\t").unwrap();
+    s.expect("q.capacity").unwrap();
+    let seen = enter(&mut s, "");
+    assert!(seen.contains("\n3\r\n"), "the completed field was read: {seen:?}");
+    s.send_line(":quit").unwrap();
+    s.expect(Eof).unwrap();
+}
+
+#[test]
+fn ctrl_r_finds_an_earlier_line() {
+    let mut s = repl("ctrl_r_finds_an_earlier_line");
+    enter(&mut s, "let needle = \"found\"");
+    enter(&mut s, "let other = 1");
+    enter(&mut s, "let needle = needle + \"!\"");
+    s.send("\x12").unwrap();
+    s.send("needle").unwrap();
+    s.expect("needle + ").expect("reverse search shows the latest match");
+    // A second Ctrl-R goes further back.
+    s.send("\x12").unwrap();
+    s.expect("\"found\"").expect("an older match");
+    s.send_line("").unwrap();
+    // Had the newer line run again, it would print `found!!`.
+    s.send_line("print(needle)").unwrap();
+    s.expect(Regex("\r?\nfound\r?\n")).expect("the older line ran again");
+    s.send_line(":quit").unwrap();
+    s.expect(Eof).unwrap();
+}
+
+#[test]
+fn lines_typed_ahead_all_run() {
+    let mut s = repl("lines_typed_ahead_all_run");
+    // Sent at once, as when typing on during a long statement: none is lost.
+    s.send("let a = 1\nsleep(0.2)\nprint(a + 1)\nprint(a + 2)\n").unwrap();
+    s.expect(Regex("\r?\n2\r?\n")).expect("the third line ran");
+    s.expect(Regex("\r?\n3\r?\n")).expect("the fourth line ran");
+    s.send_line(":quit").unwrap();
+    s.expect(Eof).unwrap();
+}
+
+#[test]
+fn dash_reads_a_program_from_the_terminal_until_ctrl_d() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_concsh"));
+    command.arg("-").env("NO_COLOR", "1");
+    let mut s = Session::spawn(command).expect("concsh starts on a pseudo-terminal");
+    s.set_expect_timeout(Some(Duration::from_secs(30)));
+    // As on a person's terminal (the test terminal starts without echo).
+    expectrl::process::Termios::set_echo(&mut s, true).unwrap();
+    s.send_line("let x = 20").unwrap();
+    s.send_line("print(x + 1)").unwrap();
+    // The terminal's own echo: the lines are in before Ctrl-D ends them.
+    s.expect("print(x + 1)").unwrap();
+    s.send(expectrl::ControlCode::EndOfTransmission).unwrap();
+    s.expect(Regex("\r?\n21\r?\n")).expect("the program runs once its input ends");
     s.expect(Eof).unwrap();
 }

@@ -29,6 +29,41 @@ impl<'p> Interp<'p> {
     }
 }
 
+const LIST_METHODS: &[&str] = &["push", "pop", "insert", "remove", "index", "extend", "clear", "copy"];
+const STRING_METHODS: &[&str] =
+    &["upper", "lower", "strip", "split", "join", "replace", "starts_with", "ends_with", "find"];
+const MAP_METHODS: &[&str] = &["get", "remove", "keys", "values", "items"];
+const ERROR_FIELDS: &[&str] = &["kind", "message", "value", "cause"];
+
+/// What may follow `value.`: its fields and methods (a map's string keys
+/// too). Completion at the prompt offers these.
+pub fn members(value: &Value) -> Vec<String> {
+    let names: &[&str] = match value {
+        Value::List(_) => LIST_METHODS,
+        Value::Str(_) => STRING_METHODS,
+        Value::Map(map) => {
+            let mut names: Vec<String> = map
+                .lock()
+                .keys()
+                .filter_map(|k| match k.to_value() {
+                    Value::Str(s) => Some(s.to_string()),
+                    _ => None,
+                })
+                .collect();
+            names.extend(MAP_METHODS.iter().map(|m| m.to_string()));
+            return names;
+        }
+        Value::Error(_) => ERROR_FIELDS,
+        Value::Task(_) => crate::runtime::task::TASK_FIELDS,
+        Value::Handle(h) => h.kind().fields(),
+        Value::Pool(_) => &["size", "closed"],
+        Value::Future(_) => &["ready"],
+        Value::Cell(cell) => return members(&cell.lock()),
+        _ => &[],
+    };
+    names.iter().map(|n| n.to_string()).collect()
+}
+
 fn no_method(recv: &Value, name: &str) -> Fault {
     type_error(format!("{} has no method `{name}`", recv.type_name()))
 }
@@ -49,6 +84,7 @@ fn string_arg<'a>(name: &str, value: &'a Value) -> Result<&'a str, Fault> {
 }
 
 fn list_method(list: &ListRef, name: &str, mut args: Vec<Value>) -> Result<Value, Fault> {
+    // Every name here is in `LIST_METHODS`.
     let arity = match name {
         "push" | "remove" | "index" | "extend" => (1, 1),
         "pop" => (0, 1),

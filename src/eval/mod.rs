@@ -25,6 +25,7 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 
 pub use control::{Ctrl, R};
+pub use methods::members;
 pub use process::{DEFAULT_MAX_TASKS, Process, Tables};
 pub use task::finish_tasks;
 

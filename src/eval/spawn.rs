@@ -252,6 +252,7 @@ fn child_main(
     std::mem::forget(proc.forker.lock().take());
     proc.gate.reset();
     crate::runtime::progress::forget_in_child();
+    output::forget_in_child();
     fastrand::seed(u64::from(nix::unistd::getpid().as_raw().unsigned_abs()) ^ fastrand::u64(..));
     let pid = nix::unistd::getpid();
     let task = Arc::new(Task::new(

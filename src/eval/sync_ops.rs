@@ -248,12 +248,9 @@ impl<'p> Interp<'p> {
                 Value::list((0..len).map(|i| self.shared_load(h, i)).collect::<Result<_, _>>()?)
             }
             (kind, _) => {
-                let fields = match kind {
-                    HandleKind::Queue => "size, full, empty, capacity and closed",
-                    HandleKind::Lock => "locked",
-                    HandleKind::Semaphore | HandleKind::Cell | HandleKind::Array => "value",
-                    HandleKind::Event => "is_set",
-                    HandleKind::Condition | HandleKind::Pipe => "no fields",
+                let fields = match kind.fields() {
+                    [] => "no fields".to_string(),
+                    fields => crate::runtime::format::english_list(fields),
                 };
                 return Err(type_error(format!("a {} has no field `{name}`", kind.name()))
                     .with_help(format!("a {} has {fields}", kind.name())));

@@ -144,8 +144,10 @@ impl<'p> Interp<'p> {
             "kind" => Value::str(task.kind.name()),
             "exitcode" => task.exitcode().map_or(Value::Nil, Value::Int),
             _ => {
-                return Err(type_error(format!("a {} has no field `{name}`", task.kind.name()))
-                    .with_help("tasks have name, pid, alive, daemon, kind and exitcode"));
+                return Err(type_error(format!("a {} has no field `{name}`", task.kind.name())).with_help(format!(
+                    "tasks have {}",
+                    crate::runtime::format::english_list(crate::runtime::task::TASK_FIELDS)
+                )));
             }
         })
     }

@@ -251,3 +251,12 @@ pub fn with_spec(value: &Value, spec: &FormatSpec) -> String {
         Align::Center => fill.repeat(pad / 2) + &body + &fill.repeat(pad - pad / 2),
     }
 }
+
+/// `a, b and c`: names listed in a help line.
+pub fn english_list(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}

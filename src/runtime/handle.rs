@@ -33,6 +33,17 @@ impl HandleKind {
         }
     }
 
+    /// The fields `x.name` reads on a primitive of this kind.
+    pub fn fields(self) -> &'static [&'static str] {
+        match self {
+            HandleKind::Queue => &["size", "full", "empty", "capacity", "closed"],
+            HandleKind::Lock => &["locked"],
+            HandleKind::Semaphore | HandleKind::Cell | HandleKind::Array => &["value"],
+            HandleKind::Event => &["is_set"],
+            HandleKind::Condition | HandleKind::Pipe => &[],
+        }
+    }
+
     fn from_u8(byte: u8) -> Option<HandleKind> {
         Some(match byte {
             1 => HandleKind::Queue,

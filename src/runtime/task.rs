@@ -41,6 +41,9 @@ pub enum Outcome {
     Signalled(i32),
 }
 
+/// The fields `t.name` reads on a task.
+pub const TASK_FIELDS: &[&str] = &["name", "pid", "alive", "daemon", "kind", "exitcode"];
+
 /// The exit code `terminate` gives a thread, as if ended by SIGTERM.
 pub const TERMINATED: i64 = -15;
 
