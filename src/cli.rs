@@ -5,9 +5,10 @@ use std::io::{IsTerminal, Read};
 
 use clap::Parser;
 
-use crate::eval::{Ctrl, DEFAULT_MAX_TASKS, Interp, Process, finish_tasks};
+use crate::eval::{Ctrl, DEFAULT_MAX_TASKS, Ends, Interp, Process, Watch, deadlocked, finish_tasks};
 use crate::report::{Report, Source};
 use crate::runtime::output;
+use crate::sync::board;
 use crate::{resolve, signals, syntax};
 
 /// Exit statuses.
@@ -145,7 +146,10 @@ pub fn run_source(source: &Source, args: Vec<String>, options: &Options) -> i32 
         return 0;
     }
     let process = Process::new(&program, source.clone(), args, options.max_tasks);
+    let main_task = process.main_task();
+    let listed = board::list_me(main_task.id, board::Owner::Process, &main_task.name);
     let listener = signals::Listener::start(process.clone());
+    let watch = Watch::start(process.clone(), Ends::Run);
     process.gate.enter();
     let tables = process.tables();
     let result = Interp::new(&process, &tables).run_main(&program.main);
@@ -161,12 +165,16 @@ pub fn run_source(source: &Source, args: Vec<String>, options: &Options) -> i32 
         }
         Err(_) => EXIT_INTERRUPTED,
     };
-    finish_tasks(&process, signals::interrupted());
+    finish_tasks(&process, signals::interrupted() || deadlocked());
+    drop(watch);
     drop(listener);
+    drop(listed);
     if let Some(exit) = *process.exit_request.lock() {
         code = exit;
     }
-    if signals::interrupted() {
+    if deadlocked() {
+        code = EXIT_ERROR;
+    } else if signals::interrupted() {
         output::report("concsh: interrupted\n");
         code = EXIT_INTERRUPTED;
     } else if signals::terminated() {

@@ -123,6 +123,15 @@ impl Report {
         report
     }
 
+    /// Every task of the run waits on another: a label per task.
+    pub fn deadlock(source: &Source, labels: Vec<(Span, String)>, help: String) -> Report {
+        let message = "Deadlock: every task is waiting, and none can go on".to_string();
+        let mut report = Report::new(source, Kind::code("Deadlock"), message);
+        report.labels = labels;
+        report.help = Some(help);
+        report
+    }
+
     /// The report as text, in colour only on a terminal without `NO_COLOR`.
     pub fn render(&self) -> String {
         let fancy = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();

@@ -11,6 +11,7 @@
 mod builtins;
 mod call;
 mod control;
+mod deadlock;
 mod iter;
 mod methods;
 mod ops;
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 
 pub use control::{Ctrl, R};
+pub use deadlock::{Ends, Watch, deadlocked};
 pub use methods::members;
 pub use process::{DEFAULT_MAX_TASKS, Process, Tables};
 pub use task::finish_tasks;
@@ -35,6 +37,7 @@ use crate::runtime::error::{ErrorValue, Kind, TraceEntry};
 use crate::runtime::format;
 use crate::runtime::task::Task;
 use crate::runtime::value::{Closure, Key, VarCell};
+use crate::sync::board::{Op, What};
 use crate::sync::cancel::CancelToken;
 use crate::sync::wait::Wait;
 
@@ -89,6 +92,18 @@ impl<'p> Interp<'p> {
     /// A wait limited by `timeout`, this task's cancel token and the gate.
     pub(super) fn wait(&self, timeout: Option<std::time::Duration>) -> Wait<'_> {
         Wait::new(&self.cancel, timeout).in_gate(&self.proc.gate)
+    }
+
+    /// A wait in operation `op` on `target` at `span`, as the task board
+    /// tells it (deadlock reports, task dumps).
+    pub(super) fn wait_in(
+        &self,
+        timeout: Option<std::time::Duration>,
+        op: Op,
+        target: u64,
+        span: crate::syntax::Span,
+    ) -> Wait<'_> {
+        self.wait(timeout).doing(What { op, target, span: (span.start, span.end) })
     }
 
     /// Runs a function of no arguments (the script's top level) to its end.

@@ -38,6 +38,7 @@ use crate::runtime::task::{Outcome, Task};
 use crate::runtime::value::{Key, Range, Value};
 use crate::runtime::wire;
 use crate::sync::SyncError;
+use crate::sync::board::{self, Op, What};
 use crate::sync::cancel::CancelToken;
 use crate::sync::cell::SharedCells;
 use crate::sync::queue::Queue;
@@ -186,7 +187,7 @@ impl<'p> Interp<'p> {
     /// task queue is closed.
     pub(super) fn work_for_pool(&mut self, pool: &Pool, index: usize) -> R<()> {
         loop {
-            let bytes = match pool.tasks.get(self.wait(None)) {
+            let bytes = match pool.tasks.get(self.wait_in(None, Op::PoolIdle, 0, Span::default())) {
                 Ok(bytes) => bytes,
                 Err(SyncError::Cancelled) => return Err(Ctrl::Cancelled),
                 Err(_) => return Ok(()),
@@ -302,12 +303,16 @@ impl<'p> Interp<'p> {
         let chunk = (total / (pool.size * 4)).clamp(1, 2048);
         let batch = Arc::new(Batch::default());
         let feeder_stop = Arc::new(CancelToken::default());
+        // Listed before it starts: items on their way to the workers are progress.
+        let (helper_id, pid) = (self.proc.next_task_id(), nix::unistd::getpid().as_raw());
+        let listing = board::claim(helper_id, pid, board::Owner::Helper, "pool feeder");
         let feeder = {
             let (proc, pool, batch, stop, items) =
                 (self.proc.clone(), pool.clone(), batch.clone(), feeder_stop.clone(), items.clone());
-            std::thread::Builder::new()
-                .name("concsh-pool-feed".into())
-                .spawn(move || feed(&proc, &pool, &batch, &stop, &func, &items, chunk))
+            std::thread::Builder::new().name("concsh-pool-feed".into()).spawn(move || {
+                let _listed = listing.map(|claim| claim.adopt(helper_id, pid));
+                feed(&proc, &pool, &batch, &stop, &func, &items, chunk)
+            })
         };
         let feeder = feeder
             .map_err(|e| fault_at(ErrorValue::new(Kind::Resource, format!("cannot start a pool thread: {e}")), span))?;
@@ -319,7 +324,7 @@ impl<'p> Interp<'p> {
             if received == total {
                 break Ok(());
             }
-            let arrived = match batch.next(self.wait(None)) {
+            let arrived = match batch.next(self.wait_in(None, Op::PoolResult, 0, span)) {
                 Ok(arrived) => arrived,
                 Err(_) => break Err(Ctrl::Cancelled),
             };
@@ -378,7 +383,7 @@ impl<'p> Interp<'p> {
                 return Err(fault_at(e, span));
             }
         };
-        match pool.tasks.put(&bytes, self.wait(None)) {
+        match pool.tasks.put(&bytes, self.wait_in(None, Op::Put, 0, span)) {
             Ok(()) => Ok(Value::Future(future)),
             Err(SyncError::Cancelled) => Err(Ctrl::Cancelled),
             Err(e) => {
@@ -390,7 +395,7 @@ impl<'p> Interp<'p> {
 
     /// `join f` / `join f timeout s` of a future.
     pub(super) fn join_future(&mut self, future: &FutureCell, timeout: Option<Duration>, span: Span) -> R<Value> {
-        match future.wait(self.wait(timeout)) {
+        match future.wait(self.wait_in(timeout, Op::PoolResult, 0, span)) {
             Err(_) => Err(Ctrl::Cancelled),
             Ok(None) => Ok(Value::Nil),
             Ok(Some(Ok(value))) => Ok(value),
@@ -421,11 +426,12 @@ impl<'p> Interp<'p> {
         for worker in workers {
             match worker.child.get() {
                 Some(child) => {
-                    child.wait_exit(self.wait(None)).map_err(|_| Ctrl::Cancelled)?;
+                    let wait = self.wait_in(None, Op::JoinProcess, child.pid.as_raw() as u64, span);
+                    child.wait_exit(wait).map_err(|_| Ctrl::Cancelled)?;
                     settle(self.proc, &worker);
                 }
                 None => {
-                    worker.wait(self.wait(None)).map_err(|_| Ctrl::Cancelled)?;
+                    worker.wait(self.wait_in(None, Op::JoinThread, worker.id, span)).map_err(|_| Ctrl::Cancelled)?;
                     worker.reap();
                 }
             }
@@ -477,6 +483,9 @@ fn item_failed(error: Arc<ErrorValue>, index: usize, item: &Value, span: Span) -
 }
 
 /// The feeder: sends a map's items in chunks while the task queue has room.
+/// How a pool's helper threads wait: for the tasks they serve.
+const IDLE: What = What { op: Op::HelperIdle, target: 0, span: (0, 0) };
+
 fn feed(
     proc: &Arc<Process>,
     pool: &Arc<Pool>,
@@ -496,7 +505,7 @@ fn feed(
     let window = chunk * pool.size * 4;
     while first < items.len() && !batch.cancelled.load(Ordering::SeqCst) {
         let end = (first + chunk).min(items.len());
-        if batch.wait_for_room(end, window, Wait::new(stop, None).in_gate(&proc.gate)).is_err() {
+        if batch.wait_for_room(end, window, Wait::new(stop, None).in_gate(&proc.gate).doing(IDLE)).is_err() {
             break;
         }
         let id = pool.expect(Sink::Batch(batch.clone()));
@@ -513,7 +522,7 @@ fn feed(
             wire::encode(&Value::Int(first as i64)).unwrap_or_default(),
         ];
         let message = wire::encode_list(&[&head[0], func, &kind, &chunk_bytes, &head[1]]);
-        if pool.tasks.put(&message, Wait::new(stop, None).in_gate(&proc.gate)).is_err() {
+        if pool.tasks.put(&message, Wait::new(stop, None).in_gate(&proc.gate).doing(IDLE)).is_err() {
             pool.pending.lock().remove(&id);
             if !stop.is_cancelled() {
                 batch.deliver(vec![(first, Err(Arc::new(*closed_error())))]);
@@ -526,7 +535,9 @@ fn feed(
 
 /// The collector: routes each result to where it is awaited.
 fn collect(proc: &Arc<Process>, pool: &Arc<Pool>) {
-    let wait = Wait::new(&pool.stop, None);
+    // Counted on the task board: a result on its way is progress.
+    let _listed = board::list_me(proc.next_task_id(), board::Owner::Helper, "pool results");
+    let wait = Wait::new(&pool.stop, None).doing(IDLE);
     while let Ok(bytes) = pool.results.get(wait) {
         let Ok(Value::List(parts)) = wire::decode(&bytes, &proc.functions.read()) else { continue };
         let parts = parts.lock().clone();

@@ -35,6 +35,7 @@ use crate::runtime::error::{ErrorValue, Kind};
 use crate::runtime::pool::Pool;
 use crate::runtime::task::{Outcome, Task, TaskKind};
 use crate::runtime::{Value, output, wire};
+use crate::sync::board::{self, Op};
 use crate::sync::cell::SharedCells;
 use crate::syntax::Span;
 
@@ -97,10 +98,16 @@ impl<'p> Interp<'p> {
 
     /// `join p` for a process: waits for it to exit (cancellable, with a
     /// timeout), reaps it, and gives what it returned.
-    pub(super) fn join_process(&mut self, task: &Arc<Task>, timeout: Option<Duration>) -> R<Option<Outcome>> {
+    pub(super) fn join_process(
+        &mut self,
+        task: &Arc<Task>,
+        timeout: Option<Duration>,
+        span: Span,
+    ) -> R<Option<Outcome>> {
         let Some(child) = task.child.get() else { return Ok(Some(task.outcome())) };
         if task.is_alive() {
-            let exited = child.wait_exit(self.wait(timeout)).map_err(|_| Ctrl::Cancelled)?;
+            let wait = self.wait_in(timeout, Op::JoinProcess, task.pid() as u64, span);
+            let exited = child.wait_exit(wait).map_err(|_| Ctrl::Cancelled)?;
             if !exited {
                 return Ok(None);
             }
@@ -209,12 +216,18 @@ fn fork_at_safepoint(proc: &Arc<Process>, request: ForkRequest) -> nix::Result<P
     // No task runs now, so none holds the registry (or any other
     // interpreter lock); the child gets this guard and its contents.
     let registry = proc.tasks.lock();
+    // The child is on the board from the moment it exists.
+    let listing = board::claim(request.task.id, parent.as_raw(), board::Owner::Process, &request.task.name);
     // SAFETY: every other thread of this process is parked at a safepoint
     // holding no interpreter lock (see `sync::gate`); the child runs only
     // this thread, which owns everything it touches.
     let forked = unsafe { nix::unistd::fork() };
     if let Ok(ForkResult::Child) = forked {
-        child_main(proc, request, parent, registry, before, one_at_a_time)
+        child_main(proc, request, parent, registry, before, one_at_a_time, listing)
+    }
+    if forked.is_ok() {
+        // The child's now: it frees the slot when it ends.
+        listing.map(board::Claim::keep);
     }
     let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&before), None);
     drop(registry);
@@ -237,6 +250,7 @@ fn child_main(
     mut registry: parking_lot::MutexGuard<'_, Vec<Arc<Task>>>,
     signal_mask: SigSet,
     fork_lock: parking_lot::MutexGuard<'_, ()>,
+    listing: Option<board::Claim>,
 ) -> ! {
     // Held by this thread through the fork: free it for this process's own forks.
     drop(fork_lock);
@@ -262,6 +276,9 @@ fn child_main(
         request.task.daemon,
     ));
     proc.become_child(task.clone());
+    // The slot this thread had (if it forked itself) is the parent's.
+    board::forget_mine();
+    let _listed = listing.map(|claim| claim.adopt(task.id, pid.as_raw()));
     let listener = crate::signals::Listener::start_for_child(proc.clone());
     let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&signal_mask), None);
 
@@ -298,6 +315,7 @@ fn child_main(
         wire::encode(&failure).unwrap_or_default()
     });
     let _ = request.slot.store(0, &bytes);
+    board::release_process(pid.as_raw());
     let terminated = crate::signals::terminated();
     drop(listener);
     if terminated {
@@ -340,6 +358,8 @@ pub(super) fn settle(proc: &Process, task: &Task) {
         _ => Outcome::Exited(1),
     };
     proc.live().fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    // However it ended, nothing of it is left running.
+    board::release_process(child.pid.as_raw());
     task.finish(outcome);
 }
 

@@ -12,6 +12,7 @@ use crate::runtime::handle::{Handle, HandleKind};
 use crate::runtime::value::Value;
 use crate::runtime::wire;
 use crate::sync::SyncError;
+use crate::sync::board::Op;
 use crate::sync::cell::SharedCells;
 use crate::sync::condition::Condition;
 use crate::sync::event::Event;
@@ -133,7 +134,7 @@ impl<'p> Interp<'p> {
     pub(super) fn put(&mut self, value: Value, target: &Value, timeout: Option<Duration>, span: Span) -> R<()> {
         let q = self.put_queue(target, span)?;
         let bytes = wire::encode(&value).map_err(|e| fault_at(e, span))?;
-        q.put(&bytes, self.wait(timeout)).map_err(|e| match e {
+        q.put(&bytes, self.wait_in(timeout, Op::Put, bits(target), span)).map_err(|e| match e {
             SyncError::Timeout => {
                 let capacity = q.capacity().unwrap_or(0);
                 fault_at(ErrorValue::new(Kind::QueueFull, format!("the queue is full (capacity {capacity})")), span)
@@ -146,7 +147,7 @@ impl<'p> Interp<'p> {
     /// `get queue` (or a pipe end).
     pub(super) fn get(&mut self, source: &Value, timeout: Option<Duration>, span: Span) -> R<Value> {
         let q = self.get_queue(source, span)?;
-        let bytes = q.get(self.wait(timeout)).map_err(|e| match e {
+        let bytes = q.get(self.wait_in(timeout, Op::Get, bits(source), span)).map_err(|e| match e {
             SyncError::Timeout => fault_at(ErrorValue::new(Kind::QueueEmpty, "the queue is empty"), span),
             SyncError::Closed => fault_at(ErrorValue::new(Kind::QueueClosed, "the queue is closed and empty"), span),
             other => failure(other, span),
@@ -170,8 +171,8 @@ impl<'p> Interp<'p> {
     /// `acquire x`: true, or false when the timeout passed first.
     pub(super) fn acquire(&mut self, target: &Value, timeout: Option<Duration>, span: Span) -> R<bool> {
         let result = match self.lockable(target, "acquire", span)? {
-            Lockable::Lock(lock) => lock.acquire(self.task.id, self.wait(timeout)),
-            Lockable::Semaphore(sem) => sem.acquire(self.wait(timeout)),
+            Lockable::Lock(lock) => lock.acquire(self.task.id, self.wait_in(timeout, Op::Acquire, bits(target), span)),
+            Lockable::Semaphore(sem) => sem.acquire(self.wait_in(timeout, Op::Acquire, bits(target), span)),
         };
         match result {
             Ok(()) => Ok(true),
@@ -218,8 +219,8 @@ impl<'p> Interp<'p> {
     pub(super) fn wait_on(&mut self, target: &Value, timeout: Option<Duration>, span: Span) -> R<bool> {
         let h = handle(target, &[HandleKind::Event, HandleKind::Condition], "wait").map_err(|e| fault_at(e, span))?;
         let result = match h.kind() {
-            HandleKind::Event => Event(h.off()).wait(self.wait(timeout)),
-            _ => Condition(h.off()).wait(self.task.id, self.wait(timeout)),
+            HandleKind::Event => Event(h.off()).wait(self.wait_in(timeout, Op::Wait, h.to_bits(), span)),
+            _ => Condition(h.off()).wait(self.task.id, self.wait_in(timeout, Op::Wait, h.to_bits(), span)),
         };
         result.map_err(|e| failure(e, span))
     }
@@ -356,4 +357,12 @@ pub fn make(kind: HandleKind, args: &[Value]) -> Result<Value, Fault> {
     };
     let off = made.map_err(sync_fault)?;
     Ok(Value::Handle(Handle::new(kind, off)))
+}
+
+/// A primitive's handle bits, for the task board (0 for anything else).
+fn bits(value: &Value) -> u64 {
+    match value {
+        Value::Handle(h) => h.to_bits(),
+        _ => 0,
+    }
 }

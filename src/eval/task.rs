@@ -13,6 +13,7 @@ use crate::resolve::ir::{Expr, TaskTarget};
 use crate::runtime::error::{ErrorValue, Kind, type_error};
 use crate::runtime::task::{Outcome, Task, TaskKind};
 use crate::runtime::{Value, format, output};
+use crate::sync::board::{self, Op, What};
 use crate::sync::cancel::CancelToken;
 use crate::sync::wait::Wait;
 use crate::syntax::Span;
@@ -87,12 +88,13 @@ impl<'p> Interp<'p> {
             return Err(fault_at(error, span));
         }
         let outcome = match task.kind {
-            TaskKind::Process => match self.join_process(task, timeout)? {
+            TaskKind::Process => match self.join_process(task, timeout, span)? {
                 Some(outcome) => outcome,
                 None => return Ok(Value::Nil),
             },
             TaskKind::Thread => {
-                if !task.wait(self.wait(timeout)).map_err(|_| Ctrl::Cancelled)? {
+                let wait = self.wait_in(timeout, Op::JoinThread, task.id, span);
+                if !task.wait(wait).map_err(|_| Ctrl::Cancelled)? {
                     return Ok(Value::Nil);
                 }
                 task.reap();
@@ -198,10 +200,13 @@ pub(super) fn start_thread_job(
     if proc.gate.hand_over() {
         task.cancel.pause();
     }
-    let started = std::thread::Builder::new()
-        .name(task.name.clone())
-        .stack_size(THREAD_STACK)
-        .spawn(move || run_thread(proc_for_thread, task_for_thread, job));
+    // Listed before it starts: the board never misses a running task.
+    let pid = nix::unistd::getpid().as_raw();
+    let listing = board::claim(task.id, pid, board::Owner::Thread, &task.name);
+    let started = std::thread::Builder::new().name(task.name.clone()).stack_size(THREAD_STACK).spawn(move || {
+        let _listed = listing.map(|claim| claim.adopt(task_for_thread.id, pid));
+        run_thread(proc_for_thread, task_for_thread, job)
+    });
     match started {
         Ok(handle) => {
             *task.os_thread.lock() = Some(handle);
@@ -270,14 +275,16 @@ pub fn finish_tasks(proc: &Process, hurry: bool) {
         if hurry {
             end_processes(proc, &processes, GRACE);
         }
+        // Joins at the end of the script: the deadlock watch judges them.
+        let join = |op, target| Wait::new(&patient, None).doing(What { op, target, span: (0, 0) });
         for task in processes {
             if let Some(child) = task.child.get() {
-                let _ = child.wait_exit(Wait::new(&patient, None));
+                let _ = child.wait_exit(join(Op::JoinProcess, child.pid.as_raw() as u64));
             }
             settle(proc, &task);
         }
         for task in threads {
-            let _ = task.wait(Wait::new(&patient, None));
+            let _ = task.wait(join(Op::JoinThread, task.id));
         }
     }
     let all: Vec<Arc<Task>> = proc.tasks.lock().drain(..).collect();

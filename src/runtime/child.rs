@@ -12,6 +12,7 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 use parking_lot::Mutex;
 
+use crate::sync::board;
 use crate::sync::cancel::Cancelled;
 use crate::sync::cell::SharedCells;
 use crate::sync::wait::Wait;
@@ -59,7 +60,9 @@ impl Child {
             if let Some(gate) = wait.gate {
                 gate.leave();
             }
+            board::waiting(wait.deadline.is_some(), wait.what);
             let polled = poll(&mut fds, timeout);
+            board::awake();
             if let Some(gate) = wait.gate {
                 gate.enter();
             }

@@ -37,6 +37,7 @@
 //! assert_eq!(q.get(Wait::new(&never, None)).unwrap(), b"msg");
 //! ```
 
+pub mod board;
 pub mod cancel;
 pub mod cell;
 pub mod condition;

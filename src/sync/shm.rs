@@ -105,6 +105,12 @@ impl Region {
         unsafe { &*(self.base.as_ptr().add(off as usize) as *const T) }
     }
 
+    /// Whether `addr` is the address of a 4-byte word inside the region.
+    pub fn contains(&self, addr: u64) -> bool {
+        let base = self.base.as_ptr() as u64;
+        addr >= base && addr.saturating_add(4) <= base + self.len && addr.is_multiple_of(4)
+    }
+
     /// Copies `bytes` to `off`. The caller holds whatever guards them.
     pub fn write(&self, off: Off, bytes: &[u8]) {
         let end = off.checked_add(bytes.len() as u64);

@@ -13,6 +13,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use super::board::{self, What};
 use super::cancel::CancelToken;
 use super::futex;
 use super::gate::Gate;
@@ -55,16 +56,22 @@ pub struct Wait<'a> {
     pub deadline: Option<Instant>,
     pub cancel: &'a CancelToken,
     pub gate: Option<&'a Gate>,
+    /// What the wait is for, told to the task board while asleep.
+    pub what: What,
 }
 
 impl<'a> Wait<'a> {
     pub fn new(cancel: &'a CancelToken, timeout: Option<Duration>) -> Wait<'a> {
         let deadline = timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future));
-        Wait { deadline, cancel, gate: None }
+        Wait { deadline, cancel, gate: None, what: What::default() }
     }
 
     pub fn in_gate(self, gate: &'a Gate) -> Wait<'a> {
         Wait { gate: Some(gate), ..self }
+    }
+
+    pub fn doing(self, what: What) -> Wait<'a> {
+        Wait { what, ..self }
     }
 }
 
@@ -77,6 +84,7 @@ impl WaitPoint {
     pub fn notify(&self, all: bool) {
         self.seq.fetch_add(1, Ordering::SeqCst);
         if self.sleepers.load(Ordering::SeqCst) > 0 {
+            board::woken();
             futex::wake(&self.seq, if all { u32::MAX } else { 1 });
         }
     }
@@ -148,6 +156,7 @@ impl WaitPoint {
         self.sleepers.fetch_add(1, Ordering::SeqCst);
         wait.cancel.publish(Some(&self.seq));
         let seen = self.seq.load(Ordering::SeqCst);
+        board::asleep(&self.seq, seen, wait.deadline.is_some(), wait.what);
         let outcome = if let Some(done) = attempt() {
             Slept::Done(done)
         } else if wait.cancel.is_cancelled() {
@@ -157,6 +166,7 @@ impl WaitPoint {
         } else {
             Slept::Woken
         };
+        board::awake();
         wait.cancel.publish(None);
         self.sleepers.fetch_sub(1, Ordering::SeqCst);
         match outcome {

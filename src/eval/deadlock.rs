@@ -1,0 +1,236 @@
+//! Deadlock detection. A watch thread in the run's first process reads
+//! the task board ([`crate::sync::board`]) five times a second. The run is
+//! deadlocked when every task of every process sleeps with no deadline in
+//! an operation only another task could complete, no wake-up is on its way
+//! to any of them (each futex word still holds what its sleeper saw, each
+//! joined task is still there), and the board has not moved across three
+//! scans. Then the watch reports every task, what it waits on and where,
+//! and ends the run (at the prompt: the statement running).
+//!
+//! A task in `sleep`, in a wait with a timeout, reading input, or running
+//! keeps the watch quiet, and so does any wait the board does not judge.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::process::Process;
+use crate::report::{Report, Source};
+use crate::runtime::handle::{Handle, HandleKind};
+use crate::runtime::output;
+use crate::sync::board::{self, Entry, Op, Owner, State};
+use crate::sync::cancel::CancelToken;
+use crate::sync::condition::Condition;
+use crate::sync::event::Event;
+use crate::sync::lock::Lock;
+use crate::sync::queue::Queue;
+use crate::sync::semaphore::Semaphore;
+use crate::syntax::Span;
+
+/// How often the board is read.
+const TICK: Duration = Duration::from_millis(200);
+/// Scans in a row that must find the same stuck board.
+const CONFIRMATIONS: u32 = 3;
+
+/// Set once a deadlock ended the run: its exit status is 1.
+static DEADLOCKED: AtomicBool = AtomicBool::new(false);
+
+pub fn deadlocked() -> bool {
+    DEADLOCKED.load(Ordering::SeqCst)
+}
+
+/// What a deadlock ends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Ends {
+    /// The whole run (a script).
+    Run,
+    /// The statement running at the prompt.
+    Statement,
+}
+
+/// The watch thread; stopped when dropped.
+pub struct Watch {
+    stop: Arc<CancelToken>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Watch {
+    pub fn start(proc: Arc<Process>, ends: Ends) -> Option<Watch> {
+        let stop = Arc::new(CancelToken::default());
+        let stopped = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("concsh-deadlock-watch".into())
+            .spawn(move || watch(&proc, &stopped, ends))
+            .ok()?;
+        Some(Watch { stop, thread: Some(thread) })
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn watch(proc: &Process, stop: &CancelToken, ends: Ends) {
+    let mut last: Option<(u64, Vec<Entry>)> = None;
+    let mut seen = 0;
+    while stop.sleep(TICK, None).is_ok() {
+        let Some((before, entries, after)) = board::scan() else { continue };
+        // A board that moved while it was read, or that shows a task able
+        // to go on, starts the count again.
+        if before != after || !stuck(&entries) {
+            last = None;
+            seen = 0;
+            continue;
+        }
+        seen = match &last {
+            Some((progress, previous)) if *progress == before && *previous == entries => seen + 1,
+            _ => 1,
+        };
+        last = Some((before, entries));
+        if seen < CONFIRMATIONS {
+            continue;
+        }
+        let Some((_, entries)) = last.take() else { continue };
+        seen = 0;
+        let source = proc.source.read().clone();
+        output::report(&report(&source, &entries).render());
+        proc.gate.enter();
+        match ends {
+            Ends::Run => {
+                DEADLOCKED.store(true, Ordering::SeqCst);
+                proc.cancel_all();
+            }
+            Ends::Statement => proc.main_task().cancel.cancel(),
+        }
+        proc.gate.leave();
+        if ends == Ends::Run {
+            return;
+        }
+    }
+}
+
+/// Whether no task on the board can go on, nor be woken by one that can.
+fn stuck(entries: &[Entry]) -> bool {
+    let mut tasks = 0;
+    for entry in entries {
+        if entry.owner != Owner::Helper {
+            tasks += 1;
+        }
+        if entry.state != State::Blocked || entry.unwoken == Some(false) {
+            return false;
+        }
+        let waiting_on_a_live_task = match entry.what.op {
+            Op::Other | Op::Sleep => return false,
+            Op::JoinThread => entries.iter().any(|e| e.id == entry.what.target),
+            Op::JoinProcess => entries.iter().any(|e| e.pid as u64 == entry.what.target),
+            _ => true,
+        };
+        // The joined task has ended: its joiner is about to wake.
+        if !waiting_on_a_live_task {
+            return false;
+        }
+    }
+    tasks > 0
+}
+
+/// The `Deadlock` report: a label per task at the line it waits on, and
+/// every task listed in the help.
+fn report(source: &Source, entries: &[Entry]) -> Report {
+    let mut tasks: Vec<&Entry> = entries.iter().filter(|e| e.owner != Owner::Helper).collect();
+    tasks.sort_by(|a, b| (a.what.span, &a.name).cmp(&(b.what.span, &b.name)));
+    let mut labels: Vec<(Span, String)> = Vec::new();
+    let mut list = String::from("every task waits with no timeout, and only another of them could wake it:");
+    for task in &tasks {
+        let who = format!("{} {} (pid {})", kind(task), task.name, task.pid);
+        let what = describe(task, entries);
+        let span = Span { start: task.what.span.0, end: task.what.span.1 };
+        let at = match (span.is_empty(), task.what.op) {
+            (false, _) => format!(", line {}", line_of(&source.text, span.start)),
+            (true, Op::JoinThread | Op::JoinProcess) => " at the end of the script".into(),
+            (true, _) => String::new(),
+        };
+        list.push_str(&format!("\n  {who} {what}{at}"));
+        if span.is_empty() {
+            continue;
+        }
+        match labels.iter_mut().find(|(s, _)| *s == span) {
+            Some((_, text)) => text.push_str(&format!("; {who} too")),
+            None => labels.push((span, format!("{who} {what}"))),
+        }
+    }
+    list.push_str("\na timeout (`get q timeout 5`, `join t timeout 5`) turns a wait into an error you can handle");
+    Report::deadlock(source, labels, list)
+}
+
+fn kind(entry: &Entry) -> &'static str {
+    match entry.owner {
+        Owner::Process => "process",
+        _ => "thread",
+    }
+}
+
+/// What an entry waits for, with the state of the primitive.
+fn describe(entry: &Entry, entries: &[Entry]) -> String {
+    let target = entry.what.target;
+    let name_of = |found: Option<&Entry>| found.map_or("a task that ended".to_string(), |e| e.name.clone());
+    match entry.what.op {
+        Op::JoinThread => format!("waits to join thread {}", name_of(entries.iter().find(|e| e.id == target))),
+        Op::JoinProcess => {
+            let found = entries.iter().find(|e| e.pid as u64 == target && e.owner == Owner::Process);
+            format!("waits to join process {}", name_of(found))
+        }
+        Op::PoolResult => "waits for results from a pool".into(),
+        Op::PoolIdle => "waits for work from its pool".into(),
+        Op::Put if target == 0 => "waits to hand a task to a pool whose queue is full".into(),
+        op => match Handle::from_bits(target) {
+            Some(handle) => primitive(op, handle, entries),
+            None => "waits".into(),
+        },
+    }
+}
+
+fn primitive(op: Op, handle: Handle, entries: &[Entry]) -> String {
+    let off = handle.off();
+    let holder = |owner: u64| match entries.iter().find(|e| e.id == owner) {
+        Some(e) => format!(" held by {}", e.name),
+        None if owner != 0 => " held by a task that ended without releasing it".into(),
+        None => String::new(),
+    };
+    match (op, handle.kind()) {
+        (Op::Get, HandleKind::Queue) => {
+            let q = Queue(off);
+            format!("waits to get from a queue holding {} items{}", q.len(), capacity(q))
+        }
+        (Op::Put, HandleKind::Queue) => format!("waits to put into a full queue{}", capacity(Queue(off))),
+        (Op::Get, HandleKind::Pipe) => "waits to receive from a pipe no one sends to".into(),
+        (Op::Put, HandleKind::Pipe) => "waits to send into a full pipe".into(),
+        (Op::Acquire, HandleKind::Lock) => format!("waits to acquire a lock{}", holder(Lock(off).owner())),
+        (Op::Acquire, HandleKind::Semaphore) => format!("waits to acquire a semaphore at {}", Semaphore(off).value()),
+        (Op::Acquire, HandleKind::Condition) => {
+            let owner = Condition(off).lock().map(|l| l.owner()).unwrap_or(0);
+            format!("waits to acquire a condition's lock{}", holder(owner))
+        }
+        (Op::Acquire, _) => "waits to acquire a shared value's lock".into(),
+        (Op::Wait, HandleKind::Event) => match Event(off).is_set() {
+            true => "waits for an event".into(),
+            false => "waits for an event no task sets".into(),
+        },
+        (Op::Wait, _) => "waits for a condition no task notifies".into(),
+        _ => "waits".into(),
+    }
+}
+
+fn capacity(q: Queue) -> String {
+    q.capacity().map_or(String::new(), |c| format!(" (capacity {c})"))
+}
+
+fn line_of(text: &str, offset: u32) -> usize {
+    let end = (offset as usize).min(text.len());
+    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+}

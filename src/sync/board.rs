@@ -1,0 +1,373 @@
+//! The task board: one slot per task of the whole run (every thread of
+//! every process), in the shared region, telling what the task does now:
+//! running, or asleep on which futex word, for which operation, at which
+//! place in the source. The deadlock watch and the task dumps read it.
+//!
+//! A task writes only its own slot, and only on the slow path of a wait
+//! (just before it sleeps, just after it wakes), so the board costs a
+//! running task nothing. Every such change, and every wake-up of a
+//! sleeper, moves one `progress` counter: a reader that sees the same
+//! counter before and after a scan saw a consistent picture.
+
+use std::cell::Cell;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI32, AtomicU8, AtomicU32, AtomicU64, Ordering};
+
+use super::shm::{Off, Shared, region};
+
+/// Slots on the board; a task that finds none runs unlisted, and the
+/// board then never reports a deadlock (it cannot see everyone).
+pub const SLOTS: usize = 4096;
+const NAME_LEN: usize = 40;
+
+/// What a slot's task is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum State {
+    Free = 0,
+    Running = 1,
+    /// Asleep with no deadline.
+    Blocked = 2,
+    /// Asleep until a deadline (a wait with a timeout, a `sleep`).
+    Timed = 3,
+}
+
+/// Who the slot belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Owner {
+    Thread = 0,
+    Process = 1,
+    /// A helper thread of the interpreter (a pool's collector, say):
+    /// counted, never listed.
+    Helper = 2,
+}
+
+/// The operation a task waits in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Op {
+    /// A wait the board does not judge (a fork gate, say): never stuck.
+    #[default]
+    Other = 0,
+    Get = 1,
+    Put = 2,
+    Acquire = 3,
+    Wait = 4,
+    /// `join` of a thread: `target` is its task id.
+    JoinThread = 5,
+    /// `join` of a process: `target` is its pid.
+    JoinProcess = 6,
+    /// Waiting for a pool's results (`map`, a future).
+    PoolResult = 7,
+    /// A pool worker waiting for work.
+    PoolIdle = 8,
+    /// A helper waiting for the tasks it serves.
+    HelperIdle = 9,
+    Sleep = 10,
+}
+
+impl Op {
+    fn from_u32(n: u32) -> Op {
+        match n {
+            1 => Op::Get,
+            2 => Op::Put,
+            3 => Op::Acquire,
+            4 => Op::Wait,
+            5 => Op::JoinThread,
+            6 => Op::JoinProcess,
+            7 => Op::PoolResult,
+            8 => Op::PoolIdle,
+            9 => Op::HelperIdle,
+            10 => Op::Sleep,
+            _ => Op::Other,
+        }
+    }
+}
+
+/// What a wait is for, as told to the board when the task sleeps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct What {
+    pub op: Op,
+    /// A handle's bits, a task id or a pid (see [`Op`]).
+    pub target: u64,
+    /// The source span of the operation (byte offsets).
+    pub span: (u32, u32),
+}
+
+#[repr(C)]
+struct Slot {
+    /// 0 when free; else the task's id.
+    id: AtomicU64,
+    state: AtomicU32,
+    pid: AtomicI32,
+    owner: AtomicU32,
+    op: AtomicU32,
+    /// The address of the futex word slept on: the region is at the same
+    /// address in every process, so a word in it can be read by any.
+    word: AtomicU64,
+    seen: AtomicU32,
+    span_start: AtomicU32,
+    span_end: AtomicU32,
+    target: AtomicU64,
+    name: [AtomicU8; NAME_LEN],
+}
+
+#[repr(C)]
+struct Board {
+    progress: AtomicU64,
+    /// One past the highest slot ever used: scans stop there.
+    high: AtomicU32,
+    /// Set once a task found no slot.
+    overflowed: AtomicU32,
+    slots: [Slot; SLOTS],
+}
+
+// SAFETY: atomics only.
+unsafe impl Shared for Board {}
+
+static BOARD: OnceLock<Option<Off>> = OnceLock::new();
+
+thread_local! {
+    /// This thread's slot, if it has one.
+    static MINE: Cell<Option<u32>> = const { Cell::new(None) };
+}
+
+/// Places the board in the region; the run's first process calls this
+/// before any fork, so every process finds it at the same offset.
+pub fn init() {
+    board();
+}
+
+fn board() -> Option<&'static Board> {
+    let off = *BOARD.get_or_init(|| {
+        let region = region()?;
+        let off = region.alloc(std::mem::size_of::<Board>())?;
+        // Fresh pages of an anonymous mapping are zero: every slot free.
+        Some(off)
+    });
+    Some(region()?.get::<Board>(off?))
+}
+
+/// A claimed slot; freed when dropped.
+pub struct Claim(u32);
+
+impl Claim {
+    pub fn index(&self) -> u32 {
+        self.0
+    }
+
+    /// The slot stays claimed (its thread frees it with [`release_mine`]).
+    pub fn keep(self) -> u32 {
+        let index = self.0;
+        std::mem::forget(self);
+        index
+    }
+
+    /// Makes the slot this thread's, for task `id` in process `pid`; freed
+    /// when the guard is dropped (at the end of the thread's task).
+    pub fn adopt(self, id: u64, pid: i32) -> Mine {
+        adopt(self.keep(), id, pid);
+        Mine(())
+    }
+}
+
+/// This thread's slot, freed when dropped.
+pub struct Mine(());
+
+impl Drop for Mine {
+    fn drop(&mut self) {
+        release_mine();
+    }
+}
+
+/// Claims and adopts a slot for the calling thread.
+pub fn list_me(id: u64, owner: Owner, name: &str) -> Option<Mine> {
+    let pid = nix::unistd::getpid().as_raw();
+    claim(id, pid, owner, name).map(|claim| claim.adopt(id, pid))
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        release(self.0);
+    }
+}
+
+/// Claims a slot for a new task, running, in process `pid`.
+pub fn claim(id: u64, pid: i32, owner: Owner, name: &str) -> Option<Claim> {
+    let board = board()?;
+    for (index, slot) in board.slots.iter().enumerate() {
+        if slot.id.load(Ordering::Relaxed) != 0
+            || slot.id.compare_exchange(0, id, Ordering::SeqCst, Ordering::Relaxed).is_err()
+        {
+            continue;
+        }
+        slot.pid.store(pid, Ordering::SeqCst);
+        slot.owner.store(owner as u32, Ordering::SeqCst);
+        slot.op.store(Op::Other as u32, Ordering::SeqCst);
+        for (i, byte) in slot.name.iter().enumerate() {
+            byte.store(name.as_bytes().get(i).copied().unwrap_or(0), Ordering::Relaxed);
+        }
+        slot.state.store(State::Running as u32, Ordering::SeqCst);
+        board.high.fetch_max(index as u32 + 1, Ordering::SeqCst);
+        board.progress.fetch_add(1, Ordering::SeqCst);
+        return Some(Claim(index as u32));
+    }
+    board.overflowed.store(1, Ordering::SeqCst);
+    None
+}
+
+/// Makes `index` this thread's slot (the thread of the task it was
+/// claimed for), with `id` and `pid` now known.
+fn adopt(index: u32, id: u64, pid: i32) {
+    if let Some(slot) = board().and_then(|b| b.slots.get(index as usize)) {
+        slot.id.store(id, Ordering::SeqCst);
+        slot.pid.store(pid, Ordering::SeqCst);
+    }
+    MINE.with(|mine| mine.set(Some(index)));
+}
+
+/// Frees this thread's slot, at the end of its task.
+fn release_mine() {
+    if let Some(index) = MINE.with(|mine| mine.take()) {
+        release(index);
+    }
+}
+
+/// Forgets this thread's slot without freeing it (a forked child's first
+/// thread: the slot belongs to the parent's task).
+pub fn forget_mine() {
+    MINE.with(|mine| mine.set(None));
+}
+
+fn release(index: u32) {
+    let Some(board) = board() else { return };
+    if let Some(slot) = board.slots.get(index as usize) {
+        slot.state.store(State::Free as u32, Ordering::SeqCst);
+        slot.id.store(0, Ordering::SeqCst);
+        board.progress.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Frees every slot of process `pid`, which has ended (however it died).
+pub fn release_process(pid: i32) {
+    let Some(board) = board() else { return };
+    let high = board.high.load(Ordering::SeqCst) as usize;
+    for (index, slot) in board.slots.iter().enumerate().take(high) {
+        if slot.id.load(Ordering::SeqCst) != 0 && slot.pid.load(Ordering::SeqCst) == pid {
+            release(index as u32);
+        }
+    }
+}
+
+/// This thread goes to sleep on `word`, which read `seen`.
+pub fn asleep(word: &AtomicU32, seen: u32, timed: bool, what: What) {
+    let Some(index) = MINE.with(Cell::get) else { return };
+    let Some(board) = board() else { return };
+    let slot = &board.slots[index as usize];
+    slot.word.store(word as *const AtomicU32 as u64, Ordering::SeqCst);
+    slot.seen.store(seen, Ordering::SeqCst);
+    slot.op.store(what.op as u32, Ordering::SeqCst);
+    slot.target.store(what.target, Ordering::SeqCst);
+    slot.span_start.store(what.span.0, Ordering::SeqCst);
+    slot.span_end.store(what.span.1, Ordering::SeqCst);
+    let state = if timed { State::Timed } else { State::Blocked };
+    slot.state.store(state as u32, Ordering::SeqCst);
+    board.progress.fetch_add(1, Ordering::SeqCst);
+}
+
+/// This thread waits outside a futex (on a descriptor): no word to check.
+pub fn waiting(timed: bool, what: What) {
+    static NEVER_MOVES: AtomicU32 = AtomicU32::new(0);
+    asleep(&NEVER_MOVES, 0, timed, what);
+}
+
+/// This thread is running again.
+pub fn awake() {
+    let Some(index) = MINE.with(Cell::get) else { return };
+    let Some(board) = board() else { return };
+    board.slots[index as usize].state.store(State::Running as u32, Ordering::SeqCst);
+    board.progress.fetch_add(1, Ordering::SeqCst);
+}
+
+/// A sleeper is being woken: the picture is changing.
+#[inline]
+pub fn woken() {
+    if let Some(board) = board() {
+        board.progress.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// One slot as read by a scan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub index: u32,
+    pub id: u64,
+    pub pid: i32,
+    pub owner: Owner,
+    pub state: State,
+    pub what: What,
+    pub name: String,
+    /// The word slept on still holds what the sleeper saw (no wake-up is
+    /// on its way); `None` when it cannot be read from here.
+    pub unwoken: Option<bool>,
+}
+
+/// Everything on the board, with the progress counter read before and
+/// after (equal when no task changed state meanwhile); `None` when the
+/// board is missing or a task runs unlisted.
+pub fn scan() -> Option<(u64, Vec<Entry>, u64)> {
+    let board = board()?;
+    if board.overflowed.load(Ordering::SeqCst) != 0 {
+        return None;
+    }
+    let before = board.progress.load(Ordering::SeqCst);
+    let high = board.high.load(Ordering::SeqCst) as usize;
+    let mut entries = Vec::new();
+    for (index, slot) in board.slots.iter().enumerate().take(high) {
+        let id = slot.id.load(Ordering::SeqCst);
+        let state = match slot.state.load(Ordering::SeqCst) {
+            1 => State::Running,
+            2 => State::Blocked,
+            3 => State::Timed,
+            _ => continue,
+        };
+        if id == 0 {
+            continue;
+        }
+        let pid = slot.pid.load(Ordering::SeqCst);
+        let word = slot.word.load(Ordering::SeqCst);
+        let seen = slot.seen.load(Ordering::SeqCst);
+        // Only a word in the region can be read safely: a word in a
+        // process's own memory may be gone once its sleeper woke.
+        let unwoken = match region() {
+            Some(region) if region.contains(word) => {
+                // SAFETY: a word inside the region, which is mapped for the
+                // life of the process; read atomically.
+                Some(unsafe { &*(word as *const AtomicU32) }.load(Ordering::SeqCst) == seen)
+            }
+            _ => None,
+        };
+        let name: Vec<u8> = slot.name.iter().map(|b| b.load(Ordering::Relaxed)).take_while(|&b| b != 0).collect();
+        entries.push(Entry {
+            index: index as u32,
+            id,
+            pid,
+            owner: match slot.owner.load(Ordering::SeqCst) {
+                1 => Owner::Process,
+                2 => Owner::Helper,
+                _ => Owner::Thread,
+            },
+            state,
+            what: What {
+                op: Op::from_u32(slot.op.load(Ordering::SeqCst)),
+                target: slot.target.load(Ordering::SeqCst),
+                span: (slot.span_start.load(Ordering::SeqCst), slot.span_end.load(Ordering::SeqCst)),
+            },
+            name: String::from_utf8_lossy(&name).into_owned(),
+            unwoken,
+        });
+    }
+    let after = board.progress.load(Ordering::SeqCst);
+    Some((before, entries, after))
+}
