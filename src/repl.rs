@@ -18,12 +18,13 @@ use rustyline::hint::{Hinter, HistoryHinter};
 use rustyline::validate::Validator;
 use rustyline::{Context, Editor, ExternalPrinter, Helper};
 
-use crate::eval::{Ctrl, DEFAULT_MAX_TASKS, Interp, Process, finish_tasks, members};
+use crate::eval::{Ctrl, DEFAULT_MAX_TASKS, Ends, Interp, Process, Watch, dump, finish_tasks, members};
 use crate::report::{Report, Source};
 use crate::resolve::Globals;
 use crate::resolve::builtin::Builtin;
 use crate::runtime::task::{Task, TaskKind};
 use crate::runtime::{Value, output};
+use crate::sync::board;
 use crate::syntax;
 use crate::syntax::ast::{Ident, Pattern, Stmt, StmtKind};
 use crate::{resolve, signals};
@@ -216,11 +217,21 @@ struct Session {
     text: String,
     process: Option<Arc<Process>>,
     listener: Option<signals::Listener>,
+    watch: Option<Watch>,
+    /// The prompt's thread on the task board, and its task id there.
+    listed: Option<(board::Mine, u64)>,
 }
 
 impl Default for Session {
     fn default() -> Self {
-        Session { globals: Globals::for_session(), text: String::new(), process: None, listener: None }
+        Session {
+            globals: Globals::for_session(),
+            text: String::new(),
+            process: None,
+            listener: None,
+            watch: None,
+            listed: None,
+        }
     }
 }
 
@@ -261,6 +272,10 @@ impl Session {
             None => {
                 let process = Process::new(&program, source.clone(), Vec::new(), DEFAULT_MAX_TASKS);
                 self.listener = signals::Listener::start_repl(process.clone());
+                let id = process.main_task().id;
+                self.listed = board::list_me(id, board::Owner::Process, "MainProcess").map(|mine| (mine, id));
+                // A deadlock at the prompt ends the statement, not the session.
+                self.watch = Watch::start(process.clone(), Ends::Statement);
                 self.process = Some(process.clone());
                 process
             }
@@ -308,20 +323,13 @@ impl Session {
         }
     }
 
-    /// Each task started in the session and still alive.
+    /// Each task started in the session and still alive: what it does
+    /// and the line it is at or waits on.
     fn show_tasks(&self) {
-        let Some(process) = &self.process else { return };
-        let tasks: Vec<_> = process.tasks.lock().iter().filter(|t| t.is_alive()).cloned().collect();
-        if tasks.is_empty() {
-            say("no tasks running\n");
-            return;
+        match &self.process {
+            Some(process) => say(&dump(process, self.listed.as_ref().map(|(_, id)| *id))),
+            None => say("no tasks running\n"),
         }
-        let mut text = format!("{:<8} {:<16} {:>8}  {}\n", "KIND", "NAME", "PID", "STATE");
-        for task in tasks {
-            let daemon = if task.daemon { "running (daemon)" } else { "running" };
-            text.push_str(&format!("{:<8} {:<16} {:>8}  {daemon}\n", task.kind.name(), task.name, task.pid()));
-        }
-        say(&text);
     }
 
     /// Runs a file into the session: its functions and globals stay.
@@ -344,7 +352,9 @@ impl Session {
         process.cancel_all();
         process.gate.leave();
         finish_tasks(&process, true);
+        drop(self.watch.take());
         drop(self.listener.take());
+        drop(self.listed.take());
         0
     }
 }

@@ -3,12 +3,14 @@
 //! task of the process (which wakes any sleeping or blocked one) and asks
 //! child processes to end. SIGINT ends a run with status 130; SIGTERM
 //! (what `terminate` sends a process) ends it as if killed by SIGTERM.
+//! SIGQUIT (Ctrl-\) prints a task dump and the run goes on: the first
+//! process prints it, every process passes the question to its children.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
 
 use crate::eval::Process;
@@ -19,12 +21,15 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static TERMINATED: AtomicBool = AtomicBool::new(false);
 
 /// What Ctrl-C ends.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Scope {
     /// The whole run (a script).
     Everything,
     /// The statement the REPL is running.
     Statement,
+    /// A child process: it ends as a whole, and leaves task dumps to the
+    /// run's first process.
+    Child,
 }
 
 /// Listens for SIGINT and SIGTERM until dropped.
@@ -46,18 +51,22 @@ impl Listener {
     }
 
     fn listen(process: Arc<Process>, interrupt: Scope) -> Option<Listener> {
-        let mut signals = Signals::new([SIGINT, SIGTERM]).ok()?;
+        let mut signals = Signals::new([SIGINT, SIGTERM, SIGQUIT]).ok()?;
         let handle = signals.handle();
         let thread = std::thread::Builder::new()
             .name("concsh-signals".into())
             .spawn(move || {
                 for signal in signals.forever() {
+                    if signal == SIGQUIT {
+                        dump(&process, interrupt != Scope::Child);
+                        continue;
+                    }
                     let everything = match (signal, interrupt) {
                         (SIGTERM, _) => {
                             TERMINATED.store(true, Ordering::SeqCst);
                             true
                         }
-                        (_, Scope::Everything) => {
+                        (_, Scope::Everything | Scope::Child) => {
                             INTERRUPTED.store(true, Ordering::SeqCst);
                             true
                         }
@@ -82,7 +91,26 @@ impl Listener {
     pub fn start_for_child(process: Arc<Process>) -> Option<Listener> {
         INTERRUPTED.store(false, Ordering::SeqCst);
         TERMINATED.store(false, Ordering::SeqCst);
-        Listener::start(process)
+        Listener::listen(process, Scope::Child)
+    }
+}
+
+/// Answers SIGQUIT: tasks say where they are, children are asked too,
+/// and the first process prints the dump.
+fn dump(process: &Process, print: bool) {
+    // Inside the fork gate: the task registry is an interpreter lock.
+    process.gate.enter();
+    if !print {
+        crate::eval::ask_where(process);
+    }
+    for task in process.tasks.lock().iter() {
+        if let Some(child) = task.child.get() {
+            child.signal(nix::sys::signal::Signal::SIGQUIT);
+        }
+    }
+    process.gate.leave();
+    if print {
+        crate::runtime::output::report(&crate::eval::dump(process, None));
     }
 }
 

@@ -143,6 +143,23 @@ fn ctrl_c_interrupts_a_busy_loop() {
 }
 
 #[test]
+fn loops_with_empty_bodies_stop_for_a_fork_and_for_ctrl_c() {
+    // Each empty loop still reaches the checks a fork and Ctrl-C wait for.
+    let code = "let t = thread { while true { } }\nlet u = thread { for i in range(1000000000000) { } }\nprint(join spawn { return \"forked\" })\nprint(\"ready\")\nwhile true { }";
+    let (mut child, mut stdout) = support::start(&["-c", code]);
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("the child's result");
+    assert_eq!(line, "forked\n", "a fork went ahead beside two busy empty loops");
+    drop(child.stdin.take());
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    line.clear();
+    stdout.read_line(&mut line).expect("ready line");
+    assert_eq!(line, "ready\n");
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("signal sent");
+    assert_eq!(child.wait().expect("ends").code(), Some(130));
+}
+
+#[test]
 fn ctrl_c_ends_every_blocked_thread() {
     let code = "let q = queue()\nlet ts = []\nfor i in range(4) { ts.push(thread { get q }) }\nprint(\"ready\")\nfor t in ts { join t }";
     let (status, rest) = interrupt_after_ready(code);

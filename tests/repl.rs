@@ -116,9 +116,11 @@ fn tasks_lists_a_running_process_and_load_and_reset_work() {
     enter(&mut s, "let p = spawn { wait e }");
     let seen = enter(&mut s, ":tasks");
     assert!(
-        seen.lines().any(|l| l.starts_with("process") && l.contains("Process-1") && l.contains("running")),
-        "the process is listed: {seen:?}"
+        seen.lines()
+            .any(|l| l.contains("process Process-1 (pid ") && l.contains("waits for an event no task sets, line 2")),
+        "the process is listed with what it waits on and where: {seen:?}"
     );
+    assert!(!seen.contains("MainProcess"), "the prompt itself is not listed: {seen:?}");
     enter(&mut s, "set e");
     enter(&mut s, "join p");
     let seen = enter(&mut s, ":tasks");
@@ -187,10 +189,11 @@ fn a_process_prints_while_the_prompt_is_shown() {
     let mut s = repl("a_process_prints_while_the_prompt_is_shown");
     enter(&mut s, "let go = event()");
     enter(&mut s, "let p = spawn { wait go; print(\"from the child\") }");
-    enter(&mut s, "set go");
-    // The child's line is drawn above a prompt, never inside a typed line.
+    s.send_line("set go").unwrap();
+    // The child's line comes before the next prompt or is drawn above it;
+    // either way on a line of its own, never inside a typed line.
     s.expect("from the child\r\n").expect("the child's output is drawn on a line of its own");
-    s.expect("concsh> ").expect("the prompt is drawn again below it");
+    s.expect("concsh> ").expect("a prompt is drawn below it");
     enter(&mut s, "join p");
     s.send_line(":quit").unwrap();
     s.expect(Eof).unwrap();
@@ -258,5 +261,19 @@ fn dash_reads_a_program_from_the_terminal_until_ctrl_d() {
     s.expect("print(x + 1)").unwrap();
     s.send(expectrl::ControlCode::EndOfTransmission).unwrap();
     s.expect(Regex("\r?\n21\r?\n")).expect("the program runs once its input ends");
+    s.expect(Eof).unwrap();
+}
+
+#[test]
+fn a_deadlock_at_the_prompt_ends_the_statement_not_the_session() {
+    let mut s = repl("a_deadlock_at_the_prompt_ends_the_statement_not_the_session");
+    enter(&mut s, "let q = queue(2)");
+    s.send_line("get q").unwrap();
+    s.expect("Deadlock").expect("waiting on a queue no task can fill is reported");
+    s.expect("waits to get from a queue holding 0 items (capacity 2)").unwrap();
+    s.expect("concsh> ").expect("the prompt comes back");
+    let seen = enter(&mut s, "print(q.size)");
+    assert!(seen.contains("\n0\r\n"), "the session goes on: {seen:?}");
+    s.send_line(":quit").unwrap();
     s.expect(Eof).unwrap();
 }

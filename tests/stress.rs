@@ -130,7 +130,7 @@ fn cancel_wakes_every_kind_of_wait() {
             s.acquire(forever(t))?;
             s.acquire(forever(t))
         }),
-        Box::new(|t| t.sleep(Duration::from_secs(1000), None).map_err(|_| SyncError::Cancelled)),
+        Box::new(|t| t.sleep(Duration::from_secs(1000), None, Default::default()).map_err(|_| SyncError::Cancelled)),
     ];
     for case in cases {
         let token = Arc::new(CancelToken::default());

@@ -15,6 +15,7 @@ use crate::runtime::handle::HandleKind;
 use crate::runtime::output::{self, Stream, Written};
 use crate::runtime::stdin;
 use crate::runtime::value::{Key, Range, Value};
+use crate::sync::board::{Op, What};
 use crate::syntax::Span;
 
 impl<'p> Interp<'p> {
@@ -169,7 +170,8 @@ impl<'p> Interp<'p> {
             }
             Builtin::Sleep => {
                 let seconds = sync_ops::seconds(&arg(0), name)?;
-                self.cancel.sleep(seconds, Some(&self.proc.gate)).map_err(|_| Ctrl::Cancelled)?;
+                let what = What { op: Op::Sleep, target: 0, span: (span.start, span.end) };
+                self.cancel.sleep(seconds, Some(&self.proc.gate), what).map_err(|_| Ctrl::Cancelled)?;
                 Value::Nil
             }
             Builtin::Time => {

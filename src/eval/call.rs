@@ -189,7 +189,7 @@ impl<'p> Interp<'p> {
             match &stmt.kind {
                 StmtKind::Return(value) => {
                     if self.cancel.needs_attention() {
-                        self.attend()?;
+                        self.attend(stmt.span)?;
                     }
                     return Ok(Flow::Return(match value {
                         Some(value) => self.operand(value, upvals)?,
@@ -198,7 +198,7 @@ impl<'p> Interp<'p> {
                 }
                 StmtKind::If(branches, otherwise) => {
                     if self.cancel.needs_attention() {
-                        self.attend()?;
+                        self.attend(stmt.span)?;
                     }
                     let mut taken = otherwise.as_ref();
                     for (cond, block) in branches {

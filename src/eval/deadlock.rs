@@ -15,17 +15,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::dump::{describe, kind, line_of};
 use super::process::Process;
 use crate::report::{Report, Source};
-use crate::runtime::handle::{Handle, HandleKind};
 use crate::runtime::output;
 use crate::sync::board::{self, Entry, Op, Owner, State};
 use crate::sync::cancel::CancelToken;
-use crate::sync::condition::Condition;
-use crate::sync::event::Event;
-use crate::sync::lock::Lock;
-use crate::sync::queue::Queue;
-use crate::sync::semaphore::Semaphore;
 use crate::syntax::Span;
 
 /// How often the board is read.
@@ -79,7 +74,7 @@ impl Drop for Watch {
 fn watch(proc: &Process, stop: &CancelToken, ends: Ends) {
     let mut last: Option<(u64, Vec<Entry>)> = None;
     let mut seen = 0;
-    while stop.sleep(TICK, None).is_ok() {
+    while stop.sleep(TICK, None, Default::default()).is_ok() {
         let Some((before, entries, after)) = board::scan() else { continue };
         // A board that moved while it was read, or that shows a task able
         // to go on, starts the count again.
@@ -166,71 +161,4 @@ fn report(source: &Source, entries: &[Entry]) -> Report {
     }
     list.push_str("\na timeout (`get q timeout 5`, `join t timeout 5`) turns a wait into an error you can handle");
     Report::deadlock(source, labels, list)
-}
-
-fn kind(entry: &Entry) -> &'static str {
-    match entry.owner {
-        Owner::Process => "process",
-        _ => "thread",
-    }
-}
-
-/// What an entry waits for, with the state of the primitive.
-fn describe(entry: &Entry, entries: &[Entry]) -> String {
-    let target = entry.what.target;
-    let name_of = |found: Option<&Entry>| found.map_or("a task that ended".to_string(), |e| e.name.clone());
-    match entry.what.op {
-        Op::JoinThread => format!("waits to join thread {}", name_of(entries.iter().find(|e| e.id == target))),
-        Op::JoinProcess => {
-            let found = entries.iter().find(|e| e.pid as u64 == target && e.owner == Owner::Process);
-            format!("waits to join process {}", name_of(found))
-        }
-        Op::PoolResult => "waits for results from a pool".into(),
-        Op::PoolIdle => "waits for work from its pool".into(),
-        Op::Put if target == 0 => "waits to hand a task to a pool whose queue is full".into(),
-        op => match Handle::from_bits(target) {
-            Some(handle) => primitive(op, handle, entries),
-            None => "waits".into(),
-        },
-    }
-}
-
-fn primitive(op: Op, handle: Handle, entries: &[Entry]) -> String {
-    let off = handle.off();
-    let holder = |owner: u64| match entries.iter().find(|e| e.id == owner) {
-        Some(e) => format!(" held by {}", e.name),
-        None if owner != 0 => " held by a task that ended without releasing it".into(),
-        None => String::new(),
-    };
-    match (op, handle.kind()) {
-        (Op::Get, HandleKind::Queue) => {
-            let q = Queue(off);
-            format!("waits to get from a queue holding {} items{}", q.len(), capacity(q))
-        }
-        (Op::Put, HandleKind::Queue) => format!("waits to put into a full queue{}", capacity(Queue(off))),
-        (Op::Get, HandleKind::Pipe) => "waits to receive from a pipe no one sends to".into(),
-        (Op::Put, HandleKind::Pipe) => "waits to send into a full pipe".into(),
-        (Op::Acquire, HandleKind::Lock) => format!("waits to acquire a lock{}", holder(Lock(off).owner())),
-        (Op::Acquire, HandleKind::Semaphore) => format!("waits to acquire a semaphore at {}", Semaphore(off).value()),
-        (Op::Acquire, HandleKind::Condition) => {
-            let owner = Condition(off).lock().map(|l| l.owner()).unwrap_or(0);
-            format!("waits to acquire a condition's lock{}", holder(owner))
-        }
-        (Op::Acquire, _) => "waits to acquire a shared value's lock".into(),
-        (Op::Wait, HandleKind::Event) => match Event(off).is_set() {
-            true => "waits for an event".into(),
-            false => "waits for an event no task sets".into(),
-        },
-        (Op::Wait, _) => "waits for a condition no task notifies".into(),
-        _ => "waits".into(),
-    }
-}
-
-fn capacity(q: Queue) -> String {
-    q.capacity().map_or(String::new(), |c| format!(" (capacity {c})"))
-}
-
-fn line_of(text: &str, offset: u32) -> usize {
-    let end = (offset as usize).min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
 }

@@ -84,6 +84,10 @@ impl<'p> Interp<'p> {
 
     /// One pass of a loop body; false when the loop should stop.
     fn iteration(&mut self, pattern: &Pattern, item: Value, body: &[Stmt], up: Up) -> R<bool> {
+        // An empty body has no statement to stop at (see `while`).
+        if body.is_empty() && self.cancel.needs_attention() {
+            self.attend(Span::default())?;
+        }
         self.bind(pattern, item)?;
         match self.exec_block(body, up) {
             Ok(()) | Err(Ctrl::Continue) => Ok(true),

@@ -12,6 +12,7 @@ mod builtins;
 mod call;
 mod control;
 mod deadlock;
+mod dump;
 mod iter;
 mod methods;
 mod ops;
@@ -27,6 +28,7 @@ use indexmap::IndexMap;
 
 pub use control::{Ctrl, R};
 pub use deadlock::{Ends, Watch, deadlocked};
+pub use dump::{ask_where, dump};
 pub use methods::members;
 pub use process::{DEFAULT_MAX_TASKS, Process, Tables};
 pub use task::finish_tasks;
@@ -76,9 +78,12 @@ impl<'p> Interp<'p> {
     /// The task was cancelled, or asked to pause for a fork: a pause steps
     /// out of the fork gate and back in (waiting while the fork happens).
     #[cold]
-    fn attend(&mut self) -> R<()> {
+    fn attend(&mut self, span: crate::syntax::Span) -> R<()> {
         if self.cancel.is_cancelled() {
             return Err(Ctrl::Cancelled);
+        }
+        if self.cancel.take_where() {
+            crate::sync::board::at((span.start, span.end));
         }
         if self.cancel.is_paused() {
             // Cleared before stepping out: a fork that starts later sets it again.
@@ -121,7 +126,7 @@ impl<'p> Interp<'p> {
 
     fn exec(&mut self, stmt: &Stmt, up: Up) -> R<()> {
         if self.cancel.needs_attention() {
-            self.attend()?;
+            self.attend(stmt.span)?;
         }
         match &stmt.kind {
             StmtKind::Expr(e) => {
@@ -160,6 +165,11 @@ impl<'p> Interp<'p> {
             }
             StmtKind::While(cond, body) => {
                 while self.condition(cond, up)? {
+                    // An empty body has no statement to stop at: `while true { }`
+                    // must still answer Ctrl-C, `terminate` and a fork.
+                    if body.is_empty() && self.cancel.needs_attention() {
+                        self.attend(stmt.span)?;
+                    }
                     match self.exec_block(body, up) {
                         Ok(()) | Err(Ctrl::Continue) => {}
                         Err(Ctrl::Break) => break,

@@ -65,6 +65,8 @@ pub enum Op {
     /// A helper waiting for the tasks it serves.
     HelperIdle = 9,
     Sleep = 10,
+    /// Not a wait: a running task's span is the statement it is at.
+    At = 11,
 }
 
 impl Op {
@@ -80,6 +82,7 @@ impl Op {
             8 => Op::PoolIdle,
             9 => Op::HelperIdle,
             10 => Op::Sleep,
+            11 => Op::At,
             _ => Op::Other,
         }
     }
@@ -286,8 +289,20 @@ pub fn waiting(timed: bool, what: What) {
 pub fn awake() {
     let Some(index) = MINE.with(Cell::get) else { return };
     let Some(board) = board() else { return };
-    board.slots[index as usize].state.store(State::Running as u32, Ordering::SeqCst);
+    let slot = &board.slots[index as usize];
+    slot.op.store(Op::Other as u32, Ordering::SeqCst);
+    slot.state.store(State::Running as u32, Ordering::SeqCst);
     board.progress.fetch_add(1, Ordering::SeqCst);
+}
+
+/// This thread runs the statement at `span` (asked by a task dump).
+pub fn at(span: (u32, u32)) {
+    let Some(index) = MINE.with(Cell::get) else { return };
+    let Some(board) = board() else { return };
+    let slot = &board.slots[index as usize];
+    slot.span_start.store(span.0, Ordering::SeqCst);
+    slot.span_end.store(span.1, Ordering::SeqCst);
+    slot.op.store(Op::At as u32, Ordering::SeqCst);
 }
 
 /// A sleeper is being woken: the picture is changing.

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use super::board::What;
 use super::futex;
 use super::gate::Gate;
 use super::wait::{Interrupted, Wait, WaitPoint};
@@ -20,6 +21,8 @@ use super::wait::{Interrupted, Wait, WaitPoint};
 const CANCELLED: u8 = 1;
 /// A fork is coming: stop at the next statement (see `gate.rs`).
 const PAUSE: u8 = 2;
+/// A task dump is coming: tell the board where you are.
+const WHERE: u8 = 4;
 
 #[derive(Default)]
 pub struct CancelToken {
@@ -71,6 +74,17 @@ impl CancelToken {
         self.flag.fetch_and(!PAUSE, Ordering::SeqCst);
     }
 
+    /// Asks the task to publish the statement it is at (for a task dump).
+    pub fn ask_where(&self) {
+        self.flag.fetch_or(WHERE, Ordering::SeqCst);
+    }
+
+    /// Whether a task dump asked where the task is (and the question is
+    /// now answered).
+    pub fn take_where(&self) -> bool {
+        self.flag.load(Ordering::Relaxed) & WHERE != 0 && self.flag.fetch_and(!WHERE, Ordering::SeqCst) & WHERE != 0
+    }
+
     pub fn cancel(&self) {
         self.flag.fetch_or(CANCELLED, Ordering::SeqCst);
         if let Some(word) = &*self.sleeping_on.lock() {
@@ -91,9 +105,10 @@ impl CancelToken {
         *self.sleeping_on.lock() = word.map(|w| WordRef(w as *const AtomicU32));
     }
 
-    /// Sleeps for `duration`, or less if cancelled; outside `gate` while asleep.
-    pub fn sleep(&self, duration: Duration, gate: Option<&Gate>) -> Result<(), Cancelled> {
-        let wait = Wait { gate, ..Wait::new(self, Some(duration)) };
+    /// Sleeps for `duration`, or less if cancelled; outside `gate` while
+    /// asleep; `what` tells the task board where.
+    pub fn sleep(&self, duration: Duration, gate: Option<&Gate>, what: What) -> Result<(), Cancelled> {
+        let wait = Wait { gate, what, ..Wait::new(self, Some(duration)) };
         match self.nap.block_on(wait, || None::<()>) {
             Err(Interrupted::Timeout) => Ok(()),
             _ => Err(Cancelled),
