@@ -5,10 +5,10 @@ use std::io::{IsTerminal, Read};
 
 use clap::Parser;
 
-use crate::eval::{Ctrl, DEFAULT_MAX_TASKS, Ends, Interp, Process, Watch, deadlocked, finish_tasks};
+use crate::eval::{Ctrl, DEFAULT_MAX_TASKS, Ends, Interp, Process, Recording, Watch, deadlocked, finish_tasks};
 use crate::report::{Report, Source};
 use crate::runtime::output;
-use crate::sync::board;
+use crate::sync::{board, history};
 use crate::{resolve, signals, syntax};
 
 /// Exit statuses.
@@ -37,6 +37,15 @@ pub struct Cli {
     /// Parse and resolve only: report every error, run nothing.
     #[arg(long)]
     check: bool,
+
+    /// Also write a trace of the run (Chrome trace event JSON, for
+    /// Perfetto or chrome://tracing) to FILE.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<std::path::PathBuf>,
+
+    /// Draw each task's timeline on stderr when the run ends.
+    #[arg(long)]
+    timeline: bool,
 
     /// Most tasks (threads and processes) alive at once.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_TASKS as u32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -93,7 +102,9 @@ fn run(cli: Cli) -> i32 {
             }
         }
     };
-    run_source(&source, script_args, &Options { check_only: cli.check, max_tasks: cli.max_tasks as usize })
+    let options =
+        Options { check_only: cli.check, max_tasks: cli.max_tasks as usize, trace: cli.trace, timeline: cli.timeline };
+    run_source(&source, script_args, &options)
 }
 
 /// How to run a program.
@@ -101,6 +112,9 @@ pub struct Options {
     /// Parse and resolve only.
     pub check_only: bool,
     pub max_tasks: usize,
+    /// `--trace FILE`.
+    pub trace: Option<std::path::PathBuf>,
+    pub timeline: bool,
 }
 
 fn read_script(path: &str) -> Result<Source, String> {
@@ -146,8 +160,10 @@ pub fn run_source(source: &Source, args: Vec<String>, options: &Options) -> i32 
         return 0;
     }
     let process = Process::new(&program, source.clone(), args, options.max_tasks);
+    let recording = Recording::start(options.trace.clone(), options.timeline);
     let main_task = process.main_task();
     let listed = board::list_me(main_task.id, board::Owner::Process, &main_task.name);
+    history::record(history::Event::TaskBegins { name: main_task.name.clone(), process: true });
     let listener = signals::Listener::start(process.clone());
     let watch = Watch::start(process.clone(), Ends::Run);
     process.gate.enter();
@@ -166,6 +182,13 @@ pub fn run_source(source: &Source, args: Vec<String>, options: &Options) -> i32 
         Err(_) => EXIT_INTERRUPTED,
     };
     finish_tasks(&process, signals::interrupted() || deadlocked());
+    history::record(history::Event::TaskEnds);
+    if let Some(recording) = recording
+        && !recording.finish(&process)
+        && code == 0
+    {
+        code = EXIT_ERROR;
+    }
     drop(watch);
     drop(listener);
     drop(listed);

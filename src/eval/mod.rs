@@ -21,6 +21,8 @@ mod process;
 mod spawn;
 mod sync_ops;
 mod task;
+mod timeline;
+mod trace;
 
 use std::sync::Arc;
 
@@ -32,6 +34,7 @@ pub use dump::{ask_where, dump};
 pub use methods::members;
 pub use process::{DEFAULT_MAX_TASKS, Process, Tables};
 pub use task::finish_tasks;
+pub use trace::{Recording, write_part};
 
 use crate::resolve::ir::*;
 use crate::runtime::Value;

@@ -41,6 +41,7 @@ use crate::sync::SyncError;
 use crate::sync::board::{self, Op, What};
 use crate::sync::cancel::CancelToken;
 use crate::sync::cell::SharedCells;
+use crate::sync::history;
 use crate::sync::queue::Queue;
 use crate::sync::wait::Wait;
 use crate::syntax::Span;
@@ -226,7 +227,16 @@ impl<'p> Interp<'p> {
             let mut values = Vec::with_capacity(calls.len());
             let mut failure = Value::Nil;
             for args in calls {
-                match self.call_value(func, args, Span::default()) {
+                let recorded = history::on();
+                if recorded {
+                    let label = format!("{}({})", function_name(func), list_text(&args.positional));
+                    history::record(history::Event::ItemBegins { label });
+                }
+                let result = self.call_value(func, args, Span::default());
+                if recorded {
+                    history::record(history::Event::ItemEnds);
+                }
+                match result {
                     Ok(value) => values.push(value),
                     Err(Ctrl::Error(error)) => {
                         failure = Value::Error(Arc::new(*error));
@@ -672,4 +682,17 @@ pub fn end_pools(proc: &Process) {
     for pool in pools {
         end_pool(proc, &pool, true);
     }
+}
+
+/// `f` for a named function, `fn` for an anonymous one.
+fn function_name(func: &Value) -> String {
+    match func {
+        Value::Func(closure) => closure.def.name.to_string(),
+        _ => "fn".into(),
+    }
+}
+
+/// `1, "a"`: arguments as a pool item's label shows them.
+fn list_text(args: &[Value]) -> String {
+    args.iter().map(format::repr).collect::<Vec<_>>().join(", ")
 }

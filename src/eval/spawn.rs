@@ -37,6 +37,7 @@ use crate::runtime::task::{Outcome, Task, TaskKind};
 use crate::runtime::{Value, output, wire};
 use crate::sync::board::{self, Op};
 use crate::sync::cell::SharedCells;
+use crate::sync::history;
 use crate::syntax::Span;
 
 /// The forker's native stack: in a child it runs the spawned task.
@@ -267,6 +268,7 @@ fn child_main(
     proc.gate.reset();
     crate::runtime::progress::forget_in_child();
     output::forget_in_child();
+    history::forget_in_child();
     fastrand::seed(u64::from(nix::unistd::getpid().as_raw().unsigned_abs()) ^ fastrand::u64(..));
     let pid = nix::unistd::getpid();
     let task = Arc::new(Task::new(
@@ -279,6 +281,7 @@ fn child_main(
     // The slot this thread had (if it forked itself) is the parent's.
     board::forget_mine();
     let _listed = listing.map(|claim| claim.adopt(task.id, pid.as_raw()));
+    history::record(history::Event::TaskBegins { name: task.name.clone(), process: true });
     let listener = crate::signals::Listener::start_for_child(proc.clone());
     let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&signal_mask), None);
 
@@ -314,6 +317,8 @@ fn child_main(
         code = 1;
         wire::encode(&failure).unwrap_or_default()
     });
+    history::record(history::Event::TaskEnds);
+    super::write_part(proc);
     let _ = request.slot.store(0, &bytes);
     board::release_process(pid.as_raw());
     let terminated = crate::signals::terminated();

@@ -16,6 +16,7 @@ use crate::sync::board::Op;
 use crate::sync::cell::SharedCells;
 use crate::sync::condition::Condition;
 use crate::sync::event::Event;
+use crate::sync::history;
 use crate::sync::lock::Lock;
 use crate::sync::pipe::PipeEnd;
 use crate::sync::queue::Queue;
@@ -134,7 +135,9 @@ impl<'p> Interp<'p> {
     pub(super) fn put(&mut self, value: Value, target: &Value, timeout: Option<Duration>, span: Span) -> R<()> {
         let q = self.put_queue(target, span)?;
         let bytes = wire::encode(&value).map_err(|e| fault_at(e, span))?;
-        q.put(&bytes, self.wait_in(timeout, Op::Put, bits(target), span)).map_err(|e| match e {
+        let put = q.put(&bytes, self.wait_in(timeout, Op::Put, bits(target), span));
+        mark("put", put.is_ok(), span);
+        put.map_err(|e| match e {
             SyncError::Timeout => {
                 let capacity = q.capacity().unwrap_or(0);
                 fault_at(ErrorValue::new(Kind::QueueFull, format!("the queue is full (capacity {capacity})")), span)
@@ -186,6 +189,7 @@ impl<'p> Interp<'p> {
             Lockable::Lock(lock) => lock.release(),
             Lockable::Semaphore(sem) => sem.release(),
         };
+        mark("release", result.is_ok(), span);
         result.map_err(|e| failure(e, span))
     }
 
@@ -212,6 +216,7 @@ impl<'p> Interp<'p> {
         let word = if raise { "set" } else { "clear" };
         let event = Event(handle(target, &[HandleKind::Event], word).map_err(|e| fault_at(e, span))?.off());
         let result = if raise { event.set() } else { event.clear() };
+        mark(word, result.is_ok(), span);
         result.map_err(|e| failure(e, span))
     }
 
@@ -227,7 +232,9 @@ impl<'p> Interp<'p> {
 
     pub(super) fn notify(&mut self, target: &Value, all: bool, span: Span) -> R<()> {
         let cond = Condition(handle(target, &[HandleKind::Condition], "notify").map_err(|e| fault_at(e, span))?.off());
-        cond.notify(self.task.id, all).map_err(|e| failure(e, span))
+        let notified = cond.notify(self.task.id, all);
+        mark(if all { "notify all" } else { "notify" }, notified.is_ok(), span);
+        notified.map_err(|e| failure(e, span))
     }
 
     /// `x.name` on a primitive.
@@ -364,5 +371,13 @@ fn bits(value: &Value) -> u64 {
     match value {
         Value::Handle(h) => h.to_bits(),
         _ => 0,
+    }
+}
+
+/// An instant in the run's history (under `--trace`/`--timeline`).
+#[inline]
+fn mark(what: &'static str, done: bool, span: Span) {
+    if done && history::on() {
+        history::record(history::Event::Mark { what, span: (span.start, span.end) });
     }
 }

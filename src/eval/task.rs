@@ -15,6 +15,7 @@ use crate::runtime::task::{Outcome, Task, TaskKind};
 use crate::runtime::{Value, format, output};
 use crate::sync::board::{self, Op, What};
 use crate::sync::cancel::CancelToken;
+use crate::sync::history;
 use crate::sync::wait::Wait;
 use crate::syntax::Span;
 
@@ -205,7 +206,9 @@ pub(super) fn start_thread_job(
     let listing = board::claim(task.id, pid, board::Owner::Thread, &task.name);
     let started = std::thread::Builder::new().name(task.name.clone()).stack_size(THREAD_STACK).spawn(move || {
         let _listed = listing.map(|claim| claim.adopt(task_for_thread.id, pid));
-        run_thread(proc_for_thread, task_for_thread, job)
+        history::record(history::Event::TaskBegins { name: task_for_thread.name.clone(), process: false });
+        run_thread(proc_for_thread, task_for_thread, job);
+        history::record(history::Event::TaskEnds);
     });
     match started {
         Ok(handle) => {

@@ -13,6 +13,7 @@ use std::cell::Cell;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI32, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
+use super::history;
 use super::shm::{Off, Shared, region};
 
 /// Slots on the board; a task that finds none runs unlisted, and the
@@ -134,6 +135,8 @@ static BOARD: OnceLock<Option<Off>> = OnceLock::new();
 thread_local! {
     /// This thread's slot, if it has one.
     static MINE: Cell<Option<u32>> = const { Cell::new(None) };
+    /// The wait this thread sleeps in went into the history.
+    static RECORDED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Places the board in the region; the run's first process calls this
@@ -277,6 +280,10 @@ pub fn asleep(word: &AtomicU32, seen: u32, timed: bool, what: What) {
     let state = if timed { State::Timed } else { State::Blocked };
     slot.state.store(state as u32, Ordering::SeqCst);
     board.progress.fetch_add(1, Ordering::SeqCst);
+    if history::on() && !matches!(what.op, Op::Other | Op::HelperIdle) {
+        history::record(history::Event::WaitBegins(what));
+        RECORDED.with(|r| r.set(true));
+    }
 }
 
 /// This thread waits outside a futex (on a descriptor): no word to check.
@@ -293,6 +300,9 @@ pub fn awake() {
     slot.op.store(Op::Other as u32, Ordering::SeqCst);
     slot.state.store(State::Running as u32, Ordering::SeqCst);
     board.progress.fetch_add(1, Ordering::SeqCst);
+    if RECORDED.with(|r| r.replace(false)) {
+        history::record(history::Event::WaitEnds);
+    }
 }
 
 /// This thread runs the statement at `span` (asked by a task dump).

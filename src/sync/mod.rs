@@ -44,6 +44,7 @@ pub mod condition;
 pub mod event;
 mod futex;
 pub mod gate;
+pub mod history;
 pub mod lock;
 pub mod mutex;
 pub mod pipe;
