@@ -74,6 +74,9 @@ pub fn draw(events: &[Json], total: u64) -> String {
     let width = terminal_width();
     let label = rows.iter().map(|r| r.name.chars().count()).max().unwrap_or(4).clamp(4, 28) + 1;
     let cells = width.saturating_sub(label + 2).max(10);
+    // Tasks born within one cell of each other (a pool's workers) are
+    // listed by name, so the order does not change from run to run.
+    rows.sort_by_cached_key(|r| (r.born * cells as u64 / total, natural(&r.name)));
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let mut out = String::new();
     for row in &rows {
@@ -86,7 +89,10 @@ pub fn draw(events: &[Json], total: u64) -> String {
         }
         out.push_str("│\n");
     }
-    let end = format!("{:.2}s", total as f64 / 1e6);
+    let end = match total {
+        t if t < 1_000_000 => format!("{}ms", t / 1000),
+        t => format!("{:.2}s", t as f64 / 1e6),
+    };
     // The axis under the cells: `0s` at the left, the run's length at the right.
     let margin = label + 1;
     out.push_str(&format!("{:margin$}0s{end:>rest$}\n", "", rest = cells.saturating_sub(2)));
@@ -125,6 +131,13 @@ impl Row {
             _ => Doing::Sleeping,
         })
     }
+}
+
+/// `Worker-10` after `Worker-9`: digits compare as numbers.
+fn natural(name: &str) -> (String, u64) {
+    let digits = name.len() - name.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    let (stem, number) = name.split_at(name.len() - digits);
+    (stem.to_string(), number.parse().unwrap_or(0))
 }
 
 fn overlap(a: u64, b: u64, from: u64, to: u64) -> u64 {
