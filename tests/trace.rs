@@ -162,11 +162,12 @@ fn the_timeline_draws_a_row_per_task_across_the_width() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     let rows: Vec<&str> = stderr.lines().filter(|l| l.contains('│')).collect();
     assert_eq!(rows.len(), 3, "one row per task: {stderr}");
-    for (row, name) in rows.iter().zip(["process MainProcess", "thread Thread-1", "process Process-1"]) {
-        assert!(row.starts_with(name), "{row}");
-        assert_eq!(row.chars().count(), 60, "the row spans the width: {row}");
+    let row = |name: &str| *rows.iter().find(|r| r.starts_with(name)).unwrap_or_else(|| panic!("no row {name}"));
+    for name in ["process MainProcess", "thread Thread-1", "process Process-1"] {
+        assert_eq!(row(name).chars().count(), 60, "the row spans the width: {}", row(name));
     }
-    assert!(rows[1].contains('░'), "the thread waits: {}", rows[1]);
-    assert!(rows[2].contains('·'), "the process sleeps: {}", rows[2]);
+    assert!(rows[0].starts_with("process MainProcess"), "the first task comes first: {stderr}");
+    assert!(row("thread Thread-1").contains('░'), "the thread waits: {stderr}");
+    assert!(row("process Process-1").contains('·'), "the process sleeps: {stderr}");
     assert!(stderr.contains("0s") && stderr.contains("█ running  ░ waiting  · sleeping"), "{stderr}");
 }

@@ -72,26 +72,27 @@ impl Drop for Watch {
 }
 
 fn watch(proc: &Process, stop: &CancelToken, ends: Ends) {
-    let mut last: Option<(u64, Vec<Entry>)> = None;
+    let mut last: Option<Vec<Entry>> = None;
     let mut seen = 0;
     while stop.sleep(TICK, None, Default::default()).is_ok() {
-        let Some((before, entries, after)) = board::scan() else { continue };
-        // A board that moved while it was read, or that shows a task able
-        // to go on, starts the count again.
-        if before != after || !stuck(&entries) {
+        let Some(entries) = board::scan() else { continue };
+        // A board that shows a task able to go on starts the count again;
+        // so does any change since the last scan (every slot counts its
+        // changes), a wake-up given included.
+        if !stuck(&entries) {
             last = None;
             seen = 0;
             continue;
         }
         seen = match &last {
-            Some((progress, previous)) if *progress == before && *previous == entries => seen + 1,
+            Some(previous) if *previous == entries => seen + 1,
             _ => 1,
         };
-        last = Some((before, entries));
+        last = Some(entries);
         if seen < CONFIRMATIONS {
             continue;
         }
-        let Some((_, entries)) = last.take() else { continue };
+        let Some(entries) = last.take() else { continue };
         seen = 0;
         let source = proc.source.read().clone();
         output::report(&report(&source, &entries).render());

@@ -33,7 +33,7 @@ pub fn dump(proc: &Process, hide: Option<u64>) -> String {
     ask_where(proc);
     proc.gate.leave();
     std::thread::sleep(ANSWER);
-    let Some((_, entries, _)) = board::scan() else {
+    let Some(entries) = board::scan() else {
         return "concsh: no task dump (more tasks than the board holds)\n".into();
     };
     let source = proc.source.read().clone();

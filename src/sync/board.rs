@@ -5,20 +5,20 @@
 //!
 //! A task writes only its own slot, and only on the slow path of a wait
 //! (just before it sleeps, just after it wakes), so the board costs a
-//! running task nothing. Every such change, and every wake-up of a
-//! sleeper, moves one `progress` counter: a reader that sees the same
-//! counter before and after a scan saw a consistent picture.
+//! running task nothing. Every such change, and every wake-up a task
+//! gives a sleeper, moves a counter in the task's own slot (no cache line
+//! is shared between tasks): a reader that finds every slot the same in
+//! scans some time apart knows nothing happened in between.
 
 use std::cell::Cell;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicI32, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use super::history;
-use super::shm::{Off, Shared, region};
+use super::shm::{Shared, region};
 
 /// Slots on the board; a task that finds none runs unlisted, and the
 /// board then never reports a deadlock (it cannot see everyone).
-pub const SLOTS: usize = 4096;
+pub const SLOTS: usize = 1024;
 const NAME_LEN: usize = 40;
 
 /// What a slot's task is doing.
@@ -114,12 +114,13 @@ struct Slot {
     span_start: AtomicU32,
     span_end: AtomicU32,
     target: AtomicU64,
+    /// Moved by the slot's own task at every change and every wake-up it gives.
+    changes: AtomicU32,
     name: [AtomicU8; NAME_LEN],
 }
 
 #[repr(C)]
 struct Board {
-    progress: AtomicU64,
     /// One past the highest slot ever used: scans stop there.
     high: AtomicU32,
     /// Set once a task found no slot.
@@ -130,7 +131,8 @@ struct Board {
 // SAFETY: atomics only.
 unsafe impl Shared for Board {}
 
-static BOARD: OnceLock<Option<Off>> = OnceLock::new();
+/// The board, once placed (inherited by forked children with the region).
+static BOARD: AtomicPtr<Board> = AtomicPtr::new(std::ptr::null_mut());
 
 thread_local! {
     /// This thread's slot, if it has one.
@@ -140,19 +142,23 @@ thread_local! {
 }
 
 /// Places the board in the region; the run's first process calls this
-/// before any fork, so every process finds it at the same offset.
+/// before any fork, so every process finds it at the same address.
 pub fn init() {
-    board();
+    if !BOARD.load(Ordering::SeqCst).is_null() {
+        return;
+    }
+    let Some(region) = region() else { return };
+    // Fresh pages of an anonymous mapping are zero: every slot free.
+    let Some(off) = region.alloc(std::mem::size_of::<Board>()) else { return };
+    let board: &'static Board = region.get::<Board>(off);
+    BOARD.store(board as *const Board as *mut Board, Ordering::SeqCst);
 }
 
 fn board() -> Option<&'static Board> {
-    let off = *BOARD.get_or_init(|| {
-        let region = region()?;
-        let off = region.alloc(std::mem::size_of::<Board>())?;
-        // Fresh pages of an anonymous mapping are zero: every slot free.
-        Some(off)
-    });
-    Some(region()?.get::<Board>(off?))
+    let board = BOARD.load(Ordering::Acquire);
+    // SAFETY: set once from a `&'static Board` in the region, which stays
+    // mapped for the life of the process.
+    (!board.is_null()).then(|| unsafe { &*board })
 }
 
 /// A claimed slot; freed when dropped.
@@ -216,7 +222,6 @@ pub fn claim(id: u64, pid: i32, owner: Owner, name: &str) -> Option<Claim> {
         }
         slot.state.store(State::Running as u32, Ordering::SeqCst);
         board.high.fetch_max(index as u32 + 1, Ordering::SeqCst);
-        board.progress.fetch_add(1, Ordering::SeqCst);
         return Some(Claim(index as u32));
     }
     board.overflowed.store(1, Ordering::SeqCst);
@@ -251,7 +256,6 @@ fn release(index: u32) {
     if let Some(slot) = board.slots.get(index as usize) {
         slot.state.store(State::Free as u32, Ordering::SeqCst);
         slot.id.store(0, Ordering::SeqCst);
-        board.progress.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -271,15 +275,15 @@ pub fn asleep(word: &AtomicU32, seen: u32, timed: bool, what: What) {
     let Some(index) = MINE.with(Cell::get) else { return };
     let Some(board) = board() else { return };
     let slot = &board.slots[index as usize];
-    slot.word.store(word as *const AtomicU32 as u64, Ordering::SeqCst);
-    slot.seen.store(seen, Ordering::SeqCst);
-    slot.op.store(what.op as u32, Ordering::SeqCst);
-    slot.target.store(what.target, Ordering::SeqCst);
-    slot.span_start.store(what.span.0, Ordering::SeqCst);
-    slot.span_end.store(what.span.1, Ordering::SeqCst);
+    slot.word.store(word as *const AtomicU32 as u64, Ordering::Relaxed);
+    slot.seen.store(seen, Ordering::Relaxed);
+    slot.op.store(what.op as u32, Ordering::Relaxed);
+    slot.target.store(what.target, Ordering::Relaxed);
+    slot.span_start.store(what.span.0, Ordering::Relaxed);
+    slot.span_end.store(what.span.1, Ordering::Relaxed);
     let state = if timed { State::Timed } else { State::Blocked };
-    slot.state.store(state as u32, Ordering::SeqCst);
-    board.progress.fetch_add(1, Ordering::SeqCst);
+    moved(slot);
+    slot.state.store(state as u32, Ordering::Release);
     if history::on() && !matches!(what.op, Op::Other | Op::HelperIdle) {
         history::record(history::Event::WaitBegins(what));
         RECORDED.with(|r| r.set(true));
@@ -297,9 +301,9 @@ pub fn awake() {
     let Some(index) = MINE.with(Cell::get) else { return };
     let Some(board) = board() else { return };
     let slot = &board.slots[index as usize];
-    slot.op.store(Op::Other as u32, Ordering::SeqCst);
-    slot.state.store(State::Running as u32, Ordering::SeqCst);
-    board.progress.fetch_add(1, Ordering::SeqCst);
+    slot.op.store(Op::Other as u32, Ordering::Relaxed);
+    moved(slot);
+    slot.state.store(State::Running as u32, Ordering::Release);
     if RECORDED.with(|r| r.replace(false)) {
         history::record(history::Event::WaitEnds);
     }
@@ -310,17 +314,23 @@ pub fn at(span: (u32, u32)) {
     let Some(index) = MINE.with(Cell::get) else { return };
     let Some(board) = board() else { return };
     let slot = &board.slots[index as usize];
-    slot.span_start.store(span.0, Ordering::SeqCst);
-    slot.span_end.store(span.1, Ordering::SeqCst);
-    slot.op.store(Op::At as u32, Ordering::SeqCst);
+    slot.span_start.store(span.0, Ordering::Relaxed);
+    slot.span_end.store(span.1, Ordering::Relaxed);
+    slot.op.store(Op::At as u32, Ordering::Relaxed);
 }
 
-/// A sleeper is being woken: the picture is changing.
+/// This thread wakes a sleeper: the picture is changing.
 #[inline]
 pub fn woken() {
+    let Some(index) = MINE.with(Cell::get) else { return };
     if let Some(board) = board() {
-        board.progress.fetch_add(1, Ordering::SeqCst);
+        moved(&board.slots[index as usize]);
     }
+}
+
+/// Only the slot's own thread writes `changes`: no read-modify-write needed.
+fn moved(slot: &Slot) {
+    slot.changes.store(slot.changes.load(Ordering::Relaxed).wrapping_add(1), Ordering::Release);
 }
 
 /// One slot as read by a scan.
@@ -333,20 +343,19 @@ pub struct Entry {
     pub state: State,
     pub what: What,
     pub name: String,
+    pub changes: u32,
     /// The word slept on still holds what the sleeper saw (no wake-up is
     /// on its way); `None` when it cannot be read from here.
     pub unwoken: Option<bool>,
 }
 
-/// Everything on the board, with the progress counter read before and
-/// after (equal when no task changed state meanwhile); `None` when the
-/// board is missing or a task runs unlisted.
-pub fn scan() -> Option<(u64, Vec<Entry>, u64)> {
+/// Everything on the board; `None` when the board is missing or a task
+/// runs unlisted.
+pub fn scan() -> Option<Vec<Entry>> {
     let board = board()?;
     if board.overflowed.load(Ordering::SeqCst) != 0 {
         return None;
     }
-    let before = board.progress.load(Ordering::SeqCst);
     let high = board.high.load(Ordering::SeqCst) as usize;
     let mut entries = Vec::new();
     for (index, slot) in board.slots.iter().enumerate().take(high) {
@@ -390,9 +399,9 @@ pub fn scan() -> Option<(u64, Vec<Entry>, u64)> {
                 span: (slot.span_start.load(Ordering::SeqCst), slot.span_end.load(Ordering::SeqCst)),
             },
             name: String::from_utf8_lossy(&name).into_owned(),
+            changes: slot.changes.load(Ordering::SeqCst),
             unwoken,
         });
     }
-    let after = board.progress.load(Ordering::SeqCst);
-    Some((before, entries, after))
+    Some(entries)
 }
