@@ -226,9 +226,8 @@ fn fork_at_safepoint(proc: &Arc<Process>, request: ForkRequest) -> nix::Result<P
     if let Ok(ForkResult::Child) = forked {
         child_main(proc, request, parent, registry, before, one_at_a_time, listing)
     }
-    if forked.is_ok() {
-        // The child's now: it frees the slot when it ends.
-        listing.map(board::Claim::keep);
+    if let (Ok(ForkResult::Parent { child }), Some(listing)) = (&forked, listing) {
+        listing.hand_to(child.as_raw());
     }
     let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&before), None);
     drop(registry);

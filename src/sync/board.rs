@@ -165,15 +165,19 @@ fn board() -> Option<&'static Board> {
 pub struct Claim(u32);
 
 impl Claim {
-    pub fn index(&self) -> u32 {
-        self.0
-    }
-
-    /// The slot stays claimed (its thread frees it with [`release_mine`]).
-    pub fn keep(self) -> u32 {
+    fn keep(self) -> u32 {
         let index = self.0;
         std::mem::forget(self);
         index
+    }
+
+    /// In the parent of a fork: the slot is the child's, `pid`. The child
+    /// frees it as it ends, and the parent again once it has reaped it
+    /// (however it died).
+    pub fn hand_to(self, pid: i32) {
+        if let Some(slot) = board().and_then(|b| b.slots.get(self.keep() as usize)) {
+            slot.pid.store(pid, Ordering::SeqCst);
+        }
     }
 
     /// Makes the slot this thread's, for task `id` in process `pid`; freed
@@ -181,6 +185,12 @@ impl Claim {
     pub fn adopt(self, id: u64, pid: i32) -> Mine {
         adopt(self.keep(), id, pid);
         Mine(())
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        release(self.0);
     }
 }
 
@@ -197,12 +207,6 @@ impl Drop for Mine {
 pub fn list_me(id: u64, owner: Owner, name: &str) -> Option<Mine> {
     let pid = nix::unistd::getpid().as_raw();
     claim(id, pid, owner, name).map(|claim| claim.adopt(id, pid))
-}
-
-impl Drop for Claim {
-    fn drop(&mut self) {
-        release(self.0);
-    }
 }
 
 /// Claims a slot for a new task, running, in process `pid`.
