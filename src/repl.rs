@@ -18,7 +18,9 @@ use rustyline::hint::{Hinter, HistoryHinter};
 use rustyline::validate::Validator;
 use rustyline::{Context, Editor, ExternalPrinter, Helper};
 
-use crate::eval::{Ctrl, DEFAULT_MAX_TASKS, Ends, Interp, Process, Watch, dump, finish_tasks, members};
+use crate::eval::{
+    Ctrl, DEFAULT_MAX_TASKS, Ends, Interp, Process, Watch, dump, finish_tasks, members, take_deadlocked,
+};
 use crate::report::{Report, Source};
 use crate::resolve::Globals;
 use crate::resolve::builtin::Builtin;
@@ -294,6 +296,8 @@ impl Session {
             Err(Ctrl::Exit(code)) => {
                 output::report(&format!("concsh: exit({code}) ignored at the prompt (use :quit)\n"))
             }
+            // The deadlock report said why.
+            Err(_) if take_deadlocked() => {}
             Err(_) => output::report("interrupted\n"),
         }
     }

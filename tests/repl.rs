@@ -271,7 +271,9 @@ fn a_deadlock_at_the_prompt_ends_the_statement_not_the_session() {
     s.send_line("get q").unwrap();
     s.expect("Deadlock").expect("waiting on a queue no task can fill is reported");
     s.expect("waits to get from a queue holding 0 items (capacity 2)").unwrap();
-    s.expect("concsh> ").expect("the prompt comes back");
+    let seen = s.expect("concsh> ").expect("the prompt comes back");
+    let after = String::from_utf8_lossy(seen.before()).into_owned();
+    assert!(!after.contains("interrupted"), "the report says why; nothing more: {after:?}");
     let seen = enter(&mut s, "print(q.size)");
     assert!(seen.contains("\n0\r\n"), "the session goes on: {seen:?}");
     s.send_line(":quit").unwrap();

@@ -28,11 +28,18 @@ const TICK: Duration = Duration::from_millis(200);
 /// Scans in a row that must find the same stuck board.
 const CONFIRMATIONS: u32 = 3;
 
-/// Set once a deadlock ended the run: its exit status is 1.
+/// Set once a deadlock ended the run (its exit status is 1), or the
+/// statement running at the prompt (taken back by the prompt).
 static DEADLOCKED: AtomicBool = AtomicBool::new(false);
 
 pub fn deadlocked() -> bool {
     DEADLOCKED.load(Ordering::SeqCst)
+}
+
+/// At the prompt: whether the statement just ended was ended by a
+/// deadlock report (and the answer is now taken).
+pub fn take_deadlocked() -> bool {
+    DEADLOCKED.swap(false, Ordering::SeqCst)
 }
 
 /// What a deadlock ends.
@@ -97,11 +104,9 @@ fn watch(proc: &Process, stop: &CancelToken, ends: Ends) {
         let source = proc.source.read().clone();
         output::report(&report(&source, &entries).render());
         proc.gate.enter();
+        DEADLOCKED.store(true, Ordering::SeqCst);
         match ends {
-            Ends::Run => {
-                DEADLOCKED.store(true, Ordering::SeqCst);
-                proc.cancel_all();
-            }
+            Ends::Run => proc.cancel_all(),
             Ends::Statement => proc.main_task().cancel.cancel(),
         }
         proc.gate.leave();

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 
 pub use control::{Ctrl, R};
-pub use deadlock::{Ends, Watch, deadlocked};
+pub use deadlock::{Ends, Watch, deadlocked, take_deadlocked};
 pub use dump::{ask_where, dump};
 pub use methods::members;
 pub use process::{DEFAULT_MAX_TASKS, Process, Tables};
