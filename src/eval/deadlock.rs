@@ -144,7 +144,8 @@ fn stuck(entries: &[Entry]) -> bool {
 /// every task listed in the help.
 fn report(source: &Source, entries: &[Entry]) -> Report {
     let mut tasks: Vec<&Entry> = entries.iter().filter(|e| e.owner != Owner::Helper).collect();
-    tasks.sort_by(|a, b| (a.what.span, &a.name).cmp(&(b.what.span, &b.name)));
+    // In source order; tasks with no line of their own (idle pool workers) last.
+    tasks.sort_by_key(|t| (t.what.span.1 <= t.what.span.0, t.what.span, t.name.clone()));
     let mut labels: Vec<(Span, String)> = Vec::new();
     let mut list = String::from("every task waits with no timeout, and only another of them could wake it:");
     for task in &tasks {

@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 
 use super::error::ErrorValue;
 use super::value::Value;
-use crate::sync::wait::{Interrupted, Wait, WaitPoint};
+use crate::sync::wait::{Interrupted, SharedPoint, Wait};
 
 /// One item's result: its value, or the error its call raised.
 pub type ItemResult = Result<Value, Arc<ErrorValue>>;
@@ -20,7 +20,7 @@ pub type ItemResult = Result<Value, Arc<ErrorValue>>;
 pub struct FutureCell {
     result: Mutex<Option<ItemResult>>,
     done: AtomicU32,
-    point: WaitPoint,
+    point: SharedPoint,
 }
 
 impl FutureCell {
@@ -48,14 +48,14 @@ impl FutureCell {
 #[derive(Default)]
 pub struct Batch {
     arrived: Mutex<VecDeque<(usize, ItemResult)>>,
-    point: WaitPoint,
+    point: SharedPoint,
     /// Set when the map gives up (an item failed, or its task was
     /// cancelled): no more of its items are sent to the workers.
     pub cancelled: AtomicBool,
     /// Items the map has taken from `arrived`: the feeder stays a bounded
     /// number of items ahead, so results never pile up.
     consumed: AtomicUsize,
-    room: WaitPoint,
+    room: SharedPoint,
 }
 
 impl Batch {

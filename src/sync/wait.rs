@@ -17,7 +17,7 @@ use super::board::{self, What};
 use super::cancel::CancelToken;
 use super::futex;
 use super::gate::Gate;
-use super::shm::Shared;
+use super::shm::{Off, Region, Shared, region};
 
 #[repr(C)]
 #[derive(Default)]
@@ -189,6 +189,43 @@ impl WaitPoint {
                 None => Slept::Woken,
             },
             done => done,
+        }
+    }
+}
+
+/// A wait point for an object of one process (a pool's future, say),
+/// placed in the shared region all the same: the task board can then
+/// read its word from any process, and tell a wake-up on its way from a
+/// deadlock. In process memory only if the region is full.
+pub enum SharedPoint {
+    Region(&'static Region, Off),
+    Local(Box<WaitPoint>),
+}
+
+impl Default for SharedPoint {
+    fn default() -> Self {
+        match region().and_then(|r| r.alloc(std::mem::size_of::<WaitPoint>()).map(|off| (r, off))) {
+            Some((region, off)) => SharedPoint::Region(region, off),
+            None => SharedPoint::Local(Box::default()),
+        }
+    }
+}
+
+impl std::ops::Deref for SharedPoint {
+    type Target = WaitPoint;
+
+    fn deref(&self) -> &WaitPoint {
+        match self {
+            SharedPoint::Region(region, off) => region.get(*off),
+            SharedPoint::Local(point) => point,
+        }
+    }
+}
+
+impl Drop for SharedPoint {
+    fn drop(&mut self) {
+        if let SharedPoint::Region(region, off) = self {
+            region.free(*off);
         }
     }
 }
