@@ -268,6 +268,7 @@ fn child_main(
     crate::runtime::progress::forget_in_child();
     output::forget_in_child();
     history::forget_in_child();
+    crate::sync::wait::forget_in_child();
     fastrand::seed(u64::from(nix::unistd::getpid().as_raw().unsigned_abs()) ^ fastrand::u64(..));
     let pid = nix::unistd::getpid();
     let task = Arc::new(Task::new(

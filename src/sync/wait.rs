@@ -202,10 +202,26 @@ pub enum SharedPoint {
     Local(Box<WaitPoint>),
 }
 
+/// Points given back, kept for reuse by the same thread: the region's
+/// allocator lock is shared by every process, and a pool makes a future
+/// per task.
+const SPARE_POINTS: usize = 64;
+
+thread_local! {
+    static SPARE: std::cell::RefCell<Vec<Off>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// In a forked child: the points this thread kept are its parent's.
+pub fn forget_in_child() {
+    SPARE.with(|spare| spare.borrow_mut().clear());
+}
+
 impl Default for SharedPoint {
     fn default() -> Self {
-        match region().and_then(|r| r.alloc(std::mem::size_of::<WaitPoint>()).map(|off| (r, off))) {
-            Some((region, off)) => SharedPoint::Region(region, off),
+        let Some(region) = region() else { return SharedPoint::Local(Box::default()) };
+        let spare = SPARE.with(|spare| spare.borrow_mut().pop());
+        match spare.or_else(|| region.alloc(std::mem::size_of::<WaitPoint>())) {
+            Some(off) => SharedPoint::Region(region, off),
             None => SharedPoint::Local(Box::default()),
         }
     }
@@ -225,7 +241,14 @@ impl std::ops::Deref for SharedPoint {
 impl Drop for SharedPoint {
     fn drop(&mut self) {
         if let SharedPoint::Region(region, off) = self {
-            region.free(*off);
+            // No one sleeps on a point whose owner is dropped: reusable as is.
+            let kept = SPARE.with(|spare| {
+                let mut spare = spare.borrow_mut();
+                (spare.len() < SPARE_POINTS).then(|| spare.push(*off)).is_some()
+            });
+            if !kept {
+                region.free(*off);
+            }
         }
     }
 }
