@@ -344,6 +344,9 @@ impl<'p> Interp<'p> {
                 received += 1;
                 let value = match result {
                     Ok(value) => value,
+                    // Ended meanwhile (Ctrl-C, a deadlock): a worker stopped
+                    // by that end is no failure of the item.
+                    Err(_) if self.cancel.is_cancelled() => break 'collect Err(Ctrl::Cancelled),
                     Err(error) => break 'collect Err(item_failed(error, index, &items.get(index), span)),
                 };
                 match &consumer {
@@ -409,6 +412,8 @@ impl<'p> Interp<'p> {
             Err(_) => Err(Ctrl::Cancelled),
             Ok(None) => Ok(Value::Nil),
             Ok(Some(Ok(value))) => Ok(value),
+            // As in a map: the end of the task, not a failure of the future.
+            Ok(Some(Err(_))) if self.cancel.is_cancelled() => Err(Ctrl::Cancelled),
             Ok(Some(Err(error))) => {
                 let mut failed =
                     ErrorValue::new(Kind::TaskFailed, format!("pool task failed: {}: {}", error.kind, error.message));
@@ -492,10 +497,10 @@ fn item_failed(error: Arc<ErrorValue>, index: usize, item: &Value, span: Span) -
     fault_at(failed, span)
 }
 
-/// The feeder: sends a map's items in chunks while the task queue has room.
 /// How a pool's helper threads wait: for the tasks they serve.
 const IDLE: What = What { op: Op::HelperIdle, target: 0, span: (0, 0) };
 
+/// The feeder: sends a map's items in chunks while the task queue has room.
 fn feed(
     proc: &Arc<Process>,
     pool: &Arc<Pool>,
