@@ -220,8 +220,8 @@ struct Session {
     process: Option<Arc<Process>>,
     listener: Option<signals::Listener>,
     watch: Option<Watch>,
-    /// The prompt's thread on the task board, and its task id there.
-    listed: Option<(board::Mine, u64)>,
+    /// The prompt's thread on the task board.
+    listed: Option<board::Mine>,
 }
 
 impl Default for Session {
@@ -274,8 +274,7 @@ impl Session {
             None => {
                 let process = Process::new(&program, source.clone(), Vec::new(), DEFAULT_MAX_TASKS);
                 self.listener = signals::Listener::start_repl(process.clone());
-                let id = process.main_task().id;
-                self.listed = board::list_me(id, board::Owner::Process, "MainProcess").map(|mine| (mine, id));
+                self.listed = board::list_me(process.main_task().id, board::Owner::Process, "MainProcess");
                 // A deadlock at the prompt ends the statement, not the session.
                 self.watch = Watch::start(process.clone(), Ends::Statement);
                 self.process = Some(process.clone());
@@ -331,7 +330,8 @@ impl Session {
     /// and the line it is at or waits on.
     fn show_tasks(&self) {
         match &self.process {
-            Some(process) => say(&dump(process, self.listed.as_ref().map(|(_, id)| *id))),
+            // Each input's main task has the same id: the prompt's own.
+            Some(process) => say(&dump(process, Some(process.main_task().id))),
             None => say("no tasks running\n"),
         }
     }

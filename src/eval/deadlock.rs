@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::dump::{describe, kind, line_of};
+use super::dump::{at_line, describe, who};
 use super::process::Process;
 use crate::report::{Report, Source};
 use crate::runtime::output;
@@ -95,11 +95,11 @@ fn watch(proc: &Process, stop: &CancelToken, ends: Ends) {
             Some(previous) if *previous == entries => seen + 1,
             _ => 1,
         };
-        last = Some(entries);
         if seen < CONFIRMATIONS {
+            last = Some(entries);
             continue;
         }
-        let Some(entries) = last.take() else { continue };
+        last = None;
         seen = 0;
         let source = proc.source.read().clone();
         output::report(&report(&source, &entries).render());
@@ -149,13 +149,12 @@ fn report(source: &Source, entries: &[Entry]) -> Report {
     let mut labels: Vec<(Span, String)> = Vec::new();
     let mut list = String::from("every task waits with no timeout, and only another of them could wake it:");
     for task in &tasks {
-        let who = format!("{} {} (pid {})", kind(task), task.name, task.pid);
+        let who = who(task);
         let what = describe(task, entries);
         let span = Span { start: task.what.span.0, end: task.what.span.1 };
         let at = match (span.is_empty(), task.what.op) {
-            (false, _) => format!(", line {}", line_of(&source.text, span.start)),
             (true, Op::JoinThread | Op::JoinProcess) => " at the end of the script".into(),
-            (true, _) => String::new(),
+            _ => at_line(task, source),
         };
         list.push_str(&format!("\n  {who} {what}{at}"));
         if span.is_empty() {

@@ -43,19 +43,14 @@ pub fn dump(proc: &Process, hide: Option<u64>) -> String {
     }
     let mut text = format!("concsh: {} live task{}\n", tasks.len(), if tasks.len() == 1 { "" } else { "s" });
     for task in tasks {
-        let who = format!("{} {} (pid {})", kind(task), task.name, task.pid);
-        text.push_str(&format!("  {who:<36} {}\n", doing(task, &entries, &source)));
+        text.push_str(&format!("  {:<36} {}\n", who(task), doing(task, &entries, &source)));
     }
     text
 }
 
 /// `running, line 4`, `sleeping, line 9`, `waits to get from ...`.
 fn doing(task: &Entry, entries: &[Entry], source: &Source) -> String {
-    let (start, end) = task.what.span;
-    let line = match end > start {
-        true => format!(", line {}", line_of(&source.text, start)),
-        false => String::new(),
-    };
+    let line = at_line(task, source);
     match (task.state, task.what.op) {
         (State::Running, Op::At) => format!("running{line}"),
         (State::Running, _) => "running".into(),
@@ -65,10 +60,22 @@ fn doing(task: &Entry, entries: &[Entry], source: &Source) -> String {
     }
 }
 
-pub(super) fn kind(entry: &Entry) -> &'static str {
-    match entry.owner {
+/// `thread Thread-1 (pid 42)`.
+pub(super) fn who(entry: &Entry) -> String {
+    let kind = match entry.owner {
         Owner::Process => "process",
         _ => "thread",
+    };
+    format!("{kind} {} (pid {})", entry.name, entry.pid)
+}
+
+/// `, line 4` for the statement an entry is at or waits in; nothing when
+/// it has no place in the source.
+pub(super) fn at_line(entry: &Entry, source: &Source) -> String {
+    let (start, end) = entry.what.span;
+    match end > start {
+        true => format!(", line {}", line_of(&source.text, start)),
+        false => String::new(),
     }
 }
 
@@ -127,6 +134,7 @@ fn capacity(q: Queue) -> String {
     q.capacity().map_or(String::new(), |c| format!(" (capacity {c})"))
 }
 
+/// The line (from 1) of byte `offset` in `text`.
 pub(super) fn line_of(text: &str, offset: u32) -> usize {
     let end = (offset as usize).min(text.len());
     text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1

@@ -5,9 +5,9 @@
 //! named by the code waiting, instants for put, set, release and notify,
 //! and a span per pool item.
 //!
-//! Each process writes its own events into a file of its own when it ends;
-//! the run's first process merges them once every task has ended, however
-//! the run ended (an error, a deadlock, Ctrl-C).
+//! Each child process writes its own events into a file of its own when it
+//! ends; the run's first process merges them with its own once every task
+//! has ended, however the run ended (an error, a deadlock, Ctrl-C).
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -48,9 +48,9 @@ impl Recording {
     /// After the run: every process's events, merged into the trace file
     /// and drawn as a timeline. Gives false if the trace could not be written.
     pub fn finish(self, proc: &Process) -> bool {
-        write_part(proc);
         let Some(dir) = PARTS.get() else { return true };
-        let mut events: Vec<Json> = Vec::new();
+        // This process's own events need no trip through a file.
+        let mut events = own_events(proc);
         if let Ok(entries) = std::fs::read_dir(dir) {
             for entry in entries.flatten() {
                 let part = std::fs::read(entry.path()).ok();
@@ -83,10 +83,14 @@ pub fn write_part(proc: &Process) {
     if !history::on() {
         return;
     }
-    let source = proc.source.read().clone();
-    let events = to_chrome(&history::take(), &source);
     let path = dir.join(format!("{}.json", nix::unistd::getpid()));
-    let _ = std::fs::write(path, Json::Array(events).to_string());
+    let _ = std::fs::write(path, Json::Array(own_events(proc)).to_string());
+}
+
+/// What this process recorded, as Chrome trace events.
+fn own_events(proc: &Process) -> Vec<Json> {
+    let source = proc.source.read().clone();
+    to_chrome(&history::take(), &source)
 }
 
 /// Chrome trace events for one process's records.

@@ -161,6 +161,16 @@ fn board() -> Option<&'static Board> {
     (!board.is_null()).then(|| unsafe { &*board })
 }
 
+/// Slot `index`, if the board exists.
+fn slot(index: u32) -> Option<&'static Slot> {
+    board()?.slots.get(index as usize)
+}
+
+/// This thread's slot, if it has one.
+fn my_slot() -> Option<&'static Slot> {
+    slot(MINE.with(Cell::get)?)
+}
+
 /// A claimed slot; freed when dropped.
 pub struct Claim(u32);
 
@@ -175,7 +185,7 @@ impl Claim {
     /// frees it as it ends, and the parent again once it has reaped it
     /// (however it died).
     pub fn hand_to(self, pid: i32) {
-        if let Some(slot) = board().and_then(|b| b.slots.get(self.keep() as usize)) {
+        if let Some(slot) = slot(self.keep()) {
             slot.pid.store(pid, Ordering::SeqCst);
         }
     }
@@ -235,7 +245,7 @@ pub fn claim(id: u64, pid: i32, owner: Owner, name: &str) -> Option<Claim> {
 /// Makes `index` this thread's slot (the thread of the task it was
 /// claimed for), with `id` and `pid` now known.
 fn adopt(index: u32, id: u64, pid: i32) {
-    if let Some(slot) = board().and_then(|b| b.slots.get(index as usize)) {
+    if let Some(slot) = slot(index) {
         slot.id.store(id, Ordering::SeqCst);
         slot.pid.store(pid, Ordering::SeqCst);
     }
@@ -256,8 +266,7 @@ pub fn forget_mine() {
 }
 
 fn release(index: u32) {
-    let Some(board) = board() else { return };
-    if let Some(slot) = board.slots.get(index as usize) {
+    if let Some(slot) = slot(index) {
         slot.state.store(State::Free as u32, Ordering::SeqCst);
         slot.id.store(0, Ordering::SeqCst);
     }
@@ -276,9 +285,7 @@ pub fn release_process(pid: i32) {
 
 /// This thread goes to sleep on `word`, which read `seen`.
 pub fn asleep(word: &AtomicU32, seen: u32, timed: bool, what: What) {
-    let Some(index) = MINE.with(Cell::get) else { return };
-    let Some(board) = board() else { return };
-    let slot = &board.slots[index as usize];
+    let Some(slot) = my_slot() else { return };
     slot.word.store(word as *const AtomicU32 as u64, Ordering::Relaxed);
     slot.seen.store(seen, Ordering::Relaxed);
     slot.op.store(what.op as u32, Ordering::Relaxed);
@@ -302,9 +309,7 @@ pub fn waiting(timed: bool, what: What) {
 
 /// This thread is running again.
 pub fn awake() {
-    let Some(index) = MINE.with(Cell::get) else { return };
-    let Some(board) = board() else { return };
-    let slot = &board.slots[index as usize];
+    let Some(slot) = my_slot() else { return };
     slot.op.store(Op::Other as u32, Ordering::Relaxed);
     moved(slot);
     slot.state.store(State::Running as u32, Ordering::Release);
@@ -315,9 +320,7 @@ pub fn awake() {
 
 /// This thread runs the statement at `span` (asked by a task dump).
 pub fn at(span: (u32, u32)) {
-    let Some(index) = MINE.with(Cell::get) else { return };
-    let Some(board) = board() else { return };
-    let slot = &board.slots[index as usize];
+    let Some(slot) = my_slot() else { return };
     slot.span_start.store(span.0, Ordering::Relaxed);
     slot.span_end.store(span.1, Ordering::Relaxed);
     slot.op.store(Op::At as u32, Ordering::Relaxed);
@@ -326,9 +329,8 @@ pub fn at(span: (u32, u32)) {
 /// This thread wakes a sleeper: the picture is changing.
 #[inline]
 pub fn woken() {
-    let Some(index) = MINE.with(Cell::get) else { return };
-    if let Some(board) = board() {
-        moved(&board.slots[index as usize]);
+    if let Some(slot) = my_slot() {
+        moved(slot);
     }
 }
 
@@ -340,7 +342,6 @@ fn moved(slot: &Slot) {
 /// One slot as read by a scan.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
-    pub index: u32,
     pub id: u64,
     pub pid: i32,
     pub owner: Owner,
@@ -362,7 +363,7 @@ pub fn scan() -> Option<Vec<Entry>> {
     }
     let high = board.high.load(Ordering::SeqCst) as usize;
     let mut entries = Vec::new();
-    for (index, slot) in board.slots.iter().enumerate().take(high) {
+    for slot in board.slots.iter().take(high) {
         let id = slot.id.load(Ordering::SeqCst);
         let state = match slot.state.load(Ordering::SeqCst) {
             1 => State::Running,
@@ -388,7 +389,6 @@ pub fn scan() -> Option<Vec<Entry>> {
         };
         let name: Vec<u8> = slot.name.iter().map(|b| b.load(Ordering::Relaxed)).take_while(|&b| b != 0).collect();
         entries.push(Entry {
-            index: index as u32,
             id,
             pid,
             owner: match slot.owner.load(Ordering::SeqCst) {

@@ -91,12 +91,8 @@ pub fn record(event: Event) {
     if list.is_null() {
         return;
     }
-    let record = Record {
-        at: now_us().saturating_sub(START.load(Ordering::Relaxed)),
-        pid: nix::unistd::getpid().as_raw(),
-        tid: nix::unistd::gettid().as_raw(),
-        event,
-    };
+    let record =
+        Record { at: elapsed(), pid: nix::unistd::getpid().as_raw(), tid: nix::unistd::gettid().as_raw(), event };
     // SAFETY: lists are leaked, never freed: the pointer stays valid.
     unsafe { &*list }.lock().push(record);
 }
