@@ -174,14 +174,18 @@ pub fn run_source(source: &Source, args: Vec<String>, options: &Options) -> i32 
     // started still run to their end, as in Python.
     let mut code = match result {
         Ok(_) => 0,
-        Err(Ctrl::Exit(code)) => code,
+        Err(Ctrl::Exit(code)) => {
+            // The other tasks are not waited for: `exit` ends the run now.
+            process.request_exit(code);
+            code
+        }
         Err(Ctrl::Error(error)) => {
             output::report(&Report::runtime(source, &error).render());
             EXIT_ERROR
         }
         Err(_) => EXIT_INTERRUPTED,
     };
-    finish_tasks(&process, signals::interrupted() || deadlocked());
+    finish_tasks(&process, process.ending());
     history::record(history::Event::TaskEnds);
     if let Some(recording) = recording
         && !recording.finish(&process)

@@ -5,12 +5,14 @@
 //! (what `terminate` sends a process) ends it as if killed by SIGTERM.
 //! SIGQUIT (Ctrl-\) prints a task dump and the run goes on: the first
 //! process prints it, every process passes the question to its children.
+//! SIGCHLD reaps a child that died, whatever the rest of the process is
+//! doing (a SIGKILLed child must not stay a zombie on the task board).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
-use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM};
+use signal_hook::consts::{SIGCHLD, SIGINT, SIGQUIT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
 
 use crate::eval::Process;
@@ -51,7 +53,7 @@ impl Listener {
     }
 
     fn listen(process: Arc<Process>, interrupt: Scope) -> Option<Listener> {
-        let mut signals = Signals::new([SIGINT, SIGTERM, SIGQUIT]).ok()?;
+        let mut signals = Signals::new([SIGINT, SIGTERM, SIGQUIT, SIGCHLD]).ok()?;
         let handle = signals.handle();
         let thread = std::thread::Builder::new()
             .name("concsh-signals".into())
@@ -59,6 +61,13 @@ impl Listener {
                 for signal in signals.forever() {
                     if signal == SIGQUIT {
                         dump(&process, interrupt != Scope::Child);
+                        continue;
+                    }
+                    if signal == SIGCHLD {
+                        // Inside the fork gate: the registry is an interpreter lock.
+                        process.gate.enter();
+                        crate::eval::reap_exited(&process);
+                        process.gate.leave();
                         continue;
                     }
                     let everything = match (signal, interrupt) {

@@ -3,11 +3,9 @@
 //! uses pidfds (no sleeping).
 
 use std::io::BufRead;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::time::Duration;
 
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -40,28 +38,13 @@ fn start_family() -> (std::process::Child, Vec<Pid>) {
     (main, pids)
 }
 
-/// Waits (on a pidfd) for `pid` to end; false if it is still running
-/// after `limit`.
-fn ends_within(pid: Pid, limit: Duration) -> bool {
-    // SAFETY: pidfd_open takes plain integers and returns a descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
-    if fd < 0 {
-        return true; // already gone
-    }
-    // SAFETY: a fresh descriptor that nothing else owns.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
-    let timeout = PollTimeout::try_from(limit.as_millis() as i32).expect("timeout");
-    matches!(poll(&mut fds, timeout), Ok(n) if n > 0)
-}
-
 #[test]
 fn killing_the_main_process_ends_every_child() {
     let (mut main, pids) = start_family();
     kill(Pid::from_raw(main.id() as i32), Signal::SIGKILL).expect("kill");
     main.wait().expect("reaped");
     for pid in pids {
-        assert!(ends_within(pid, Duration::from_secs(10)), "process {pid} outlived a killed parent");
+        assert!(support::ends_within(pid, Duration::from_secs(10)), "process {pid} outlived a killed parent");
     }
 }
 
@@ -72,7 +55,7 @@ fn ctrl_c_ends_every_child_with_status_130() {
     let status = main.wait().expect("ends");
     assert_eq!(status.code(), Some(130));
     for pid in pids {
-        assert!(ends_within(pid, Duration::from_secs(10)), "process {pid} outlived Ctrl-C");
+        assert!(support::ends_within(pid, Duration::from_secs(10)), "process {pid} outlived Ctrl-C");
     }
 }
 

@@ -33,7 +33,7 @@ pub use deadlock::{Ends, Watch, deadlocked, take_deadlocked};
 pub use dump::{ask_where, dump};
 pub use methods::members;
 pub use process::{DEFAULT_MAX_TASKS, Process, Tables};
-pub use task::finish_tasks;
+pub use task::{finish_tasks, reap_exited};
 pub use trace::{Recording, write_part};
 
 use crate::resolve::ir::*;

@@ -58,7 +58,7 @@ pub struct Process {
     next_thread: AtomicU32,
     next_process: AtomicU32,
     next_task_id: AtomicU64,
-    /// `exit(n)` called in a thread: the process ends with `n`.
+    /// `exit(n)` was called in some task: the process ends with `n`.
     pub exit_request: Mutex<Option<i32>>,
     /// Forks happen only when every task is at a safepoint (`sync::gate`).
     pub gate: Gate,
@@ -174,6 +174,23 @@ impl Process {
                 child.signal(nix::sys::signal::Signal::SIGTERM);
             }
         }
+    }
+
+    /// `exit(code)` from any task: the process ends with `code` (the first
+    /// exit wins) as soon as its tasks have run their `finally` blocks.
+    pub fn request_exit(&self, code: i32) {
+        self.exit_request.lock().get_or_insert(code);
+        self.cancel_all();
+    }
+
+    /// The run is ending early (`exit`, Ctrl-C, SIGTERM, a deadlock): tasks
+    /// still running are not waited for, and children get SIGTERM then
+    /// SIGKILL.
+    pub fn ending(&self) -> bool {
+        crate::signals::interrupted()
+            || crate::signals::terminated()
+            || super::deadlocked()
+            || self.exit_request.lock().is_some()
     }
 
     /// Every task of this process (the main one included).

@@ -162,6 +162,8 @@ pub(super) fn fork_task(
         }
     }
     proc.tasks.lock().push(task.clone());
+    // A child that died before it was registered had its SIGCHLD passed over.
+    super::task::refresh(proc, &task);
     Ok(task)
 }
 
@@ -303,11 +305,14 @@ fn child_main(
             output::report(&Report::runtime(&proc.source.read(), &error).render());
             (Value::list(vec![Value::Int(FAILED), Value::Error(Arc::new(*error))]), 1)
         }
-        Err(Ctrl::Exit(code)) => (Value::Nil, code),
+        Err(Ctrl::Exit(code)) => {
+            proc.request_exit(code);
+            (Value::Nil, code)
+        }
         Err(_) => (Value::Nil, crate::cli::EXIT_INTERRUPTED),
     };
     proc.gate.leave();
-    finish_tasks(proc, crate::signals::interrupted());
+    finish_tasks(proc, proc.ending());
     if let Some(exit) = *proc.exit_request.lock() {
         code = exit;
     }
@@ -375,6 +380,8 @@ pub(super) fn end_processes(proc: &Process, tasks: &[Arc<Task>], grace: Duration
     for task in &running {
         if let Some(child) = task.child.get() {
             child.signal(Signal::SIGTERM);
+            // A stopped child (SIGSTOP, Ctrl-Z) could not act on SIGTERM.
+            child.signal(Signal::SIGCONT);
         }
     }
     let patient = crate::sync::cancel::CancelToken::default();

@@ -164,12 +164,22 @@ impl<'p> Interp<'p> {
 }
 
 /// A process that has exited is reaped at once, so its state is current.
-fn refresh(proc: &Process, task: &Task) {
+pub(super) fn refresh(proc: &Process, task: &Task) {
     if task.is_alive()
         && let Some(child) = task.child.get()
         && child.has_exited()
     {
         settle(proc, task);
+    }
+}
+
+/// Reaps every child process of this process that has died, however it
+/// died (SIGCHLD): its joiners wake, and its tasks leave the task board at
+/// once, so the deadlock watch judges the ones left waiting for it.
+pub fn reap_exited(proc: &Process) {
+    let tasks: Vec<Arc<Task>> = proc.tasks.lock().clone();
+    for task in &tasks {
+        refresh(proc, task);
     }
 }
 
@@ -247,8 +257,7 @@ fn run_thread(proc: Arc<Process>, task: Arc<Task>, job: impl FnOnce(&mut Interp)
         }
         Err(Ctrl::Exit(code)) => {
             // `exit(n)` ends the whole process, from any thread.
-            proc.exit_request.lock().get_or_insert(code);
-            proc.cancel_all();
+            proc.request_exit(code);
             Outcome::Exited(code)
         }
         Err(Ctrl::Cancelled) => Outcome::Terminated,

@@ -144,3 +144,18 @@ pub fn diff(what: &str, expected: &str, actual: &str) -> String {
     }
     out
 }
+
+/// Waits (on a pidfd) for `pid` to end; false if it is still running
+/// after `limit`.
+pub fn ends_within(pid: nix::unistd::Pid, limit: Duration) -> bool {
+    // SAFETY: pidfd_open takes plain integers and returns a descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if fd < 0 {
+        return true; // already gone
+    }
+    // SAFETY: a fresh descriptor that nothing else owns.
+    let pidfd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+    let mut fds = [nix::poll::PollFd::new(std::os::fd::AsFd::as_fd(&pidfd), nix::poll::PollFlags::POLLIN)];
+    let timeout = nix::poll::PollTimeout::try_from(limit.as_millis() as i32).expect("timeout");
+    matches!(nix::poll::poll(&mut fds, timeout), Ok(n) if n > 0)
+}
