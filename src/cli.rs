@@ -18,10 +18,6 @@ pub const EXIT_INTERRUPTED: i32 = 130;
 /// 128 + SIGTERM.
 pub const EXIT_TERMINATED: i32 = 143;
 
-/// The evaluator's native stack: deep enough that the language's own
-/// recursion limit (`eval::MAX_DEPTH`) is always reached first.
-const STACK_SIZE: usize = 1 << 30;
-
 #[derive(Parser, Debug)]
 #[command(
     name = "concsh",
@@ -66,9 +62,18 @@ pub fn main() -> i32 {
         }
     };
     // Parsing, resolving and evaluating recurse; they get a big stack.
-    let worker = std::thread::Builder::new().name("concsh-main".into()).stack_size(STACK_SIZE).spawn(move || run(cli));
+    let stack = crate::runtime::stack::main_size();
+    let worker = std::thread::Builder::new().name("concsh-main".into()).stack_size(stack).spawn(move || run(cli));
     match worker.map(|w| w.join()) {
         Ok(Ok(code)) => code,
+        Err(e) => {
+            let limit = match crate::runtime::stack::address_limit() {
+                Some(limit) => format!(" within the address-space limit of {} MiB (ulimit -v)", limit >> 20),
+                None => String::new(),
+            };
+            output::report(&format!("concsh: cannot start: no room for a {} MiB stack{limit}: {e}\n", stack >> 20));
+            EXIT_ERROR
+        }
         _ => {
             output::report("concsh: internal error (a bug in concsh); please report it with the script\n");
             70
@@ -117,21 +122,32 @@ pub struct Options {
     pub timeline: bool,
 }
 
+/// The largest script read: far past any real one, and it stops a read of
+/// `/dev/zero` or an endless pipe before memory runs out.
+const MAX_SCRIPT: u64 = 64 << 20;
+
 fn read_script(path: &str) -> Result<Source, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {path}: {}", plain_io(&e)))?;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {path}: {}", plain_io(&e)))?;
+    let bytes = read_limited(file, path)?;
     let text = String::from_utf8(bytes)
         .map_err(|e| format!("{path} is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()))?;
-    if text.len() > u32::MAX as usize / 2 {
-        return Err(format!("{path} is too large to be a script"));
-    }
     Ok(Source::new(path, &text))
 }
 
 fn read_stdin() -> Result<Source, String> {
-    let mut bytes = Vec::new();
-    std::io::stdin().read_to_end(&mut bytes).map_err(|e| format!("cannot read standard input: {}", plain_io(&e)))?;
+    let bytes = read_limited(std::io::stdin(), "standard input")?;
     let text = String::from_utf8(bytes).map_err(|_| "standard input is not UTF-8 text".to_string())?;
     Ok(Source::new("<stdin>", &text))
+}
+
+/// Reads all of `from`, refusing more than [`MAX_SCRIPT`] bytes.
+fn read_limited(from: impl Read, name: &str) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    from.take(MAX_SCRIPT + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read {name}: {}", plain_io(&e)))?;
+    if bytes.len() as u64 > MAX_SCRIPT {
+        return Err(format!("{name} is too large to be a script (more than {} MiB)", MAX_SCRIPT >> 20));
+    }
+    Ok(bytes)
 }
 
 fn plain_io(error: &std::io::Error) -> String {

@@ -77,3 +77,117 @@ fn a_killed_child_leaves_no_zombie_while_its_parent_runs() {
     let _ = main.kill();
     let _ = main.wait();
 }
+
+/// Runs `concsh -` on `script` with the address space limited to `limit`
+/// bytes (`ulimit -v`).
+fn run_limited(script: &str, limit: u64) -> support::Run {
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    let mut command = support::concsh();
+    command.arg("-c").arg(script).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    // SAFETY: setrlimit is async-signal-safe and touches no memory of ours.
+    unsafe {
+        command.pre_exec(move || {
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_AS, limit, limit)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let output = command.output().expect("concsh runs");
+    support::Run {
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        code: output.status.code().unwrap_or(-1),
+    }
+}
+
+/// Under a 1 GB address-space limit, a script with several threads and a
+/// process still runs: stacks and the shared region shrink to fit.
+#[test]
+fn scripts_with_threads_run_under_a_one_gigabyte_address_limit() {
+    let script = "let ts = []\nfor i in range(8) { ts.push(thread fn() { return i * 2 }()) }\n\
+                  let total = 0\nfor t in ts { total += join t }\nlet p = spawn { return 5 }\nprint(total, join p)\n";
+    let run = run_limited(script, 1_000_000 * 1024);
+    assert_eq!((run.stdout.as_str(), run.code), ("56 5\n", 0), "{}", run.stderr);
+}
+
+/// Recursion that would overflow a thread's stack, even a small one, is a
+/// `ResourceError` that names the function, never an abort.
+#[test]
+fn deep_recursion_in_a_thread_is_an_error_under_any_stack() {
+    let nested = format!("{}f(n - 1){}", "(".repeat(120), ")".repeat(120));
+    let script = format!(
+        "fn f(n) {{\n    if n == 0 {{ return 0 }}\n    return {nested}\n}}\n\
+         let t = thread fn() {{ return f(9990) }}()\ntry {{ print(join t) }} catch e {{ print(e.cause.kind) }}\n"
+    );
+    for limit in [None, Some(1_000_000 * 1024), Some(300_000 * 1024)] {
+        let run = match limit {
+            None => support::run_concsh(&["-c".into(), script.clone()], b"", std::path::Path::new(".")).expect("runs"),
+            Some(limit) => run_limited(&script, limit),
+        };
+        assert!(run.stdout == "0\n" || run.stdout == "ResourceError\n", "{limit:?}: {}{}", run.stdout, run.stderr);
+        assert_eq!(run.code, 0, "{limit:?}: {}", run.stderr);
+    }
+}
+
+/// Operators and keywords chained a million deep (with no brackets) are a
+/// syntax error, at the top level and inside a thread, never an abort.
+#[test]
+fn expressions_chained_a_million_deep_are_a_syntax_error() {
+    let chains = [
+        format!("print({}1)", "-".repeat(1_000_000)),
+        format!("print({}true)", "not ".repeat(1_000_000)),
+        format!("let f = {}1", "fn() => ".repeat(1_000_000)),
+        format!("let t = thread {{ print({}1) }}\njoin t", "-".repeat(300_000)),
+        format!("let x = 2{}", " ** 2".repeat(100_000)),
+        format!("let q = 1\nprint({}q)", "join ".repeat(100_000)),
+    ];
+    for script in chains {
+        let run = support::run_concsh(&["-".into()], script.as_bytes(), std::path::Path::new(".")).expect("runs");
+        assert_eq!(run.code, 2, "{}", &script[..40]);
+        assert!(run.stderr.contains("nested more than 200 levels deep"), "{}", run.stderr);
+    }
+}
+
+/// A write error on stdout other than a vanished reader is an `IOError` in
+/// the script: it can be caught, and uncaught it ends the run with 1.
+#[test]
+fn a_full_disk_on_stdout_is_an_io_error() {
+    let script = "try { print(1) } catch e { eprint(\"caught\", e.kind) }\nprint(2)\neprint(\"not reached\")\n";
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+    let output = support::concsh()
+        .args(["-c", script])
+        .stdout(full)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("concsh runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("caught IOError\n"), "{stderr}");
+    assert!(stderr.contains("cannot write to standard output: No space left on device"), "{stderr}");
+    assert!(!stderr.lines().any(|line| line == "not reached"), "{stderr}");
+}
+
+/// An endless script (`/dev/zero`) stops at the size limit; a list too
+/// large for the address space is a `ResourceError`, not an abort.
+#[test]
+fn endless_input_and_huge_values_meet_a_limit() {
+    let output = support::concsh().arg("/dev/zero").output().expect("concsh runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("/dev/zero is too large to be a script"));
+    let run = run_limited("let x = list(range(200000000))\nprint(len(x))\n", 4_000_000 * 1024);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("ResourceError: out of memory: no room for the list"), "{}", run.stderr);
+}
+
+/// Once a deadlock is reported, no further statement runs: the main task's
+/// `print(join p)` never prints, though the joined child ends as the run
+/// is torn down. Repeated, because the window was narrow.
+#[test]
+fn nothing_runs_after_a_deadlock_report() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for round in 0..30 {
+        let run = support::run_concsh(&["scripts/deadlock/future_in_a_child.conc".into()], b"", root).expect("runs");
+        assert_eq!(run.code, 1, "round {round}: {}", run.stderr);
+        assert_eq!(run.stdout, "", "round {round}: a statement ran after the report");
+    }
+}

@@ -77,3 +77,25 @@ fn nothing_printed_before_a_spawn_is_printed_twice() {
     assert!(status.success());
     check_spawn_output(&text);
 }
+
+/// Lines longer than a pipe takes in one atomic write (`PIPE_BUF`, 4 KiB)
+/// stay whole too, between threads and between processes.
+#[test]
+fn long_lines_never_mix_in_a_pipe() {
+    let script = r#"
+fn shout(letter) {
+    let line = letter * 5000
+    for i in range(250) { print(line) }
+}
+let tasks = [thread shout("a"), thread shout("b"), spawn shout("c"), spawn shout("d")]
+for t in tasks { join t }
+"#;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = support::run_concsh(&["-".into()], script.as_bytes(), root).expect("runs");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 4 * 250, "every line arrives");
+    let whole = |line: &str| line.len() == 5000 && line.chars().all(|c| line.starts_with(c));
+    let mixed = lines.iter().filter(|line| !whole(line)).count();
+    assert_eq!(mixed, 0, "{mixed} of 1000 long lines mixed output of several tasks");
+}

@@ -9,7 +9,7 @@ use super::ops::{self, MAX_LEN, too_large};
 use super::{Ctrl, Interp, R, sync_ops};
 use crate::resolve::arity_message;
 use crate::resolve::ir::{BinOp, Builtin};
-use crate::runtime::error::{ErrorValue, Fault, Kind, io_error, overflow, type_error, value_error};
+use crate::runtime::error::{ErrorValue, Fault, Kind, io_error, overflow, room_for, type_error, value_error};
 use crate::runtime::format;
 use crate::runtime::handle::HandleKind;
 use crate::runtime::output::{self, Stream, Written};
@@ -35,16 +35,32 @@ impl<'p> Interp<'p> {
             Builtin::Print | Builtin::Eprint => {
                 let sep = text_or(sep, " ", "sep")?;
                 let end = text_or(end, "\n", "end")?;
-                let mut line = a.iter().map(format::display).collect::<Vec<_>>().join(&sep);
+                let mut line = String::new();
+                for (i, value) in a.iter().enumerate() {
+                    if i > 0 {
+                        line.push_str(&sep);
+                    }
+                    line.push_str(&self.text_of(value)?);
+                    if line.len() > MAX_LEN {
+                        return Err(too_large("printed line").into());
+                    }
+                }
                 line.push_str(&end);
                 let stream = if builtin == Builtin::Print { Stream::Stdout } else { Stream::Stderr };
-                if output::write_line(stream, &line) == Written::Closed && stream == Stream::Stdout {
+                match output::write_line(stream, &line) {
                     // Nobody reads any more (`| head`): end quietly.
-                    return Err(Ctrl::Exit(0));
+                    Written::Closed if stream == Stream::Stdout => return Err(Ctrl::Exit(0)),
+                    Written::Failed(e) => {
+                        let name = if stream == Stream::Stdout { "standard output" } else { "standard error" };
+                        return Err(io_error(&format!("cannot write to {name}"), std::io::Error::from(e)).into());
+                    }
+                    Written::Ok | Written::Closed => Value::Nil,
                 }
-                Value::Nil
             }
-            Builtin::Str => Value::Str(a.first().map(format::display).unwrap_or_default().into()),
+            Builtin::Str => match a.first() {
+                Some(value) => Value::Str(self.text_of(value)?.into()),
+                None => Value::str(""),
+            },
             Builtin::Int => to_int(&arg(0))?,
             Builtin::Float => to_float(&arg(0))?,
             Builtin::Bool => Value::Bool(arg(0).truthy()),
@@ -59,7 +75,8 @@ impl<'p> Interp<'p> {
                 Value::Str(s) => s.chars().count(),
                 Value::List(l) => l.lock().len(),
                 Value::Map(m) => m.lock().len(),
-                Value::Range(r) => r.len(),
+                // A range's length can pass the largest int.
+                Value::Range(r) => return Ok(Value::Int(i64::try_from(r.len()).map_err(|_| overflow())?)),
                 other => {
                     return Err(type_error(format!("{} has no length", other.type_name())).into());
                 }
@@ -345,14 +362,16 @@ fn text_arg<'a>(value: &'a Value, builtin: &str) -> Result<&'a str, Fault> {
 /// The items of anything `for` can walk, as a list.
 fn items(value: &Value, builtin: &str) -> Result<Vec<Value>, Fault> {
     Ok(match value {
-        Value::List(l) => l.lock().clone(),
+        Value::List(l) => l.lock().to_vec(),
         Value::Map(m) => m.lock().keys().map(Key::to_value).collect(),
         Value::Str(s) => s.chars().map(|c| Value::Str(c.to_string().into())).collect(),
         Value::Range(r) => {
             if r.len() > MAX_LEN {
                 return Err(too_large("list"));
             }
-            (0..r.len()).map(|i| Value::Int(r.get(i))).collect()
+            let mut items = room_for(r.len(), "list")?;
+            items.extend((0..r.len()).map(|i| Value::Int(r.get(i))));
+            items
         }
         other => {
             return Err(type_error(format!("`{builtin}` needs a list, not {}", other.type_name())));

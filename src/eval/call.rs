@@ -150,6 +150,15 @@ impl<'p> Interp<'p> {
             .with_help("a recursive function needs a case that stops calling itself; deep ones can become loops");
             return Err(fault_at(error, span));
         }
+        if crate::runtime::stack::nearly_full() {
+            self.stack.truncate(base);
+            let error = ErrorValue::new(
+                Kind::Resource,
+                format!("recursion too deep: calling `{}` would overflow this task's stack", def.name),
+            )
+            .with_help("nest expressions less deeply in recursive functions, or turn the recursion into a loop");
+            return Err(fault_at(error, span));
+        }
         let top = base + def.slots as usize;
         if self.stack.len() < top {
             self.stack.resize(top, Value::Nil);

@@ -154,7 +154,7 @@ fn list_method(list: &ListRef, name: &str, mut args: Vec<Value>) -> Result<Value
             items.clear();
             Ok(Value::Nil)
         }
-        _ => Ok(Value::list(items.clone())),
+        _ => Ok(Value::list(items.to_vec())),
     }
 }
 
@@ -204,12 +204,18 @@ fn string_method(s: &str, name: &str, args: Vec<Value>) -> Result<Value, Fault> 
                     return Err(type_error(format!("`join` takes a list, not {}", other.type_name())));
                 }
             };
-            let parts: Vec<String> = items.iter().map(format::display).collect();
-            let total: usize = parts.iter().map(String::len).sum::<usize>() + s.len() * parts.len();
-            if total > MAX_LEN {
-                return Err(too_large("string"));
+            let mut joined = String::new();
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    joined.push_str(s);
+                }
+                let part = format::display_checked(item, &|| false).map_err(|_| too_large("string"))?;
+                if joined.len() + part.len() > MAX_LEN {
+                    return Err(too_large("string"));
+                }
+                joined.push_str(&part);
             }
-            text(parts.join(s))
+            text(joined)
         }
         "replace" => {
             want(name, &args, 2, 2)?;
@@ -218,7 +224,8 @@ fn string_method(s: &str, name: &str, args: Vec<Value>) -> Result<Value, Fault> 
                 return Err(value_error("cannot replace an empty string"));
             }
             let count = s.matches(from).count();
-            if s.len() + count.saturating_mul(to.len()) > MAX_LEN {
+            // What is removed counts too: the result may be shorter than `s`.
+            if (s.len() - count * from.len()).saturating_add(count.saturating_mul(to.len())) > MAX_LEN {
                 return Err(too_large("string"));
             }
             text(s.replace(from, to))

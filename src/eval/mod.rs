@@ -38,7 +38,7 @@ pub use trace::{Recording, write_part};
 
 use crate::resolve::ir::*;
 use crate::runtime::Value;
-use crate::runtime::error::{ErrorValue, Kind, TraceEntry};
+use crate::runtime::error::{ErrorValue, Kind, MAX_LEN, TraceEntry, too_large};
 use crate::runtime::format;
 use crate::runtime::task::Task;
 use crate::runtime::value::{Closure, Key, VarCell};
@@ -95,6 +95,15 @@ impl<'p> Interp<'p> {
             self.proc.gate.enter();
         }
         Ok(())
+    }
+
+    /// The text `print`, `str` and interpolation give `value`: given up
+    /// past the size limit, and when this task is cancelled.
+    pub(super) fn text_of(&self, value: &Value) -> R<String> {
+        format::display_checked(value, &|| self.cancel.is_cancelled()).map_err(|why| match why {
+            format::Unprintable::TooLarge => Ctrl::Error(too_large("text")),
+            format::Unprintable::Stopped => Ctrl::Cancelled,
+        })
     }
 
     /// A wait limited by `timeout`, this task's cancel token and the gate.
@@ -554,10 +563,14 @@ impl<'p> Interp<'p> {
                         InterpPart::Expr(e, spec) => {
                             let value = self.eval(e, up)?;
                             match spec {
+                                Some(spec) if spec.width > MAX_LEN => return Err(too_large("string").into()),
                                 Some(spec) => text.push_str(&format::with_spec(&value, spec)),
-                                None => text.push_str(&format::display(&value)),
+                                None => text.push_str(&self.text_of(&value)?),
                             }
                         }
+                    }
+                    if text.len() > MAX_LEN {
+                        return Err(too_large("string").into());
                     }
                 }
                 Value::Str(text.into())

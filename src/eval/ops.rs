@@ -6,17 +6,11 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use crate::resolve::ir::{BinOp, UnOp};
-use crate::runtime::error::{ErrorValue, Fault, Kind, overflow, type_error};
+use crate::runtime::error::{ErrorValue, Fault, Kind, overflow, room_for, text_room, type_error};
 use crate::runtime::format;
 use crate::runtime::value::{Key, Value};
 
-/// The largest string or list an operation may build (in bytes or items):
-/// past it a script gets `ResourceError` instead of exhausting memory.
-pub const MAX_LEN: usize = 1 << 28;
-
-pub fn too_large(what: &str) -> Fault {
-    ErrorValue::new(Kind::Resource, format!("{what} would be too large (limit {MAX_LEN})"))
-}
+pub use crate::runtime::error::{MAX_LEN, too_large};
 
 #[inline]
 pub fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value, Fault> {
@@ -79,6 +73,9 @@ fn int_op(op: BinOp, x: i64, y: i64) -> Result<Value, Fault> {
         }
         BinOp::Pow => match u32::try_from(y) {
             Ok(e) => Value::Int(x.checked_pow(e).ok_or_else(overflow)?),
+            Err(_) if y < 0 && x == 0 => {
+                return Err(ErrorValue::new(Kind::ZeroDivision, "0 cannot be raised to a negative power"));
+            }
             Err(_) if y < 0 => Value::Float((x as f64).powf(y as f64)),
             Err(_) => match x {
                 0 | 1 => Value::Int(x),
@@ -99,18 +96,20 @@ fn arithmetic(op: BinOp, a: &Value, b: &Value) -> Result<Value, Fault> {
             if x.len() + y.len() > MAX_LEN {
                 return Err(too_large("string"));
             }
-            let mut s = String::with_capacity(x.len() + y.len());
+            let mut s = text_room(x.len() + y.len())?;
             s.push_str(x);
             s.push_str(y);
             Ok(Value::Str(s.into()))
         }
         (BinOp::Add, Value::List(x), Value::List(y)) => {
-            let mut items = x.lock().clone();
-            let more = y.lock().clone();
-            if items.len() + more.len() > MAX_LEN {
+            let x = x.lock().clone();
+            let y = y.lock().clone();
+            if x.len() + y.len() > MAX_LEN {
                 return Err(too_large("list"));
             }
-            items.extend(more);
+            let mut items = room_for(x.len() + y.len(), "list")?;
+            items.extend(x);
+            items.extend(y);
             Ok(Value::list(items))
         }
         (BinOp::Mul, Value::Str(s), Value::Int(n)) | (BinOp::Mul, Value::Int(n), Value::Str(s)) => {
@@ -118,7 +117,12 @@ fn arithmetic(op: BinOp, a: &Value, b: &Value) -> Result<Value, Fault> {
             if s.len().saturating_mul(n) > MAX_LEN {
                 return Err(too_large("string"));
             }
-            Ok(Value::Str(s.repeat(n).into()))
+            let mut text = text_room(s.len() * n)?;
+            // An empty string repeated a huge number of times stays empty.
+            for _ in 0..if s.is_empty() { 0 } else { n } {
+                text.push_str(s);
+            }
+            Ok(Value::Str(text.into()))
         }
         (BinOp::Mul, Value::List(l), Value::Int(n)) | (BinOp::Mul, Value::Int(n), Value::List(l)) => {
             let n = (*n).max(0) as usize;
@@ -126,7 +130,11 @@ fn arithmetic(op: BinOp, a: &Value, b: &Value) -> Result<Value, Fault> {
             if items.len().saturating_mul(n) > MAX_LEN {
                 return Err(too_large("list"));
             }
-            Ok(Value::list(items.iter().cloned().cycle().take(items.len() * n).collect()))
+            let mut repeated = room_for(items.len() * n, "list")?;
+            for _ in 0..if items.is_empty() { 0 } else { n } {
+                repeated.extend(items.iter().cloned());
+            }
+            Ok(Value::list(repeated))
         }
         _ => {
             let mut error = type_error(format!(
@@ -199,15 +207,29 @@ pub fn unary(op: UnOp, v: &Value) -> Result<Value, Fault> {
 /// Order for `<` and sorting: numbers with numbers, strings with strings,
 /// lists item by item; anything else is a TypeError.
 pub fn compare(a: &Value, b: &Value, op: BinOp) -> Result<Ordering, Fault> {
+    compare_within(a, b, op, MAX_ORDER_DEPTH)
+}
+
+/// How deep lists may nest for `<` to order them (a list that contains
+/// itself reaches it too).
+const MAX_ORDER_DEPTH: usize = 1000;
+
+fn compare_within(a: &Value, b: &Value, op: BinOp, depth: usize) -> Result<Ordering, Fault> {
     match (a, b) {
         (Value::Int(x), Value::Int(y)) => Ok(x.cmp(y)),
         (Value::Str(x), Value::Str(y)) => Ok(x.cmp(y)),
         (Value::Bool(x), Value::Bool(y)) => Ok(x.cmp(y)),
         (Value::List(x), Value::List(y)) => {
+            let Some(depth) = depth.checked_sub(1) else {
+                return Err(ErrorValue::new(
+                    Kind::Resource,
+                    format!("lists nested more than {MAX_ORDER_DEPTH} deep cannot be ordered"),
+                ));
+            };
             let x = x.lock().clone();
             let y = y.lock().clone();
             for (p, q) in x.iter().zip(&y) {
-                match compare(p, q, op)? {
+                match compare_within(p, q, op, depth)? {
                     Ordering::Equal => continue,
                     other => return Ok(other),
                 }

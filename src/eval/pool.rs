@@ -208,7 +208,7 @@ impl<'p> Interp<'p> {
                 (&CALL, Value::List(call)) => {
                     let call = call.lock().clone();
                     let positional = match call.first() {
-                        Some(Value::List(args)) => args.lock().clone(),
+                        Some(Value::List(args)) => args.lock().to_vec(),
                         _ => Vec::new(),
                     };
                     let named = match call.get(1) {
@@ -280,7 +280,7 @@ impl<'p> Interp<'p> {
         }
         let items = match &items {
             Value::Range(r) => Items::Range(**r),
-            Value::List(l) => Items::List(Arc::new(l.lock().clone())),
+            Value::List(l) => Items::List(Arc::new(l.lock().to_vec())),
             Value::Map(m) => Items::List(Arc::new(m.lock().keys().map(Key::to_value).collect())),
             Value::Str(s) => Items::List(Arc::new(s.chars().map(|c| Value::Str(c.to_string().into())).collect())),
             other => return Err(fault_at(type_error(format!("cannot map over {}", other.type_name())), span)),

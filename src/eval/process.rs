@@ -77,6 +77,7 @@ impl Process {
         let live = shm::region().and_then(|r| r.alloc(8)).unwrap_or(0);
         // Before any fork: every process of the run shares this board.
         crate::sync::board::init();
+        crate::runtime::output::init();
         let pid = nix::unistd::getpid().as_raw() as u64;
         let process = Arc::new(Process {
             globals: RwLock::new(Arc::from(Vec::new())),

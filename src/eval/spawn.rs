@@ -40,9 +40,6 @@ use crate::sync::cell::SharedCells;
 use crate::sync::history;
 use crate::syntax::Span;
 
-/// The forker's native stack: in a child it runs the spawned task.
-const FORKER_STACK: usize = 256 << 20;
-
 /// The forker of a process: its request channel and thread.
 pub struct Forker {
     requests: Sender<ForkRequest>,
@@ -177,7 +174,8 @@ fn forker(proc: &Arc<Process>) -> std::io::Result<Sender<ForkRequest>> {
     let proc_for_forker = proc.clone();
     let thread = std::thread::Builder::new()
         .name("concsh-forker".into())
-        .stack_size(FORKER_STACK)
+        // In a child it runs the spawned task.
+        .stack_size(crate::runtime::stack::thread_size())
         .spawn(move || serve_forks(proc_for_forker, incoming))?;
     *forker = Some(Forker { requests: requests.clone(), _thread: thread });
     Ok(requests)
@@ -356,7 +354,7 @@ pub(super) fn settle(proc: &Process, task: &Task) {
         WaitStatus::Exited(_, code) => {
             let record = child.slot.load(0).ok().and_then(|b| wire::decode(&b, &proc.functions.read()).ok());
             let parts = match &record {
-                Some(Value::List(parts)) => parts.lock().clone(),
+                Some(Value::List(parts)) => parts.lock().to_vec(),
                 _ => Vec::new(),
             };
             match (parts.first(), parts.get(1)) {

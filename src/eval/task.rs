@@ -22,9 +22,6 @@ use crate::syntax::Span;
 use super::process::Process;
 use super::spawn::{end_processes, settle};
 
-/// Each thread's native stack: room for the language's recursion limit.
-const THREAD_STACK: usize = 256 << 20;
-
 impl<'p> Interp<'p> {
     /// `thread` / `spawn [daemon] target [as name]`: evaluates the target's
     /// function and arguments here, then starts the task.
@@ -102,6 +99,11 @@ impl<'p> Interp<'p> {
                 task.outcome()
             }
         };
+        // The joined task may have ended because this one was cancelled
+        // too (Ctrl-C, a deadlock report): this task must not go on.
+        if self.cancel.is_cancelled() {
+            return Err(Ctrl::Cancelled);
+        }
         match outcome {
             Outcome::Returned(value) => Ok(value),
             Outcome::Failed(error) => {
@@ -214,12 +216,15 @@ pub(super) fn start_thread_job(
     // Listed before it starts: the board never misses a running task.
     let pid = nix::unistd::getpid().as_raw();
     let listing = board::claim(task.id, pid, board::Owner::Thread, &task.name);
-    let started = std::thread::Builder::new().name(task.name.clone()).stack_size(THREAD_STACK).spawn(move || {
-        let _listed = listing.map(|claim| claim.adopt(task_for_thread.id, pid));
-        history::record(history::Event::TaskBegins { name: task_for_thread.name.clone(), process: false });
-        run_thread(proc_for_thread, task_for_thread, job);
-        history::record(history::Event::TaskEnds);
-    });
+    let started = std::thread::Builder::new()
+        .name(task.name.clone())
+        .stack_size(crate::runtime::stack::thread_size())
+        .spawn(move || {
+            let _listed = listing.map(|claim| claim.adopt(task_for_thread.id, pid));
+            history::record(history::Event::TaskBegins { name: task_for_thread.name.clone(), process: false });
+            run_thread(proc_for_thread, task_for_thread, job);
+            history::record(history::Event::TaskEnds);
+        });
     match started {
         Ok(handle) => {
             *task.os_thread.lock() = Some(handle);

@@ -125,6 +125,34 @@ impl ErrorValue {
     }
 }
 
+/// The most bytes (or items) a string, list or text may hold: past it an
+/// operation raises `ResourceError` before allocating.
+pub const MAX_LEN: usize = 1 << 28;
+
+pub fn too_large(what: &str) -> Fault {
+    ErrorValue::new(Kind::Resource, format!("{what} would be too large (limit {MAX_LEN})"))
+}
+
+/// An empty vector with room for `n` items, or a `ResourceError` when the
+/// memory cannot be had (under `ulimit -v`, say) instead of an abort.
+pub fn room_for<T>(n: usize, what: &str) -> Result<Vec<T>, Fault> {
+    let mut items = Vec::new();
+    items.try_reserve_exact(n).map_err(|_| out_of_memory(what))?;
+    Ok(items)
+}
+
+/// An empty string with room for `n` bytes; see [`room_for`].
+pub fn text_room(n: usize) -> Result<String, Fault> {
+    let mut text = String::new();
+    text.try_reserve_exact(n).map_err(|_| out_of_memory("string"))?;
+    Ok(text)
+}
+
+fn out_of_memory(what: &str) -> Fault {
+    ErrorValue::new(Kind::Resource, format!("out of memory: no room for the {what}"))
+        .with_help("the machine or the address-space limit (ulimit -v) has no room left")
+}
+
 pub fn type_error(message: impl Into<String>) -> Fault {
     ErrorValue::new(Kind::Type, message)
 }

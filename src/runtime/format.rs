@@ -2,14 +2,16 @@
 //! containers strings are quoted; floats take the shortest form that reads
 //! back, keeping `.0` on whole numbers (`2.0`, `0.1`, `1e+20`, as Python).
 
+use std::collections::HashSet;
 use std::fmt::Write;
 use std::sync::Arc;
 
 use crate::syntax::ast::{Align, FormatSpec};
 
+use super::error::MAX_LEN;
 use super::handle::{Handle, HandleKind};
 use super::task::{Outcome, Task, TaskKind};
-use super::value::Value;
+use super::value::{Key, Value};
 use super::wire::{FnTable, decode};
 use crate::sync::cell::SharedCells;
 use crate::sync::event::Event;
@@ -26,90 +28,180 @@ pub fn display(value: &Value) -> String {
     }
 }
 
-/// The text of a value inside a container (strings quoted).
+/// The text of a value inside a container (strings quoted). For reports:
+/// never interrupted, and cut short (ending in `...`) past [`MAX_LEN`].
 pub fn repr(value: &Value) -> String {
-    let mut out = String::new();
-    write_repr(&mut out, value, &mut Vec::new());
-    out
+    let mut writer = Writer::new(&|| false);
+    match writer.run(value) {
+        Ok(()) => writer.out,
+        Err(_) => {
+            writer.out.push_str("...");
+            writer.out
+        }
+    }
 }
 
-/// `seen` holds the containers being written, so a list that contains
-/// itself prints `[...]` instead of recursing forever.
-fn write_repr(out: &mut String, value: &Value, seen: &mut Vec<usize>) {
-    match value {
-        Value::Nil | Value::Unset => out.push_str("nil"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Int(n) => {
-            let _ = write!(out, "{n}");
-        }
-        Value::Float(f) => out.push_str(&float(*f)),
-        Value::Str(s) => quote(out, s),
-        Value::List(list) => {
-            let id = Arc::as_ptr(list) as usize;
-            if seen.contains(&id) {
-                return out.push_str("[...]");
+/// Why a value's text was not made.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unprintable {
+    /// It would pass [`MAX_LEN`] bytes.
+    TooLarge,
+    /// `stop` said so (the task was cancelled).
+    Stopped,
+}
+
+/// [`display`] for `print`, `str` and interpolation: a value nested any
+/// depth is written without recursion in time linear in its size, gives up
+/// past [`MAX_LEN`] bytes, and asks `stop` now and then whether to go on.
+pub fn display_checked(value: &Value, stop: &dyn Fn() -> bool) -> Result<String, Unprintable> {
+    if let Value::Str(s) = value {
+        return Ok(s.to_string());
+    }
+    let mut writer = Writer::new(stop);
+    writer.run(value)?;
+    Ok(writer.out)
+}
+
+/// A container being written: its items snapshot, and how far it got.
+enum Open {
+    List { id: usize, items: Vec<Value>, next: usize },
+    Map { id: usize, entries: Vec<(Key, Value)>, next: usize },
+}
+
+/// The iterative writer behind [`repr`] and [`display_checked`].
+struct Writer<'s> {
+    out: String,
+    /// The containers being written, so a list that contains itself
+    /// prints `[...]` instead of recursing forever.
+    open: HashSet<usize>,
+    stop: &'s dyn Fn() -> bool,
+}
+
+/// How many values are written between checks of the size and of `stop`.
+const CHECK_EVERY: usize = 4096;
+
+impl<'s> Writer<'s> {
+    fn new(stop: &'s dyn Fn() -> bool) -> Writer<'s> {
+        Writer { out: String::new(), open: HashSet::new(), stop }
+    }
+
+    fn run(&mut self, value: &Value) -> Result<(), Unprintable> {
+        let mut stack: Vec<Open> = Vec::new();
+        self.value(value, &mut stack);
+        let mut steps = 0usize;
+        while let Some(top) = stack.last_mut() {
+            steps += 1;
+            if steps.is_multiple_of(CHECK_EVERY) {
+                self.check()?;
             }
-            let items = list.lock().clone();
-            seen.push(id);
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
+            let next = match top {
+                Open::List { id, items, next } => match items.get_mut(*next) {
+                    Some(item) => {
+                        if *next > 0 {
+                            self.out.push_str(", ");
+                        }
+                        *next += 1;
+                        std::mem::take(item)
+                    }
+                    None => {
+                        self.out.push(']');
+                        self.open.remove(id);
+                        stack.pop();
+                        continue;
+                    }
+                },
+                Open::Map { id, entries, next } => match entries.get_mut(*next) {
+                    Some((key, value)) => {
+                        if *next > 0 {
+                            self.out.push_str(", ");
+                        }
+                        *next += 1;
+                        self.value(&key.to_value(), &mut Vec::new());
+                        self.out.push_str(": ");
+                        std::mem::take(value)
+                    }
+                    None => {
+                        self.out.push('}');
+                        self.open.remove(id);
+                        stack.pop();
+                        continue;
+                    }
+                },
+            };
+            self.value(&next, &mut stack);
+        }
+        self.check()
+    }
+
+    fn check(&self) -> Result<(), Unprintable> {
+        if self.out.len() > MAX_LEN {
+            return Err(Unprintable::TooLarge);
+        }
+        if (self.stop)() {
+            return Err(Unprintable::Stopped);
+        }
+        Ok(())
+    }
+
+    /// Writes a scalar; a container is opened (pushed on `stack`).
+    fn value(&mut self, value: &Value, stack: &mut Vec<Open>) {
+        let out = &mut self.out;
+        match value {
+            Value::Nil | Value::Unset => out.push_str("nil"),
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Int(n) => {
+                let _ = write!(out, "{n}");
+            }
+            Value::Float(f) => out.push_str(&float(*f)),
+            Value::Str(s) => quote(out, s),
+            Value::List(list) => {
+                let id = Arc::as_ptr(list) as usize;
+                if !self.open.insert(id) {
+                    return out.push_str("[...]");
                 }
-                write_repr(out, item, seen);
+                out.push('[');
+                stack.push(Open::List { id, items: list.lock().to_vec(), next: 0 });
             }
-            out.push(']');
-            seen.pop();
-        }
-        Value::Map(map) => {
-            let id = Arc::as_ptr(map) as usize;
-            if seen.contains(&id) {
-                return out.push_str("{...}");
-            }
-            let entries = map.lock().clone();
-            seen.push(id);
-            out.push('{');
-            for (i, (k, v)) in entries.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
+            Value::Map(map) => {
+                let id = Arc::as_ptr(map) as usize;
+                if !self.open.insert(id) {
+                    return out.push_str("{...}");
                 }
-                write_repr(out, &k.to_value(), seen);
-                out.push_str(": ");
-                write_repr(out, v, seen);
+                out.push('{');
+                let entries = map.lock().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                stack.push(Open::Map { id, entries, next: 0 });
             }
-            out.push('}');
-            seen.pop();
-        }
-        Value::Range(r) => match r.step {
-            1 => {
-                let _ = write!(out, "range({}, {})", r.start, r.stop);
+            Value::Range(r) => match r.step {
+                1 => {
+                    let _ = write!(out, "range({}, {})", r.start, r.stop);
+                }
+                step => {
+                    let _ = write!(out, "range({}, {}, {step})", r.start, r.stop);
+                }
+            },
+            Value::Func(f) => {
+                let _ = write!(out, "<fn {}>", f.def.name);
             }
-            step => {
-                let _ = write!(out, "range({}, {}, {step})", r.start, r.stop);
+            Value::Builtin(b) => {
+                let _ = write!(out, "<builtin {}>", b.name());
             }
-        },
-        Value::Func(f) => {
-            let _ = write!(out, "<fn {}>", f.def.name);
+            Value::Error(e) => {
+                let _ = write!(out, "<error {}: {}>", e.kind, e.message);
+            }
+            Value::Cell(c) => {
+                let inner = c.lock().clone();
+                self.value(&inner, stack);
+            }
+            Value::Task(task) => out.push_str(&task_text(task)),
+            Value::Handle(handle) => out.push_str(&handle_text(*handle)),
+            Value::ThreadLocal(_) => out.push_str("<threadlocal>"),
+            Value::Pool(pool) => {
+                let kind = if pool.threads { "threads" } else { "processes" };
+                let state = if pool.is_closed() { " closed" } else { "" };
+                let _ = write!(out, "<pool {} {kind}{state}>", pool.size);
+            }
+            Value::Future(f) => out.push_str(if f.is_ready() { "<future ready>" } else { "<future pending>" }),
         }
-        Value::Builtin(b) => {
-            let _ = write!(out, "<builtin {}>", b.name());
-        }
-        Value::Error(e) => {
-            let _ = write!(out, "<error {}: {}>", e.kind, e.message);
-        }
-        Value::Cell(c) => {
-            let inner = c.lock().clone();
-            write_repr(out, &inner, seen);
-        }
-        Value::Task(task) => out.push_str(&task_text(task)),
-        Value::Handle(handle) => out.push_str(&handle_text(*handle)),
-        Value::ThreadLocal(_) => out.push_str("<threadlocal>"),
-        Value::Pool(pool) => {
-            let kind = if pool.threads { "threads" } else { "processes" };
-            let state = if pool.is_closed() { " closed" } else { "" };
-            let _ = write!(out, "<pool {} {kind}{state}>", pool.size);
-        }
-        Value::Future(f) => out.push_str(if f.is_ready() { "<future ready>" } else { "<future pending>" }),
     }
 }
 
@@ -226,6 +318,8 @@ pub fn float(f: f64) -> String {
 /// `{value:spec}` in an interpolated string.
 pub fn with_spec(value: &Value, spec: &FormatSpec) -> String {
     let body = match (value, spec.precision) {
+        // `nan` and `inf` read the same with or without a precision.
+        (Value::Float(f), Some(_)) if !f.is_finite() => float(*f),
         (Value::Float(f), Some(p)) => format!("{f:.p$}"),
         (Value::Int(n), Some(p)) => format!("{:.p$}", *n as f64),
         _ => display(value),

@@ -1,13 +1,19 @@
-//! The one output path: every `print` is a single `write(2)` of a whole
-//! line, straight to the file descriptor. Nothing is buffered in the
-//! process, so lines from concurrent threads and processes never mix,
-//! output appears in the order it happened, and a `fork` has nothing to
-//! print twice.
+//! The one output path: every `print` writes a whole line straight to the
+//! file descriptor, holding the run's output lock (in the shared region,
+//! so it spans processes). A pipe takes only up to `PIPE_BUF` bytes in one
+//! atomic write; the lock keeps a longer line whole too. Nothing is
+//! buffered in the process, so lines from concurrent threads and
+//! processes never mix, output appears in the order it happened, and a
+//! `fork` has nothing to print twice. The lock is robust: a process killed
+//! in the middle of a line leaves it to the next writer, never held.
 
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use parking_lot::Mutex;
+
+use crate::sync::robust::RobustMutex;
 
 /// Where a line goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,6 +28,9 @@ pub enum Written {
     Ok,
     /// The reader went away (`concsh script | head -1`): a normal end.
     Closed,
+    /// Any other failure (a full disk, a closed descriptor): the line is
+    /// lost, and the script is told.
+    Failed(nix::errno::Errno),
 }
 
 /// Writes `text` (which should end in a newline) in one system call where
@@ -36,7 +45,24 @@ pub fn write_line(stream: Stream, text: &str) -> Written {
             return Written::Ok;
         }
     }
-    super::progress::around_output(|| write_whole(stream, text))
+    super::progress::around_output(|| {
+        let lock = OUTPUT.get().copied().flatten();
+        let taken = lock.and_then(|lock| lock.lock());
+        let written = write_whole(stream, text);
+        if let (Some(lock), Some(_)) = (lock, taken) {
+            lock.unlock();
+        }
+        written
+    })
+}
+
+/// The run's output lock, made before the first fork (every process of
+/// the run shares it); `None` if the shared region could not hold it.
+static OUTPUT: OnceLock<Option<RobustMutex>> = OnceLock::new();
+
+/// Makes the output lock: call before any task starts.
+pub fn init() {
+    OUTPUT.get_or_init(|| RobustMutex::new().ok());
 }
 
 /// At the prompt, a line typed by the user must not be torn by a
@@ -137,9 +163,7 @@ fn write_whole(stream: Stream, text: &str) -> Written {
             Ok(n) => rest = &rest[n..],
             Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => continue,
             Err(nix::errno::Errno::EPIPE) => return Written::Closed,
-            // Any other failure (a closed descriptor, a full disk) loses the
-            // line, as `print` in every shell does; it is not a script error.
-            Err(_) => return Written::Closed,
+            Err(e) => return Written::Failed(e),
         }
     }
     Written::Ok

@@ -7,6 +7,7 @@
 //! at a time (comparisons and printing work on snapshots), so two threads
 //! can never deadlock inside the interpreter.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -21,10 +22,11 @@ use super::future::FutureCell;
 use super::handle::Handle;
 use super::pool::Pool;
 use super::task::Task;
+use super::teardown::{Entries, Items, defer};
 use super::threadlocal::ThreadLocal;
 
-pub type ListRef = Arc<Mutex<Vec<Value>>>;
-pub type MapRef = Arc<Mutex<IndexMap<Key, Value>>>;
+pub type ListRef = Arc<Mutex<Items>>;
+pub type MapRef = Arc<Mutex<Entries>>;
 
 #[derive(Clone, Default)]
 pub enum Value {
@@ -100,17 +102,25 @@ pub struct Closure {
     pub upvalues: Box<[Arc<VarCell>]>,
 }
 
+impl Drop for Closure {
+    fn drop(&mut self) {
+        // A chain of closures each capturing the last frees without recursion.
+        let captured = std::mem::take(&mut self.upvalues).into_vec();
+        defer(captured.into_iter().filter_map(|cell| Arc::into_inner(cell).map(Mutex::into_inner)));
+    }
+}
+
 impl Value {
     pub fn str(s: &str) -> Value {
         Value::Str(s.into())
     }
 
     pub fn list(items: Vec<Value>) -> Value {
-        Value::List(Arc::new(Mutex::new(items)))
+        Value::List(Arc::new(Mutex::new(Items(items))))
     }
 
     pub fn map(entries: IndexMap<Key, Value>) -> Value {
-        Value::Map(Arc::new(Mutex::new(entries)))
+        Value::Map(Arc::new(Mutex::new(Entries(entries))))
     }
 
     #[inline]
@@ -150,17 +160,27 @@ impl Value {
         }
     }
 
-    /// Deep equality, as `==`: `1 == 1.0`, lists and maps by content.
+    /// Deep equality, as `==`: `1 == 1.0`, lists and maps by content, at
+    /// any depth, without recursion. Containers already being compared are
+    /// taken as equal when met again, so structures that contain
+    /// themselves compare by shape instead of looping.
     pub fn equals(&self, other: &Value) -> bool {
-        self.equals_depth(other, 0)
-    }
-
-    fn equals_depth(&self, other: &Value, depth: usize) -> bool {
-        // Self-containing structures compare as unequal past this depth
-        // instead of recursing forever.
-        if depth > 200 {
+        let mut todo: Vec<(Value, Value)> = Vec::new();
+        let mut met: HashSet<(usize, usize)> = HashSet::new();
+        if !self.equals_shallow(other, &mut todo, &mut met) {
             return false;
         }
+        while let Some((a, b)) = todo.pop() {
+            if !a.equals_shallow(&b, &mut todo, &mut met) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Compares scalars; for two containers, compares their sizes and
+    /// queues their items' pairs on `todo`.
+    fn equals_shallow(&self, other: &Value, todo: &mut Vec<(Value, Value)>, met: &mut HashSet<(usize, usize)>) -> bool {
         match (self, other) {
             (Value::Nil, Value::Nil) => true,
             (Value::Bool(a), Value::Bool(b)) => a == b,
@@ -169,20 +189,33 @@ impl Value {
             (Value::Int(a), Value::Float(b)) | (Value::Float(b), Value::Int(a)) => (*a as f64) == *b,
             (Value::Str(a), Value::Str(b)) => a == b,
             (Value::List(a), Value::List(b)) => {
-                if Arc::ptr_eq(a, b) {
+                if Arc::ptr_eq(a, b) || !met.insert((Arc::as_ptr(a) as usize, Arc::as_ptr(b) as usize)) {
                     return true;
                 }
                 let a = a.lock().clone();
                 let b = b.lock().clone();
-                a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| x.equals_depth(y, depth + 1))
+                if a.len() != b.len() {
+                    return false;
+                }
+                todo.extend(a.into_iter().zip(b));
+                true
             }
             (Value::Map(a), Value::Map(b)) => {
-                if Arc::ptr_eq(a, b) {
+                if Arc::ptr_eq(a, b) || !met.insert((Arc::as_ptr(a) as usize, Arc::as_ptr(b) as usize)) {
                     return true;
                 }
                 let a = a.lock().clone();
                 let b = b.lock().clone();
-                a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| v.equals_depth(w, depth + 1)))
+                if a.len() != b.len() {
+                    return false;
+                }
+                for (k, v) in a {
+                    match b.get(&k) {
+                        Some(w) => todo.push((v, w.clone())),
+                        None => return false,
+                    }
+                }
+                true
             }
             (Value::Range(a), Value::Range(b)) => a == b,
             (Value::Func(a), Value::Func(b)) => Arc::ptr_eq(a, b),

@@ -49,6 +49,7 @@ pub mod lock;
 pub mod mutex;
 pub mod pipe;
 pub mod queue;
+pub mod robust;
 pub mod semaphore;
 pub mod shm;
 mod slot;

@@ -65,7 +65,9 @@ pub fn region() -> Option<&'static Region> {
 }
 
 fn map() -> Option<Region> {
-    for size in SIZES {
+    // Under an address-space limit the region takes at most a quarter of it.
+    let most = crate::runtime::stack::address_limit().map_or(u64::MAX, |limit| limit / 4);
+    for size in SIZES.into_iter().filter(|&size| size <= most || size == SIZES[SIZES.len() - 1]) {
         let Some(len) = NonZeroUsize::new(size as usize) else { continue };
         // SAFETY: a fresh anonymous mapping aliases no Rust object.
         let mapped = unsafe {

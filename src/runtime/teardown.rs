@@ -1,0 +1,143 @@
+//! Freeing values nested any depth without recursion.
+//!
+//! Dropping a list that holds a list that holds a list... would recurse
+//! once per level, and a script can nest a million levels (`x = [x]` in a
+//! loop), far more than a thread's stack holds. So the containers' item
+//! vectors ([`Items`], [`Entries`]) and closures hand what they held to
+//! [`defer`] instead of dropping it in place: the outermost drop on a
+//! thread empties a work list in a loop, and the drops it causes only add
+//! to that list.
+
+use std::cell::{Cell, RefCell};
+use std::ops::{Deref, DerefMut};
+
+use indexmap::IndexMap;
+
+use super::value::{Key, Value};
+
+thread_local! {
+    /// Set while this thread empties its work list.
+    static DRAINING: Cell<bool> = const { Cell::new(false) };
+    static PENDING: RefCell<Vec<Value>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Whether dropping `value` may drop further values in turn.
+fn nests(value: &Value) -> bool {
+    matches!(value, Value::List(_) | Value::Map(_) | Value::Func(_) | Value::Cell(_) | Value::Error(_))
+}
+
+/// Drops `values` without growing the stack by more than one level.
+pub fn defer(values: impl IntoIterator<Item = Value>) {
+    let outermost = DRAINING.try_with(|draining| !draining.replace(true));
+    match outermost {
+        // Inside the loop below: it will drop these.
+        Ok(false) => {
+            let queued = PENDING.try_with(|pending| pending.borrow_mut().extend(values.into_iter().filter(nests)));
+            debug_assert!(queued.is_ok());
+        }
+        Ok(true) => {
+            let mut work: Vec<Value> = values.into_iter().filter(nests).collect();
+            while !work.is_empty() {
+                work.clear();
+                let _ = PENDING.try_with(|pending| std::mem::swap(&mut work, &mut pending.borrow_mut()));
+            }
+            let _ = DRAINING.try_with(|draining| draining.set(false));
+        }
+        // The thread is ending and its locals are gone: drop in place.
+        Err(_) => drop(values.into_iter().collect::<Vec<_>>()),
+    }
+}
+
+/// A list's items.
+#[derive(Clone, Default)]
+pub struct Items(pub Vec<Value>);
+
+impl Deref for Items {
+    type Target = Vec<Value>;
+    fn deref(&self) -> &Vec<Value> {
+        &self.0
+    }
+}
+
+impl DerefMut for Items {
+    fn deref_mut(&mut self) -> &mut Vec<Value> {
+        &mut self.0
+    }
+}
+
+impl Drop for Items {
+    fn drop(&mut self) {
+        if self.0.iter().any(nests) {
+            defer(std::mem::take(&mut self.0));
+        }
+    }
+}
+
+/// A map's entries, in insertion order.
+#[derive(Clone, Default)]
+pub struct Entries(pub IndexMap<Key, Value>);
+
+impl Deref for Entries {
+    type Target = IndexMap<Key, Value>;
+    fn deref(&self) -> &IndexMap<Key, Value> {
+        &self.0
+    }
+}
+
+impl DerefMut for Entries {
+    fn deref_mut(&mut self) -> &mut IndexMap<Key, Value> {
+        &mut self.0
+    }
+}
+
+impl Drop for Entries {
+    fn drop(&mut self) {
+        if self.0.values().any(nests) {
+            defer(std::mem::take(&mut self.0).into_values());
+        }
+    }
+}
+
+impl Items {
+    pub fn into_vec(mut self) -> Vec<Value> {
+        std::mem::take(&mut self.0)
+    }
+}
+
+impl IntoIterator for Items {
+    type Item = Value;
+    type IntoIter = std::vec::IntoIter<Value>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.into_vec().into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Items {
+    type Item = &'a Value;
+    type IntoIter = std::slice::Iter<'a, Value>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl Entries {
+    pub fn into_map(mut self) -> IndexMap<Key, Value> {
+        std::mem::take(&mut self.0)
+    }
+}
+
+impl IntoIterator for Entries {
+    type Item = (Key, Value);
+    type IntoIter = indexmap::map::IntoIter<Key, Value>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.into_map().into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Entries {
+    type Item = (&'a Key, &'a Value);
+    type IntoIter = indexmap::map::Iter<'a, Key, Value>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
