@@ -191,3 +191,18 @@ fn nothing_runs_after_a_deadlock_report() {
         assert_eq!(run.stdout, "", "round {round}: a statement ran after the report");
     }
 }
+
+/// More than a thousand live tasks leave the deadlock watch on: the board
+/// has a slot for every task `--max-tasks` allows.
+#[test]
+fn the_deadlock_watch_sees_past_a_thousand_tasks() {
+    let script = "let go = event()\nlet ready = queue()\nlet ts = []\n\
+                  for i in range(1100) { ts.push(thread fn() { put 1 into ready; wait go }()) }\n\
+                  for i in range(1100) { get ready }\nprint(\"all waiting\")\nlet q = queue()\nget q\n";
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let args = ["--max-tasks".to_string(), "2000".into(), "-c".into(), script.into()];
+    let run = support::run_concsh(&args, b"", root).expect("runs");
+    assert_eq!(run.stdout, "all waiting\n");
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("Deadlock: every task is waiting"), "{}", &run.stderr[..run.stderr.len().min(500)]);
+}

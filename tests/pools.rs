@@ -96,3 +96,30 @@ fn a_long_map_draws_no_progress_bar_when_stderr_is_not_a_terminal() {
     assert_eq!(run.stdout, "16\n");
     assert_eq!(run.stderr, "", "nothing may be drawn on a non-terminal stderr");
 }
+
+/// A worker killed in the middle of a chunk of map items: the error names
+/// the item it was running, not the first of its chunk.
+#[test]
+fn a_worker_killed_mid_chunk_names_the_item_it_was_running() {
+    let script = r#"
+let go = event()
+fn task(x) {
+    if x == 5 {
+        print("victim", pid())
+        wait go
+    }
+    return x
+}
+try { print(pool 1 map task over range(8)) } catch e { print(e.kind, e.message) }
+"#;
+    let (mut child, mut lines) = support::start(&["-c", script]);
+    let mut line = String::new();
+    lines.read_line(&mut line).expect("victim line");
+    let victim: i32 = line.trim().strip_prefix("victim ").and_then(|p| p.parse().ok()).expect("a pid");
+    kill(Pid::from_raw(victim), Signal::SIGKILL).expect("kill the worker");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut lines, &mut rest).expect("the rest");
+    let _ = child.wait();
+    assert!(rest.starts_with("TaskFailed "), "{rest}");
+    assert!(rest.contains("item 5") && rest.contains("killed by signal 9"), "{rest}");
+}

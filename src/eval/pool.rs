@@ -226,7 +226,12 @@ impl<'p> Interp<'p> {
             // A chunk runs until an item fails: its values, then that error.
             let mut values = Vec::with_capacity(calls.len());
             let mut failure = Value::Nil;
-            for args in calls {
+            for (i, args) in calls.into_iter().enumerate() {
+                if i > 0 {
+                    // The item this worker holds now: if it dies, this one failed.
+                    let held = Value::list(vec![Value::Int(*id), Value::Int(*first + i as i64)]);
+                    let _ = pool.slots.store(index, &wire::encode(&held)?);
+                }
                 let recorded = history::on();
                 if recorded {
                     let label = format!("{}({})", function_name(func), list_text(&args.positional));

@@ -76,7 +76,7 @@ impl Process {
     pub fn new(program: &Program, source: Source, args: Vec<String>, max_tasks: usize) -> Arc<Process> {
         let live = shm::region().and_then(|r| r.alloc(8)).unwrap_or(0);
         // Before any fork: every process of the run shares this board.
-        crate::sync::board::init();
+        crate::sync::board::init(max_tasks);
         crate::runtime::output::init();
         let pid = nix::unistd::getpid().as_raw() as u64;
         let process = Arc::new(Process {

@@ -11,14 +11,13 @@
 //! scans some time apart knows nothing happened in between.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use super::history;
 use super::shm::{Shared, region};
 
 /// Slots on the board; a task that finds none runs unlisted, and the
 /// board then never reports a deadlock (it cannot see everyone).
-pub const SLOTS: usize = 1024;
 const NAME_LEN: usize = 40;
 
 /// What a slot's task is doing.
@@ -119,13 +118,26 @@ struct Slot {
     name: [AtomicU8; NAME_LEN],
 }
 
+/// The board's header; its slots follow it in the region.
 #[repr(C)]
 struct Board {
     /// One past the highest slot ever used: scans stop there.
     high: AtomicU32,
     /// Set once a task found no slot.
     overflowed: AtomicU32,
-    slots: [Slot; SLOTS],
+}
+
+/// The board and its slots, as placed in the region.
+struct Placed {
+    board: &'static Board,
+    slots: &'static [Slot],
+}
+
+impl std::ops::Deref for Placed {
+    type Target = Board;
+    fn deref(&self) -> &Board {
+        self.board
+    }
 }
 
 // SAFETY: atomics only.
@@ -133,6 +145,8 @@ unsafe impl Shared for Board {}
 
 /// The board, once placed (inherited by forked children with the region).
 static BOARD: AtomicPtr<Board> = AtomicPtr::new(std::ptr::null_mut());
+/// How many slots follow it.
+static SLOTS: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
     /// This thread's slot, if it has one.
@@ -141,24 +155,42 @@ thread_local! {
     static RECORDED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Places the board in the region; the run's first process calls this
-/// before any fork, so every process finds it at the same address.
-pub fn init() {
+/// Places the board in the region, with a slot for every task that can be
+/// alive at once (`max_tasks` scripts' tasks, and up to three helper
+/// threads for each of them, as every pool has a worker); the run's first
+/// process calls this before any fork, so every process finds it at the
+/// same address. Slots cost memory only once used.
+pub fn init(max_tasks: usize) {
     if !BOARD.load(Ordering::SeqCst).is_null() {
         return;
     }
     let Some(region) = region() else { return };
+    let count = max_tasks.saturating_mul(4).saturating_add(64);
+    let header = std::mem::size_of::<Board>().next_multiple_of(std::mem::align_of::<Slot>());
+    let Some(bytes) = count.checked_mul(std::mem::size_of::<Slot>()).and_then(|b| b.checked_add(header)) else {
+        return;
+    };
     // Fresh pages of an anonymous mapping are zero: every slot free.
-    let Some(off) = region.alloc(std::mem::size_of::<Board>()) else { return };
+    let Some(off) = region.alloc(bytes) else { return };
     let board: &'static Board = region.get::<Board>(off);
+    SLOTS.store(count, Ordering::SeqCst);
     BOARD.store(board as *const Board as *mut Board, Ordering::SeqCst);
 }
 
-fn board() -> Option<&'static Board> {
+fn board() -> Option<Placed> {
     let board = BOARD.load(Ordering::Acquire);
-    // SAFETY: set once from a `&'static Board` in the region, which stays
-    // mapped for the life of the process.
-    (!board.is_null()).then(|| unsafe { &*board })
+    if board.is_null() {
+        return None;
+    }
+    let count = SLOTS.load(Ordering::Acquire);
+    let header = std::mem::size_of::<Board>().next_multiple_of(std::mem::align_of::<Slot>());
+    // SAFETY: `init` placed the header and `count` zeroed slots after it in
+    // one block of the region, which stays mapped for the life of the
+    // process; slots are atomics only, so shared references are sound.
+    unsafe {
+        let slots = (board as *const u8).add(header) as *const Slot;
+        Some(Placed { board: &*board, slots: std::slice::from_raw_parts(slots, count) })
+    }
 }
 
 /// Slot `index`, if the board exists.
