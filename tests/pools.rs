@@ -8,6 +8,19 @@ use nix::unistd::Pid;
 
 mod support;
 
+/// Runs `script` until it prints `victim PID`, kills that pool worker with
+/// SIGKILL, and gives what the script printed after, and how it ended.
+fn kill_the_victim(script: &str) -> (String, std::process::ExitStatus) {
+    let (mut child, mut lines) = support::start(&["-c", script]);
+    let mut line = String::new();
+    lines.read_line(&mut line).expect("victim line");
+    let victim: i32 = line.trim().strip_prefix("victim ").and_then(|p| p.parse().ok()).expect("a pid");
+    kill(Pid::from_raw(victim), Signal::SIGKILL).expect("kill the worker");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut lines, &mut rest).expect("the rest");
+    (rest, child.wait().expect("ends"))
+}
+
 #[test]
 fn a_worker_killed_mid_task_fails_that_task_and_the_pool_finishes_the_rest() {
     // Each task prints its worker's pid and waits; the test kills the worker
@@ -33,14 +46,7 @@ print(results)
 close pl
 join pl
 "#;
-    let (mut child, mut lines) = support::start(&["-c", script]);
-    let mut line = String::new();
-    lines.read_line(&mut line).expect("victim line");
-    let victim: i32 = line.trim().strip_prefix("victim ").and_then(|p| p.parse().ok()).expect("a pid");
-    kill(Pid::from_raw(victim), Signal::SIGKILL).expect("kill the worker");
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut lines, &mut rest).expect("the rest");
-    let status = child.wait().expect("ends");
+    let (rest, status) = kill_the_victim(script);
     assert_eq!(rest, "TaskFailed true\n[10, 20, 30, 40, 50]\n");
     assert!(status.success());
 }
@@ -112,14 +118,7 @@ fn task(x) {
 }
 try { print(pool 1 map task over range(8)) } catch e { print(e.kind, e.message) }
 "#;
-    let (mut child, mut lines) = support::start(&["-c", script]);
-    let mut line = String::new();
-    lines.read_line(&mut line).expect("victim line");
-    let victim: i32 = line.trim().strip_prefix("victim ").and_then(|p| p.parse().ok()).expect("a pid");
-    kill(Pid::from_raw(victim), Signal::SIGKILL).expect("kill the worker");
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut lines, &mut rest).expect("the rest");
-    let _ = child.wait();
+    let (rest, _) = kill_the_victim(script);
     assert!(rest.starts_with("TaskFailed "), "{rest}");
     assert!(rest.contains("item 5") && rest.contains("killed by signal 9"), "{rest}");
 }
