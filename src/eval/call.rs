@@ -141,22 +141,17 @@ impl<'p> Interp<'p> {
     /// Runs `def`'s body in a frame starting at `base`, where the
     /// arguments already are.
     pub(super) fn enter(&mut self, def: &FnDef, upvals: Up, base: usize, span: Span, defaults: bool) -> R<Value> {
-        if self.depth >= MAX_DEPTH {
+        let too_deep = if self.depth >= MAX_DEPTH {
+            Some(format!("`{}` went past {MAX_DEPTH} nested calls", def.name))
+        } else if crate::runtime::stack::nearly_full() {
+            Some(format!("calling `{}` would overflow this task's stack", def.name))
+        } else {
+            None
+        };
+        if let Some(why) = too_deep {
             self.stack.truncate(base);
-            let error = ErrorValue::new(
-                Kind::Resource,
-                format!("recursion too deep: `{}` went past {MAX_DEPTH} nested calls", def.name),
-            )
-            .with_help("a recursive function needs a case that stops calling itself; deep ones can become loops");
-            return Err(fault_at(error, span));
-        }
-        if crate::runtime::stack::nearly_full() {
-            self.stack.truncate(base);
-            let error = ErrorValue::new(
-                Kind::Resource,
-                format!("recursion too deep: calling `{}` would overflow this task's stack", def.name),
-            )
-            .with_help("nest expressions less deeply in recursive functions, or turn the recursion into a loop");
+            let error = ErrorValue::new(Kind::Resource, format!("recursion too deep: {why}"))
+                .with_help("a recursive function needs a case that stops calling itself; deep ones can become loops");
             return Err(fault_at(error, span));
         }
         let top = base + def.slots as usize;

@@ -117,11 +117,12 @@ fn arithmetic(op: BinOp, a: &Value, b: &Value) -> Result<Value, Fault> {
             if s.len().saturating_mul(n) > MAX_LEN {
                 return Err(too_large("string"));
             }
-            let mut text = text_room(s.len() * n)?;
-            // An empty string repeated a huge number of times stays empty.
-            for _ in 0..if s.is_empty() { 0 } else { n } {
-                text.push_str(s);
+            if s.is_empty() {
+                // However many times: no need to count them out.
+                return Ok(Value::str(""));
             }
+            let mut text = text_room(s.len() * n)?;
+            text.extend(std::iter::repeat_n(&**s, n));
             Ok(Value::Str(text.into()))
         }
         (BinOp::Mul, Value::List(l), Value::Int(n)) | (BinOp::Mul, Value::Int(n), Value::List(l)) => {
@@ -130,8 +131,11 @@ fn arithmetic(op: BinOp, a: &Value, b: &Value) -> Result<Value, Fault> {
             if items.len().saturating_mul(n) > MAX_LEN {
                 return Err(too_large("list"));
             }
+            if items.is_empty() {
+                return Ok(Value::list(Vec::new()));
+            }
             let mut repeated = room_for(items.len() * n, "list")?;
-            for _ in 0..if items.is_empty() { 0 } else { n } {
+            for _ in 0..n {
                 repeated.extend(items.iter().cloned());
             }
             Ok(Value::list(repeated))

@@ -11,7 +11,7 @@ use crate::syntax::ast::{Align, FormatSpec};
 use super::error::MAX_LEN;
 use super::handle::{Handle, HandleKind};
 use super::task::{Outcome, Task, TaskKind};
-use super::value::{Key, Value};
+use super::value::Value;
 use super::wire::{FnTable, decode};
 use crate::sync::cell::SharedCells;
 use crate::sync::event::Event;
@@ -62,10 +62,14 @@ pub fn display_checked(value: &Value, stop: &dyn Fn() -> bool) -> Result<String,
     Ok(writer.out)
 }
 
-/// A container being written: its items snapshot, and how far it got.
-enum Open {
-    List { id: usize, items: Vec<Value>, next: usize },
-    Map { id: usize, entries: Vec<(Key, Value)>, next: usize },
+/// A container being written: a snapshot of its items (and of a map's
+/// keys, one per item), and how far it got.
+struct Open {
+    id: usize,
+    close: char,
+    keys: Vec<Value>,
+    items: Vec<Value>,
+    next: usize,
 }
 
 /// The iterative writer behind [`repr`] and [`display_checked`].
@@ -94,41 +98,22 @@ impl<'s> Writer<'s> {
             if steps.is_multiple_of(CHECK_EVERY) {
                 self.check()?;
             }
-            let next = match top {
-                Open::List { id, items, next } => match items.get_mut(*next) {
-                    Some(item) => {
-                        if *next > 0 {
-                            self.out.push_str(", ");
-                        }
-                        *next += 1;
-                        std::mem::take(item)
-                    }
-                    None => {
-                        self.out.push(']');
-                        self.open.remove(id);
-                        stack.pop();
-                        continue;
-                    }
-                },
-                Open::Map { id, entries, next } => match entries.get_mut(*next) {
-                    Some((key, value)) => {
-                        if *next > 0 {
-                            self.out.push_str(", ");
-                        }
-                        *next += 1;
-                        self.value(&key.to_value(), &mut Vec::new());
-                        self.out.push_str(": ");
-                        std::mem::take(value)
-                    }
-                    None => {
-                        self.out.push('}');
-                        self.open.remove(id);
-                        stack.pop();
-                        continue;
-                    }
-                },
+            let Some(item) = top.items.get_mut(top.next).map(std::mem::take) else {
+                self.out.push(top.close);
+                self.open.remove(&top.id);
+                stack.pop();
+                continue;
             };
-            self.value(&next, &mut stack);
+            if top.next > 0 {
+                self.out.push_str(", ");
+            }
+            if let Some(key) = top.keys.get(top.next) {
+                // Keys are scalars: they open nothing.
+                self.value(key, &mut Vec::new());
+                self.out.push_str(": ");
+            }
+            top.next += 1;
+            self.value(&item, &mut stack);
         }
         self.check()
     }
@@ -160,7 +145,7 @@ impl<'s> Writer<'s> {
                     return out.push_str("[...]");
                 }
                 out.push('[');
-                stack.push(Open::List { id, items: list.lock().to_vec(), next: 0 });
+                stack.push(Open { id, close: ']', keys: Vec::new(), items: list.lock().to_vec(), next: 0 });
             }
             Value::Map(map) => {
                 let id = Arc::as_ptr(map) as usize;
@@ -168,8 +153,8 @@ impl<'s> Writer<'s> {
                     return out.push_str("{...}");
                 }
                 out.push('{');
-                let entries = map.lock().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-                stack.push(Open::Map { id, entries, next: 0 });
+                let (keys, items) = map.lock().iter().map(|(k, v)| (k.to_value(), v.clone())).unzip();
+                stack.push(Open { id, close: '}', keys, items, next: 0 });
             }
             Value::Range(r) => match r.step {
                 1 => {
