@@ -54,6 +54,8 @@ pub struct Cli {
 
 /// Runs the command line and gives the process exit status.
 pub fn main() -> i32 {
+    // Before any thread exists: every thread inherits the mask.
+    signals::route_children_signals();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

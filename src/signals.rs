@@ -6,14 +6,23 @@
 //! SIGQUIT (Ctrl-\) prints a task dump and the run goes on: the first
 //! process prints it, every process passes the question to its children.
 //! SIGCHLD reaps a child that died, whatever the rest of the process is
-//! doing (a SIGKILLed child must not stay a zombie on the task board).
+//! doing (a SIGKILLed child must not stay a zombie on the task board); it
+//! is blocked in every thread and read from a signalfd, so no handler runs
+//! for it (see [`route_children_signals`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
-use signal_hook::consts::{SIGCHLD, SIGINT, SIGQUIT, SIGTERM};
-use signal_hook::iterator::{Handle, Signals};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM};
+use signal_hook::iterator::backend::{Handle, SignalDelivery};
+use signal_hook::iterator::exfiltrator::SignalOnly;
 
 use crate::eval::Process;
 
@@ -53,43 +62,40 @@ impl Listener {
     }
 
     fn listen(process: Arc<Process>, interrupt: Scope) -> Option<Listener> {
-        let mut signals = Signals::new([SIGINT, SIGTERM, SIGQUIT, SIGCHLD]).ok()?;
+        let (read, write) = UnixStream::pair().ok()?;
+        let pipe = read.as_raw_fd();
+        let mut signals = SignalDelivery::with_pipe(read, write, SignalOnly, [SIGINT, SIGTERM, SIGQUIT]).ok()?;
         let handle = signals.handle();
+        let closed = handle.clone();
+        let children =
+            SignalFd::with_flags(&children_signals(), SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).ok()?;
         let thread = std::thread::Builder::new()
             .name("concsh-signals".into())
             .spawn(move || {
-                for signal in signals.forever() {
-                    if signal == SIGQUIT {
-                        dump(&process, interrupt != Scope::Child);
-                        continue;
+                // SAFETY: the pipe's read end lives in `signals`, owned by
+                // this thread until it returns.
+                let pipe = unsafe { BorrowedFd::borrow_raw(pipe) };
+                loop {
+                    let mut ready =
+                        [PollFd::new(pipe, PollFlags::POLLIN), PollFd::new(children.as_fd(), PollFlags::POLLIN)];
+                    if let Err(e) = poll(&mut ready, PollTimeout::NONE)
+                        && e != nix::errno::Errno::EINTR
+                    {
+                        return;
                     }
-                    if signal == SIGCHLD {
+                    if ready[1].revents().is_some_and(|r| !r.is_empty()) {
+                        while let Ok(Some(_)) = children.read_signal() {}
                         // Inside the fork gate: the registry is an interpreter lock.
                         process.gate.enter();
                         crate::eval::reap_exited(&process);
                         process.gate.leave();
-                        continue;
                     }
-                    let everything = match (signal, interrupt) {
-                        (SIGTERM, _) => {
-                            TERMINATED.store(true, Ordering::SeqCst);
-                            true
-                        }
-                        (_, Scope::Everything | Scope::Child) => {
-                            INTERRUPTED.store(true, Ordering::SeqCst);
-                            true
-                        }
-                        (_, Scope::Statement) => false,
-                    };
-                    // Inside the fork gate: the task registry is an
-                    // interpreter lock like any other.
-                    process.gate.enter();
-                    if everything {
-                        process.cancel_all();
-                    } else {
-                        process.main_task().cancel.cancel();
+                    for signal in signals.pending() {
+                        answer(&process, signal, interrupt);
                     }
-                    process.gate.leave();
+                    if closed.is_closed() {
+                        return;
+                    }
                 }
             })
             .ok()?;
@@ -102,6 +108,51 @@ impl Listener {
         TERMINATED.store(false, Ordering::SeqCst);
         Listener::listen(process, Scope::Child)
     }
+}
+
+/// What a signal does: SIGQUIT dumps the tasks; SIGINT and SIGTERM cancel
+/// the run, or at the prompt SIGINT the statement running.
+fn answer(process: &Process, signal: i32, interrupt: Scope) {
+    if signal == SIGQUIT {
+        return dump(process, interrupt != Scope::Child);
+    }
+    let everything = match (signal, interrupt) {
+        (SIGTERM, _) => {
+            TERMINATED.store(true, Ordering::SeqCst);
+            true
+        }
+        (_, Scope::Everything | Scope::Child) => {
+            INTERRUPTED.store(true, Ordering::SeqCst);
+            true
+        }
+        (_, Scope::Statement) => false,
+    };
+    // Inside the fork gate: the task registry is an interpreter lock like
+    // any other.
+    process.gate.enter();
+    if everything {
+        process.cancel_all();
+    } else {
+        process.main_task().cancel.cancel();
+    }
+    process.gate.leave();
+}
+
+/// SIGCHLD, which no thread takes: the listener reads it from a signalfd.
+fn children_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGCHLD);
+    set
+}
+
+/// Blocks SIGCHLD in the calling thread and every thread it starts later
+/// (call it first thing, before any thread exists). It then never runs a
+/// handler: a handler running in one thread while another forks would
+/// leave signal-hook's registry marked busy in the child, which then spins
+/// forever registering its own listener. Programs started with `exec`
+/// inherit the mask and must unblock it.
+pub fn route_children_signals() {
+    let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&children_signals()), None);
 }
 
 /// Answers SIGQUIT: tasks say where they are, children are asked too,

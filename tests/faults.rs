@@ -209,3 +209,32 @@ fn the_deadlock_watch_sees_past_a_thousand_tasks() {
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("Deadlock: every task is waiting"), "{}", &run.stderr[..run.stderr.len().min(500)]);
 }
+
+/// A process killed with SIGKILL in the middle of a critical section
+/// leaves no waiter hanging: for each primitive, the waiter (a thread of
+/// the main process) gets `Abandoned`, and the primitive works again.
+#[test]
+fn a_holder_killed_with_sigkill_leaves_its_primitives_to_the_waiters() {
+    // The holder sleeps (the deadlock watch stays quiet) until it is killed.
+    for (make, take) in [
+        ("lock()", "lock target { set held; print(\"pid\", pid()); sleep(100) }"),
+        ("condition()", "lock target { set held; print(\"pid\", pid()); sleep(100) }"),
+        ("shared(0)", "lock target { target.value = 1; set held; print(\"pid\", pid()); sleep(100) }"),
+        ("semaphore(1)", "acquire target; set held; print(\"pid\", pid()); sleep(100)"),
+    ] {
+        let script = format!(
+            "let target = {make}\nlet held = event()\nlet p = spawn fn() {{ {take} }}()\n\
+             let waiter = thread fn() {{\n    wait held\n    try {{ acquire target }} catch e {{ return e.kind }}\n    return \"acquired\"\n}}()\n\
+             print(\"got\", join waiter)\nacquire target\nrelease target\nprint(\"works again\")\n"
+        );
+        let (mut main, mut lines) = support::start(&["-c", &script]);
+        let holder = Pid::from_raw(read_tagged(&mut lines, "pid ").parse().expect("a pid"));
+        kill(holder, Signal::SIGKILL).expect("kill the holder");
+        let main_pid = Pid::from_raw(main.id() as i32);
+        assert!(support::ends_within(main_pid, Duration::from_secs(30)), "{make}: the waiter hung");
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut lines, &mut rest).expect("the rest");
+        assert_eq!(rest, "got Abandoned\nworks again\n", "{make}");
+        assert_eq!(main.wait().expect("reaped").code(), Some(0), "{make}");
+    }
+}

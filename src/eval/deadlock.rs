@@ -83,6 +83,12 @@ fn watch(proc: &Process, stop: &CancelToken, ends: Ends) {
     let mut seen = 0;
     while stop.sleep(TICK, None, Default::default()).is_ok() {
         let Some(entries) = board::scan() else { continue };
+        // A primitive freed from a dead holder lets its waiters go on.
+        if super::abandoned::recover(&entries) {
+            last = None;
+            seen = 0;
+            continue;
+        }
         // A board that shows a task able to go on starts the count again;
         // so does any change since the last scan (every slot counts its
         // changes), a wake-up given included.

@@ -8,6 +8,7 @@
 //! the hot path (two threads calling one function never contend on it).
 //! The cancel flag is checked before every statement.
 
+mod abandoned;
 mod builtins;
 mod call;
 mod control;

@@ -269,6 +269,7 @@ fn child_main(
     output::forget_in_child();
     history::forget_in_child();
     crate::sync::wait::forget_in_child();
+    crate::sync::mutex::forget_in_child();
     fastrand::seed(u64::from(nix::unistd::getpid().as_raw().unsigned_abs()) ^ fastrand::u64(..));
     let pid = nix::unistd::getpid();
     let task = Arc::new(Task::new(
@@ -348,27 +349,28 @@ fn leave_now(code: i32) -> ! {
 /// Reaps a process that has exited and records its outcome (once).
 pub(super) fn settle(proc: &Process, task: &Task) {
     let Some(child) = task.child.get() else { return };
-    let Some(status) = child.reap_once() else { return };
-    let outcome = match status {
-        WaitStatus::Signaled(_, signal, _) => Outcome::Signalled(signal as i32),
-        WaitStatus::Exited(_, code) => {
-            let record = child.slot.load(0).ok().and_then(|b| wire::decode(&b, &proc.functions.read()).ok());
-            let parts = match &record {
-                Some(Value::List(parts)) => parts.lock().to_vec(),
-                _ => Vec::new(),
-            };
-            match (parts.first(), parts.get(1)) {
-                (Some(Value::Int(RETURNED)), Some(value)) if code == 0 => Outcome::Returned(value.clone()),
-                (Some(Value::Int(FAILED)), Some(Value::Error(e))) => Outcome::Failed(e.clone()),
-                _ => Outcome::Exited(code),
+    child.reap_once(&task.name, |status| {
+        let outcome = match status {
+            WaitStatus::Signaled(_, signal, _) => Outcome::Signalled(signal as i32),
+            WaitStatus::Exited(_, code) => {
+                let record = child.slot.load(0).ok().and_then(|b| wire::decode(&b, &proc.functions.read()).ok());
+                let parts = match &record {
+                    Some(Value::List(parts)) => parts.lock().to_vec(),
+                    _ => Vec::new(),
+                };
+                match (parts.first(), parts.get(1)) {
+                    (Some(Value::Int(RETURNED)), Some(value)) if code == 0 => Outcome::Returned(value.clone()),
+                    (Some(Value::Int(FAILED)), Some(Value::Error(e))) => Outcome::Failed(e.clone()),
+                    _ => Outcome::Exited(code),
+                }
             }
-        }
-        _ => Outcome::Exited(1),
-    };
-    proc.live().fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-    // However it ended, nothing of it is left running.
-    board::release_process(child.pid.as_raw());
-    task.finish(outcome);
+            _ => Outcome::Exited(1),
+        };
+        proc.live().fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        // However it ended, nothing of it is left running.
+        board::release_process(child.pid.as_raw());
+        task.finish(outcome);
+    });
 }
 
 /// Ends the child processes still running at the end of a run: each gets

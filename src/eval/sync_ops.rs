@@ -39,6 +39,12 @@ fn sync_fault(error: SyncError) -> Fault {
         SyncError::NoSpace => ErrorValue::new(Kind::Resource, "the shared memory region is full")
             .with_help("queues and shared values hold too much; get items out or make fewer primitives"),
         SyncError::Cancelled => ErrorValue::new(Kind::Terminated, "the task was cancelled"),
+        SyncError::Abandoned { holder } => {
+            let pid = (holder >> 32) as i32;
+            let name = crate::sync::board::buried(pid).unwrap_or_else(|| "process".into());
+            ErrorValue::new(Kind::Abandoned, format!("its holder, {name} (pid {pid}), died holding it"))
+                .with_help("the primitive is free again; what the holder was doing under it may be half done")
+        }
     }
 }
 

@@ -86,15 +86,22 @@ impl Child {
         matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
     }
 
-    /// The exit status of a process that has exited, the first time only.
-    pub fn reap_once(&self) -> Option<WaitStatus> {
+    /// Reaps a process that has exited and runs `settle` with its exit
+    /// status, the first time only. Later callers wait until `settle` has
+    /// run, so none of them sees the process gone but its outcome unset.
+    /// The task board keeps the process's `name` (for reports of what it
+    /// left held) from before its pid is gone.
+    pub fn reap_once(&self, name: &str, settle: impl FnOnce(WaitStatus)) {
         let mut reaped = self.reaped.lock();
         if *reaped {
-            return None;
+            return;
         }
+        board::bury(self.pid.as_raw(), name);
         let status = self.reap();
         *reaped = true;
-        status
+        if let Some(status) = status {
+            settle(status);
+        }
     }
 
     fn reap(&self) -> Option<WaitStatus> {

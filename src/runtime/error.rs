@@ -26,6 +26,7 @@ pub enum Kind {
     Terminated,
     Io,
     Resource,
+    Abandoned,
     Error,
 }
 
@@ -49,6 +50,7 @@ impl Kind {
             Kind::Terminated => "Terminated",
             Kind::Io => "IOError",
             Kind::Resource => "ResourceError",
+            Kind::Abandoned => "Abandoned",
             Kind::Error => "Error",
         }
     }

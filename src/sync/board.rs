@@ -125,6 +125,19 @@ struct Board {
     high: AtomicU32,
     /// Set once a task found no slot.
     overflowed: AtomicU32,
+    /// The next grave to write.
+    next_grave: AtomicU32,
+    /// The names of the latest processes that ended, so that a report
+    /// can still name a process that died holding a lock.
+    graves: [Grave; GRAVES],
+}
+
+const GRAVES: usize = 64;
+
+#[repr(C)]
+struct Grave {
+    pid: AtomicI32,
+    name: [AtomicU8; NAME_LEN],
 }
 
 /// The board and its slots, as placed in the region.
@@ -263,9 +276,7 @@ pub fn claim(id: u64, pid: i32, owner: Owner, name: &str) -> Option<Claim> {
         slot.pid.store(pid, Ordering::SeqCst);
         slot.owner.store(owner as u32, Ordering::SeqCst);
         slot.op.store(Op::Other as u32, Ordering::SeqCst);
-        for (i, byte) in slot.name.iter().enumerate() {
-            byte.store(name.as_bytes().get(i).copied().unwrap_or(0), Ordering::Relaxed);
-        }
+        write_name(&slot.name, name);
         slot.state.store(State::Running as u32, Ordering::SeqCst);
         board.high.fetch_max(index as u32 + 1, Ordering::SeqCst);
         return Some(Claim(index as u32));
@@ -313,6 +324,33 @@ pub fn release_process(pid: i32) {
             release(index as u32);
         }
     }
+}
+
+/// Records the name of process `pid`, which is ending.
+pub fn bury(pid: i32, name: &str) {
+    let Some(board) = board() else { return };
+    let grave = &board.graves[board.next_grave.fetch_add(1, Ordering::SeqCst) as usize % GRAVES];
+    grave.pid.store(0, Ordering::SeqCst);
+    write_name(&grave.name, name);
+    grave.pid.store(pid, Ordering::SeqCst);
+}
+
+/// The name of process `pid`, if it ended lately.
+pub fn buried(pid: i32) -> Option<String> {
+    let board = board()?;
+    let grave = board.graves.iter().find(|g| pid != 0 && g.pid.load(Ordering::SeqCst) == pid)?;
+    Some(read_name(&grave.name))
+}
+
+fn write_name(to: &[AtomicU8; NAME_LEN], name: &str) {
+    for (i, byte) in to.iter().enumerate() {
+        byte.store(name.as_bytes().get(i).copied().unwrap_or(0), Ordering::Relaxed);
+    }
+}
+
+fn read_name(from: &[AtomicU8; NAME_LEN]) -> String {
+    let name: Vec<u8> = from.iter().map(|b| b.load(Ordering::Relaxed)).take_while(|&b| b != 0).collect();
+    String::from_utf8_lossy(&name).into_owned()
 }
 
 /// This thread goes to sleep on `word`, which read `seen`.
@@ -419,7 +457,6 @@ pub fn scan() -> Option<Vec<Entry>> {
             }
             _ => None,
         };
-        let name: Vec<u8> = slot.name.iter().map(|b| b.load(Ordering::Relaxed)).take_while(|&b| b != 0).collect();
         entries.push(Entry {
             id,
             pid,
@@ -434,7 +471,7 @@ pub fn scan() -> Option<Vec<Entry>> {
                 target: slot.target.load(Ordering::SeqCst),
                 span: (slot.span_start.load(Ordering::SeqCst), slot.span_end.load(Ordering::SeqCst)),
             },
-            name: String::from_utf8_lossy(&name).into_owned(),
+            name: read_name(&slot.name),
             changes: slot.changes.load(Ordering::SeqCst),
             unwoken,
         });

@@ -2,7 +2,7 @@
 //! region, visible to every thread and process.
 //!
 //! ```text
-//! [lock offset u64][guard mutex u32][len u32][len slots (see slot.rs)]
+//! [lock offset u64][guard mutex 2 x u32][len u32][len slots (see slot.rs)]
 //! ```
 //!
 //! A single cell is an array of length 1. Each read or write of an element
@@ -27,7 +27,8 @@ struct Header {
 // SAFETY: made only of atomics and other `Shared` types.
 unsafe impl Shared for Header {}
 
-const SLOTS_AT: u64 = 16;
+/// Where the slots start: after the header.
+const SLOTS_AT: u64 = std::mem::size_of::<Header>().next_multiple_of(8) as u64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SharedCells(pub Off);
@@ -76,7 +77,7 @@ impl SharedCells {
         let region = region()?;
         let at = self.slot(index)?;
         let header = self.header()?;
-        Ok(header.guard.with(|| slot::unpack(region, &slot::read(region, at))))
+        header.guard.with_intact(|| slot::unpack(region, &slot::read(region, at)))
     }
 
     /// Replaces element `index` with a serialised value.
@@ -85,11 +86,18 @@ impl SharedCells {
         let at = self.slot(index)?;
         let raw = slot::pack(region, bytes)?;
         let header = self.header()?;
-        let old = header.guard.with(|| {
+        let old = header.guard.with_intact(|| {
             let old = slot::read(region, at);
             region.write(at, &raw);
             old
         });
+        let old = match old {
+            Ok(old) => old,
+            Err(broken) => {
+                slot::release(region, &raw);
+                return Err(broken);
+            }
+        };
         slot::release(region, &old);
         Ok(())
     }

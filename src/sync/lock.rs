@@ -1,13 +1,20 @@
 //! A lock in the shared region, usable between threads and processes.
 //!
 //! ```text
-//! [state u32: 0 free, 1 held][owner u64: the holder's task id][wait point]
+//! [state u32: 0 free, 1 held][era u32][owner u64: the holder's task id]
+//! [abandoned by u64: the last dead holder][wait point]
 //! ```
 //!
 //! As in Python, any task may release a lock another task acquired; the
 //! owner is recorded for conditions (which must be waited on by the task
-//! holding their lock) and for reports. Acquirers spin, then sleep on the
-//! wait point; a release wakes one sleeper.
+//! holding their lock), for reports, and to find a holder that died.
+//! Acquirers spin, then sleep on the wait point; a release wakes one
+//! sleeper.
+//!
+//! A lock whose holder's process died is *abandoned* (by the deadlock
+//! watch, which sees its waiters stuck): it is freed, its era moves on,
+//! and every task that was waiting for it gets `Abandoned` naming the
+//! dead holder, as a robust pthread mutex answers `EOWNERDEAD`.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -18,8 +25,10 @@ use super::{SyncError, new_object, region};
 #[repr(C)]
 pub(super) struct LockState {
     state: AtomicU32,
-    _pad: u32,
+    /// Moves on each time the lock is abandoned.
+    era: AtomicU32,
     owner: AtomicU64,
+    abandoned_by: AtomicU64,
     point: WaitPoint,
 }
 
@@ -42,14 +51,19 @@ impl Lock {
     /// Takes the lock for task `me`, waiting as `wait` allows.
     pub fn acquire(&self, me: u64, wait: Wait<'_>) -> Result<(), SyncError> {
         let lock = self.state()?;
-        let taken = lock
-            .point
-            .block_on(wait, || lock.state.compare_exchange(0, 1, Ordering::SeqCst, Ordering::Relaxed).ok().map(|_| ()));
+        let era = lock.era.load(Ordering::SeqCst);
+        let taken = lock.point.block_on(wait, || {
+            if lock.era.load(Ordering::SeqCst) != era {
+                return Some(Err(lock.abandoned_by.load(Ordering::SeqCst)));
+            }
+            lock.state.compare_exchange(0, 1, Ordering::SeqCst, Ordering::Relaxed).ok().map(|_| Ok(()))
+        });
         match taken {
-            Ok(()) => {
+            Ok(Ok(())) => {
                 lock.owner.store(me, Ordering::SeqCst);
                 Ok(())
             }
+            Ok(Err(holder)) => Err(SyncError::Abandoned { holder }),
             Err(Interrupted::Timeout) => Err(SyncError::Timeout),
             Err(Interrupted::Cancelled) => Err(SyncError::Cancelled),
         }
@@ -67,6 +81,20 @@ impl Lock {
 
     pub fn is_locked(&self) -> bool {
         self.state().is_ok_and(|l| l.state.load(Ordering::SeqCst) != 0)
+    }
+
+    /// Frees the lock if task `holder` (whose process died) still holds
+    /// it; every task waiting for it then gets `Abandoned`.
+    pub fn abandon(&self, holder: u64) -> bool {
+        let Ok(lock) = self.state() else { return false };
+        if holder == 0 || lock.owner.compare_exchange(holder, 0, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+            return false;
+        }
+        lock.abandoned_by.store(holder, Ordering::SeqCst);
+        lock.era.fetch_add(1, Ordering::SeqCst);
+        lock.state.store(0, Ordering::SeqCst);
+        lock.point.notify(true);
+        true
     }
 
     /// The task holding the lock (0: none).

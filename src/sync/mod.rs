@@ -18,7 +18,9 @@
 //! # Wake-up protocol
 //!
 //! Short critical sections use [`mutex::RawMutex`], a futex lock that
-//! spins, then sleeps, and is never held across a wait. Every blocking
+//! spins, then sleeps, is never held across a wait, and is taken over
+//! from a holder whose process died (the object it guards is then marked
+//! broken, unless it is whole after every store, as the allocator is). Every blocking
 //! operation waits on a [`wait::WaitPoint`]: a futex sequence word and a
 //! count of sleepers. The waiter retries its operation, spins for a few
 //! microseconds (a hand-off between two running cores costs well under a
@@ -74,6 +76,9 @@ pub enum SyncError {
     OutOfRange,
     /// The shared region is full (or could not be mapped).
     NoSpace,
+    /// The primitive was held by a process that died: `holder` is the
+    /// task id of the dead holder (its pid in the high 32 bits).
+    Abandoned { holder: u64 },
 }
 
 /// The shared region, or `NoSpace` if the kernel refused to map one.

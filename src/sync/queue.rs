@@ -93,16 +93,16 @@ impl Queue {
         let header = self.header(region);
         let raw = slot::pack(region, bytes)?;
         let outcome = header.not_full.block_on(wait, || {
-            header.mutex.lock();
-            let result = if header.closed.load(Ordering::Relaxed) != 0 {
-                Some(Err(SyncError::Closed))
-            } else if header.count.load(Ordering::Relaxed) < header.capacity.load(Ordering::Relaxed) {
-                Some(self.push(region, header, &raw))
-            } else {
-                None
-            };
-            header.mutex.unlock();
-            result
+            let pushed = header.mutex.with_intact(|| {
+                if header.closed.load(Ordering::Relaxed) != 0 {
+                    Some(Err(SyncError::Closed))
+                } else if header.count.load(Ordering::Relaxed) < header.capacity.load(Ordering::Relaxed) {
+                    Some(self.push(region, header, &raw))
+                } else {
+                    None
+                }
+            });
+            pushed.unwrap_or_else(|broken| Some(Err(broken)))
         });
         let outcome = match outcome {
             Ok(result) => result,
@@ -154,19 +154,20 @@ impl Queue {
         let region = region()?;
         let header = self.header(region);
         let outcome = header.not_empty.block_on(wait, || {
-            if header.count.load(Ordering::SeqCst) == 0 && header.closed.load(Ordering::SeqCst) == 0 {
+            let empty = header.count.load(Ordering::SeqCst) == 0 && header.closed.load(Ordering::SeqCst) == 0;
+            if empty && !header.mutex.is_broken() {
                 return None;
             }
-            header.mutex.lock();
-            let result = if header.count.load(Ordering::Relaxed) > 0 {
-                Some(Ok(self.pop(region, header)))
-            } else if header.closed.load(Ordering::Relaxed) != 0 {
-                Some(Err(SyncError::Closed))
-            } else {
-                None
-            };
-            header.mutex.unlock();
-            result
+            let popped = header.mutex.with_intact(|| {
+                if header.count.load(Ordering::Relaxed) > 0 {
+                    Some(Ok(self.pop(region, header)))
+                } else if header.closed.load(Ordering::Relaxed) != 0 {
+                    Some(Err(SyncError::Closed))
+                } else {
+                    None
+                }
+            });
+            popped.unwrap_or_else(|broken| Some(Err(broken)))
         });
         let raw = match outcome {
             Ok(Ok(raw)) => raw,
@@ -194,9 +195,46 @@ impl Queue {
     pub fn close(&self) -> Result<(), SyncError> {
         let region = region()?;
         let header = self.header(region);
-        header.mutex.with(|| header.closed.store(1, Ordering::SeqCst));
+        header.mutex.with_intact(|| header.closed.store(1, Ordering::SeqCst))?;
         header.not_empty.notify(true);
         header.not_full.notify(true);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nix::sys::signal::{Signal, raise};
+    use nix::sys::wait::waitpid;
+    use nix::unistd::ForkResult;
+
+    use super::*;
+    use crate::sync::cancel::CancelToken;
+
+    /// A process killed while holding a queue's own mutex (in the middle
+    /// of a put, say) leaves the queue broken, never stuck: every later
+    /// use fails with `Abandoned` naming the dead process.
+    #[test]
+    fn a_holder_killed_inside_a_queue_leaves_it_broken_not_stuck() {
+        let queue = Queue::new(Some(4)).expect("a queue");
+        let header = queue.header(region().expect("the region"));
+        // SAFETY: the child only takes a lock (atomics and a futex) and
+        // kills itself; it touches nothing another thread could hold.
+        let child = match unsafe { nix::unistd::fork() }.expect("fork") {
+            ForkResult::Child => {
+                crate::sync::mutex::forget_in_child();
+                let _ = header.mutex.lock();
+                let _ = raise(Signal::SIGKILL);
+                // SAFETY: ends the child at once.
+                unsafe { libc::_exit(1) }
+            }
+            ForkResult::Parent { child } => child,
+        };
+        waitpid(child, None).expect("the child is reaped");
+        let never = CancelToken::default();
+        let abandoned = Err(SyncError::Abandoned { holder: (child.as_raw() as u64) << 32 });
+        assert_eq!(queue.put(b"item", Wait::new(&never, None)), abandoned);
+        assert_eq!(queue.get(Wait::new(&never, None)).map(|_| ()), abandoned);
+        assert_eq!(queue.close(), abandoned);
     }
 }
