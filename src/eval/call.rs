@@ -138,21 +138,25 @@ impl<'p> Interp<'p> {
         self.enter(def, upvals, base, span, true)
     }
 
+    /// The error for a call past the recursion limit or the native stack.
+    #[cold]
+    #[inline(never)]
+    fn too_deep(&mut self, def: &FnDef, base: usize, span: Span) -> Ctrl {
+        self.stack.truncate(base);
+        let why = match self.depth >= MAX_DEPTH {
+            true => format!("`{}` went past {MAX_DEPTH} nested calls", def.name),
+            false => format!("calling `{}` would overflow this task's stack", def.name),
+        };
+        let error = ErrorValue::new(Kind::Resource, format!("recursion too deep: {why}"))
+            .with_help("a recursive function needs a case that stops calling itself; deep ones can become loops");
+        fault_at(error, span)
+    }
+
     /// Runs `def`'s body in a frame starting at `base`, where the
     /// arguments already are.
     pub(super) fn enter(&mut self, def: &FnDef, upvals: Up, base: usize, span: Span, defaults: bool) -> R<Value> {
-        let too_deep = if self.depth >= MAX_DEPTH {
-            Some(format!("`{}` went past {MAX_DEPTH} nested calls", def.name))
-        } else if crate::runtime::stack::nearly_full() {
-            Some(format!("calling `{}` would overflow this task's stack", def.name))
-        } else {
-            None
-        };
-        if let Some(why) = too_deep {
-            self.stack.truncate(base);
-            let error = ErrorValue::new(Kind::Resource, format!("recursion too deep: {why}"))
-                .with_help("a recursive function needs a case that stops calling itself; deep ones can become loops");
-            return Err(fault_at(error, span));
+        if self.depth >= MAX_DEPTH || crate::runtime::stack::below(self.stack_floor) {
+            return Err(self.too_deep(def, base, span));
         }
         let top = base + def.slots as usize;
         if self.stack.len() < top {

@@ -63,6 +63,8 @@ pub struct Interp<'p> {
     stack: Vec<Value>,
     base: usize,
     depth: usize,
+    /// How low this thread's native stack may go (`runtime::stack`).
+    stack_floor: usize,
 }
 
 type Up<'a> = &'a [Arc<VarCell>];
@@ -76,7 +78,8 @@ impl<'p> Interp<'p> {
     /// The evaluator of `task`, a task of `proc`, with `tables` taken from it.
     pub fn for_task(proc: &'p Arc<Process>, tables: &'p Tables, task: Arc<Task>) -> Interp<'p> {
         let cancel = task.cancel.clone();
-        Interp { proc, tables, task, cancel, stack: Vec::with_capacity(1024), base: 0, depth: 0 }
+        let stack_floor = crate::runtime::stack::floor();
+        Interp { proc, tables, task, cancel, stack: Vec::with_capacity(1024), base: 0, depth: 0, stack_floor }
     }
 
     /// The task was cancelled, or asked to pause for a fork: a pause steps

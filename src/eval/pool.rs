@@ -227,11 +227,8 @@ impl<'p> Interp<'p> {
             let mut values = Vec::with_capacity(calls.len());
             let mut failure = Value::Nil;
             for (i, args) in calls.into_iter().enumerate() {
-                if i > 0 {
-                    // The item this worker holds now: if it dies, this one failed.
-                    let held = Value::list(vec![Value::Int(*id), Value::Int(*first + i as i64)]);
-                    let _ = pool.slots.store(index, &wire::encode(&held)?);
-                }
+                // The item this worker holds now: if it dies, this one failed.
+                pool.set_progress(index, i);
                 let recorded = history::on();
                 if recorded {
                     let label = format!("{}({})", function_name(func), list_text(&args.positional));
@@ -616,11 +613,12 @@ fn watch(proc: &Arc<Process>, pool: &Arc<Pool>) {
             if let Some(Value::List(held)) = held {
                 let held = held.lock().clone();
                 if let [Value::Int(id), Value::Int(first)] = &held[..] {
+                    let failed_at = *first as usize + pool.progress(index);
                     let error = ErrorValue::new(
                         Kind::TaskFailed,
                         format!("pool worker {} {how} while running this task", worker.name),
                     );
-                    deliver(pool, *id as u64, vec![(*first as usize, Err(Arc::new(*error)))]);
+                    deliver(pool, *id as u64, vec![(failed_at, Err(Arc::new(*error)))]);
                 }
                 let _ = pool.slots.store(index, &wire::encode(&Value::Nil).unwrap_or_default());
             }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use parking_lot::Mutex;
@@ -14,6 +14,7 @@ use super::task::Task;
 use crate::sync::cancel::CancelToken;
 use crate::sync::cell::SharedCells;
 use crate::sync::queue::Queue;
+use crate::sync::shm::{Off, region};
 
 /// Where a task's result goes.
 #[derive(Clone)]
@@ -35,6 +36,10 @@ pub struct Pool {
     /// What each worker is working on (a task id, or nil): how the task of
     /// a worker that dies is found.
     pub slots: SharedCells,
+    /// For each worker, how many items of its chunk it has finished (in
+    /// the shared region; 0 if the region had no room): which item a
+    /// worker that dies was running.
+    progress: Off,
     pub workers: Mutex<Vec<Arc<Task>>>,
     pub pending: Mutex<HashMap<u64, Sink>>,
     next_id: AtomicU64,
@@ -47,7 +52,9 @@ pub struct Pool {
 
 impl Pool {
     pub fn new(size: usize, threads: bool, tasks: Queue, results: Queue, slots: SharedCells) -> Pool {
+        let progress = region().and_then(|r| r.alloc(size * 4)).unwrap_or(0);
         Pool {
+            progress,
             size,
             threads,
             owner: nix::unistd::getpid().as_raw(),
@@ -68,6 +75,23 @@ impl Pool {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.pending.lock().insert(id, sink);
         id
+    }
+
+    /// Worker `index` runs item `done` of its chunk (counting from 0).
+    pub fn set_progress(&self, index: usize, done: usize) {
+        if let Some(counter) = self.counter(index) {
+            counter.store(done as u32, Ordering::SeqCst);
+        }
+    }
+
+    /// Which item of its chunk worker `index` runs (counting from 0).
+    pub fn progress(&self, index: usize) -> usize {
+        self.counter(index).map_or(0, |c| c.load(Ordering::SeqCst) as usize)
+    }
+
+    fn counter(&self, index: usize) -> Option<&'static AtomicU32> {
+        let at = self.progress.checked_add(index as u64 * 4)?;
+        (self.progress != 0 && index < self.size).then(|| region().map(|r| r.get::<AtomicU32>(at)))?
     }
 
     pub fn is_closed(&self) -> bool {

@@ -48,9 +48,25 @@ fn sized(max: usize, share: u64) -> usize {
     }
 }
 
-/// Whether this thread's stack is nearly used up: deeper recursion must
-/// stop with an error here.
-#[inline]
-pub fn nearly_full() -> bool {
-    stacker::remaining_stack().is_some_and(|left| left < RED_ZONE)
+/// The lowest address this thread's stack may grow down to before deeper
+/// recursion must stop with an error (0: unknown, never stop). Taken once
+/// per evaluator, so the check on each call is one comparison.
+pub fn floor() -> usize {
+    match stacker::remaining_stack() {
+        Some(left) => here().saturating_sub(left).saturating_add(RED_ZONE),
+        None => 0,
+    }
+}
+
+/// Whether the stack has grown below `floor`.
+#[inline(always)]
+pub fn below(floor: usize) -> bool {
+    here() < floor
+}
+
+/// An address in the caller's stack frame.
+#[inline(always)]
+fn here() -> usize {
+    let marker = 0u8;
+    std::hint::black_box(&raw const marker) as usize
 }

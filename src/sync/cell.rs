@@ -2,7 +2,7 @@
 //! region, visible to every thread and process.
 //!
 //! ```text
-//! [lock offset u64][guard mutex 2 x u32][len u32][len slots (see slot.rs)]
+//! [lock offset u64][guard mutex u32][len u32][len slots (see slot.rs)]
 //! ```
 //!
 //! A single cell is an array of length 1. Each read or write of an element
@@ -27,8 +27,7 @@ struct Header {
 // SAFETY: made only of atomics and other `Shared` types.
 unsafe impl Shared for Header {}
 
-/// Where the slots start: after the header.
-const SLOTS_AT: u64 = std::mem::size_of::<Header>().next_multiple_of(8) as u64;
+const SLOTS_AT: u64 = 16;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SharedCells(pub Off);

@@ -2,18 +2,20 @@
 //! processes (so never the `_PRIVATE` variants).
 
 use std::sync::atomic::AtomicU32;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Sleeps while `*word == expected`, until woken or until `deadline`
 /// (monotonic). Returns false if the deadline passed. Spurious returns
 /// happen; callers re-check their condition.
 pub fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> bool {
-    let timeout = deadline.map(|d| {
-        let left = d.saturating_duration_since(Instant::now());
-        libc::timespec {
-            tv_sec: left.as_secs().min(i64::MAX as u64) as libc::time_t,
-            tv_nsec: left.subsec_nanos() as _,
-        }
+    wait_for(word, expected, deadline.map(|d| d.saturating_duration_since(Instant::now())))
+}
+
+/// [`wait`] for at most `timeout` (`None`: no limit).
+pub fn wait_for(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> bool {
+    let timeout = timeout.map(|left| libc::timespec {
+        tv_sec: left.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: left.subsec_nanos() as _,
     });
     if timeout.is_some_and(|t| t.tv_sec == 0 && t.tv_nsec == 0) {
         return false;

@@ -1,8 +1,8 @@
 //! A lock in the shared region, usable between threads and processes.
 //!
 //! ```text
-//! [state u32: 0 free, 1 held][era u32][owner u64: the holder's task id]
-//! [abandoned by u64: the last dead holder][wait point]
+//! [state u32: 0 free, 1 held][abandoned by u32: the last dead holder's pid]
+//! [owner u64: the holder's task id][wait point]
 //! ```
 //!
 //! As in Python, any task may release a lock another task acquired; the
@@ -12,8 +12,8 @@
 //! sleeper.
 //!
 //! A lock whose holder's process died is *abandoned* (by the deadlock
-//! watch, which sees its waiters stuck): it is freed, its era moves on,
-//! and every task that was waiting for it gets `Abandoned` naming the
+//! watch, which sees its waiters stuck): it is freed, the dead pid is
+//! noted, and every task that was waiting for it gets `Abandoned` naming the
 //! dead holder, as a robust pthread mutex answers `EOWNERDEAD`.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -25,10 +25,10 @@ use super::{SyncError, new_object, region};
 #[repr(C)]
 pub(super) struct LockState {
     state: AtomicU32,
-    /// Moves on each time the lock is abandoned.
-    era: AtomicU32,
+    /// The pid of the last process that died holding the lock: it changes
+    /// each time the lock is abandoned, which is how waiters notice.
+    abandoned_by: AtomicU32,
     owner: AtomicU64,
-    abandoned_by: AtomicU64,
     point: WaitPoint,
 }
 
@@ -51,10 +51,11 @@ impl Lock {
     /// Takes the lock for task `me`, waiting as `wait` allows.
     pub fn acquire(&self, me: u64, wait: Wait<'_>) -> Result<(), SyncError> {
         let lock = self.state()?;
-        let era = lock.era.load(Ordering::SeqCst);
+        let abandoned = lock.abandoned_by.load(Ordering::SeqCst);
         let taken = lock.point.block_on(wait, || {
-            if lock.era.load(Ordering::SeqCst) != era {
-                return Some(Err(lock.abandoned_by.load(Ordering::SeqCst)));
+            let now = lock.abandoned_by.load(Ordering::SeqCst);
+            if now != abandoned {
+                return Some(Err(u64::from(now) << 32));
             }
             lock.state.compare_exchange(0, 1, Ordering::SeqCst, Ordering::Relaxed).ok().map(|_| Ok(()))
         });
@@ -90,8 +91,7 @@ impl Lock {
         if holder == 0 || lock.owner.compare_exchange(holder, 0, Ordering::SeqCst, Ordering::SeqCst).is_err() {
             return false;
         }
-        lock.abandoned_by.store(holder, Ordering::SeqCst);
-        lock.era.fetch_add(1, Ordering::SeqCst);
+        lock.abandoned_by.store((holder >> 32) as u32, Ordering::SeqCst);
         lock.state.store(0, Ordering::SeqCst);
         lock.point.notify(true);
         true

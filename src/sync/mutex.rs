@@ -3,8 +3,8 @@
 //! lists). It lives in shared memory, so it works between processes; it is
 //! never held across a blocking wait, so it needs no cancellation.
 //!
-//! The state word is 0 when free, otherwise the holder's pid, with
-//! `CONTENDED` set once someone sleeps on it. A locker spins briefly, then
+//! The state word holds the holder's pid (0 when free), with `CONTENDED`
+//! set once someone sleeps on it, and `BROKEN` once a holder died inside. A locker spins briefly, then
 //! marks the lock contended and sleeps on its futex; the unlocker wakes one
 //! sleeper only if the lock was marked contended.
 //!
@@ -16,25 +16,29 @@
 //! is marked broken, and every later use of it fails with `Abandoned`.
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::SyncError;
 use super::futex;
-use super::shm::Shared;
+use super::shm::{Shared, region};
 
 #[repr(C)]
 #[derive(Default)]
 pub struct RawMutex {
     state: AtomicU32,
-    /// The pid of a holder that died holding it, once it is broken.
-    broken: AtomicU32,
 }
 
-// SAFETY: two atomics.
+// SAFETY: one atomic.
 unsafe impl Shared for RawMutex {}
 
 const SPINS: u32 = 100;
+/// Someone sleeps on the lock: the unlocker must wake one.
 const CONTENDED: u32 = 1 << 31;
+/// A holder died inside the section: what the lock guards may be half
+/// written. Kept for good, held or free.
+const BROKEN: u32 = 1 << 30;
+/// The holder's pid.
+const PID: u32 = BROKEN - 1;
 /// How long a sleeper waits before it checks that the holder lives.
 const PATIENCE: Duration = Duration::from_millis(100);
 
@@ -44,16 +48,18 @@ pub enum Held {
     Clean,
     /// From process `pid`, which died holding it.
     Recovered(i32),
+    /// It was marked broken before (see [`RawMutex::with_intact`]).
+    Broken,
 }
 
 /// This process's pid, kept so that locking makes no system call.
-static PID: AtomicU32 = AtomicU32::new(0);
+static MY_PID: AtomicU32 = AtomicU32::new(0);
 
 fn me() -> u32 {
-    match PID.load(Ordering::Relaxed) {
+    match MY_PID.load(Ordering::Relaxed) {
         0 => {
             let pid = nix::unistd::getpid().as_raw() as u32;
-            PID.store(pid, Ordering::Relaxed);
+            MY_PID.store(pid, Ordering::Relaxed);
             pid
         }
         pid => pid,
@@ -62,15 +68,21 @@ fn me() -> u32 {
 
 /// In a new child: its pid is its own.
 pub fn forget_in_child() {
-    PID.store(0, Ordering::Relaxed);
+    MY_PID.store(0, Ordering::Relaxed);
 }
 
 impl RawMutex {
+    #[inline]
     pub fn lock(&self) -> Held {
         let me = me();
         if self.state.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed).is_ok() {
             return Held::Clean;
         }
+        self.lock_slow(me)
+    }
+
+    #[cold]
+    fn lock_slow(&self, me: u32) -> Held {
         for _ in 0..SPINS {
             std::hint::spin_loop();
             if self.state.load(Ordering::Relaxed) == 0
@@ -81,9 +93,12 @@ impl RawMutex {
         }
         loop {
             let seen = self.state.load(Ordering::Relaxed);
-            if seen == 0 {
-                if self.state.compare_exchange(0, me | CONTENDED, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-                    return Held::Clean;
+            let holder = seen & PID;
+            if holder == 0 {
+                let broken = seen & BROKEN;
+                let mine = me | CONTENDED | broken;
+                if self.state.compare_exchange(seen, mine, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                    return if broken != 0 { Held::Broken } else { Held::Clean };
                 }
                 continue;
             }
@@ -93,27 +108,28 @@ impl RawMutex {
             {
                 continue;
             }
-            if futex::wait(&self.state, marked, Some(Instant::now() + PATIENCE)) {
+            if futex::wait_for(&self.state, marked, Some(PATIENCE)) {
                 continue;
             }
-            let holder = (seen & !CONTENDED) as i32;
-            if process_gone(holder)
-                && self.state.compare_exchange(marked, me | CONTENDED, Ordering::Acquire, Ordering::Relaxed).is_ok()
+            let mine = me | CONTENDED | (seen & BROKEN);
+            if process_gone(holder as i32)
+                && self.state.compare_exchange(marked, mine, Ordering::Acquire, Ordering::Relaxed).is_ok()
             {
-                return Held::Recovered(holder);
+                return Held::Recovered(holder as i32);
             }
         }
     }
 
     pub fn unlock(&self) {
-        if self.state.swap(0, Ordering::Release) & CONTENDED != 0 {
+        if self.state.fetch_and(BROKEN, Ordering::Release) & CONTENDED != 0 {
             futex::wake(&self.state, 1);
         }
     }
 
     /// Whether a holder died inside its section (see [`RawMutex::with_intact`]).
+    #[inline]
     pub fn is_broken(&self) -> bool {
-        self.broken.load(Ordering::SeqCst) != 0
+        self.state.load(Ordering::Relaxed) & BROKEN != 0
     }
 
     /// Runs `f` with the lock held, whoever held it before.
@@ -126,17 +142,32 @@ impl RawMutex {
 
     /// Runs `f` with the lock held, unless a holder died in the middle of
     /// its own section (now or before): then the data it guards cannot be
-    /// trusted, and every use is `Abandoned`.
+    /// trusted, and every use is `Abandoned`, naming the dead process (kept
+    /// in a table in the region, so the lock stays one word).
+    #[inline]
     pub fn with_intact<T>(&self, f: impl FnOnce() -> T) -> Result<T, SyncError> {
-        if let Held::Recovered(pid) = self.lock() {
-            self.broken.store(pid as u32, Ordering::SeqCst);
-        }
-        let result = match self.broken.load(Ordering::SeqCst) {
-            0 => Ok(f()),
-            pid => Err(SyncError::Abandoned { holder: u64::from(pid) << 32 }),
+        let dead = match self.lock() {
+            Held::Clean => {
+                let result = f();
+                self.unlock();
+                return Ok(result);
+            }
+            Held::Recovered(pid) => {
+                self.state.fetch_or(BROKEN, Ordering::SeqCst);
+                if let Some(region) = region() {
+                    region.mark_broken(self.word(), pid);
+                }
+                pid
+            }
+            Held::Broken => region().and_then(|r| r.broken_by(self.word())).unwrap_or(0),
         };
         self.unlock();
-        result
+        Err(SyncError::Abandoned { holder: (dead as u64) << 32 })
+    }
+
+    /// This lock's address, as the region's table of broken locks knows it.
+    fn word(&self) -> u64 {
+        &self.state as *const AtomicU32 as u64
     }
 }
 

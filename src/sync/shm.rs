@@ -36,10 +36,39 @@ const BLOCK_HEADER: u64 = 8;
 #[repr(C)]
 struct Header {
     lock: RawMutex,
+    _pad: u32,
     /// The next never-used byte.
     top: AtomicU64,
     free: [AtomicU64; CLASSES],
 }
+
+/// The runtime's own locks whose holder died inside them (`mutex.rs`),
+/// by address, with the pid of the dead holder (for the error's words).
+#[repr(C)]
+struct Broken {
+    count: AtomicU32,
+    _pad: u32,
+    entries: [BrokenEntry; BROKEN],
+}
+
+#[repr(C)]
+struct BrokenEntry {
+    word: AtomicU64,
+    pid: AtomicU32,
+    _pad: u32,
+}
+
+const BROKEN: usize = 64;
+/// Where [`Broken`] sits: past the allocator's header, inside the first page.
+const BROKEN_AT: Off = 2048;
+
+// SAFETY: atomics only.
+unsafe impl Shared for Broken {}
+
+// Both tables fit in the first page, apart (objects start at 4096).
+const _: () = assert!(
+    std::mem::size_of::<Header>() as u64 <= BROKEN_AT && BROKEN_AT + std::mem::size_of::<Broken>() as u64 <= 4096
+);
 
 pub struct Region {
     base: NonNull<u8>,
@@ -90,6 +119,24 @@ fn map() -> Option<Region> {
 impl Region {
     fn header(&self) -> &Header {
         self.get::<Header>(0)
+    }
+
+    /// Notes that the lock word at `word` (an address in the region) was
+    /// held by process `pid` when it died. Past the table's size, the
+    /// oldest notes give way.
+    pub(super) fn mark_broken(&self, word: u64, pid: i32) {
+        let table = self.get::<Broken>(BROKEN_AT);
+        let entry = &table.entries[table.count.load(Ordering::SeqCst) as usize % BROKEN];
+        entry.pid.store(pid as u32, Ordering::SeqCst);
+        entry.word.store(word, Ordering::SeqCst);
+        table.count.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The pid of the process that died holding the lock word at `word`.
+    pub(super) fn broken_by(&self, word: u64) -> Option<i32> {
+        let table = self.get::<Broken>(BROKEN_AT);
+        let entry = table.entries.iter().find(|e| e.word.load(Ordering::SeqCst) == word)?;
+        Some(entry.pid.load(Ordering::SeqCst) as i32)
     }
 
     /// The structure of atomics at `off`.
