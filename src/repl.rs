@@ -165,18 +165,19 @@ impl Printer {
     fn start(editor: &mut Editor<Prompt, rustyline::history::DefaultHistory>) -> Printer {
         let Ok(mut external) = editor.create_external_printer() else { return Printer { to_terminal: None } };
         let (to_terminal, lines) = mpsc::channel();
-        let drawing = std::thread::Builder::new().name("concsh-printer".into()).spawn(move || {
-            for line in lines {
-                match line {
-                    ToTerminal::Text(text) => {
-                        let _ = external.print(text);
-                    }
-                    ToTerminal::Drawn(answer) => {
-                        let _ = answer.send(());
+        let drawing =
+            crate::sync::gate::start_helper(std::thread::Builder::new().name("concsh-printer".into()), move || {
+                for line in lines {
+                    match line {
+                        ToTerminal::Text(text) => {
+                            let _ = external.print(text);
+                        }
+                        ToTerminal::Drawn(answer) => {
+                            let _ = answer.send(());
+                        }
                     }
                 }
-            }
-        });
+            });
         let sink = to_terminal.clone();
         let diverted = output::divert(Box::new(move |text| {
             let _ = sink.send(ToTerminal::Text(text));

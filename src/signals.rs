@@ -69,9 +69,8 @@ impl Listener {
         let closed = handle.clone();
         let children =
             SignalFd::with_flags(&children_signals(), SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).ok()?;
-        let thread = std::thread::Builder::new()
-            .name("concsh-signals".into())
-            .spawn(move || {
+        let thread =
+            crate::sync::gate::start_helper(std::thread::Builder::new().name("concsh-signals".into()), move || {
                 // SAFETY: the pipe's read end lives in `signals`, owned by
                 // this thread until it returns.
                 let pipe = unsafe { BorrowedFd::borrow_raw(pipe) };

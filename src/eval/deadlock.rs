@@ -61,10 +61,11 @@ impl Watch {
     pub fn start(proc: Arc<Process>, ends: Ends) -> Option<Watch> {
         let stop = Arc::new(CancelToken::default());
         let stopped = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("concsh-deadlock-watch".into())
-            .spawn(move || watch(&proc, &stopped, ends))
-            .ok()?;
+        let thread = crate::sync::gate::start_helper(
+            std::thread::Builder::new().name("concsh-deadlock-watch".into()),
+            move || watch(&proc, &stopped, ends),
+        )
+        .ok()?;
         Some(Watch { stop, thread: Some(thread) })
     }
 }

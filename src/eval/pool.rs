@@ -41,6 +41,7 @@ use crate::sync::SyncError;
 use crate::sync::board::{self, Op, What};
 use crate::sync::cancel::CancelToken;
 use crate::sync::cell::SharedCells;
+use crate::sync::gate::start_helper;
 use crate::sync::history;
 use crate::sync::queue::Queue;
 use crate::sync::wait::Wait;
@@ -143,16 +144,14 @@ impl<'p> Interp<'p> {
         }
         let mut helpers = Vec::new();
         let (proc, for_collector) = (self.proc.clone(), pool.clone());
-        helpers.push(
-            std::thread::Builder::new()
-                .name("concsh-pool-results".into())
-                .spawn(move || collect(&proc, &for_collector)),
-        );
+        helpers.push(start_helper(std::thread::Builder::new().name("concsh-pool-results".into()), move || {
+            collect(&proc, &for_collector)
+        }));
         if !threads {
             let (proc, for_watcher) = (self.proc.clone(), pool.clone());
-            helpers.push(
-                std::thread::Builder::new().name("concsh-pool-watch".into()).spawn(move || watch(&proc, &for_watcher)),
-            );
+            helpers.push(start_helper(std::thread::Builder::new().name("concsh-pool-watch".into()), move || {
+                watch(&proc, &for_watcher)
+            }));
         }
         for helper in helpers {
             match helper {
@@ -321,7 +320,7 @@ impl<'p> Interp<'p> {
         let feeder = {
             let (proc, pool, batch, stop, items) =
                 (self.proc.clone(), pool.clone(), batch.clone(), feeder_stop.clone(), items.clone());
-            std::thread::Builder::new().name("concsh-pool-feed".into()).spawn(move || {
+            start_helper(std::thread::Builder::new().name("concsh-pool-feed".into()), move || {
                 let _listed = listing.map(|claim| claim.adopt(helper_id, pid));
                 feed(&proc, &pool, &batch, &stop, &func, &items, chunk)
             })

@@ -172,11 +172,10 @@ fn forker(proc: &Arc<Process>) -> std::io::Result<Sender<ForkRequest>> {
     }
     let (requests, incoming) = mpsc::channel();
     let proc_for_forker = proc.clone();
-    let thread = std::thread::Builder::new()
-        .name("concsh-forker".into())
-        // In a child it runs the spawned task.
-        .stack_size(crate::runtime::stack::thread_size())
-        .spawn(move || serve_forks(proc_for_forker, incoming))?;
+    // In a child it runs the spawned task.
+    let builder =
+        std::thread::Builder::new().name("concsh-forker".into()).stack_size(crate::runtime::stack::thread_size());
+    let thread = crate::sync::gate::start_helper(builder, move || serve_forks(proc_for_forker, incoming))?;
     *forker = Some(Forker { requests: requests.clone(), _thread: thread });
     Ok(requests)
 }
@@ -214,6 +213,8 @@ fn fork_at_safepoint(proc: &Arc<Process>, request: ForkRequest) -> nix::Result<P
         task.cancel.pause();
     }
     proc.gate.wait_until_empty();
+    // No helper thread is starting either (see `gate::start_helper`).
+    let no_starts = crate::sync::gate::no_starts();
     // No task runs now, so none holds the registry (or any other
     // interpreter lock); the child gets this guard and its contents.
     let registry = proc.tasks.lock();
@@ -224,13 +225,14 @@ fn fork_at_safepoint(proc: &Arc<Process>, request: ForkRequest) -> nix::Result<P
     // this thread, which owns everything it touches.
     let forked = unsafe { nix::unistd::fork() };
     if let Ok(ForkResult::Child) = forked {
-        child_main(proc, request, parent, registry, before, one_at_a_time, listing)
+        child_main(proc, request, parent, registry, before, (one_at_a_time, no_starts), listing)
     }
     if let (Ok(ForkResult::Parent { child }), Some(listing)) = (&forked, listing) {
         listing.hand_to(child.as_raw());
     }
     let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&before), None);
     drop(registry);
+    drop(no_starts);
     // Every task, those started while the fork was pending included.
     for task in paused.iter().chain(proc.all_tasks().iter()) {
         task.cancel.resume();
@@ -249,11 +251,12 @@ fn child_main(
     parent: Pid,
     mut registry: parking_lot::MutexGuard<'_, Vec<Arc<Task>>>,
     signal_mask: SigSet,
-    fork_lock: parking_lot::MutexGuard<'_, ()>,
+    fork_locks: (parking_lot::MutexGuard<'_, ()>, crate::sync::gate::NoStarts),
     listing: Option<board::Claim>,
 ) -> ! {
-    // Held by this thread through the fork: free it for this process's own forks.
-    drop(fork_lock);
+    // Held by this thread through the fork: free them for this process's
+    // own forks and helper threads.
+    drop(fork_locks);
     // Die with the parent (whose forker thread lives as long as it does).
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     if nix::unistd::getppid() != parent {

@@ -224,6 +224,7 @@ pub(super) fn start_thread_job(
             history::record(history::Event::TaskBegins { name: task_for_thread.name.clone(), process: false });
             run_thread(proc_for_thread, task_for_thread, job);
             history::record(history::Event::TaskEnds);
+            crate::sync::gate::ending();
         });
     match started {
         Ok(handle) => {

@@ -91,7 +91,7 @@ pub fn divert(sink: Box<dyn Fn(String) + Send>) -> std::io::Result<()> {
     // Kept open for the life of the process: every child gets a copy.
     CHILDREN_WRITE.store(std::os::fd::IntoRawFd::into_raw_fd(write), Ordering::SeqCst);
     DIVERTED.store(true, Ordering::Release);
-    std::thread::Builder::new().name("concsh-children-output".into()).spawn(move || {
+    crate::sync::gate::start_helper(std::thread::Builder::new().name("concsh-children-output".into()), move || {
         loop {
             // SAFETY: the read end lives in `DIVERT` for the life of the process.
             let fd = unsafe { BorrowedFd::borrow_raw(read_fd) };

@@ -11,8 +11,72 @@
 //! gate is closing waits for it to open.
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread::JoinHandle;
 
 use super::futex;
+
+/// Held while a helper thread starts and while a process forks. A thread
+/// that is starting or ending holds a lock of the Rust runtime's own (the
+/// stack guard's bookkeeping); a fork at that moment would leave it held
+/// in the child, whose first new thread would then wait for it forever.
+static STARTS: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
+/// Threads of this process that finished their work and are ending.
+static ENDING: parking_lot::Mutex<Vec<i32>> = parking_lot::Mutex::new(Vec::new());
+
+/// Starts a helper thread (one that runs no script code, so holds no pass
+/// through the gate) and returns once it runs.
+pub fn start_helper<T: Send + 'static>(
+    builder: std::thread::Builder,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<JoinHandle<T>> {
+    let _no_fork = STARTS.lock();
+    let (running, started) = std::sync::mpsc::sync_channel(1);
+    let handle = builder.spawn(move || {
+        let _ = running.send(());
+        let result = f();
+        ending();
+        result
+    })?;
+    let _ = started.recv();
+    Ok(handle)
+}
+
+/// The last call of every thread concsh starts: a fork waits until it is
+/// gone.
+pub fn ending() {
+    let mut ending = ENDING.lock();
+    // In a process that never forks, forget threads already gone.
+    if ending.len() >= 64 {
+        ending.retain(|&tid| alive(tid));
+    }
+    ending.push(nix::unistd::gettid().as_raw());
+}
+
+/// Whether thread `tid` of this process still exists.
+fn alive(tid: i32) -> bool {
+    std::path::Path::new(&format!("/proc/self/task/{tid}")).exists()
+}
+
+/// Held for the whole of a fork: no thread is starting or ending meanwhile
+/// (threads that said they are ending have gone).
+pub struct NoStarts {
+    _starts: parking_lot::MutexGuard<'static, ()>,
+    _ending: parking_lot::MutexGuard<'static, Vec<i32>>,
+}
+
+pub fn no_starts() -> NoStarts {
+    let starts = STARTS.lock();
+    loop {
+        let mut ending = ENDING.lock();
+        ending.retain(|&tid| alive(tid));
+        if ending.is_empty() {
+            return NoStarts { _starts: starts, _ending: ending };
+        }
+        drop(ending);
+        std::thread::yield_now();
+    }
+}
 
 #[derive(Default)]
 pub struct Gate {
