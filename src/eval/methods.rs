@@ -6,14 +6,14 @@ use super::ops::{self, MAX_LEN, too_large};
 use super::{Interp, R};
 use crate::runtime::error::{ErrorValue, Fault, Kind, type_error, value_error};
 use crate::runtime::format;
-use crate::runtime::value::{Key, ListRef, MapRef, Value};
+use crate::runtime::value::{Key, ListRef, MapRef, StrKey, Value};
 use crate::syntax::Span;
 
 impl<'p> Interp<'p> {
     #[inline(never)]
     pub(super) fn method(&mut self, recv: &Value, name: &str, args: ArgValues, span: Span) -> R<Value> {
         if let Value::Map(map) = recv {
-            let stored = map.lock().get(&Key::Str(name.into())).cloned();
+            let stored = map.lock().get(&StrKey(name)).cloned();
             if let Some(callee @ (Value::Func(_) | Value::Builtin(_))) = stored {
                 return self.call_value(&callee, args, span);
             }

@@ -27,8 +27,6 @@ mod trace;
 
 use std::sync::Arc;
 
-use indexmap::IndexMap;
-
 pub use control::{Ctrl, R};
 pub use deadlock::{Ends, Watch, deadlocked, take_deadlocked};
 pub use dump::{ask_where, dump};
@@ -366,8 +364,7 @@ impl<'p> Interp<'p> {
                     *x = sum.ok_or_else(|| at(crate::runtime::error::overflow()))?;
                     return Ok(());
                 }
-                let new = ops::binary(op, &self.stack[i], &rhs).map_err(at)?;
-                self.stack[i] = new;
+                ops::update(op, &mut self.stack[i], &rhs).map_err(at)?;
             }
             Place::LocalCell(slot) => {
                 let rhs = self.eval(value, up)?;
@@ -376,12 +373,12 @@ impl<'p> Interp<'p> {
                     _ => return Err(internal("a captured variable without its cell", span)),
                 };
                 let mut current = cell.lock();
-                *current = ops::binary(op, &current, &rhs).map_err(at)?;
+                ops::update(op, &mut current, &rhs).map_err(at)?;
             }
             Place::Upvalue(i) => {
                 let rhs = self.eval(value, up)?;
                 let mut current = up[*i as usize].lock();
-                *current = ops::binary(op, &current, &rhs).map_err(at)?;
+                ops::update(op, &mut current, &rhs).map_err(at)?;
             }
             Place::Global(i) => {
                 let rhs = self.eval(value, up)?;
@@ -390,12 +387,15 @@ impl<'p> Interp<'p> {
                     drop(current);
                     return Err(unset_global(self.proc, *i, span));
                 }
-                *current = ops::binary(op, &current, &rhs).map_err(at)?;
+                ops::update(op, &mut current, &rhs).map_err(at)?;
             }
             Place::Index(base, index) => {
                 let base = self.eval(base, up)?;
                 let index = self.eval(index, up)?;
                 let rhs = self.eval(value, up)?;
+                if let Some(done) = ops::update_in(&base, ops::Slot::Index(&index), op, &rhs) {
+                    return done.map_err(at);
+                }
                 let current = self.index(&base, &index).map_err(at)?;
                 let new = ops::binary(op, &current, &rhs).map_err(at)?;
                 self.set_index(&base, &index, new).map_err(at)?;
@@ -403,6 +403,9 @@ impl<'p> Interp<'p> {
             Place::Field(base, name) => {
                 let base = self.eval(base, up)?;
                 let rhs = self.eval(value, up)?;
+                if let Some(done) = ops::update_in(&base, ops::Slot::Field(name), op, &rhs) {
+                    return done.map_err(at);
+                }
                 let current = self.field(&base, name).map_err(at)?;
                 let new = ops::binary(op, &current, &rhs).map_err(at)?;
                 self.set_field(&base, name, new).map_err(at)?;
@@ -587,7 +590,7 @@ impl<'p> Interp<'p> {
                 Value::list(list)
             }
             ExprKind::Map(entries) => {
-                let mut map = IndexMap::with_capacity(entries.len());
+                let mut map = crate::runtime::value::table(entries.len());
                 for (k, v) in entries {
                     let key = self.eval(k, up)?;
                     let key = Key::from_value(&key).ok_or_else(|| fault_at(ops::unhashable(&key), k.span))?;

@@ -3,12 +3,12 @@
 //! error, and comparing unrelated types with `<` is a TypeError.
 
 use std::cmp::Ordering;
-use std::sync::Arc;
 
 use crate::resolve::ir::{BinOp, UnOp};
+use crate::runtime::Str;
 use crate::runtime::error::{ErrorValue, Fault, Kind, overflow, room_for, text_room, type_error};
 use crate::runtime::format;
-use crate::runtime::value::{Key, Value};
+use crate::runtime::value::{Key, StrKey, Value};
 
 pub use crate::runtime::error::{MAX_LEN, too_large};
 
@@ -32,6 +32,17 @@ pub fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value, Fault> {
         });
     }
     general(op, a, b)
+}
+
+/// `current op= rhs`, in place: `s += t` appends to a string nothing else
+/// holds, so a loop of appends takes linear time, not quadratic.
+#[inline]
+pub fn update(op: BinOp, current: &mut Value, rhs: &Value) -> Result<(), Fault> {
+    if let (BinOp::Add, Value::Str(s), Value::Str(tail)) = (op, &mut *current, rhs) {
+        return s.append(tail);
+    }
+    *current = binary(op, current, rhs)?;
+    Ok(())
 }
 
 fn general(op: BinOp, a: &Value, b: &Value) -> Result<Value, Fault> {
@@ -321,6 +332,37 @@ pub fn index(base: &Value, index: &Value) -> Result<Value, Fault> {
     }
 }
 
+/// Where `update_in` finds the value to update.
+pub enum Slot<'a> {
+    Index(&'a Value),
+    Field(&'a str),
+}
+
+/// `base[index] op= rhs` or `base.name op= rhs` under the container's one
+/// lock, so two threads' `m.n += 1` never lose an update. Only when both
+/// sides are scalars: then the operator takes no other lock (the
+/// interpreter never holds two). `None`: not such a case; the caller
+/// reads, computes and writes back instead.
+pub fn update_in(base: &Value, slot: Slot, op: BinOp, rhs: &Value) -> Option<Result<(), Fault>> {
+    if !rhs.is_scalar() {
+        return None;
+    }
+    let apply = |current: &mut Value| current.is_scalar().then(|| update(op, current, rhs));
+    match (base, slot) {
+        (Value::Map(map), Slot::Field(name)) => apply(map.lock().get_mut(&StrKey(name))?),
+        (Value::Map(map), Slot::Index(index)) => {
+            let key = Key::from_value(index)?;
+            apply(map.lock().get_mut(&key)?)
+        }
+        (Value::List(list), Slot::Index(index)) => {
+            let mut list = list.lock();
+            let at = position(index, list.len(), "list").ok()?;
+            apply(&mut list[at])
+        }
+        _ => None,
+    }
+}
+
 fn missing_key(key: &Value) -> Fault {
     ErrorValue::new(Kind::Key, format!("key {} not found", format::repr(key)))
 }
@@ -346,12 +388,9 @@ pub fn set_index(base: &Value, index: &Value, value: Value) -> Result<(), Fault>
 /// `base.name`: a map's key, or a property of an error.
 pub fn field(base: &Value, name: &str) -> Result<Value, Fault> {
     match base {
-        Value::Map(map) => {
-            let key = Key::Str(name.into());
-            map.lock().get(&key).cloned().ok_or_else(|| missing_key(&Value::Str(name.into())))
-        }
+        Value::Map(map) => map.lock().get(&StrKey(name)).cloned().ok_or_else(|| missing_key(&Value::str(name))),
         Value::Error(e) => match name {
-            "kind" => Ok(Value::Str(e.kind.clone())),
+            "kind" => Ok(Value::Str(Str::from(&e.kind))),
             "message" => Ok(Value::Str(e.message.as_str().into())),
             "value" => Ok(e.payload.clone().unwrap_or(Value::Nil)),
             "cause" => Ok(e.cause.clone().map_or(Value::Nil, Value::Error)),
@@ -368,7 +407,13 @@ fn no_field(base: &Value, name: &str) -> Fault {
 pub fn set_field(base: &Value, name: &str, value: Value) -> Result<(), Fault> {
     match base {
         Value::Map(map) => {
-            map.lock().insert(Key::Str(Arc::from(name)), value);
+            let mut map = map.lock();
+            match map.get_mut(&StrKey(name)) {
+                Some(slot) => *slot = value,
+                None => {
+                    map.insert(Key::Str(name.into()), value);
+                }
+            }
             Ok(())
         }
         other => Err(type_error(format!("cannot set field `{name}` on {}", other.type_name()))),

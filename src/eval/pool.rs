@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use indexmap::IndexMap;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use super::call::ArgValues;
@@ -384,9 +383,9 @@ impl<'p> Interp<'p> {
         let pool = self.usable_pool(pool, span)?;
         let future = Arc::new(FutureCell::default());
         let id = pool.expect(Sink::Future(future.clone()));
-        let mut named = IndexMap::new();
+        let mut named = crate::runtime::value::table(args.named.len());
         for (name, value) in args.named {
-            named.insert(Key::Str(name), value);
+            named.insert(Key::Str(name.into()), value);
         }
         let call = Value::list(vec![Value::list(args.positional), Value::map(named)]);
         let message = Value::list(vec![Value::Int(id as i64), callee, Value::Int(CALL), call, Value::Int(0)]);

@@ -178,7 +178,7 @@ pub struct Expr {
 pub enum ExprKind {
     Int(i64),
     Float(f64),
-    Str(Arc<str>),
+    Str(crate::runtime::Str),
     Bool(bool),
     Nil,
     Interp(Vec<InterpPart>),

@@ -11,9 +11,7 @@
 use std::cell::{Cell, RefCell};
 use std::ops::{Deref, DerefMut};
 
-use indexmap::IndexMap;
-
-use super::value::{Key, Value};
+use super::value::{Key, Table, Value};
 
 thread_local! {
     /// Set while this thread empties its work list.
@@ -76,17 +74,17 @@ impl Drop for Items {
 
 /// A map's entries, in insertion order.
 #[derive(Clone, Default)]
-pub struct Entries(pub IndexMap<Key, Value>);
+pub struct Entries(pub Table);
 
 impl Deref for Entries {
-    type Target = IndexMap<Key, Value>;
-    fn deref(&self) -> &IndexMap<Key, Value> {
+    type Target = Table;
+    fn deref(&self) -> &Table {
         &self.0
     }
 }
 
 impl DerefMut for Entries {
-    fn deref_mut(&mut self) -> &mut IndexMap<Key, Value> {
+    fn deref_mut(&mut self) -> &mut Table {
         &mut self.0
     }
 }
@@ -122,7 +120,7 @@ impl<'a> IntoIterator for &'a Items {
 }
 
 impl Entries {
-    pub fn into_map(mut self) -> IndexMap<Key, Value> {
+    pub fn into_map(mut self) -> Table {
         std::mem::take(&mut self.0)
     }
 }

@@ -23,9 +23,18 @@ use super::handle::Handle;
 use super::pool::Pool;
 use super::task::Task;
 use super::teardown::{Entries, Items, defer};
+use super::text::Str;
 use super::threadlocal::ThreadLocal;
 
 pub type ListRef = Arc<Mutex<Items>>;
+/// A map's table: insertion-ordered, hashed as `keyhash` says (SipHash, the
+/// std default, was a fifth of a method call's time).
+pub type Table = IndexMap<Key, Value, super::keyhash::KeyHashing>;
+
+/// An empty map table with room for `capacity` entries.
+pub fn table(capacity: usize) -> Table {
+    Table::with_capacity_and_hasher(capacity, Default::default())
+}
 pub type MapRef = Arc<Mutex<Entries>>;
 
 #[derive(Clone, Default)]
@@ -35,7 +44,7 @@ pub enum Value {
     Bool(bool),
     Int(i64),
     Float(f64),
-    Str(Arc<str>),
+    Str(Str),
     List(ListRef),
     Map(MapRef),
     Range(Arc<Range>),
@@ -63,6 +72,10 @@ const _: fn() = || {
     fn shareable<T: Send + Sync>() {}
     shareable::<Value>();
 };
+
+// A list of a million ints is 16 MB of values: this fails to compile if a
+// variant makes `Value` wider.
+const _: () = assert!(std::mem::size_of::<Value>() == 16);
 
 /// A variable shared by reference (captured by a closure, or a global).
 pub type VarCell = Mutex<Value>;
@@ -119,7 +132,7 @@ impl Value {
         Value::List(Arc::new(Mutex::new(Items(items))))
     }
 
-    pub fn map(entries: IndexMap<Key, Value>) -> Value {
+    pub fn map(entries: Table) -> Value {
         Value::Map(Arc::new(Mutex::new(Entries(entries))))
     }
 
@@ -136,6 +149,12 @@ impl Value {
             Value::Range(r) => !r.is_empty(),
             _ => true,
         }
+    }
+
+    /// Holds no container: operators on it take no lock.
+    #[inline]
+    pub fn is_scalar(&self) -> bool {
+        matches!(self, Value::Nil | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::Str(_))
     }
 
     /// The name `type()` gives.
@@ -239,7 +258,7 @@ pub enum Key {
     Bool(bool),
     Int(i64),
     Float(u64),
-    Str(Arc<str>),
+    Str(Str),
 }
 
 impl Key {
@@ -267,6 +286,17 @@ impl Key {
     }
 }
 
+/// A string key, borrowed: finds a `Key::Str` without building one (no
+/// allocation, no reference count touched), as `m.name` does.
+#[derive(Hash)]
+pub struct StrKey<'a>(pub &'a str);
+
+impl indexmap::Equivalent<Key> for StrKey<'_> {
+    fn equivalent(&self, key: &Key) -> bool {
+        matches!(key, Key::Str(s) if s.as_str() == self.0)
+    }
+}
+
 impl PartialEq for Key {
     fn eq(&self, other: &Key) -> bool {
         match (self, other) {
@@ -289,7 +319,8 @@ impl Hash for Key {
             Key::Bool(b) => b.hash(state),
             Key::Int(n) => n.hash(state),
             Key::Float(bits) => bits.hash(state),
-            Key::Str(s) => s.hash(state),
+            // As `str` hashes, so a `StrKey` finds it.
+            Key::Str(s) => s.as_str().hash(state),
         }
     }
 }

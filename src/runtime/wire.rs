@@ -16,8 +16,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use indexmap::IndexMap;
-
 use super::error::{ErrorValue, Fault, Kind, TraceEntry, type_error};
 use super::handle::Handle;
 use super::value::{Closure, Key, Range, Value, VarCell};
@@ -273,7 +271,7 @@ impl Reader<'_> {
             }
             7 => {
                 let n = self.count()?;
-                let mut map = IndexMap::with_capacity(n);
+                let mut map = super::value::table(n);
                 for _ in 0..n {
                     let key = self.value(depth + 1)?;
                     let key = Key::from_value(&key).ok_or_else(corrupt)?;

@@ -1,0 +1,54 @@
+//! How costs grow and what sharing does to results: shapes, never raw
+//! times (a timing bound on a shared 2-core machine would be flaky).
+
+mod support;
+
+use std::path::Path;
+
+fn run(script: &str) -> String {
+    let run = support::run_concsh(&["-c".to_string(), script.to_string()], b"", Path::new("."))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(run.code, 0, "stderr: {}", run.stderr);
+    run.stdout
+}
+
+/// Seconds the script's loop of `n` appends took, the best of three runs
+/// (noise on a loaded machine only ever adds time).
+fn appending(n: u64) -> f64 {
+    let script = format!(
+        "let s = \"\"\nlet started = time()\nfor i in range({n}) {{ s += \"ab\" }}\n\
+         let took = time() - started\nassert(len(s) == {}, \"length\")\nprint(took)",
+        2 * n
+    );
+    (0..3).map(|_| run(&script).trim().parse::<f64>().expect("seconds")).fold(f64::INFINITY, f64::min)
+}
+
+/// Four times the appends take about four times as long (a copy on every
+/// append would take sixteen times, and a million appends would not end
+/// within the run limit).
+#[test]
+fn appending_to_a_string_takes_linear_time() {
+    let (small, large) = (appending(250_000), appending(1_000_000));
+    assert!(large < 8.0 * small.max(0.001), "250k appends: {small:.3}s, 1M appends: {large:.3}s");
+}
+
+/// Two threads calling one shared object's method, which updates its
+/// fields, lose no update.
+#[test]
+fn two_threads_calling_a_shared_method_lose_no_update() {
+    let script = r#"
+let acc = {"total": 0, "calls": 0, "items": [0, 0]}
+acc.add = fn(i) {
+    acc.total += i
+    acc["calls"] += 1
+    acc.items[i % 2] += 1
+}
+fn work(lo, hi) { for i in range(lo, hi) { acc.add(i) } }
+let a = thread work(0, 100000)
+let b = thread work(100000, 200000)
+join a
+join b
+print(acc.total, acc.calls, acc.items)
+"#;
+    assert_eq!(run(script).trim(), "19999900000 200000 [100000, 100000]");
+}
