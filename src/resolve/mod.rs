@@ -38,16 +38,23 @@ pub fn resolve_with(program: &ast::Program, globals: &mut Globals) -> Result<Pro
     // in cells and reads the other globals without a lock.
     let mut first = Resolver::new(globals.clone(), HashSet::new(), HashSet::new());
     first.program(program);
-    let fixed = match globals.fixed_allowed() {
-        true => first
-            .declarations
-            .iter()
-            .filter(|(g, n)| **n == 1 && !first.assigned.contains(g))
-            .map(|(g, _)| *g)
-            .collect(),
-        false => HashSet::new(),
+    let (fixed, top_slots) = match globals.fixed_allowed() {
+        true => {
+            let fixed = first
+                .declarations
+                .iter()
+                .filter(|(g, n)| **n == 1 && !first.assigned.contains(g))
+                .map(|(g, _)| *g)
+                .collect();
+            // A global no function reads or assigns is the top level's own:
+            // a slot of its frame, with no lock and every fast path.
+            let top_slots = first.declarations.keys().filter(|g| !first.used_inside.contains(g)).copied().collect();
+            (fixed, top_slots)
+        }
+        false => (HashSet::new(), HashSet::new()),
     };
     let mut second = Resolver::new(globals.clone(), first.found_captures, fixed);
+    second.top_slots = top_slots;
     let main = second.program(program);
     if !second.errors.is_empty() {
         second.errors.sort_by_key(|e| e.span.start);
@@ -68,6 +75,12 @@ struct Resolver {
     /// How often each global is declared, and which are assigned.
     declarations: HashMap<u32, u32>,
     assigned: HashSet<u32>,
+    /// Globals that a function, lambda or task block uses (pass one).
+    used_inside: HashSet<u32>,
+    /// Globals kept in a slot of the top level's frame (from pass one), and
+    /// each one's slot once declared.
+    top_slots: HashSet<u32>,
+    slot_of: HashMap<u32, u32>,
     functions: Vec<(u32, Arc<FnDef>)>,
     all_functions: Vec<Arc<FnDef>>,
     errors: Vec<ResolveError>,
@@ -83,6 +96,9 @@ impl Resolver {
             fixed,
             declarations: HashMap::new(),
             assigned: HashSet::new(),
+            used_inside: HashSet::new(),
+            top_slots: HashSet::new(),
+            slot_of: HashMap::new(),
             functions: Vec::new(),
             all_functions: Vec::new(),
             errors: Vec::new(),
@@ -270,6 +286,9 @@ impl Resolver {
             return match self.globals.declare(&name.name) {
                 Ok(index) => {
                     *self.declarations.entry(index).or_default() += 1;
+                    if self.top_slots.contains(&index) {
+                        return Binding::Local(self.top_slot(index));
+                    }
                     match self.fixed.contains(&index) {
                         true => Binding::Fixed(index),
                         false => Binding::Global(index),
@@ -299,6 +318,19 @@ impl Resolver {
             true => Binding::Cell(slot),
             false => Binding::Local(slot),
         }
+    }
+
+    /// The top-level frame slot of `global`, made at its first `let` (a
+    /// second `let` of the same name reuses it, as a global would).
+    fn top_slot(&mut self, global: u32) -> u32 {
+        if let Some(&slot) = self.slot_of.get(&global) {
+            return slot;
+        }
+        let ctx = &mut self.fns[0];
+        let slot = ctx.slots;
+        ctx.slots += 1;
+        self.slot_of.insert(global, slot);
+        slot
     }
 
     fn function(&mut self, def: &ast::FnDef, name: &str) -> Arc<FnDef> {
@@ -365,6 +397,12 @@ impl Resolver {
                     ResolveError::name(span, format!("`{name}` is used before its `let`"), "not declared yet")
                         .with_help("move the `let` above this line"),
                 );
+            }
+            if self.fns.len() > 1 {
+                self.used_inside.insert(global);
+            }
+            if let Some(&slot) = self.slot_of.get(&global) {
+                return Some(ExprKind::Local(slot));
             }
             return Some(match self.globals.function_index(global) {
                 Some(_) => ExprKind::Func(global),
