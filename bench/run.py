@@ -39,7 +39,7 @@ def main(names):
         if not twin.exists():
             print(f"{script.stem:<24} {timed([str(CONCSH), str(script)])[1][0]}")
             continue
-        ours, theirs = [str(CONCSH), str(script)], [sys.executable, str(twin)]
+        ours, theirs = [str(CONCSH), str(script)], [sys.executable, "-S", str(twin)]
         _, our_line = timed(ours)
         _, their_line = timed(theirs)
         if our_line != their_line:

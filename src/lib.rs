@@ -12,7 +12,10 @@
 //! - [`syntax`]: text to AST; runs nothing. The only place that sees pest.
 //! - [`resolve`]: AST to IR; every name becomes a frame slot, a captured
 //!   cell, a global or a builtin; finds mistakes before anything runs.
-//! - [`eval`]: runs the IR: statements, calls, operators, builtins.
+//! - [`vm`]: function bodies compiled to register bytecode, and the loop
+//!   that runs them.
+//! - [`eval`]: runs what the VM hands it (the rarer statements and
+//!   expressions), and calls, operators, builtins.
 //! - [`runtime`]: values, errors, printing, output, cancellation; knows
 //!   nothing of the syntax tree.
 //! - [`report`]: miette diagnostics for every phase.
@@ -28,3 +31,4 @@ pub mod runtime;
 pub mod signals;
 pub mod sync;
 pub mod syntax;
+pub mod vm;

@@ -20,7 +20,7 @@ use crate::syntax::Span;
 
 impl<'p> Interp<'p> {
     #[inline(never)]
-    pub(super) fn builtin(&mut self, builtin: Builtin, mut args: ArgValues, span: Span) -> R<Value> {
+    pub(crate) fn builtin(&mut self, builtin: Builtin, mut args: ArgValues, span: Span) -> R<Value> {
         let (min, max) = builtin.arity();
         let given = args.positional.len();
         if given < min || given > max {
@@ -116,6 +116,10 @@ impl<'p> Interp<'p> {
             Builtin::Round => round(&arg(0), a.get(1))?,
             Builtin::Sorted => {
                 let mut values = items(&arg(0), name)?;
+                let reverse = reverse.is_some_and(|r| r.truthy());
+                if key.is_none() && sort_alike(&mut values, reverse) {
+                    return Ok(Value::list(values));
+                }
                 let keys = self.sort_keys(&values, key.as_ref(), span)?;
                 let mut order: Vec<usize> = (0..values.len()).collect();
                 let mut failure: Option<Fault> = None;
@@ -128,7 +132,7 @@ impl<'p> Interp<'p> {
                 if let Some(e) = failure {
                     return Err(e.into());
                 }
-                if reverse.is_some_and(|r| r.truthy()) {
+                if reverse {
                     // Reversing a stable ascending sort would reorder equal
                     // items; sort descending instead, as Python does.
                     order.sort_by(|&i, &j| ops::compare(&keys[j], &keys[i], BinOp::Lt).unwrap_or(Ordering::Equal));
@@ -342,6 +346,31 @@ impl Named {
         }
         named
     }
+}
+
+/// Sorts a list of only ints or only strings in place, comparing them
+/// directly (the general sort goes through an order of indices and a
+/// comparison that checks types). Equal ints or strings cannot be told
+/// apart, so stability and reversing after sorting do not matter here.
+/// `false`: the list is of other values, left as it was.
+fn sort_alike(values: &mut [Value], reverse: bool) -> bool {
+    if values.iter().all(|v| matches!(v, Value::Int(_))) {
+        values.sort_unstable_by_key(|v| match v {
+            Value::Int(n) => *n,
+            _ => 0,
+        });
+    } else if values.iter().all(|v| matches!(v, Value::Str(_))) {
+        values.sort_unstable_by(|a, b| match (a, b) {
+            (Value::Str(x), Value::Str(y)) => x.as_str().cmp(y.as_str()),
+            _ => Ordering::Equal,
+        });
+    } else {
+        return false;
+    }
+    if reverse {
+        values.reverse();
+    }
+    true
 }
 
 fn text_or(value: Option<Value>, default: &str, what: &str) -> Result<String, Fault> {

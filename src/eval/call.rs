@@ -4,18 +4,11 @@ use std::sync::Arc;
 
 use super::{Ctrl, Interp, MAX_DEPTH, R, Up, fault_at, traced};
 use crate::resolve::arity_message;
-use crate::resolve::ir::{Args, FnDef, Stmt, StmtKind};
+use crate::resolve::ir::{Args, FnDef};
 use crate::runtime::Value;
 use crate::runtime::error::{ErrorValue, Kind, type_error};
 use crate::runtime::value::VarCell;
 use crate::syntax::Span;
-
-/// How a function body ended without an error.
-enum Flow {
-    /// It ran off its end.
-    Next,
-    Return(Value),
-}
 
 /// Evaluated arguments: positional, then `name: value` pairs.
 #[derive(Default)]
@@ -101,7 +94,7 @@ impl<'p> Interp<'p> {
     }
 
     /// Binds evaluated arguments to `def`'s parameters and runs it.
-    pub(super) fn call_def(&mut self, def: &FnDef, upvals: Up, args: ArgValues, span: Span) -> R<Value> {
+    pub(crate) fn call_def(&mut self, def: &FnDef, upvals: Up, args: ArgValues, span: Span) -> R<Value> {
         let fail = |message: String| Err(fault_at(type_error(message), span));
         let given = args.positional.len();
         if given > def.params.len() {
@@ -141,7 +134,7 @@ impl<'p> Interp<'p> {
     /// The error for a call past the recursion limit or the native stack.
     #[cold]
     #[inline(never)]
-    fn too_deep(&mut self, def: &FnDef, base: usize, span: Span) -> Ctrl {
+    pub(crate) fn too_deep(&mut self, def: &FnDef, base: usize, span: Span) -> Ctrl {
         self.stack.truncate(base);
         let why = match self.depth >= MAX_DEPTH {
             true => format!("`{}` went past {MAX_DEPTH} nested calls", def.name),
@@ -154,13 +147,14 @@ impl<'p> Interp<'p> {
 
     /// Runs `def`'s body in a frame starting at `base`, where the
     /// arguments already are.
-    pub(super) fn enter(&mut self, def: &FnDef, upvals: Up, base: usize, span: Span, defaults: bool) -> R<Value> {
+    pub(crate) fn enter(&mut self, def: &FnDef, upvals: Up, base: usize, span: Span, defaults: bool) -> R<Value> {
         if self.depth >= MAX_DEPTH || crate::runtime::stack::below(self.stack_floor) {
             return Err(self.too_deep(def, base, span));
         }
-        let top = base + def.slots as usize;
+        let top = base + def.code.frame as usize;
         if self.stack.len() < top {
-            self.stack.resize(top, Value::Nil);
+            let more = top - self.stack.len();
+            self.stack.extend((0..more).map(|_| Value::Nil));
         }
         let saved = std::mem::replace(&mut self.base, base);
         self.depth += 1;
@@ -176,62 +170,16 @@ impl<'p> Interp<'p> {
             }
         }
         let result = match result {
-            Ok(()) => self.exec_body(&def.body, upvals),
+            Ok(()) => self.run_code(def, upvals),
             Err(e) => Err(e),
         };
         self.depth -= 1;
         self.base = saved;
         self.stack.truncate(base);
         match result {
-            Ok(Flow::Return(value)) | Err(Ctrl::Return(value)) => Ok(value),
-            Ok(Flow::Next) => Ok(Value::Nil),
+            Ok(value) | Err(Ctrl::Return(value)) => Ok(value),
             Err(other) => Err(traced(other, &def.name, span)),
         }
-    }
-
-    /// A function body. A `return` here, or in an `if` here, hands its
-    /// value back directly instead of unwinding as `Ctrl::Return` (which
-    /// remains for returns inside loops and `try`).
-    fn exec_body(&mut self, body: &[Stmt], upvals: Up) -> R<Flow> {
-        for stmt in body {
-            match &stmt.kind {
-                StmtKind::Return(value) => {
-                    if self.cancel.needs_attention() {
-                        self.attend(stmt.span)?;
-                    }
-                    return Ok(Flow::Return(match value {
-                        Some(value) => self.operand(value, upvals)?,
-                        None => Value::Nil,
-                    }));
-                }
-                StmtKind::If(branches, otherwise) => {
-                    if self.cancel.needs_attention() {
-                        self.attend(stmt.span)?;
-                    }
-                    let mut taken = otherwise.as_ref();
-                    for (cond, block) in branches {
-                        if self.condition(cond, upvals)? {
-                            taken = Some(block);
-                            break;
-                        }
-                    }
-                    match taken.map(Vec::as_slice) {
-                        // `if c { return e }`: the commonest guard, answered here.
-                        Some([Stmt { kind: StmtKind::Return(Some(value)), .. }]) => {
-                            return Ok(Flow::Return(self.operand(value, upvals)?));
-                        }
-                        Some(block) => {
-                            if let Flow::Return(value) = self.exec_body(block, upvals)? {
-                                return Ok(Flow::Return(value));
-                            }
-                        }
-                        None => {}
-                    }
-                }
-                _ => self.exec(stmt, upvals)?,
-            }
-        }
-        Ok(Flow::Next)
     }
 
     /// Evaluates the defaults of parameters not given, in the callee's

@@ -11,7 +11,7 @@ use crate::syntax::Span;
 
 impl<'p> Interp<'p> {
     #[inline(never)]
-    pub(super) fn method(&mut self, recv: &Value, name: &str, args: ArgValues, span: Span) -> R<Value> {
+    pub(crate) fn method(&mut self, recv: &Value, name: &str, args: ArgValues, span: Span) -> R<Value> {
         if let Value::Map(map) = recv {
             let stored = map.lock().get(&StrKey(name)).cloned();
             if let Some(callee @ (Value::Func(_) | Value::Builtin(_))) = stored {

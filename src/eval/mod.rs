@@ -10,13 +10,13 @@
 
 mod abandoned;
 mod builtins;
-mod call;
+pub(crate) mod call;
 mod control;
 mod deadlock;
 mod dump;
 mod iter;
 mod methods;
-mod ops;
+pub(crate) mod ops;
 mod pool;
 mod process;
 mod spawn;
@@ -37,7 +37,7 @@ pub use trace::{Recording, write_part};
 
 use crate::resolve::ir::*;
 use crate::runtime::Value;
-use crate::runtime::error::{ErrorValue, Kind, MAX_LEN, TraceEntry, too_large};
+use crate::runtime::error::{ErrorValue, Fault, Kind, MAX_LEN, TraceEntry, too_large};
 use crate::runtime::format;
 use crate::runtime::task::Task;
 use crate::runtime::value::{Closure, Key, VarCell};
@@ -53,19 +53,19 @@ pub const MAX_DEPTH: usize = 10_000;
 pub struct Interp<'p> {
     pub proc: &'p Arc<Process>,
     /// The process's tables as they were when this evaluator started.
-    tables: &'p Tables,
+    pub(crate) tables: &'p Tables,
     /// The task this evaluator runs.
     task: Arc<Task>,
     /// The task's cancel token (Ctrl-C, `terminate`).
     pub(crate) cancel: Arc<CancelToken>,
-    stack: Vec<Value>,
-    base: usize,
-    depth: usize,
+    pub(crate) stack: Vec<Value>,
+    pub(crate) base: usize,
+    pub(crate) depth: usize,
     /// How low this thread's native stack may go (`runtime::stack`).
     stack_floor: usize,
 }
 
-type Up<'a> = &'a [Arc<VarCell>];
+pub(crate) type Up<'a> = &'a [Arc<VarCell>];
 
 impl<'p> Interp<'p> {
     /// The evaluator of the process's main task.
@@ -83,7 +83,7 @@ impl<'p> Interp<'p> {
     /// The task was cancelled, or asked to pause for a fork: a pause steps
     /// out of the fork gate and back in (waiting while the fork happens).
     #[cold]
-    fn attend(&mut self, span: crate::syntax::Span) -> R<()> {
+    pub(crate) fn attend(&mut self, span: crate::syntax::Span) -> R<()> {
         if self.cancel.is_cancelled() {
             return Err(Ctrl::Cancelled);
         }
@@ -138,7 +138,7 @@ impl<'p> Interp<'p> {
         Ok(())
     }
 
-    fn exec(&mut self, stmt: &Stmt, up: Up) -> R<()> {
+    pub(crate) fn exec(&mut self, stmt: &Stmt, up: Up) -> R<()> {
         if self.cancel.needs_attention() {
             self.attend(stmt.span)?;
         }
@@ -278,7 +278,7 @@ impl<'p> Interp<'p> {
     }
 
     /// Binds a `let`/`for` pattern.
-    fn bind(&mut self, pattern: &Pattern, value: Value) -> R<()> {
+    pub(crate) fn bind(&mut self, pattern: &Pattern, value: Value) -> R<()> {
         match pattern {
             Pattern::Bind(binding) => {
                 self.bind_one(*binding, value);
@@ -393,25 +393,36 @@ impl<'p> Interp<'p> {
                 let base = self.eval(base, up)?;
                 let index = self.eval(index, up)?;
                 let rhs = self.eval(value, up)?;
-                if let Some(done) = ops::update_in(&base, ops::Slot::Index(&index), op, &rhs) {
-                    return done.map_err(at);
-                }
-                let current = self.index(&base, &index).map_err(at)?;
-                let new = ops::binary(op, &current, &rhs).map_err(at)?;
-                self.set_index(&base, &index, new).map_err(at)?;
+                self.update_item(&base, &index, op, &rhs).map_err(at)?;
             }
             Place::Field(base, name) => {
                 let base = self.eval(base, up)?;
                 let rhs = self.eval(value, up)?;
-                if let Some(done) = ops::update_in(&base, ops::Slot::Field(name), op, &rhs) {
-                    return done.map_err(at);
-                }
-                let current = self.field(&base, name).map_err(at)?;
-                let new = ops::binary(op, &current, &rhs).map_err(at)?;
-                self.set_field(&base, name, new).map_err(at)?;
+                self.update_field(&base, name, op, &rhs).map_err(at)?;
             }
         }
         Ok(())
+    }
+
+    /// `base[index] op= rhs`: in one step under the container's lock for
+    /// scalars, else read, compute and write back.
+    pub(crate) fn update_item(&self, base: &Value, index: &Value, op: BinOp, rhs: &Value) -> Result<(), Fault> {
+        if let Some(done) = ops::update_in(base, ops::Slot::Index(index), op, rhs) {
+            return done;
+        }
+        let current = self.index(base, index)?;
+        let new = ops::binary(op, &current, rhs)?;
+        self.set_index(base, index, new)
+    }
+
+    /// `base.name op= rhs`, as [`Interp::update_item`].
+    pub(crate) fn update_field(&self, base: &Value, name: &str, op: BinOp, rhs: &Value) -> Result<(), Fault> {
+        if let Some(done) = ops::update_in(base, ops::Slot::Field(name), op, rhs) {
+            return done;
+        }
+        let current = self.field(base, name)?;
+        let new = ops::binary(op, &current, rhs)?;
+        self.set_field(base, name, new)
     }
 
     /// Evaluates an operand, handling the commonest leaves (a local, a
@@ -671,14 +682,14 @@ impl<'p> Interp<'p> {
     }
 
     /// `base[index]`, shared lists included.
-    fn index(&self, base: &Value, index: &Value) -> Result<Value, Box<ErrorValue>> {
+    pub(crate) fn index(&self, base: &Value, index: &Value) -> Result<Value, Box<ErrorValue>> {
         match base {
             Value::Handle(h) => self.shared_load(*h, self.shared_index(*h, index)?),
             _ => ops::index(base, index),
         }
     }
 
-    fn set_index(&self, base: &Value, index: &Value, value: Value) -> Result<(), Box<ErrorValue>> {
+    pub(crate) fn set_index(&self, base: &Value, index: &Value, value: Value) -> Result<(), Box<ErrorValue>> {
         match base {
             Value::Handle(h) => self.shared_store(*h, self.shared_index(*h, index)?, &value),
             _ => ops::set_index(base, index, value),
@@ -687,7 +698,7 @@ impl<'p> Interp<'p> {
 
     /// `base.name`: map keys, error fields, and the properties of tasks,
     /// primitives and thread-locals.
-    fn field(&self, base: &Value, name: &str) -> Result<Value, Box<ErrorValue>> {
+    pub(crate) fn field(&self, base: &Value, name: &str) -> Result<Value, Box<ErrorValue>> {
         match base {
             Value::Task(task) => self.task_field(task, name),
             Value::Handle(h) => self.handle_field(*h, name),
@@ -702,7 +713,7 @@ impl<'p> Interp<'p> {
         }
     }
 
-    fn set_field(&self, base: &Value, name: &str, value: Value) -> Result<(), Box<ErrorValue>> {
+    pub(crate) fn set_field(&self, base: &Value, name: &str, value: Value) -> Result<(), Box<ErrorValue>> {
         match base {
             Value::Handle(h) => self.set_handle_field(*h, name, value),
             Value::ThreadLocal(tl) => {
@@ -714,7 +725,7 @@ impl<'p> Interp<'p> {
     }
 
     /// A new closure of `def`, capturing from the current frame.
-    fn closure(&self, def: &Arc<FnDef>, up: Up) -> Value {
+    pub(crate) fn closure(&self, def: &Arc<FnDef>, up: Up) -> Value {
         let upvalues = def
             .captures
             .iter()
@@ -733,7 +744,7 @@ impl<'p> Interp<'p> {
 
 /// The value of a `throw`: an error value is thrown as it is; a string
 /// becomes an `Error` with that message; anything else rides as payload.
-fn thrown(value: Value, span: crate::syntax::Span) -> Box<ErrorValue> {
+pub(crate) fn thrown(value: Value, span: crate::syntax::Span) -> Box<ErrorValue> {
     let mut error = match value {
         Value::Error(e) => Box::new((*e).clone()),
         Value::Str(s) => ErrorValue::new(Kind::Error, s.to_string()),
@@ -753,7 +764,7 @@ pub fn fault_at(mut error: Box<ErrorValue>, span: crate::syntax::Span) -> Ctrl {
     Ctrl::Error(error)
 }
 
-fn internal(what: &str, span: crate::syntax::Span) -> Ctrl {
+pub(crate) fn internal(what: &str, span: crate::syntax::Span) -> Ctrl {
     let message = format!("internal error: {what}");
     fault_at(
         ErrorValue::new(Kind::Error, message).with_help("this is a bug in concsh; please report it with the script"),
@@ -761,7 +772,7 @@ fn internal(what: &str, span: crate::syntax::Span) -> Ctrl {
     )
 }
 
-fn unset_global(proc: &Process, global: u32, span: crate::syntax::Span) -> Ctrl {
+pub(crate) fn unset_global(proc: &Process, global: u32, span: crate::syntax::Span) -> Ctrl {
     let names = proc.global_names.read();
     let name = names.get(global as usize).map_or("?", |n| &**n);
     let error = match proc.pool_worker.load(std::sync::atomic::Ordering::Relaxed) {
@@ -777,7 +788,7 @@ fn unset_global(proc: &Process, global: u32, span: crate::syntax::Span) -> Ctrl 
 }
 
 /// Adds a call to an error's trace as it unwinds out of `function`.
-fn traced(ctrl: Ctrl, function: &Arc<str>, call: crate::syntax::Span) -> Ctrl {
+pub(crate) fn traced(ctrl: Ctrl, function: &Arc<str>, call: crate::syntax::Span) -> Ctrl {
     match ctrl {
         Ctrl::Error(mut e) => {
             e.trace.push(TraceEntry { function: function.clone(), call });

@@ -154,7 +154,7 @@ impl<'p> Interp<'p> {
     }
 
     /// `get queue` (or a pipe end).
-    pub(super) fn get(&mut self, source: &Value, timeout: Option<Duration>, span: Span) -> R<Value> {
+    pub(crate) fn get(&mut self, source: &Value, timeout: Option<Duration>, span: Span) -> R<Value> {
         let q = self.get_queue(source, span)?;
         let bytes = q.get(self.wait_in(timeout, Op::Get, bits(source), span)).map_err(|e| match e {
             SyncError::Timeout => fault_at(ErrorValue::new(Kind::QueueEmpty, "the queue is empty"), span),
@@ -282,7 +282,7 @@ impl<'p> Interp<'p> {
     }
 
     /// Element `index` of a shared value.
-    pub(super) fn shared_load(&self, h: Handle, index: usize) -> Result<Value, Fault> {
+    pub(crate) fn shared_load(&self, h: Handle, index: usize) -> Result<Value, Fault> {
         let bytes = SharedCells(h.off()).load(index).map_err(sync_fault)?;
         wire::decode(&bytes, &self.tables.functions)
     }

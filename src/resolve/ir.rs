@@ -40,11 +40,13 @@ pub struct FnDef {
     /// The declared name, or `<lambda>`, or `<main>` for the top level.
     pub name: Arc<str>,
     pub params: Vec<Param>,
-    /// Frame size: parameters first, then every local of the body.
+    /// Parameters first, then every local of the body (the frame holds the
+    /// code's temporaries after them: `code.frame` in all).
     pub slots: u32,
     /// Parameters a closure captures, moved into cells on entry.
     pub cell_params: Vec<u32>,
-    pub body: Block,
+    /// The body, compiled.
+    pub code: crate::vm::Code,
     /// Where each upvalue of a new closure comes from, in the creating frame.
     pub captures: Vec<Capture>,
     pub span: Span,

@@ -146,7 +146,7 @@ impl Resolver {
             params: Vec::new(),
             slots: ctx.slots,
             cell_params: Vec::new(),
-            body,
+            code: crate::vm::compile(body, ctx.slots),
             captures: Vec::new(),
             span: Span::default(),
         })
@@ -368,7 +368,7 @@ impl Resolver {
             params,
             slots: ctx.slots,
             cell_params,
-            body,
+            code: crate::vm::compile(body, ctx.slots),
             captures: ctx.upvalues.iter().map(|(_, c)| *c).collect(),
             span: def.span,
         });

@@ -1,0 +1,305 @@
+//! The bytecode of one function: operations on the registers of its frame.
+//!
+//! A frame is a run of the task's value stack: the function's slots first
+//! (parameters, then locals, as the resolver numbered them), then the
+//! temporaries the compiler allocated. An operation names registers by
+//! their index in the frame. Everything an operation needs beyond a few
+//! numbers (constants, names, argument lists, the rare expressions and
+//! statements handed to the tree evaluator) sits in a side table of the
+//! [`Code`], so an [`Op`] stays 16 bytes.
+
+use std::sync::Arc;
+
+use crate::resolve::ir::{BinOp, Builtin, Expr, FnDef, Pattern, Stmt, UnOp};
+use crate::runtime::Value;
+use crate::syntax::Span;
+
+/// A register: an index into the running frame.
+pub type Reg = u32;
+
+/// No loop encloses this point (an `Exec` op's `brk`/`cont`).
+pub const NO_LOOP: u32 = u32::MAX;
+
+/// A compiled function body.
+#[derive(Debug, Default)]
+pub struct Code {
+    pub ops: Vec<Op>,
+    /// The span each op reports an error at.
+    pub spans: Vec<Span>,
+    pub consts: Vec<Value>,
+    /// Field and method names.
+    pub names: Vec<Arc<str>>,
+    /// Argument lists: `args` of a call op is the first of `argc` entries.
+    pub args: Vec<Reg>,
+    /// Expressions and statements the tree evaluator runs for the VM.
+    pub exprs: Vec<Expr>,
+    pub stmts: Vec<Stmt>,
+    pub patterns: Vec<Pattern>,
+    /// Functions whose closures this body makes (`fn(x) => ...`).
+    pub defs: Vec<Arc<FnDef>>,
+    /// Frame size: the function's slots, then its temporaries.
+    pub frame: u32,
+}
+
+/// One operation. `dst` is written after every operand is read, so a
+/// destination may also be an operand.
+///
+/// A jump backwards (a loop's) and a call answer a cancel, a fork's pause
+/// or a where-are-you: every long run passes through one of them.
+#[derive(Clone, Copy, Debug)]
+pub enum Op {
+    /// `dst = consts[index]`.
+    Const {
+        dst: Reg,
+        index: u32,
+    },
+    Move {
+        dst: Reg,
+        src: Reg,
+    },
+    /// `dst = src op value`, `op` being `+` or `-`, for a small int
+    /// constant (`n - 1`, `i + 1`).
+    AddInt {
+        op: BinOp,
+        dst: Reg,
+        src: Reg,
+        value: i32,
+    },
+    /// Reads and writes of variables that do not live in a register.
+    LoadCell {
+        dst: Reg,
+        slot: Reg,
+    },
+    StoreCell {
+        slot: Reg,
+        src: Reg,
+    },
+    /// A fresh cell in `slot` holding `src` (a `let` a closure captures).
+    NewCell {
+        slot: Reg,
+        src: Reg,
+    },
+    LoadUp {
+        dst: Reg,
+        index: u32,
+    },
+    StoreUp {
+        index: u32,
+        src: Reg,
+    },
+    LoadGlobal {
+        dst: Reg,
+        index: u32,
+    },
+    StoreGlobal {
+        index: u32,
+        src: Reg,
+    },
+    LoadFixed {
+        dst: Reg,
+        index: u32,
+    },
+    SetFixed {
+        index: u32,
+        src: Reg,
+    },
+    LoadFunc {
+        dst: Reg,
+        index: u32,
+    },
+    LoadBuiltin {
+        dst: Reg,
+        builtin: Builtin,
+    },
+    Binary {
+        op: BinOp,
+        dst: Reg,
+        a: Reg,
+        b: Reg,
+    },
+    Unary {
+        op: UnOp,
+        dst: Reg,
+        src: Reg,
+    },
+    /// `dst op= src` on a register, in place (`s += t` appends).
+    Update {
+        op: BinOp,
+        dst: Reg,
+        src: Reg,
+    },
+    /// `dst op= value` on a register, `op` being `+` or `-`, for a small
+    /// int constant.
+    UpdateInt {
+        op: BinOp,
+        dst: Reg,
+        value: i32,
+    },
+    UpdateCell {
+        op: BinOp,
+        slot: Reg,
+        src: Reg,
+    },
+    UpdateUp {
+        op: BinOp,
+        index: u32,
+        src: Reg,
+    },
+    UpdateGlobal {
+        op: BinOp,
+        index: u32,
+        src: Reg,
+    },
+    UpdateItem {
+        op: BinOp,
+        base: Reg,
+        index: Reg,
+        src: Reg,
+    },
+    UpdateField {
+        op: BinOp,
+        base: Reg,
+        name: u32,
+        src: Reg,
+    },
+    Index {
+        dst: Reg,
+        base: Reg,
+        index: Reg,
+    },
+    SetIndex {
+        base: Reg,
+        index: Reg,
+        src: Reg,
+    },
+    Field {
+        dst: Reg,
+        base: Reg,
+        name: u32,
+    },
+    SetField {
+        base: Reg,
+        name: u32,
+        src: Reg,
+    },
+    Jump {
+        to: u32,
+    },
+    JumpIfFalse {
+        cond: Reg,
+        to: u32,
+    },
+    JumpIfTrue {
+        cond: Reg,
+        to: u32,
+    },
+    /// Jumps to `to` when the comparison `a op b` comes out as `when`.
+    /// For two ints, `jump_on` answers without looking at `op`: bit 0, 1
+    /// or 2 says whether to jump when `a` is less than, equal to or
+    /// greater than `b` (no second dispatch on the operator).
+    Test {
+        op: BinOp,
+        when: bool,
+        jump_on: u8,
+        a: Reg,
+        b: Reg,
+        to: u32,
+    },
+    /// `Test` against a small int constant (`n < 2`).
+    TestInt {
+        op: BinOp,
+        when: bool,
+        jump_on: u8,
+        a: Reg,
+        value: i32,
+        to: u32,
+    },
+    /// A call of a top-level function, known before the script runs.
+    CallFunc {
+        dst: Reg,
+        func: u32,
+        args: u32,
+        argc: u32,
+    },
+    CallValue {
+        dst: Reg,
+        callee: Reg,
+        args: u32,
+        argc: u32,
+    },
+    CallBuiltin {
+        dst: Reg,
+        builtin: Builtin,
+        args: u32,
+        argc: u32,
+    },
+    /// `recv.names[name](args)`: `args` is `argc` entries, the receiver first.
+    Method {
+        dst: Reg,
+        name: u32,
+        args: u32,
+        argc: u32,
+    },
+    MakeList {
+        dst: Reg,
+        args: u32,
+        argc: u32,
+    },
+    Closure {
+        dst: Reg,
+        def: u32,
+    },
+    Return {
+        src: Reg,
+    },
+    ReturnNil,
+    Throw {
+        src: Reg,
+    },
+    /// Readies `iter` (holding the iterable) for `ForNext`; `iter + 1`
+    /// holds the position.
+    ForPrep {
+        iter: Reg,
+    },
+    /// The next item into `dst` and a jump back to the loop's body at
+    /// `to`; on to the next op when there is none.
+    ForNext {
+        iter: Reg,
+        dst: Reg,
+        to: u32,
+    },
+    /// Binds a list pattern (`let [a, b] = ...`).
+    Unpack {
+        pattern: u32,
+        src: Reg,
+    },
+    /// The tree evaluator computes `exprs[expr]` into `dst`.
+    Eval {
+        dst: Reg,
+        expr: u32,
+    },
+    /// The tree evaluator runs `stmts[stmt]`; a `break` or `continue`
+    /// inside it jumps to `brk` or `cont` (those of the enclosing loop).
+    Exec {
+        stmt: u32,
+        brk: u32,
+        cont: u32,
+    },
+}
+
+/// The `jump_on` bits of a comparison: which of less, equal and greater
+/// make `a op b` hold.
+pub fn holds_on(op: BinOp) -> u8 {
+    match op {
+        BinOp::Lt => 0b001,
+        BinOp::Le => 0b011,
+        BinOp::Eq => 0b010,
+        BinOp::Ne => 0b101,
+        BinOp::Gt => 0b100,
+        BinOp::Ge => 0b110,
+        _ => 0,
+    }
+}
+
+// Dispatch reads one op per step: keep them small.
+const _: () = assert!(std::mem::size_of::<Op>() <= 20);

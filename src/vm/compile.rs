@@ -1,0 +1,599 @@
+//! Resolved IR to [`Code`]: a function body becomes register operations.
+//!
+//! The everyday statements and expressions (variables, arithmetic,
+//! comparisons, calls, methods, fields, items, `if`, `while`, `for`,
+//! `return`) compile to ops. The rest (`try`, `lock`, `spawn`, `join`,
+//! queues, pools, interpolation, ...) is handed whole to the tree
+//! evaluator through an `Eval` or `Exec` op, which works on the same frame:
+//! the VM and the tree evaluator share frame layout, so a body may mix the
+//! two freely and every guarantee of those constructs holds unchanged.
+
+use std::sync::Arc;
+
+use super::code::{Code, NO_LOOP, Op, Reg, holds_on};
+use crate::resolve::ir::*;
+use crate::runtime::Value;
+use crate::syntax::Span;
+
+/// Compiles a function body whose resolved frame has `slots` slots.
+pub fn compile(body: Block, slots: u32) -> Code {
+    let mut c = Compiler { code: Code::default(), slots, temps: 0, most: 0, loops: Vec::new() };
+    for stmt in body {
+        c.stmt(stmt);
+    }
+    c.emit(Op::ReturnNil, Span::default());
+    c.code.frame = slots + c.most;
+    c.code
+}
+
+/// A loop being compiled: the jumps its `break`s and `continue`s made,
+/// patched when the loop's end and its test are placed.
+#[derive(Default)]
+struct Loop {
+    breaks: Vec<usize>,
+    continues: Vec<usize>,
+}
+
+struct Compiler {
+    code: Code,
+    slots: u32,
+    /// Temporaries in use above the slots, and the most ever in use.
+    temps: u32,
+    most: u32,
+    loops: Vec<Loop>,
+}
+
+/// A small int constant that fits an immediate operand.
+fn small_int(expr: &Expr) -> Option<i32> {
+    match expr.kind {
+        ExprKind::Int(n) => i32::try_from(n).ok(),
+        _ => None,
+    }
+}
+
+impl Compiler {
+    fn emit(&mut self, op: Op, span: Span) -> usize {
+        self.code.ops.push(op);
+        self.code.spans.push(span);
+        self.code.ops.len() - 1
+    }
+
+    fn here(&self) -> u32 {
+        self.code.ops.len() as u32
+    }
+
+    /// Points the jump at `at` to `to`.
+    fn patch(&mut self, at: usize, to: u32) {
+        match &mut self.code.ops[at] {
+            Op::Jump { to: t }
+            | Op::JumpIfFalse { to: t, .. }
+            | Op::JumpIfTrue { to: t, .. }
+            | Op::Test { to: t, .. }
+            | Op::TestInt { to: t, .. }
+            | Op::ForNext { to: t, .. } => *t = to,
+            _ => unreachable!("only jumps are patched"),
+        }
+    }
+
+    fn temp(&mut self) -> Reg {
+        let reg = self.slots + self.temps;
+        self.temps += 1;
+        self.most = self.most.max(self.temps);
+        reg
+    }
+
+    fn constant(&mut self, value: Value, dst: Reg, span: Span) {
+        let index = self.code.consts.len() as u32;
+        self.code.consts.push(value);
+        self.emit(Op::Const { dst, index }, span);
+    }
+
+    fn name(&mut self, name: Arc<str>) -> u32 {
+        match self.code.names.iter().position(|n| *n == name) {
+            Some(i) => i as u32,
+            None => {
+                self.code.names.push(name);
+                (self.code.names.len() - 1) as u32
+            }
+        }
+    }
+
+    fn block(&mut self, block: Block) {
+        for stmt in block {
+            self.stmt(stmt);
+        }
+    }
+
+    /// Hands a statement to the tree evaluator.
+    fn exec(&mut self, stmt: Stmt) {
+        let span = stmt.span;
+        let index = self.code.stmts.len() as u32;
+        self.code.stmts.push(stmt);
+        let at = self.emit(Op::Exec { stmt: index, brk: NO_LOOP, cont: NO_LOOP }, span);
+        if let Some(inner) = self.loops.last_mut() {
+            // A `break` or `continue` inside goes where the loop's own do,
+            // known when the loop is closed.
+            inner.breaks.push(at);
+            inner.continues.push(at);
+        }
+    }
+
+    fn stmt(&mut self, stmt: Stmt) {
+        let mark = self.temps;
+        let span = stmt.span;
+        match stmt.kind {
+            StmtKind::Expr(e) => {
+                self.expr(e, None);
+            }
+            StmtKind::Let(Pattern::Bind(binding), value) => match binding {
+                Binding::Local(slot) => {
+                    self.expr(value, Some(slot));
+                }
+                binding => {
+                    let src = self.expr(value, None);
+                    self.bind(binding, src, span);
+                }
+            },
+            StmtKind::Let(pattern, value) => {
+                let src = self.expr(value, None);
+                let index = self.code.patterns.len() as u32;
+                self.code.patterns.push(pattern);
+                self.emit(Op::Unpack { pattern: index, src }, span);
+            }
+            StmtKind::Assign(place, value) => self.assign(place, value, span),
+            StmtKind::OpAssign(place, op, value) => self.op_assign(place, op, value, span),
+            StmtKind::If(branches, otherwise) => {
+                let mut ends = Vec::new();
+                for (cond, body) in branches {
+                    let skip = self.condition(cond, false);
+                    self.block(body);
+                    ends.push(self.emit(Op::Jump { to: 0 }, span));
+                    let next = self.here();
+                    self.patch(skip, next);
+                }
+                if let Some(body) = otherwise {
+                    self.block(body);
+                }
+                let end = self.here();
+                for at in ends {
+                    self.patch(at, end);
+                }
+            }
+            // The test sits after the body, so a pass is one jump, the
+            // test's own, backwards.
+            StmtKind::While(cond, body) => {
+                let enter = self.emit(Op::Jump { to: 0 }, span);
+                let head = self.here();
+                self.loops.push(Loop::default());
+                self.block(body);
+                let test = self.here();
+                self.patch(enter, test);
+                let back = self.condition(cond, true);
+                self.patch(back, head);
+                self.end_loop(test);
+            }
+            StmtKind::For(pattern, iterable, body)
+                if !matches!(&iterable.kind, ExprKind::PoolMap { unordered: true, .. }) =>
+            {
+                let iter_span = iterable.span;
+                // The iterable and its position: two registers kept for the loop.
+                let iter = self.temp();
+                self.temp();
+                self.expr(iterable, Some(iter));
+                self.emit(Op::ForPrep { iter }, iter_span);
+                let (dst, bind) = match pattern {
+                    Pattern::Bind(Binding::Local(slot)) => (slot, None),
+                    other => (self.temp(), Some(other)),
+                };
+                let enter = self.emit(Op::Jump { to: 0 }, span);
+                let head = self.here();
+                match bind {
+                    Some(Pattern::Bind(binding)) => self.bind(binding, dst, span),
+                    Some(pattern) => {
+                        let index = self.code.patterns.len() as u32;
+                        self.code.patterns.push(pattern);
+                        self.emit(Op::Unpack { pattern: index, src: dst }, span);
+                    }
+                    None => {}
+                }
+                self.loops.push(Loop::default());
+                self.block(body);
+                let next = self.here();
+                self.patch(enter, next);
+                self.emit(Op::ForNext { iter, dst, to: head }, iter_span);
+                self.end_loop(next);
+            }
+            StmtKind::Return(value) => match value {
+                Some(value) => {
+                    let src = self.expr(value, None);
+                    self.emit(Op::Return { src }, span);
+                }
+                None => {
+                    self.emit(Op::ReturnNil, span);
+                }
+            },
+            StmtKind::Break if !self.loops.is_empty() => {
+                let at = self.emit(Op::Jump { to: 0 }, span);
+                self.loops.last_mut().expect("checked above").breaks.push(at);
+            }
+            StmtKind::Continue if !self.loops.is_empty() => {
+                let at = self.emit(Op::Jump { to: 0 }, span);
+                self.loops.last_mut().expect("checked above").continues.push(at);
+            }
+            StmtKind::Throw(value) => {
+                let src = self.expr(value, None);
+                self.emit(Op::Throw { src }, span);
+            }
+            kind => self.exec(Stmt { kind, span }),
+        }
+        self.temps = mark;
+    }
+
+    /// Closes the innermost loop, which ends here: its `break`s jump
+    /// here, its `continue`s to its test at `test`.
+    fn end_loop(&mut self, test: u32) {
+        let end = self.here();
+        let done = self.loops.pop().expect("a loop is open");
+        for at in done.breaks {
+            match &mut self.code.ops[at] {
+                Op::Exec { brk, .. } => *brk = end,
+                _ => self.patch(at, end),
+            }
+        }
+        for at in done.continues {
+            match &mut self.code.ops[at] {
+                Op::Exec { cont, .. } => *cont = test,
+                _ => self.patch(at, test),
+            }
+        }
+    }
+
+    /// Stores register `src` where `binding` says.
+    fn bind(&mut self, binding: Binding, src: Reg, span: Span) {
+        let op = match binding {
+            Binding::Local(slot) => Op::Move { dst: slot, src },
+            Binding::Cell(slot) => Op::NewCell { slot, src },
+            Binding::Global(index) => Op::StoreGlobal { index, src },
+            Binding::Fixed(index) => Op::SetFixed { index, src },
+        };
+        self.emit(op, span);
+    }
+
+    fn assign(&mut self, place: Place, value: Expr, span: Span) {
+        match place {
+            Place::Local(slot) if !matches!(value.kind, ExprKind::And(..) | ExprKind::Or(..)) => {
+                self.expr(value, Some(slot));
+            }
+            Place::Local(slot) => {
+                let src = self.expr(value, None);
+                self.emit(Op::Move { dst: slot, src }, span);
+            }
+            Place::LocalCell(slot) => {
+                let src = self.expr(value, None);
+                self.emit(Op::StoreCell { slot, src }, span);
+            }
+            Place::Upvalue(index) => {
+                let src = self.expr(value, None);
+                self.emit(Op::StoreUp { index, src }, span);
+            }
+            Place::Global(index) => {
+                let src = self.expr(value, None);
+                self.emit(Op::StoreGlobal { index, src }, span);
+            }
+            // The value first, then the place, as the tree evaluator does.
+            Place::Index(base, index) => {
+                let src = self.expr(value, None);
+                let base = self.expr(*base, None);
+                let index = self.expr(*index, None);
+                self.emit(Op::SetIndex { base, index, src }, span);
+            }
+            Place::Field(base, name) => {
+                let src = self.expr(value, None);
+                let base = self.expr(*base, None);
+                let name = self.name(name);
+                self.emit(Op::SetField { base, name, src }, span);
+            }
+        }
+    }
+
+    fn op_assign(&mut self, place: Place, op: BinOp, value: Expr, span: Span) {
+        match place {
+            Place::Local(dst) => match small_int(&value) {
+                Some(value) if matches!(op, BinOp::Add | BinOp::Sub) => {
+                    self.emit(Op::UpdateInt { op, dst, value }, span);
+                }
+                _ => {
+                    let src = self.expr(value, None);
+                    self.emit(Op::Update { op, dst, src }, span);
+                }
+            },
+            Place::LocalCell(slot) => {
+                let src = self.expr(value, None);
+                self.emit(Op::UpdateCell { op, slot, src }, span);
+            }
+            Place::Upvalue(index) => {
+                let src = self.expr(value, None);
+                self.emit(Op::UpdateUp { op, index, src }, span);
+            }
+            Place::Global(index) => {
+                let src = self.expr(value, None);
+                self.emit(Op::UpdateGlobal { op, index, src }, span);
+            }
+            // The place once, then the value, as the tree evaluator does.
+            Place::Index(base, index) => {
+                let base = self.expr(*base, None);
+                let index = self.expr(*index, None);
+                let src = self.expr(value, None);
+                self.emit(Op::UpdateItem { op, base, index, src }, span);
+            }
+            Place::Field(base, name) => {
+                let base = self.expr(*base, None);
+                let src = self.expr(value, None);
+                let name = self.name(name);
+                self.emit(Op::UpdateField { op, base, name, src }, span);
+            }
+        }
+    }
+
+    /// Compiles a condition; gives the jump (to patch) taken when the
+    /// condition comes out as `when`.
+    fn condition(&mut self, cond: Expr, when: bool) -> usize {
+        let span = cond.span;
+        let mark = self.temps;
+        let jump_on = |op| match when {
+            true => holds_on(op),
+            false => !holds_on(op) & 0b111,
+        };
+        let at = match cond.kind {
+            ExprKind::Binary(op @ (BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::Eq | BinOp::Ne), a, b)
+                if small_int(&b).is_some() =>
+            {
+                let value = small_int(&b).unwrap_or(0);
+                let a = self.expr(*a, None);
+                self.emit(Op::TestInt { op, when, jump_on: jump_on(op), a, value, to: 0 }, span)
+            }
+            ExprKind::Binary(op @ (BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::Eq | BinOp::Ne), a, b) => {
+                let a = self.expr(*a, None);
+                let b = self.expr(*b, None);
+                self.emit(Op::Test { op, when, jump_on: jump_on(op), a, b, to: 0 }, span)
+            }
+            ExprKind::Unary(UnOp::Not, inner) => {
+                let cond = self.expr(*inner, None);
+                match when {
+                    true => self.emit(Op::JumpIfFalse { cond, to: 0 }, span),
+                    false => self.emit(Op::JumpIfTrue { cond, to: 0 }, span),
+                }
+            }
+            kind => {
+                let cond = self.expr(Expr { kind, span }, None);
+                match when {
+                    true => self.emit(Op::JumpIfTrue { cond, to: 0 }, span),
+                    false => self.emit(Op::JumpIfFalse { cond, to: 0 }, span),
+                }
+            }
+        };
+        self.temps = mark;
+        at
+    }
+
+    /// The registers of `args`, in a run of the argument table.
+    fn arg_list(&mut self, args: Vec<Expr>, first: Option<Reg>) -> (u32, u32) {
+        let regs: Vec<Reg> = first.into_iter().chain(args.into_iter().map(|a| self.expr(a, None))).collect();
+        let start = self.code.args.len() as u32;
+        let count = regs.len() as u32;
+        self.code.args.extend(regs);
+        (start, count)
+    }
+
+    /// Compiles `expr`, its value ending in `dst` if given, else in a
+    /// register of the compiler's choice (a local's own slot, when it is
+    /// one), which it returns.
+    fn expr(&mut self, expr: Expr, dst: Option<Reg>) -> Reg {
+        let span = expr.span;
+        let target = |c: &mut Compiler| dst.unwrap_or_else(|| c.temp());
+        let is_and = matches!(expr.kind, ExprKind::And(..));
+        match expr.kind {
+            ExprKind::Local(slot) => match dst {
+                Some(dst) if dst != slot => {
+                    self.emit(Op::Move { dst, src: slot }, span);
+                    dst
+                }
+                _ => slot,
+            },
+            ExprKind::Int(n) => {
+                let dst = target(self);
+                self.constant(Value::Int(n), dst, span);
+                dst
+            }
+            ExprKind::Float(f) => {
+                let dst = target(self);
+                self.constant(Value::Float(f), dst, span);
+                dst
+            }
+            ExprKind::Str(s) => {
+                let dst = target(self);
+                self.constant(Value::Str(s), dst, span);
+                dst
+            }
+            ExprKind::Bool(b) => {
+                let dst = target(self);
+                self.constant(Value::Bool(b), dst, span);
+                dst
+            }
+            ExprKind::Nil => {
+                let dst = target(self);
+                self.constant(Value::Nil, dst, span);
+                dst
+            }
+            ExprKind::LocalCell(slot) => {
+                let dst = target(self);
+                self.emit(Op::LoadCell { dst, slot }, span);
+                dst
+            }
+            ExprKind::Upvalue(index) => {
+                let dst = target(self);
+                self.emit(Op::LoadUp { dst, index }, span);
+                dst
+            }
+            ExprKind::Global(index) => {
+                let dst = target(self);
+                self.emit(Op::LoadGlobal { dst, index }, span);
+                dst
+            }
+            ExprKind::Fixed(index) => {
+                let dst = target(self);
+                self.emit(Op::LoadFixed { dst, index }, span);
+                dst
+            }
+            ExprKind::Func(index) => {
+                let dst = target(self);
+                self.emit(Op::LoadFunc { dst, index }, span);
+                dst
+            }
+            ExprKind::Builtin(builtin) => {
+                let dst = target(self);
+                self.emit(Op::LoadBuiltin { dst, builtin }, span);
+                dst
+            }
+            ExprKind::Binary(op @ (BinOp::Add | BinOp::Sub), a, b) if small_int(&b).is_some() => {
+                let value = small_int(&b).unwrap_or(0);
+                let src = self.expr(*a, None);
+                let dst = target(self);
+                self.emit(Op::AddInt { op, dst, src, value }, span);
+                dst
+            }
+            ExprKind::Binary(op, a, b) => self.binary(op, *a, *b, dst, span),
+            ExprKind::Unary(op, inner) => {
+                let src = self.expr(*inner, None);
+                let dst = target(self);
+                self.emit(Op::Unary { op, dst, src }, span);
+                dst
+            }
+            ExprKind::And(a, b) | ExprKind::Or(a, b) => {
+                // Both operands land in one fresh register: `dst` may be an
+                // operand (`x = y or x`), so it is written only at the end.
+                let result = self.temp();
+                self.expr(*a, Some(result));
+                let skip = match is_and {
+                    true => self.emit(Op::JumpIfFalse { cond: result, to: 0 }, span),
+                    false => self.emit(Op::JumpIfTrue { cond: result, to: 0 }, span),
+                };
+                self.expr(*b, Some(result));
+                let end = self.here();
+                self.patch(skip, end);
+                match dst {
+                    Some(dst) => {
+                        self.emit(Op::Move { dst, src: result }, span);
+                        dst
+                    }
+                    None => result,
+                }
+            }
+            ExprKind::Index(base, index) => {
+                let base = self.expr(*base, None);
+                let index = self.expr(*index, None);
+                let dst = target(self);
+                self.emit(Op::Index { dst, base, index }, span);
+                dst
+            }
+            ExprKind::Field(base, name) => {
+                let base = self.expr(*base, None);
+                let name = self.name(name);
+                let dst = target(self);
+                self.emit(Op::Field { dst, base, name }, span);
+                dst
+            }
+            // The result's register comes first, so the temporaries of the
+            // arguments are free again once the call is made.
+            ExprKind::CallFunc(func, args) if args.named.is_empty() => {
+                let dst = target(self);
+                let mark = self.temps;
+                let (args, argc) = self.arg_list(args.positional, None);
+                self.temps = mark;
+                self.emit(Op::CallFunc { dst, func, args, argc }, span);
+                dst
+            }
+            ExprKind::Call(callee, args) if args.named.is_empty() => {
+                let dst = target(self);
+                let mark = self.temps;
+                let callee = self.expr(*callee, None);
+                let (args, argc) = self.arg_list(args.positional, None);
+                self.temps = mark;
+                self.emit(Op::CallValue { dst, callee, args, argc }, span);
+                dst
+            }
+            ExprKind::CallBuiltin(builtin, args) if args.named.is_empty() => {
+                let dst = target(self);
+                let mark = self.temps;
+                let (args, argc) = self.arg_list(args.positional, None);
+                self.temps = mark;
+                self.emit(Op::CallBuiltin { dst, builtin, args, argc }, span);
+                dst
+            }
+            ExprKind::Method(recv, name, args) if args.named.is_empty() => {
+                let dst = target(self);
+                let mark = self.temps;
+                let recv = self.expr(*recv, None);
+                let (args, argc) = self.arg_list(args.positional, Some(recv));
+                self.temps = mark;
+                let name = self.name(name);
+                self.emit(Op::Method { dst, name, args, argc }, span);
+                dst
+            }
+            ExprKind::List(items) => {
+                let dst = target(self);
+                let mark = self.temps;
+                let (args, argc) = self.arg_list(items, None);
+                self.temps = mark;
+                self.emit(Op::MakeList { dst, args, argc }, span);
+                dst
+            }
+            ExprKind::Lambda(def) => {
+                let index = self.code.defs.len() as u32;
+                self.code.defs.push(def);
+                let dst = target(self);
+                self.emit(Op::Closure { dst, def: index }, span);
+                dst
+            }
+            kind => {
+                let index = self.code.exprs.len() as u32;
+                self.code.exprs.push(Expr { kind, span });
+                let dst = target(self);
+                self.emit(Op::Eval { dst, expr: index }, span);
+                dst
+            }
+        }
+    }
+
+    fn binary(&mut self, op: BinOp, a: Expr, b: Expr, dst: Option<Reg>, span: Span) -> Reg {
+        let a = self.expr(a, None);
+        let b = self.expr(b, None);
+        let dst = dst.unwrap_or_else(|| self.temp());
+        self.emit(Op::Binary { op, dst, a, b }, span);
+        dst
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ops_of(source: &str, function: &str) -> Vec<Op> {
+        let ast = crate::syntax::parse(source).expect("parses");
+        let program = crate::resolve::resolve(&ast).expect("resolves");
+        let def = program.all_functions.iter().find(|d| &*d.name == function).expect("the function");
+        def.code.ops.clone()
+    }
+
+    #[test]
+    fn fib_compiles_to_register_ops_with_no_tree_fallback() {
+        let ops = ops_of("fn fib(n) { if n < 2 { return n }\n return fib(n - 1) + fib(n - 2) }", "fib");
+        let names: Vec<String> =
+            ops.iter().map(|op| format!("{op:?}").split([' ', '{']).next().unwrap_or("").to_string()).collect();
+        assert_eq!(
+            names,
+            ["TestInt", "Return", "Jump", "AddInt", "CallFunc", "AddInt", "CallFunc", "Binary", "Return", "ReturnNil"],
+            "{ops:?}"
+        );
+    }
+}

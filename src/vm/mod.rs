@@ -1,0 +1,11 @@
+//! The bytecode VM: what a function body compiles to ([`code`]), the
+//! compiler from the resolved IR ([`compile`]), and the dispatch loop that
+//! runs it on a task's evaluator ([`run`]). Constructs the VM has no op
+//! for are run by the tree evaluator (`eval`) on the same frame.
+
+pub mod code;
+pub mod compile;
+mod run;
+
+pub use code::Code;
+pub use compile::compile;

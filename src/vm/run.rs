@@ -1,0 +1,628 @@
+//! The dispatch loop: runs a function's [`Code`] on its frame.
+//!
+//! One Rust call per script call, as in the tree evaluator (so native
+//! stack checks, depth limits and error traces work the same way), but
+//! within a body one loop steps through ops: no recursion per expression,
+//! no result returned through memory per node, operands read in place.
+
+use std::sync::Arc;
+
+use super::code::{Code, NO_LOOP, Op, Reg};
+use crate::eval::call::ArgValues;
+use crate::eval::{Ctrl, Interp, MAX_DEPTH, R, Up, fault_at, internal, ops, thrown, traced, unset_global};
+use crate::resolve::ir::{BinOp, FnDef};
+use crate::runtime::Value;
+use crate::runtime::error::{Fault, Kind, MAX_LEN, overflow, too_large, type_error};
+use crate::runtime::handle::HandleKind;
+use crate::runtime::value::{Closure, StrKey, VarCell};
+use crate::sync::cell::SharedCells;
+use crate::syntax::Span;
+
+/// The address of the frame at `base`, of `size` registers. The stack
+/// holds them all (`enter` and `push_frame` made the frame that large, and
+/// nothing shrinks the stack below a running frame's top); a stack that did
+/// not would be a bug here, stopped by this check rather than read past.
+#[inline(always)]
+fn frame_start(stack: &mut [Value], base: usize, size: u32) -> *mut Value {
+    stack[base..base + size as usize].as_mut_ptr()
+}
+
+/// Whether `jump_on` (see `Op::Test`) says to jump for ints `x` and `y`.
+#[inline(always)]
+fn ordered(jump_on: u8, x: i64, y: i64) -> bool {
+    let bit = (x > y) as u8 * 2 + (x == y) as u8;
+    jump_on >> bit & 1 != 0
+}
+
+/// `a op b` for ints, `op` being `+` or `-`.
+#[inline(always)]
+fn add_sub(op: BinOp, a: i64, b: i64) -> Option<i64> {
+    match op {
+        BinOp::Add => a.checked_add(b),
+        _ => a.checked_sub(b),
+    }
+}
+
+/// A VM frame: the running one, or one suspended while it calls another.
+///
+/// `def` and `up` point into a closure that outlives the frame: a
+/// top-level function's, held by the evaluator's tables for its whole life,
+/// or one called as a value, which `owner` keeps alive until the frame
+/// ends. (References cannot say this: a frame would borrow from itself.)
+struct Frame {
+    def: *const FnDef,
+    up: *const [Arc<VarCell>],
+    // Held, never read: it keeps `def` and `up` alive.
+    #[allow(dead_code)]
+    owner: Option<Arc<Closure>>,
+    /// The next op to run (saved while the frame is suspended: the op
+    /// before it is the call, which says where the result goes).
+    pc: usize,
+    base: usize,
+}
+
+/// What a method call comes to.
+enum MethodCall {
+    Done(Value),
+    /// A map's function entry, to call with the arguments after the receiver.
+    Call(Arc<Closure>),
+}
+
+impl<'p> Interp<'p> {
+    /// Runs `def`'s code on the frame at `self.base` (set up by `enter`),
+    /// and every VM function it calls, on frames of its own: a call from
+    /// the VM to the VM is a jump, not a Rust call. Gives the value `def`
+    /// returns.
+    pub(crate) fn run_code(&mut self, def: &FnDef, up: Up) -> R<Value> {
+        let mut frames: Vec<Frame> = Vec::new();
+        if self.cancel.needs_attention() {
+            self.attend(def.span)?;
+        }
+        let mut cur = Frame { def, up, owner: None, pc: 0, base: self.base };
+        match self.run_frames(&mut cur, &mut frames) {
+            Ok(value) => Ok(value),
+            Err(error) => Err(self.unwind(error, &mut cur, &mut frames)),
+        }
+    }
+
+    /// Ends the frames an error leaves (the first one excepted: `enter`
+    /// ends it), adding each to the error's trace, as `enter` does.
+    #[cold]
+    #[inline(never)]
+    fn unwind(&mut self, mut error: Ctrl, cur: &mut Frame, frames: &mut Vec<Frame>) -> Ctrl {
+        while let Some(caller) = frames.pop() {
+            // SAFETY: a frame's `def` outlives it (see `Frame`).
+            let (def, by) = unsafe { (&*cur.def, &*caller.def) };
+            error = traced(error, &def.name, by.code.spans[caller.pc - 1]);
+            self.stack.truncate(cur.base);
+            self.depth -= 1;
+            *cur = caller;
+            self.base = cur.base;
+        }
+        error
+    }
+
+    /// Starts a VM frame for `def` with the values of `regs` (as many as
+    /// its parameters), suspending `cur`, whose `pc` is already saved.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn push_frame(
+        &mut self,
+        cur: &mut Frame,
+        frames: &mut Vec<Frame>,
+        def: &FnDef,
+        up: Up,
+        owner: Option<Arc<Closure>>,
+        regs: &[Reg],
+        call: Span,
+    ) -> R<()> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.too_deep(def, self.stack.len(), call));
+        }
+        if self.cancel.needs_attention() {
+            self.attend(call)?;
+        }
+        let base = self.stack.len();
+        let size = def.code.frame as usize;
+        self.stack.reserve(size);
+        for r in regs {
+            let value = self.stack[cur.base + *r as usize].clone();
+            self.stack.push(value);
+        }
+        // Not `resize`: its clone-per-slot loop was a sixth of a call.
+        let more = size.saturating_sub(regs.len());
+        self.stack.extend((0..more).map(|_| Value::Nil));
+        if !def.cell_params.is_empty() {
+            self.cell_params(def, base);
+        }
+        frames.push(Frame { def: cur.def, up: cur.up, owner: cur.owner.take(), pc: cur.pc, base: cur.base });
+        cur.def = def;
+        cur.up = up;
+        cur.owner = owner;
+        cur.pc = 0;
+        cur.base = base;
+        self.base = base;
+        self.depth += 1;
+        Ok(())
+    }
+
+    /// Moves the parameters a closure captures into cells.
+    #[cold]
+    fn cell_params(&mut self, def: &FnDef, base: usize) {
+        for &i in &def.cell_params {
+            let slot = base + i as usize;
+            let value = std::mem::take(&mut self.stack[slot]);
+            self.stack[slot] = Value::Cell(Arc::new(VarCell::new(value)));
+        }
+    }
+
+    /// Ends the running frame with `value`, resuming its caller; false
+    /// when it is the first frame (its value is `run_code`'s).
+    #[inline(always)]
+    fn pop_frame(&mut self, cur: &mut Frame, frames: &mut Vec<Frame>, value: &mut Value) -> bool {
+        let Some(caller) = frames.pop() else { return false };
+        self.stack.truncate(cur.base);
+        self.depth -= 1;
+        cur.def = caller.def;
+        cur.up = caller.up;
+        cur.owner = caller.owner;
+        cur.pc = caller.pc;
+        cur.base = caller.base;
+        self.base = cur.base;
+        // SAFETY: a frame's `def` outlives it (see `Frame`).
+        let code = unsafe { &(*cur.def).code };
+        let dst = match code.ops[cur.pc - 1] {
+            Op::CallFunc { dst, .. } | Op::CallValue { dst, .. } | Op::Method { dst, .. } => dst,
+            // Only a call suspends a frame.
+            _ => return true,
+        };
+        self.stack[cur.base + dst as usize] = std::mem::take(value);
+        true
+    }
+
+    fn run_frames(&mut self, cur: &mut Frame, frames: &mut Vec<Frame>) -> R<Value> {
+        'frames: loop {
+            // SAFETY: a frame's `def` and `up` outlive it (see `Frame`).
+            let (def, up): (&FnDef, Up) = unsafe { (&*cur.def, &*cur.up) };
+            let code = &def.code;
+            let base = cur.base;
+            let mut pc = cur.pc;
+            // The frame's registers, addressed without a bounds check or a
+            // reload of the stack's address per operand (a fifth of a call).
+            // Valid while the stack is not reallocated: `fresh!` takes the
+            // address again after anything that may run script code.
+            let mut regs = frame_start(&mut self.stack, base, code.frame);
+            macro_rules! fresh {
+                () => {
+                    regs = frame_start(&mut self.stack, base, code.frame)
+                };
+            }
+            macro_rules! reg {
+                ($r:expr) => {
+                    // SAFETY: `regs` is this frame's first register and the
+                    // stack holds the whole frame (`frame_start` checked it,
+                    // and `fresh!` renews it after the stack may have moved);
+                    // `compile` gives every op registers below `code.frame`.
+                    (*unsafe { &mut *regs.add($r as usize) })
+                };
+            }
+            // Errors raised by an op carry the op's span.
+            macro_rules! at {
+                ($result:expr) => {
+                    match $result {
+                        Ok(value) => value,
+                        Err(error) => return Err(fault_at(error, code.spans[pc - 1])),
+                    }
+                };
+            }
+            // A jump; one backwards (a loop's next pass) answers a cancel,
+            // a fork's pause and a where-are-you first.
+            macro_rules! jump {
+                ($to:expr) => {{
+                    let to = $to as usize;
+                    if to < pc && self.cancel.needs_attention() {
+                        self.attend(code.spans[pc - 1])?;
+                    }
+                    pc = to;
+                }};
+            }
+            // The function returns `$value`: to the suspended caller, or out.
+            macro_rules! give {
+                ($value:expr) => {{
+                    let mut value = $value;
+                    if !self.pop_frame(cur, frames, &mut value) {
+                        return Ok(value);
+                    }
+                    continue 'frames;
+                }};
+            }
+            loop {
+                // Matched in place: a copy of the op to the stack, then a
+                // load of its tag back, stalled every dispatch.
+                let op = &code.ops[pc];
+                pc += 1;
+                match *op {
+                    Op::Const { dst, index } => reg!(dst) = code.consts[index as usize].clone(),
+                    Op::Move { dst, src } => reg!(dst) = reg!(src).clone(),
+                    Op::AddInt { op, dst, src, value } => {
+                        let result = match reg!(src) {
+                            Value::Int(n) => add_sub(op, n, value as i64).map(Value::Int),
+                            _ => None,
+                        };
+                        reg!(dst) = match result {
+                            Some(result) => result,
+                            None => at!(ops::binary(op, &reg!(src), &Value::Int(value as i64))),
+                        };
+                    }
+                    Op::Binary { op, dst, a, b } => {
+                        let value = at!(ops::binary(op, &reg!(a), &reg!(b)));
+                        reg!(dst) = value;
+                    }
+                    Op::Update { op, dst, src } => {
+                        if let (Value::Int(x), Value::Int(y)) = (&reg!(dst), &reg!(src))
+                            && matches!(op, BinOp::Add | BinOp::Sub)
+                        {
+                            let sum = add_sub(op, *x, *y);
+                            reg!(dst) = Value::Int(at!(sum.ok_or_else(overflow)));
+                            continue;
+                        }
+                        let rhs = reg!(src).clone();
+                        at!(ops::update(op, &mut reg!(dst), &rhs));
+                    }
+                    Op::UpdateInt { op, dst, value } => {
+                        if let Value::Int(x) = reg!(dst) {
+                            reg!(dst) = Value::Int(at!(add_sub(op, x, value as i64).ok_or_else(overflow)));
+                            continue;
+                        }
+                        at!(ops::update(op, &mut reg!(dst), &Value::Int(value as i64)));
+                    }
+                    Op::Jump { to } => jump!(to),
+                    Op::JumpIfFalse { cond, to } => {
+                        if !reg!(cond).truthy() {
+                            jump!(to);
+                        }
+                    }
+                    Op::JumpIfTrue { cond, to } => {
+                        if reg!(cond).truthy() {
+                            jump!(to);
+                        }
+                    }
+                    Op::Test { op, when, jump_on, a, b, to } => {
+                        let go = match (&reg!(a), &reg!(b)) {
+                            (Value::Int(x), Value::Int(y)) => ordered(jump_on, *x, *y),
+                            (x, y) => at!(ops::binary(op, x, y)).truthy() == when,
+                        };
+                        if go {
+                            jump!(to);
+                        }
+                    }
+                    Op::TestInt { op, when, jump_on, a, value, to } => {
+                        let go = match &reg!(a) {
+                            Value::Int(x) => ordered(jump_on, *x, value as i64),
+                            x => at!(ops::binary(op, x, &Value::Int(value as i64))).truthy() == when,
+                        };
+                        if go {
+                            jump!(to);
+                        }
+                    }
+                    Op::CallFunc { dst, func, args, argc } => {
+                        let tables = self.tables;
+                        let span = code.spans[pc - 1];
+                        let Some(closure) = &tables.funcs[func as usize] else {
+                            return Err(unset_global(self.proc, func, span));
+                        };
+                        let args = &code.args[args as usize..(args + argc) as usize];
+                        if args.len() == closure.def.params.len() {
+                            cur.pc = pc;
+                            self.push_frame(cur, frames, &closure.def, &closure.upvalues, None, args, span)?;
+                            continue 'frames;
+                        }
+                        let value = self.call_regs(&closure.def, &closure.upvalues, args, span)?;
+                        fresh!();
+                        reg!(dst) = value;
+                    }
+                    Op::CallValue { dst, callee, args, argc } => {
+                        let span = code.spans[pc - 1];
+                        let args = &code.args[args as usize..(args + argc) as usize];
+                        let value = match reg!(callee).clone() {
+                            Value::Func(closure) if args.len() == closure.def.params.len() => {
+                                cur.pc = pc;
+                                let (def, upvals) = (&*closure.def as *const FnDef, &*closure.upvalues as *const _);
+                                // SAFETY: `closure` moves into the frame as its owner and keeps both alive.
+                                let (def, upvals) = unsafe { (&*def, &*upvals) };
+                                self.push_frame(cur, frames, def, upvals, Some(closure), args, span)?;
+                                continue 'frames;
+                            }
+                            Value::Func(closure) => self.call_regs(&closure.def, &closure.upvalues, args, span)?,
+                            other => {
+                                let values = self.arg_values(args, 0);
+                                self.call_value(&other, values, span)?
+                            }
+                        };
+                        fresh!();
+                        reg!(dst) = value;
+                    }
+                    Op::Method { dst, name, args, argc } => {
+                        let span = code.spans[pc - 1];
+                        let args = &code.args[args as usize..(args + argc) as usize];
+                        let called = self.method_regs(&code.names[name as usize], args, span)?;
+                        fresh!();
+                        match called {
+                            MethodCall::Done(value) => reg!(dst) = value,
+                            MethodCall::Call(closure) if args.len() - 1 == closure.def.params.len() => {
+                                cur.pc = pc;
+                                let (def, upvals) = (&*closure.def as *const FnDef, &*closure.upvalues as *const _);
+                                // SAFETY: `closure` moves into the frame as its owner and keeps both alive.
+                                let (def, upvals) = unsafe { (&*def, &*upvals) };
+                                self.push_frame(cur, frames, def, upvals, Some(closure), &args[1..], span)?;
+                                continue 'frames;
+                            }
+                            MethodCall::Call(closure) => {
+                                let value = self.call_regs(&closure.def, &closure.upvalues, &args[1..], span)?;
+                                fresh!();
+                                reg!(dst) = value;
+                            }
+                        }
+                    }
+                    Op::Return { src } => give!(std::mem::take(&mut reg!(src))),
+                    Op::ReturnNil => give!(Value::Nil),
+                    Op::ForNext { iter, dst, to } => {
+                        let Value::Int(i) = reg!(iter + 1) else { continue };
+                        let item = match &reg!(iter) {
+                            Value::Range(range) => (i < range.len() as i64).then(|| Value::Int(range.get(i as usize))),
+                            Value::List(list) => list.lock().get(i as usize).cloned(),
+                            _ => {
+                                let iterable = reg!(iter).clone();
+                                let item = self.next_item(&iterable, i as usize, code.spans[pc - 1])?;
+                                fresh!();
+                                item
+                            }
+                        };
+                        if let Some(item) = item {
+                            reg!(iter + 1) = Value::Int(i + 1);
+                            reg!(dst) = item;
+                            jump!(to);
+                        }
+                    }
+                    Op::Exec { stmt, brk, cont } => match self.exec(&code.stmts[stmt as usize], up) {
+                        Ok(()) => fresh!(),
+                        Err(Ctrl::Return(value)) => give!(value),
+                        Err(Ctrl::Break) if brk != NO_LOOP => {
+                            fresh!();
+                            pc = brk as usize;
+                        }
+                        Err(Ctrl::Continue) if cont != NO_LOOP => {
+                            fresh!();
+                            jump!(cont);
+                        }
+                        Err(other) => return Err(other),
+                    },
+                    other => {
+                        self.rare_op(other, code, up, base, pc)?;
+                        fresh!();
+                    }
+                }
+            }
+        }
+    }
+
+    /// The ops that neither call, jump nor return, and are not on the
+    /// hottest paths: kept out of the dispatch loop so that its frame (paid
+    /// on every entry) stays small.
+    #[inline(never)]
+    fn rare_op(&mut self, op: Op, code: &Code, up: Up, base: usize, pc: usize) -> R<()> {
+        macro_rules! reg {
+            ($r:expr) => {
+                self.stack[base + $r as usize]
+            };
+        }
+        let span = code.spans[pc - 1];
+        let at = |error| fault_at(error, span);
+        match op {
+            Op::LoadCell { dst, slot } => {
+                let value = match &reg!(slot) {
+                    Value::Cell(cell) => cell.lock().clone(),
+                    other => other.clone(),
+                };
+                reg!(dst) = value;
+            }
+            Op::StoreCell { slot, src } => {
+                let value = reg!(src).clone();
+                match &reg!(slot) {
+                    Value::Cell(cell) => *cell.lock() = value,
+                    _ => reg!(slot) = value,
+                }
+            }
+            Op::NewCell { slot, src } => {
+                reg!(slot) = Value::Cell(Arc::new(VarCell::new(reg!(src).clone())));
+            }
+            Op::LoadUp { dst, index } => reg!(dst) = up[index as usize].lock().clone(),
+            Op::StoreUp { index, src } => *up[index as usize].lock() = reg!(src).clone(),
+            Op::LoadGlobal { dst, index } => {
+                let value = self.tables.globals[index as usize].lock().clone();
+                if matches!(value, Value::Unset) {
+                    return Err(unset_global(self.proc, index, span));
+                }
+                reg!(dst) = value;
+            }
+            Op::StoreGlobal { index, src } => *self.tables.globals[index as usize].lock() = reg!(src).clone(),
+            Op::LoadFixed { dst, index } => {
+                reg!(dst) = match self.proc.fixed[index as usize].get() {
+                    Some(value) => value.clone(),
+                    None => return Err(unset_global(self.proc, index, span)),
+                };
+            }
+            Op::SetFixed { index, src } => {
+                // A top-level `let` runs once; there is nothing to overwrite.
+                let _ = self.proc.fixed[index as usize].set(reg!(src).clone());
+            }
+            Op::LoadFunc { dst, index } => {
+                reg!(dst) = match &self.tables.funcs[index as usize] {
+                    Some(closure) => Value::Func(closure.clone()),
+                    None => return Err(unset_global(self.proc, index, span)),
+                };
+            }
+            Op::LoadBuiltin { dst, builtin } => reg!(dst) = Value::Builtin(builtin),
+            Op::Unary { op, dst, src } => {
+                let value = ops::unary(op, &reg!(src)).map_err(at)?;
+                reg!(dst) = value;
+            }
+            Op::UpdateCell { op, slot, src } => {
+                let rhs = reg!(src).clone();
+                match &reg!(slot) {
+                    Value::Cell(cell) => {
+                        let cell = cell.clone();
+                        ops::update(op, &mut cell.lock(), &rhs).map_err(at)?;
+                    }
+                    _ => ops::update(op, &mut reg!(slot), &rhs).map_err(at)?,
+                }
+            }
+            Op::UpdateUp { op, index, src } => {
+                ops::update(op, &mut up[index as usize].lock(), &reg!(src)).map_err(at)?;
+            }
+            Op::UpdateGlobal { op, index, src } => {
+                let mut current = self.tables.globals[index as usize].lock();
+                if matches!(*current, Value::Unset) {
+                    drop(current);
+                    return Err(unset_global(self.proc, index, span));
+                }
+                ops::update(op, &mut current, &reg!(src)).map_err(at)?;
+            }
+            Op::UpdateItem { op, base: b, index, src } => {
+                let (target, index, rhs) = (reg!(b).clone(), reg!(index).clone(), reg!(src).clone());
+                self.update_item(&target, &index, op, &rhs).map_err(at)?;
+            }
+            Op::UpdateField { op, base: b, name, src } => {
+                let (target, rhs) = (reg!(b).clone(), reg!(src).clone());
+                self.update_field(&target, &code.names[name as usize], op, &rhs).map_err(at)?;
+            }
+            Op::Index { dst, base: b, index } => {
+                let value = self.index(&reg!(b), &reg!(index)).map_err(at)?;
+                reg!(dst) = value;
+            }
+            Op::SetIndex { base: b, index, src } => {
+                let value = reg!(src).clone();
+                self.set_index(&reg!(b), &reg!(index), value).map_err(at)?;
+            }
+            Op::Field { dst, base: b, name } => {
+                let value = self.field(&reg!(b), &code.names[name as usize]).map_err(at)?;
+                reg!(dst) = value;
+            }
+            Op::SetField { base: b, name, src } => {
+                let value = reg!(src).clone();
+                self.set_field(&reg!(b), &code.names[name as usize], value).map_err(at)?;
+            }
+            Op::CallBuiltin { dst, builtin, args, argc } => {
+                let values = self.arg_values(&code.args[args as usize..(args + argc) as usize], 0);
+                let value = self.builtin(builtin, values, span).map_err(|c| c.at(span))?;
+                reg!(dst) = value;
+            }
+            Op::MakeList { dst, args, argc } => {
+                let items = self.arg_values(&code.args[args as usize..(args + argc) as usize], 0);
+                reg!(dst) = Value::list(items.positional);
+            }
+            Op::Closure { dst, def } => reg!(dst) = self.closure(&code.defs[def as usize], up),
+            Op::Throw { src } => {
+                let value = std::mem::take(&mut reg!(src));
+                return Err(Ctrl::Error(thrown(value, span)));
+            }
+            Op::ForPrep { iter } => {
+                let iterable = std::mem::take(&mut reg!(iter));
+                reg!(iter) = self.loop_over(iterable).map_err(at)?;
+                reg!(iter + 1) = Value::Int(0);
+            }
+            Op::Unpack { pattern, src } => {
+                let value = reg!(src).clone();
+                self.bind(&code.patterns[pattern as usize], value)?;
+            }
+            Op::Eval { dst, expr } => {
+                let value = self.eval(&code.exprs[expr as usize], up)?;
+                reg!(dst) = value;
+            }
+            other => return Err(internal(&format!("the dispatch loop runs {other:?}"), span)),
+        }
+        Ok(())
+    }
+
+    /// The values of registers `regs[skip..]`, as call arguments.
+    fn arg_values(&self, regs: &[Reg], skip: usize) -> ArgValues {
+        ArgValues::positional(regs[skip..].iter().map(|r| self.stack[self.base + *r as usize].clone()).collect())
+    }
+
+    /// Calls `def` with the values of `regs`: straight into the new frame
+    /// when they fit its parameters exactly, else through the binding of
+    /// defaults and the arity checks.
+    fn call_regs(&mut self, def: &FnDef, upvals: Up, regs: &[Reg], span: Span) -> R<Value> {
+        if regs.len() == def.params.len() {
+            let base = self.stack.len();
+            for r in regs {
+                let value = self.stack[self.base + *r as usize].clone();
+                self.stack.push(value);
+            }
+            return self.enter(def, upvals, base, span, false);
+        }
+        let values = self.arg_values(regs, 0);
+        self.call_def(def, upvals, values, span)
+    }
+
+    /// `recv.name(args)`, the receiver in `regs[0]`. A map's function
+    /// entry comes back to be called from the registers; `push` appends
+    /// without building an argument list.
+    fn method_regs(&mut self, name: &str, regs: &[Reg], span: Span) -> R<MethodCall> {
+        let recv = self.stack[self.base + regs[0] as usize].clone();
+        match &recv {
+            Value::Map(map) => {
+                let stored = map.lock().get(&StrKey(name)).cloned();
+                if let Some(Value::Func(closure)) = stored {
+                    return Ok(MethodCall::Call(closure));
+                }
+            }
+            Value::List(list) if name == "push" && regs.len() == 2 => {
+                let item = self.stack[self.base + regs[1] as usize].clone();
+                let mut items = list.lock();
+                if items.len() >= MAX_LEN {
+                    return Err(fault_at(too_large("list"), span));
+                }
+                items.push(item);
+                return Ok(MethodCall::Done(Value::Nil));
+            }
+            _ => {}
+        }
+        let args = self.arg_values(regs, 1);
+        self.method(&recv, name, args, span).map(MethodCall::Done).map_err(|c| c.at(span))
+    }
+
+    /// What a `for` walks: a map's keys and a string's characters are
+    /// taken when the loop starts; lists, ranges, queues and shared lists
+    /// are walked as they are.
+    fn loop_over(&self, iterable: Value) -> Result<Value, Fault> {
+        Ok(match iterable {
+            Value::Map(map) => Value::list(map.lock().keys().map(|k| k.to_value()).collect()),
+            Value::Str(s) => Value::list(s.chars().map(|c| Value::Str(c.into())).collect()),
+            Value::Range(_) | Value::List(_) => iterable,
+            Value::Handle(h) if matches!(h.kind(), HandleKind::Queue | HandleKind::Pipe | HandleKind::Array) => {
+                iterable
+            }
+            other => {
+                return Err(type_error(format!("cannot loop over {}", other.type_name()))
+                    .with_help("`for` takes a list, map, string, range or queue"));
+            }
+        })
+    }
+
+    /// The next item of a queue or pipe (until it is closed and drained)
+    /// or of a shared list, at position `i`.
+    fn next_item(&mut self, iterable: &Value, i: usize, span: Span) -> R<Option<Value>> {
+        match iterable {
+            Value::Handle(h) if h.kind() == HandleKind::Array => match i < SharedCells(h.off()).len() {
+                true => Ok(Some(self.shared_load(*h, i).map_err(|e| fault_at(e, span))?)),
+                false => Ok(None),
+            },
+            _ => match self.get(iterable, None, span) {
+                Ok(item) => Ok(Some(item)),
+                Err(Ctrl::Error(e)) if e.is(Kind::QueueClosed) => Ok(None),
+                Err(other) => Err(other),
+            },
+        }
+    }
+}
