@@ -83,6 +83,30 @@ fn string_arg<'a>(name: &str, value: &'a Value) -> Result<&'a str, Fault> {
     }
 }
 
+/// `sep.join(items)` when every item is a string; `None` otherwise.
+fn join_strings(items: &[Value], sep: &str) -> Option<Result<String, Fault>> {
+    let mut len = sep.len().saturating_mul(items.len().saturating_sub(1));
+    for item in items {
+        match item {
+            Value::Str(s) => len = len.saturating_add(s.len()),
+            _ => return None,
+        }
+    }
+    if len > MAX_LEN {
+        return Some(Err(too_large("string")));
+    }
+    let mut joined = String::with_capacity(len);
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            joined.push_str(sep);
+        }
+        if let Value::Str(s) = item {
+            joined.push_str(s);
+        }
+    }
+    Some(Ok(joined))
+}
+
 fn list_method(list: &ListRef, name: &str, mut args: Vec<Value>) -> Result<Value, Fault> {
     // Every name here is in `LIST_METHODS`.
     let arity = match name {
@@ -199,7 +223,15 @@ fn string_method(s: &str, name: &str, args: Vec<Value>) -> Result<Value, Fault> 
         "join" => {
             want(name, &args, 1, 1)?;
             let items = match &args[0] {
-                Value::List(list) => list.lock().clone(),
+                Value::List(list) => {
+                    let items = list.lock();
+                    // Strings only: joined under the list's lock, with no
+                    // copy of the list (no other lock is taken meanwhile).
+                    if let Some(joined) = join_strings(&items, s) {
+                        return joined.and_then(text);
+                    }
+                    items.clone()
+                }
                 other => {
                     return Err(type_error(format!("`join` takes a list, not {}", other.type_name())));
                 }
@@ -209,11 +241,19 @@ fn string_method(s: &str, name: &str, args: Vec<Value>) -> Result<Value, Fault> 
                 if i > 0 {
                     joined.push_str(s);
                 }
-                let part = format::display_checked(item, &|| false).map_err(|_| too_large("string"))?;
+                // A string item is copied in place, not through a copy of its own.
+                let shown;
+                let part = match item {
+                    Value::Str(text) => text.as_str(),
+                    other => {
+                        shown = format::display_checked(other, &|| false).map_err(|_| too_large("string"))?;
+                        shown.as_str()
+                    }
+                };
                 if joined.len() + part.len() > MAX_LEN {
                     return Err(too_large("string"));
                 }
-                joined.push_str(&part);
+                joined.push_str(part);
             }
             text(joined)
         }

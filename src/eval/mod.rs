@@ -101,7 +101,7 @@ impl<'p> Interp<'p> {
 
     /// The text `print`, `str` and interpolation give `value`: given up
     /// past the size limit, and when this task is cancelled.
-    pub(super) fn text_of(&self, value: &Value) -> R<String> {
+    pub(crate) fn text_of(&self, value: &Value) -> R<String> {
         format::display_checked(value, &|| self.cancel.is_cancelled()).map_err(|why| match why {
             format::Unprintable::TooLarge => Ctrl::Error(too_large("text")),
             format::Unprintable::Stopped => Ctrl::Cancelled,

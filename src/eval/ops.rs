@@ -38,8 +38,13 @@ pub fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value, Fault> {
 /// holds, so a loop of appends takes linear time, not quadratic.
 #[inline]
 pub fn update(op: BinOp, current: &mut Value, rhs: &Value) -> Result<(), Fault> {
-    if let (BinOp::Add, Value::Str(s), Value::Str(tail)) = (op, &mut *current, rhs) {
-        return s.append(tail);
+    match (op, &mut *current, rhs) {
+        (BinOp::Add, Value::Int(x), Value::Int(y)) => {
+            *x = x.checked_add(*y).ok_or_else(overflow)?;
+            return Ok(());
+        }
+        (BinOp::Add, Value::Str(s), Value::Str(tail)) => return s.append(tail),
+        _ => {}
     }
     *current = binary(op, current, rhs)?;
     Ok(())

@@ -103,6 +103,15 @@ impl Range {
         self.start + self.step * i as i64
     }
 
+    /// The `i`-th member, if the range has one: a bound test, not a
+    /// count of the members (a 128-bit division), for a `for` loop's step.
+    #[inline]
+    pub fn nth(&self, i: i64) -> Option<i64> {
+        let n = self.step.checked_mul(i).and_then(|offset| self.start.checked_add(offset))?;
+        let inside = if self.step > 0 { n < self.stop } else { n > self.stop };
+        inside.then_some(n)
+    }
+
     pub fn contains(&self, n: i64) -> bool {
         let in_bounds = if self.step > 0 { n >= self.start && n < self.stop } else { n <= self.start && n > self.stop };
         in_bounds && (n as i128 - self.start as i128) % self.step as i128 == 0

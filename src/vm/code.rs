@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use crate::resolve::ir::{BinOp, Builtin, Expr, FnDef, Pattern, Stmt, UnOp};
+use crate::resolve::ir::{BinOp, Builtin, Expr, FnDef, FormatSpec, Pattern, Stmt, UnOp};
 use crate::runtime::Value;
 use crate::syntax::Span;
 
@@ -37,8 +37,17 @@ pub struct Code {
     pub patterns: Vec<Pattern>,
     /// Functions whose closures this body makes (`fn(x) => ...`).
     pub defs: Vec<Arc<FnDef>>,
+    /// The pieces of interpolated strings.
+    pub formats: Vec<Vec<Piece>>,
     /// Frame size: the function's slots, then its temporaries.
     pub frame: u32,
+}
+
+/// A piece of an interpolated string (`"item {i}: {x:>4}"`).
+#[derive(Debug)]
+pub enum Piece {
+    Text(Arc<str>),
+    Value(Reg, Option<FormatSpec>),
 }
 
 /// One operation. `dst` is written after every operand is read, so a
@@ -244,6 +253,11 @@ pub enum Op {
         dst: Reg,
         args: u32,
         argc: u32,
+    },
+    /// `dst = "..."` built from `formats[pieces]`.
+    Format {
+        dst: Reg,
+        pieces: u32,
     },
     Closure {
         dst: Reg,

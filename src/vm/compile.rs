@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use super::code::{Code, NO_LOOP, Op, Reg, holds_on};
+use super::code::{Code, NO_LOOP, Op, Piece, Reg, holds_on};
 use crate::resolve::ir::*;
 use crate::runtime::Value;
 use crate::syntax::Span;
@@ -546,6 +546,22 @@ impl Compiler {
                 let (args, argc) = self.arg_list(items, None);
                 self.temps = mark;
                 self.emit(Op::MakeList { dst, args, argc }, span);
+                dst
+            }
+            ExprKind::Interp(parts) => {
+                let dst = target(self);
+                let mark = self.temps;
+                let pieces = parts
+                    .into_iter()
+                    .map(|part| match part {
+                        InterpPart::Text(text) => Piece::Text(text),
+                        InterpPart::Expr(e, spec) => Piece::Value(self.expr(e, None), spec),
+                    })
+                    .collect();
+                self.temps = mark;
+                let index = self.code.formats.len() as u32;
+                self.code.formats.push(pieces);
+                self.emit(Op::Format { dst, pieces: index }, span);
                 dst
             }
             ExprKind::Lambda(def) => {

@@ -7,14 +7,14 @@
 
 use std::sync::Arc;
 
-use super::code::{Code, NO_LOOP, Op, Reg};
+use super::code::{Code, NO_LOOP, Op, Piece, Reg};
 use crate::eval::call::ArgValues;
 use crate::eval::{Ctrl, Interp, MAX_DEPTH, R, Up, fault_at, internal, ops, thrown, traced, unset_global};
 use crate::resolve::ir::{BinOp, FnDef};
-use crate::runtime::Value;
 use crate::runtime::error::{Fault, Kind, MAX_LEN, overflow, too_large, type_error};
 use crate::runtime::handle::HandleKind;
 use crate::runtime::value::{Closure, StrKey, VarCell};
+use crate::runtime::{Value, format};
 use crate::sync::cell::SharedCells;
 use crate::syntax::Span;
 
@@ -369,7 +369,7 @@ impl<'p> Interp<'p> {
                     Op::ForNext { iter, dst, to } => {
                         let Value::Int(i) = reg!(iter + 1) else { continue };
                         let item = match &reg!(iter) {
-                            Value::Range(range) => (i < range.len() as i64).then(|| Value::Int(range.get(i as usize))),
+                            Value::Range(range) => range.nth(i).map(Value::Int),
                             Value::List(list) => list.lock().get(i as usize).cloned(),
                             _ => {
                                 let iterable = reg!(iter).clone();
@@ -522,6 +522,10 @@ impl<'p> Interp<'p> {
                 reg!(dst) = Value::list(items.positional);
             }
             Op::Closure { dst, def } => reg!(dst) = self.closure(&code.defs[def as usize], up),
+            Op::Format { dst, pieces } => {
+                let text = self.format(&code.formats[pieces as usize], base)?;
+                reg!(dst) = Value::Str(text.into());
+            }
             Op::Throw { src } => {
                 let value = std::mem::take(&mut reg!(src));
                 return Err(Ctrl::Error(thrown(value, span)));
@@ -542,6 +546,31 @@ impl<'p> Interp<'p> {
             other => return Err(internal(&format!("the dispatch loop runs {other:?}"), span)),
         }
         Ok(())
+    }
+
+    /// An interpolated string: text, strings and ints written straight into
+    /// one buffer; other values as `print` shows them.
+    fn format(&self, pieces: &[Piece], base: usize) -> R<String> {
+        // Room for the text and a short value per piece: one allocation
+        // for the usual string, not a growth per piece.
+        let room = pieces.iter().map(|p| if let Piece::Text(t) = p { t.len() } else { 12 }).sum();
+        let mut text = String::with_capacity(room);
+        for piece in pieces {
+            match piece {
+                Piece::Text(t) => text.push_str(t),
+                Piece::Value(r, spec) => match (&self.stack[base + *r as usize], spec) {
+                    (_, Some(spec)) if spec.width > MAX_LEN => return Err(too_large("string").into()),
+                    (value, Some(spec)) => text.push_str(&format::with_spec(value, spec)),
+                    (Value::Str(s), None) => text.push_str(s),
+                    (Value::Int(n), None) => text.push_str(itoa::Buffer::new().format(*n)),
+                    (value, None) => text.push_str(&self.text_of(value)?),
+                },
+            }
+            if text.len() > MAX_LEN {
+                return Err(too_large("string").into());
+            }
+        }
+        Ok(text)
     }
 
     /// The values of registers `regs[skip..]`, as call arguments.
