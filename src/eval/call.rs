@@ -38,7 +38,7 @@ impl ArgValues {
 }
 
 impl<'p> Interp<'p> {
-    pub(super) fn eval_args(&mut self, args: &Args, up: Up) -> R<ArgValues> {
+    pub(crate) fn eval_args(&mut self, args: &Args, up: Up) -> R<ArgValues> {
         let mut values = ArgValues {
             positional: Vec::with_capacity(args.positional.len()),
             named: Vec::with_capacity(args.named.len()),
@@ -56,7 +56,7 @@ impl<'p> Interp<'p> {
     /// positional and exactly as many as parameters, evaluates them
     /// straight into the new frame.
     #[inline]
-    pub(super) fn call_args(&mut self, def: &FnDef, upvals: Up, args: &Args, up: Up, span: Span) -> R<Value> {
+    pub(crate) fn call_args(&mut self, def: &FnDef, upvals: Up, args: &Args, up: Up, span: Span) -> R<Value> {
         if args.named.is_empty() && args.positional.len() == def.params.len() {
             let base = self.stack.len();
             for arg in &args.positional {
@@ -74,7 +74,7 @@ impl<'p> Interp<'p> {
         self.call_def(def, upvals, values, span)
     }
 
-    pub(super) fn call_value_args(&mut self, callee: &Value, args: &Args, up: Up, span: Span) -> R<Value> {
+    pub(crate) fn call_value_args(&mut self, callee: &Value, args: &Args, up: Up, span: Span) -> R<Value> {
         match callee {
             Value::Func(closure) => self.call_args(&closure.def, &closure.upvalues, args, up, span),
             _ => {

@@ -14,7 +14,7 @@ use crate::sync::cell::SharedCells;
 use crate::syntax::Span;
 
 impl<'p> Interp<'p> {
-    pub(super) fn for_loop(&mut self, pattern: &Pattern, iterable: Value, body: &[Stmt], up: Up, span: Span) -> R<()> {
+    pub(crate) fn for_loop(&mut self, pattern: &Pattern, iterable: Value, body: &[Stmt], up: Up, span: Span) -> R<()> {
         match &iterable {
             Value::Range(range) => {
                 let range = **range;

@@ -1,39 +1,34 @@
-//! The evaluator: walks the resolved IR.
+//! A task's evaluator, [`Interp`]: each task (the main script, each
+//! thread) runs one. Function bodies run as bytecode (`crate::vm`); this
+//! module holds what the VM and the rest share (frames, calls, operators,
+//! builtins, methods, fields and items) and the tree walk of the
+//! statements and expressions the VM hands over whole (`try`, `lock`,
+//! tasks, queues, pools).
 //!
-//! A task (the main script, later each thread) runs one [`Interp`]. Its
-//! frames live on one value stack: a call pushes the arguments, grows the
-//! stack by the callee's slot count and addresses locals as `base + slot`,
-//! so a call allocates nothing. The running closure's upvalues travel as a
-//! slice parameter, which keeps reference counts of shared objects out of
-//! the hot path (two threads calling one function never contend on it).
-//! The cancel flag is checked before every statement.
+//! Frames live on one value stack: a call pushes the arguments, grows the
+//! stack by the callee's frame size and addresses registers as `base +
+//! index`, so a call allocates nothing. The running closure's upvalues
+//! travel as a slice, which keeps reference counts of shared objects out
+//! of the hot path (two threads calling one function never contend on it).
+//! The tree walk checks the cancel flag before every statement.
 
-mod abandoned;
 mod builtins;
 pub(crate) mod call;
 mod control;
-mod deadlock;
-mod dump;
 mod iter;
 mod methods;
 pub(crate) mod ops;
-mod pool;
-mod process;
-mod spawn;
 mod sync_ops;
-mod task;
-mod timeline;
-mod trace;
 
 use std::sync::Arc;
 
+pub use crate::observe::deadlock::{Ends, Watch, deadlocked, take_deadlocked};
+pub use crate::observe::dump::{ask_where, dump};
+pub use crate::observe::trace::{Recording, write_part};
+pub use crate::tasks::process::{DEFAULT_MAX_TASKS, Process, Tables};
+pub use crate::tasks::task::{finish_tasks, reap_exited};
 pub use control::{Ctrl, R};
-pub use deadlock::{Ends, Watch, deadlocked, take_deadlocked};
-pub use dump::{ask_where, dump};
 pub use methods::members;
-pub use process::{DEFAULT_MAX_TASKS, Process, Tables};
-pub use task::{finish_tasks, reap_exited};
-pub use trace::{Recording, write_part};
 
 use crate::resolve::ir::*;
 use crate::runtime::Value;
@@ -55,7 +50,7 @@ pub struct Interp<'p> {
     /// The process's tables as they were when this evaluator started.
     pub(crate) tables: &'p Tables,
     /// The task this evaluator runs.
-    task: Arc<Task>,
+    pub(crate) task: Arc<Task>,
     /// The task's cancel token (Ctrl-C, `terminate`).
     pub(crate) cancel: Arc<CancelToken>,
     pub(crate) stack: Vec<Value>,
@@ -109,13 +104,13 @@ impl<'p> Interp<'p> {
     }
 
     /// A wait limited by `timeout`, this task's cancel token and the gate.
-    pub(super) fn wait(&self, timeout: Option<std::time::Duration>) -> Wait<'_> {
+    pub(crate) fn wait(&self, timeout: Option<std::time::Duration>) -> Wait<'_> {
         Wait::new(&self.cancel, timeout).in_gate(&self.proc.gate)
     }
 
     /// A wait in operation `op` on `target` at `span`, as the task board
     /// tells it (deadlock reports, task dumps).
-    pub(super) fn wait_in(
+    pub(crate) fn wait_in(
         &self,
         timeout: Option<std::time::Duration>,
         op: Op,
@@ -131,7 +126,7 @@ impl<'p> Interp<'p> {
         self.enter(main, &[], base, main.span, false)
     }
 
-    fn exec_block(&mut self, block: &[Stmt], up: Up) -> R<()> {
+    pub(crate) fn exec_block(&mut self, block: &[Stmt], up: Up) -> R<()> {
         for stmt in block {
             self.exec(stmt, up)?;
         }
@@ -202,7 +197,7 @@ impl<'p> Interp<'p> {
                 };
                 let func = self.eval(func, up)?;
                 let items = self.eval(items, up)?;
-                let consumer = pool::Consumer::Loop(pattern, body, up);
+                let consumer = crate::tasks::pool::Consumer::Loop(pattern, body, up);
                 self.pool_map(size, *threads, func, items, consumer, iterable.span)?;
             }
             StmtKind::For(pattern, iterable, body) => {
@@ -642,7 +637,11 @@ impl<'p> Interp<'p> {
                 };
                 let func = self.eval(func, up)?;
                 let items = self.eval(items, up)?;
-                let consumer = if *unordered { pool::Consumer::Unordered } else { pool::Consumer::Ordered };
+                let consumer = if *unordered {
+                    crate::tasks::pool::Consumer::Unordered
+                } else {
+                    crate::tasks::pool::Consumer::Ordered
+                };
                 return self.pool_map(size, *threads, func, items, consumer, expr.span);
             }
             ExprKind::Submit { callee, args, pool } => {

@@ -104,7 +104,7 @@ enum Lockable {
 
 impl<'p> Interp<'p> {
     /// How long a `timeout`/`nowait` allows: `None` is forever.
-    pub(super) fn limit(&mut self, limit: &Limit, up: Up) -> R<Option<Duration>> {
+    pub(crate) fn limit(&mut self, limit: &Limit, up: Up) -> R<Option<Duration>> {
         Ok(match limit {
             Limit::Forever => None,
             Limit::NoWait => Some(Duration::ZERO),
@@ -127,7 +127,7 @@ impl<'p> Interp<'p> {
     }
 
     /// The queue `get` reads from: a queue, or a pipe end's inbox.
-    pub(super) fn get_queue(&self, source: &Value, span: Span) -> R<Queue> {
+    pub(crate) fn get_queue(&self, source: &Value, span: Span) -> R<Queue> {
         let h = handle(source, &[HandleKind::Queue, HandleKind::Pipe], "get").map_err(|e| fault_at(e, span))?;
         match h.kind() {
             HandleKind::Pipe => PipeEnd(h.off()).inbox().ok_or_else(|| {
@@ -138,7 +138,7 @@ impl<'p> Interp<'p> {
     }
 
     /// `put value into queue` (or into a pipe end).
-    pub(super) fn put(&mut self, value: Value, target: &Value, timeout: Option<Duration>, span: Span) -> R<()> {
+    pub(crate) fn put(&mut self, value: Value, target: &Value, timeout: Option<Duration>, span: Span) -> R<()> {
         let q = self.put_queue(target, span)?;
         let bytes = wire::encode(&value).map_err(|e| fault_at(e, span))?;
         let put = q.put(&bytes, self.wait_in(timeout, Op::Put, bits(target), span));
@@ -178,7 +178,7 @@ impl<'p> Interp<'p> {
     }
 
     /// `acquire x`: true, or false when the timeout passed first.
-    pub(super) fn acquire(&mut self, target: &Value, timeout: Option<Duration>, span: Span) -> R<bool> {
+    pub(crate) fn acquire(&mut self, target: &Value, timeout: Option<Duration>, span: Span) -> R<bool> {
         let result = match self.lockable(target, "acquire", span)? {
             Lockable::Lock(lock) => lock.acquire(self.task.id, self.wait_in(timeout, Op::Acquire, bits(target), span)),
             Lockable::Semaphore(sem) => sem.acquire(self.wait_in(timeout, Op::Acquire, bits(target), span)),
@@ -190,7 +190,7 @@ impl<'p> Interp<'p> {
         }
     }
 
-    pub(super) fn release(&mut self, target: &Value, span: Span) -> R<()> {
+    pub(crate) fn release(&mut self, target: &Value, span: Span) -> R<()> {
         let result = match self.lockable(target, "release", span)? {
             Lockable::Lock(lock) => lock.release(),
             Lockable::Semaphore(sem) => sem.release(),
@@ -200,7 +200,7 @@ impl<'p> Interp<'p> {
     }
 
     /// `lock x { body }`: released however the body ends.
-    pub(super) fn lock_block(&mut self, target: &Expr, body: &Block, up: Up) -> R<()> {
+    pub(crate) fn lock_block(&mut self, target: &Expr, body: &Block, up: Up) -> R<()> {
         let value = self.eval(target, up)?;
         self.acquire(&value, None, target.span)?;
         let result = self.exec_block(body, up);
@@ -208,7 +208,7 @@ impl<'p> Interp<'p> {
         result.and(released)
     }
 
-    pub(super) fn close(&mut self, target: &Value, span: Span) -> R<()> {
+    pub(crate) fn close(&mut self, target: &Value, span: Span) -> R<()> {
         let h = handle(target, &[HandleKind::Queue, HandleKind::Pipe], "close").map_err(|e| fault_at(e, span))?;
         let closed = match h.kind() {
             HandleKind::Pipe => PipeEnd(h.off()).close(),
@@ -218,7 +218,7 @@ impl<'p> Interp<'p> {
     }
 
     /// `set e` (true) or `clear e` (false).
-    pub(super) fn set_event(&mut self, target: &Value, raise: bool, span: Span) -> R<()> {
+    pub(crate) fn set_event(&mut self, target: &Value, raise: bool, span: Span) -> R<()> {
         let word = if raise { "set" } else { "clear" };
         let event = Event(handle(target, &[HandleKind::Event], word).map_err(|e| fault_at(e, span))?.off());
         let result = if raise { event.set() } else { event.clear() };
@@ -227,7 +227,7 @@ impl<'p> Interp<'p> {
     }
 
     /// `wait e` / `wait c`: true, or false when the timeout passed first.
-    pub(super) fn wait_on(&mut self, target: &Value, timeout: Option<Duration>, span: Span) -> R<bool> {
+    pub(crate) fn wait_on(&mut self, target: &Value, timeout: Option<Duration>, span: Span) -> R<bool> {
         let h = handle(target, &[HandleKind::Event, HandleKind::Condition], "wait").map_err(|e| fault_at(e, span))?;
         let result = match h.kind() {
             HandleKind::Event => Event(h.off()).wait(self.wait_in(timeout, Op::Wait, h.to_bits(), span)),
@@ -236,7 +236,7 @@ impl<'p> Interp<'p> {
         result.map_err(|e| failure(e, span))
     }
 
-    pub(super) fn notify(&mut self, target: &Value, all: bool, span: Span) -> R<()> {
+    pub(crate) fn notify(&mut self, target: &Value, all: bool, span: Span) -> R<()> {
         let cond = Condition(handle(target, &[HandleKind::Condition], "notify").map_err(|e| fault_at(e, span))?.off());
         let notified = cond.notify(self.task.id, all);
         mark(if all { "notify all" } else { "notify" }, notified.is_ok(), span);
@@ -244,7 +244,7 @@ impl<'p> Interp<'p> {
     }
 
     /// `x.name` on a primitive.
-    pub(super) fn handle_field(&self, h: Handle, name: &str) -> Result<Value, Fault> {
+    pub(crate) fn handle_field(&self, h: Handle, name: &str) -> Result<Value, Fault> {
         let off = h.off();
         let count = |n: usize| Value::Int(n as i64);
         let value = match (h.kind(), name) {
@@ -274,7 +274,7 @@ impl<'p> Interp<'p> {
     }
 
     /// `n.value = v`.
-    pub(super) fn set_handle_field(&self, h: Handle, name: &str, value: Value) -> Result<(), Fault> {
+    pub(crate) fn set_handle_field(&self, h: Handle, name: &str, value: Value) -> Result<(), Fault> {
         match (h.kind(), name) {
             (HandleKind::Cell, "value") => self.shared_store(h, 0, &value),
             (kind, _) => Err(type_error(format!("cannot set `{name}` on a {}", kind.name()))),
@@ -287,13 +287,13 @@ impl<'p> Interp<'p> {
         wire::decode(&bytes, &self.tables.functions)
     }
 
-    pub(super) fn shared_store(&self, h: Handle, index: usize, value: &Value) -> Result<(), Fault> {
+    pub(crate) fn shared_store(&self, h: Handle, index: usize, value: &Value) -> Result<(), Fault> {
         let bytes = wire::encode(value)?;
         SharedCells(h.off()).store(index, &bytes).map_err(sync_fault)
     }
 
     /// `arr[i]` for a shared list, with negative indices.
-    pub(super) fn shared_index(&self, h: Handle, index: &Value) -> Result<usize, Fault> {
+    pub(crate) fn shared_index(&self, h: Handle, index: &Value) -> Result<usize, Fault> {
         let len = SharedCells(h.off()).len() as i64;
         let i = match index {
             Value::Int(i) => *i,

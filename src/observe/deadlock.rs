@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::dump::{at_line, describe, who};
-use super::process::Process;
+use crate::eval::Process;
 use crate::report::{Report, Source};
 use crate::runtime::output;
 use crate::sync::board::{self, Entry, Op, Owner, State};

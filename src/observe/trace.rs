@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 
 use serde_json::{Value as Json, json};
 
-use super::process::Process;
+use crate::eval::Process;
 use crate::report::Source;
 use crate::sync::board::Op;
 use crate::sync::history::{self, Event, Record};

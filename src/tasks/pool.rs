@@ -22,11 +22,11 @@ use std::time::Duration;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
-use super::call::ArgValues;
 use super::process::Process;
 use super::spawn::{Job, fork_task, settle};
 use super::task::start_thread_job;
-use super::{Ctrl, Interp, R, Up, fault_at};
+use crate::eval::call::ArgValues;
+use crate::eval::{Ctrl, Interp, R, Up, fault_at};
 use crate::resolve::ir::{Block, Pattern};
 use crate::runtime::error::{ErrorValue, Fault, Kind, type_error, value_error};
 use crate::runtime::format;
@@ -73,7 +73,7 @@ impl Items {
 }
 
 /// Where a `map` sends each result.
-pub(super) enum Consumer<'a> {
+pub(crate) enum Consumer<'a> {
     /// In input order, as a list.
     Ordered,
     /// In completion order, as a list.
@@ -95,7 +95,7 @@ fn pool_failure(error: SyncError) -> Fault {
 
 impl<'p> Interp<'p> {
     /// `pool(n)` / `pool(n, threads: true)`, and the pool of `pool n map`.
-    pub(super) fn make_pool(&mut self, size: Option<&Value>, threads: bool, span: Span) -> R<Arc<Pool>> {
+    pub(crate) fn make_pool(&mut self, size: Option<&Value>, threads: bool, span: Span) -> R<Arc<Pool>> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let size = match size {
             None | Some(Value::Nil) => cores,
@@ -184,7 +184,7 @@ impl<'p> Interp<'p> {
 
     /// A worker's life: take a task, run it, send its result, until the
     /// task queue is closed.
-    pub(super) fn work_for_pool(&mut self, pool: &Pool, index: usize) -> R<()> {
+    pub(crate) fn work_for_pool(&mut self, pool: &Pool, index: usize) -> R<()> {
         loop {
             let bytes = match pool.tasks.get(self.wait_in(None, Op::PoolIdle, 0, Span::default())) {
                 Ok(bytes) => bytes,
@@ -266,7 +266,7 @@ impl<'p> Interp<'p> {
     }
 
     /// `pool ... map f over items`.
-    pub(super) fn pool_map(
+    pub(crate) fn pool_map(
         &mut self,
         size: Option<Value>,
         threads: bool,
@@ -379,7 +379,7 @@ impl<'p> Interp<'p> {
     }
 
     /// `submit f(args) to pool`: a future.
-    pub(super) fn submit(&mut self, callee: Value, args: ArgValues, pool: &Value, span: Span) -> R<Value> {
+    pub(crate) fn submit(&mut self, callee: Value, args: ArgValues, pool: &Value, span: Span) -> R<Value> {
         let pool = self.usable_pool(pool, span)?;
         let future = Arc::new(FutureCell::default());
         let id = pool.expect(Sink::Future(future.clone()));
@@ -407,7 +407,7 @@ impl<'p> Interp<'p> {
     }
 
     /// `join f` / `join f timeout s` of a future.
-    pub(super) fn join_future(&mut self, future: &FutureCell, timeout: Option<Duration>, span: Span) -> R<Value> {
+    pub(crate) fn join_future(&mut self, future: &FutureCell, timeout: Option<Duration>, span: Span) -> R<Value> {
         match future.wait(self.wait_in(timeout, Op::PoolResult, 0, span)) {
             Err(_) => Err(Ctrl::Cancelled),
             Ok(None) => Ok(Value::Nil),
@@ -424,13 +424,13 @@ impl<'p> Interp<'p> {
     }
 
     /// `close pl`: no more tasks; the workers finish what was sent.
-    pub(super) fn close_pool(&mut self, pool: &Pool) {
+    pub(crate) fn close_pool(&mut self, pool: &Pool) {
         pool.closed.store(true, Ordering::SeqCst);
         let _ = pool.tasks.close();
     }
 
     /// `join pl`: waits until a closed pool's workers have finished.
-    pub(super) fn join_pool(&mut self, pool: &Arc<Pool>, span: Span) -> R<Value> {
+    pub(crate) fn join_pool(&mut self, pool: &Arc<Pool>, span: Span) -> R<Value> {
         if !pool.is_closed() {
             return Err(fault_at(
                 value_error("join of a pool that is still open").with_help("close it first: `close pl; join pl`"),
@@ -456,7 +456,7 @@ impl<'p> Interp<'p> {
     }
 
     /// `terminate pl`: workers are ended at once; pending results fail.
-    pub(super) fn terminate_pool(&mut self, pool: &Arc<Pool>) {
+    pub(crate) fn terminate_pool(&mut self, pool: &Arc<Pool>) {
         self.outside_gate(|proc| end_pool(proc, pool, true));
     }
 
@@ -636,7 +636,7 @@ fn watch(proc: &Arc<Process>, pool: &Arc<Pool>) {
 
 /// Ends a pool: no more tasks; workers end (at once when `now`); pending
 /// results fail; the helper threads stop and are joined.
-pub(super) fn end_pool(proc: &Process, pool: &Pool, now: bool) {
+pub(crate) fn end_pool(proc: &Process, pool: &Pool, now: bool) {
     pool.closed.store(true, Ordering::SeqCst);
     let _ = pool.tasks.close();
     let workers: Vec<Arc<Task>> = pool.workers.lock().clone();

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::call::ArgValues;
-use super::{Ctrl, Interp, R, Up, fault_at};
+use crate::eval::call::ArgValues;
+use crate::eval::{Ctrl, Interp, R, Up, fault_at};
 use crate::report::Report;
 use crate::resolve::ir::{Expr, TaskTarget};
 use crate::runtime::error::{ErrorValue, Kind, type_error};
@@ -25,7 +25,7 @@ use super::spawn::{end_processes, settle};
 impl<'p> Interp<'p> {
     /// `thread` / `spawn [daemon] target [as name]`: evaluates the target's
     /// function and arguments here, then starts the task.
-    pub(super) fn start_task(
+    pub(crate) fn start_task(
         &mut self,
         process: bool,
         daemon: bool,
@@ -63,7 +63,7 @@ impl<'p> Interp<'p> {
     }
 
     /// Counts a new live task against `--max-tasks`.
-    pub(super) fn reserve_task(&self, span: Span) -> R<()> {
+    pub(crate) fn reserve_task(&self, span: Span) -> R<()> {
         use std::sync::atomic::Ordering;
         let proc = self.proc;
         if proc.live().fetch_add(1, Ordering::SeqCst) >= proc.max_tasks as u64 {
@@ -77,7 +77,7 @@ impl<'p> Interp<'p> {
     }
 
     /// `join t` / `join t timeout s`.
-    pub(super) fn join(&mut self, target: &Value, timeout: Option<Duration>, span: Span) -> R<Value> {
+    pub(crate) fn join(&mut self, target: &Value, timeout: Option<Duration>, span: Span) -> R<Value> {
         let Value::Task(task) = target else {
             return Err(fault_at(type_error(format!("cannot join {}", target.type_name())), span));
         };
@@ -120,7 +120,7 @@ impl<'p> Interp<'p> {
 
     /// `terminate t`: a thread is cancelled at its next statement or
     /// blocking call.
-    pub(super) fn terminate(&mut self, target: &Value, span: Span) -> R<()> {
+    pub(crate) fn terminate(&mut self, target: &Value, span: Span) -> R<()> {
         match target {
             Value::Task(task) if Arc::ptr_eq(task, &self.proc.main_task()) => {
                 let error = ErrorValue::new(Kind::Value, "the main task cannot be terminated")
@@ -139,7 +139,7 @@ impl<'p> Interp<'p> {
     }
 
     /// `t.name`, `t.alive`, ...
-    pub(super) fn task_field(&self, task: &Task, name: &str) -> Result<Value, Box<ErrorValue>> {
+    pub(crate) fn task_field(&self, task: &Task, name: &str) -> Result<Value, Box<ErrorValue>> {
         refresh(self.proc, task);
         Ok(match name {
             "name" => Value::str(&task.name),
@@ -158,7 +158,7 @@ impl<'p> Interp<'p> {
     }
 
     /// `active()`: the live tasks this process started.
-    pub(super) fn active(&self) -> Value {
+    pub(crate) fn active(&self) -> Value {
         prune(self.proc);
         let tasks = self.proc.tasks.lock();
         Value::list(tasks.iter().filter(|t| t.is_alive()).map(|t| Value::Task(t.clone())).collect())
@@ -166,7 +166,7 @@ impl<'p> Interp<'p> {
 }
 
 /// A process that has exited is reaped at once, so its state is current.
-pub(super) fn refresh(proc: &Process, task: &Task) {
+pub(crate) fn refresh(proc: &Process, task: &Task) {
     if task.is_alive()
         && let Some(child) = task.child.get()
         && child.has_exited()
@@ -198,7 +198,7 @@ fn prune(proc: &Process) {
 
 /// Starts a thread task running `job` (a call, or a pool worker's loop).
 /// The caller has counted the task against `--max-tasks`.
-pub(super) fn start_thread_job(
+pub(crate) fn start_thread_job(
     proc: &Arc<Process>,
     name: String,
     daemon: bool,

@@ -25,10 +25,10 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::{ForkResult, Pid};
 
-use super::call::ArgValues;
 use super::process::Process;
 use super::task::finish_tasks;
-use super::{Ctrl, Interp, R, fault_at};
+use crate::eval::call::ArgValues;
+use crate::eval::{Ctrl, Interp, R, fault_at};
 use crate::report::Report;
 use crate::runtime::child::Child;
 use crate::runtime::error::{ErrorValue, Kind};
@@ -47,7 +47,7 @@ pub struct Forker {
 }
 
 /// What a new process runs.
-pub(super) enum Job {
+pub(crate) enum Job {
     /// `spawn f(args)`.
     Call(Value, ArgValues),
     /// Worker `index` of a process pool.
@@ -69,7 +69,7 @@ const FAILED: i64 = 1;
 
 impl<'p> Interp<'p> {
     /// `spawn [daemon] target [as name]`, once the target is evaluated.
-    pub(super) fn start_process(
+    pub(crate) fn start_process(
         &mut self,
         callee: Value,
         args: ArgValues,
@@ -96,7 +96,7 @@ impl<'p> Interp<'p> {
 
     /// `join p` for a process: waits for it to exit (cancellable, with a
     /// timeout), reaps it, and gives what it returned.
-    pub(super) fn join_process(
+    pub(crate) fn join_process(
         &mut self,
         task: &Arc<Task>,
         timeout: Option<Duration>,
@@ -118,7 +118,7 @@ impl<'p> Interp<'p> {
 /// Forks a process for `job` and registers its task. The process's first
 /// thread forks itself (`direct`); any other asks the forker thread. The
 /// caller holds no pass through the gate and has counted the task.
-pub(super) fn fork_task(
+pub(crate) fn fork_task(
     proc: &Arc<Process>,
     job: Job,
     name: String,
@@ -325,7 +325,7 @@ fn child_main(
         wire::encode(&failure).unwrap_or_default()
     });
     history::record(history::Event::TaskEnds);
-    super::write_part(proc);
+    crate::observe::trace::write_part(proc);
     let _ = request.slot.store(0, &bytes);
     board::release_process(pid.as_raw());
     let terminated = crate::signals::terminated();
@@ -350,7 +350,7 @@ fn leave_now(code: i32) -> ! {
 }
 
 /// Reaps a process that has exited and records its outcome (once).
-pub(super) fn settle(proc: &Process, task: &Task) {
+pub(crate) fn settle(proc: &Process, task: &Task) {
     let Some(child) = task.child.get() else { return };
     child.reap_once(&task.name, |status| {
         let outcome = match status {
@@ -378,7 +378,7 @@ pub(super) fn settle(proc: &Process, task: &Task) {
 
 /// Ends the child processes still running at the end of a run: each gets
 /// SIGTERM, then SIGKILL if it has not ended within `grace`.
-pub(super) fn end_processes(proc: &Process, tasks: &[Arc<Task>], grace: Duration) {
+pub(crate) fn end_processes(proc: &Process, tasks: &[Arc<Task>], grace: Duration) {
     let running: Vec<&Arc<Task>> = tasks.iter().filter(|t| t.child.get().is_some() && t.is_alive()).collect();
     for task in &running {
         if let Some(child) = task.child.get() {

@@ -190,7 +190,7 @@ impl Process {
     pub fn ending(&self) -> bool {
         crate::signals::interrupted()
             || crate::signals::terminated()
-            || super::deadlocked()
+            || crate::observe::deadlock::deadlocked()
             || self.exit_request.lock().is_some()
     }
 

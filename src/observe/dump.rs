@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::process::Process;
+use crate::eval::Process;
 use crate::report::Source;
 use crate::runtime::handle::{Handle, HandleKind};
 use crate::sync::board::{self, Entry, Op, Owner, State};

@@ -1,0 +1,9 @@
+//! Watching a run rather than running it: the deadlock watch and the
+//! recovery of primitives a dead process held, task dumps (SIGQUIT, `:tasks`),
+//! and the `--trace` and `--timeline` records of what every task did.
+
+pub(crate) mod abandoned;
+pub mod deadlock;
+pub mod dump;
+pub mod timeline;
+pub mod trace;
