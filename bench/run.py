@@ -13,6 +13,7 @@ last line, so the two really did the same work. A script without a twin
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,6 +28,17 @@ def timed(command):
     return time.perf_counter() - start, done.stdout.strip().splitlines()[-1:]
 
 
+def fork_floor(line):
+    """A C fork plus waitpid of a process as large as concsh's was (its
+    `rss N KB`), from bench/fork_baseline.c, beside concsh's own time."""
+    words = line.split()
+    ours, rss = float(words[1]), words[words.index("rss") + 1]
+    binary = Path(tempfile.gettempdir()) / "concsh_fork_baseline"
+    subprocess.run(["cc", "-O2", "-o", str(binary), str(HERE / "fork_baseline.c")], check=True)
+    floor = float(subprocess.run([str(binary), rss], capture_output=True, text=True, check=True).stdout)
+    return f"C fork+waitpid {floor:.1f} us: concsh is {ours / floor:.2f}x"
+
+
 def main(names):
     if not CONCSH.exists():
         sys.exit("build first: cargo build --release")
@@ -37,7 +49,10 @@ def main(names):
     for script in scripts:
         twin = script.with_suffix(".py")
         if not twin.exists():
-            print(f"{script.stem:<24} {timed([str(CONCSH), str(script)])[1][0]}")
+            line = timed([str(CONCSH), str(script)])[1][0]
+            print(f"{script.stem:<24} {line}")
+            if script.stem == "s22_spawn_cost":
+                print(f"{'':<24} {fork_floor(line)}")
             continue
         ours, theirs = [str(CONCSH), str(script)], [sys.executable, "-S", str(twin)]
         _, our_line = timed(ours)
