@@ -146,9 +146,21 @@ impl Resolver {
             params: Vec::new(),
             slots: ctx.slots,
             cell_params: Vec::new(),
-            code: crate::vm::compile(body, ctx.slots),
+            code: self.compile(body, ctx.slots, Span::default()),
             captures: Vec::new(),
             span: Span::default(),
+        })
+    }
+
+    /// A body's bytecode; an internal error (reported before anything
+    /// runs) if the compiler made it ill-formed.
+    fn compile(&mut self, body: Block, slots: u32, span: Span) -> crate::vm::Code {
+        crate::vm::compile(body, slots).unwrap_or_else(|| {
+            self.error(
+                ResolveError::syntax(span, "internal error: this function compiled to ill-formed code", "here")
+                    .with_help("this is a bug in concsh; please report it with the script"),
+            );
+            crate::vm::Code::default()
         })
     }
 
@@ -368,7 +380,7 @@ impl Resolver {
             params,
             slots: ctx.slots,
             cell_params,
-            code: crate::vm::compile(body, ctx.slots),
+            code: self.compile(body, ctx.slots, def.span),
             captures: ctx.upvalues.iter().map(|(_, c)| *c).collect(),
             span: def.span,
         });

@@ -317,3 +317,67 @@ pub fn holds_on(op: BinOp) -> u8 {
 
 // Dispatch reads one op per step: keep them small.
 const _: () = assert!(std::mem::size_of::<Op>() <= 20);
+
+impl Code {
+    /// Every register an op names lies inside the frame, and every jump
+    /// lands on an op: what the dispatch loop relies on to address
+    /// registers without a bounds check. `compile` asserts it.
+    pub fn well_formed(&self) -> bool {
+        let frame = self.frame;
+        let list = |args: u32, argc: u32| self.args.get(args as usize..(args + argc) as usize);
+        let inside = |regs: &[Reg]| regs.iter().all(|r| *r < frame);
+        let lands = |to: u32| (to as usize) < self.ops.len();
+        self.ops.iter().all(|op| match *op {
+            Op::Const { dst, .. }
+            | Op::LoadUp { dst, .. }
+            | Op::LoadGlobal { dst, .. }
+            | Op::LoadFixed { dst, .. }
+            | Op::LoadFunc { dst, .. }
+            | Op::LoadBuiltin { dst, .. }
+            | Op::UpdateInt { dst, .. }
+            | Op::Closure { dst, .. }
+            | Op::Eval { dst, .. } => inside(&[dst]),
+            Op::StoreUp { src, .. }
+            | Op::StoreGlobal { src, .. }
+            | Op::SetFixed { src, .. }
+            | Op::UpdateUp { src, .. }
+            | Op::UpdateGlobal { src, .. }
+            | Op::Return { src }
+            | Op::Throw { src }
+            | Op::Unpack { src, .. } => inside(&[src]),
+            Op::Move { dst, src } | Op::AddInt { dst, src, .. } | Op::Unary { dst, src, .. } => inside(&[dst, src]),
+            Op::Update { dst, src, .. } => inside(&[dst, src]),
+            Op::LoadCell { dst, slot } => inside(&[dst, slot]),
+            Op::StoreCell { slot, src } | Op::NewCell { slot, src } | Op::UpdateCell { slot, src, .. } => {
+                inside(&[slot, src])
+            }
+            Op::Binary { dst, a, b, .. } => inside(&[dst, a, b]),
+            Op::UpdateItem { base, index, src, .. } | Op::SetIndex { base, index, src } => inside(&[base, index, src]),
+            Op::UpdateField { base, src, .. } | Op::SetField { base, src, .. } => inside(&[base, src]),
+            Op::Index { dst, base, index } => inside(&[dst, base, index]),
+            Op::Field { dst, base, .. } => inside(&[dst, base]),
+            Op::Jump { to } => lands(to),
+            Op::JumpIfFalse { cond, to } | Op::JumpIfTrue { cond, to } => inside(&[cond]) && lands(to),
+            Op::Test { a, b, to, .. } => inside(&[a, b]) && lands(to),
+            Op::TestInt { a, to, .. } => inside(&[a]) && lands(to),
+            Op::CallFunc { dst, args, argc, .. }
+            | Op::CallBuiltin { dst, args, argc, .. }
+            | Op::Method { dst, args, argc, .. }
+            | Op::MakeList { dst, args, argc } => inside(&[dst]) && list(args, argc).is_some_and(inside),
+            Op::CallValue { dst, callee, args, argc } => inside(&[dst, callee]) && list(args, argc).is_some_and(inside),
+            Op::Format { dst, pieces } => {
+                inside(&[dst])
+                    && self.formats.get(pieces as usize).is_some_and(|pieces| {
+                        pieces.iter().all(|p| match p {
+                            Piece::Text(_) => true,
+                            Piece::Value(r, _) => *r < frame,
+                        })
+                    })
+            }
+            Op::ForPrep { iter } => iter + 1 < frame,
+            Op::ForNext { iter, dst, to } => iter + 1 < frame && inside(&[dst]) && lands(to),
+            Op::ReturnNil => true,
+            Op::Exec { brk, cont, .. } => [brk, cont].iter().all(|&to| to == NO_LOOP || lands(to)),
+        })
+    }
+}

@@ -15,15 +15,17 @@ use crate::resolve::ir::*;
 use crate::runtime::Value;
 use crate::syntax::Span;
 
-/// Compiles a function body whose resolved frame has `slots` slots.
-pub fn compile(body: Block, slots: u32) -> Code {
+/// Compiles a function body whose resolved frame has `slots` slots; `None`
+/// if the code came out ill-formed (a bug of this compiler, stopped here
+/// rather than met at run time as a read past a frame).
+pub fn compile(body: Block, slots: u32) -> Option<Code> {
     let mut c = Compiler { code: Code::default(), slots, temps: 0, most: 0, loops: Vec::new() };
     for stmt in body {
         c.stmt(stmt);
     }
     c.emit(Op::ReturnNil, Span::default());
     c.code.frame = slots + c.most;
-    c.code
+    c.code.well_formed().then_some(c.code)
 }
 
 /// A loop being compiled: the jumps its `break`s and `continue`s made,
@@ -599,6 +601,49 @@ mod tests {
         let program = crate::resolve::resolve(&ast).expect("resolves");
         let def = program.all_functions.iter().find(|d| &*d.name == function).expect("the function");
         def.code.ops.clone()
+    }
+
+    /// Every function of every script in the suite compiles to code whose
+    /// registers fit its frame and whose jumps land on ops (`compile`
+    /// asserts it; this walks them all).
+    #[test]
+    fn every_script_compiles_to_well_formed_code() {
+        let mut scripts = Vec::new();
+        collect(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts")), &mut scripts);
+        collect(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples")), &mut scripts);
+        collect(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/bench")), &mut scripts);
+        assert!(scripts.len() > 100, "found {} scripts", scripts.len());
+        let mut functions = 0;
+        for script in scripts {
+            let source = std::fs::read_to_string(&script).expect("readable");
+            let Ok(ast) = crate::syntax::parse(&source) else { continue };
+            let program = match crate::resolve::resolve(&ast) {
+                Ok(program) => program,
+                Err(errors) => {
+                    // Scripts that show resolve errors; none may be ours.
+                    let ours = errors.iter().find(|e| format!("{e:?}").contains("ill-formed"));
+                    assert!(ours.is_none(), "{}: {ours:?}", script.display());
+                    continue;
+                }
+            };
+            for def in program.all_functions.iter().chain([&program.main]) {
+                assert!(def.code.well_formed(), "{}: `{}`", script.display(), def.name);
+                functions += 1;
+            }
+        }
+        assert!(functions > 300, "checked {functions} functions");
+    }
+
+    fn collect(dir: &std::path::Path, into: &mut Vec<std::path::PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                collect(&path, into);
+            } else if path.extension().is_some_and(|e| e == "conc") {
+                into.push(path);
+            }
+        }
     }
 
     #[test]
