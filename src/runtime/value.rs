@@ -37,7 +37,7 @@ pub fn table(capacity: usize) -> Table {
 }
 pub type MapRef = Arc<Mutex<Entries>>;
 
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub enum Value {
     #[default]
     Nil,
@@ -64,6 +64,65 @@ pub enum Value {
     Cell(Arc<VarCell>),
     /// Internal: a global whose `let` has not run yet.
     Unset,
+}
+
+// Cloning a number is a copy, inline; only values that hold a reference
+// count take the call (the derived `clone` was a call for every value).
+impl Clone for Value {
+    #[inline(always)]
+    fn clone(&self) -> Value {
+        match self {
+            Value::Nil => Value::Nil,
+            Value::Bool(b) => Value::Bool(*b),
+            Value::Int(n) => Value::Int(*n),
+            Value::Float(f) => Value::Float(*f),
+            _ => self.clone_counted(),
+        }
+    }
+}
+
+impl Value {
+    #[inline(never)]
+    fn clone_counted(&self) -> Value {
+        match self {
+            Value::Nil => Value::Nil,
+            Value::Bool(b) => Value::Bool(*b),
+            Value::Int(n) => Value::Int(*n),
+            Value::Float(f) => Value::Float(*f),
+            Value::Str(s) => Value::Str(s.clone()),
+            Value::List(l) => Value::List(l.clone()),
+            Value::Map(m) => Value::Map(m.clone()),
+            Value::Range(r) => Value::Range(r.clone()),
+            Value::Func(f) => Value::Func(f.clone()),
+            Value::Builtin(b) => Value::Builtin(*b),
+            Value::Error(e) => Value::Error(e.clone()),
+            Value::Task(t) => Value::Task(t.clone()),
+            Value::Handle(h) => Value::Handle(*h),
+            Value::ThreadLocal(t) => Value::ThreadLocal(t.clone()),
+            Value::Pool(p) => Value::Pool(p.clone()),
+            Value::Future(f) => Value::Future(f.clone()),
+            Value::Cell(c) => Value::Cell(c.clone()),
+            Value::Unset => Value::Unset,
+        }
+    }
+
+    /// Stores `value` here. The old value is dropped through a call only
+    /// if it holds a reference count: overwriting a number is a plain write.
+    #[inline(always)]
+    pub fn set(&mut self, value: Value) {
+        let old = std::mem::replace(self, value);
+        if old.is_scalar_copy() {
+            std::mem::forget(old);
+        } else {
+            drop(old);
+        }
+    }
+
+    /// Holds nothing to release (no reference count, no string).
+    #[inline(always)]
+    fn is_scalar_copy(&self) -> bool {
+        matches!(self, Value::Nil | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::Unset)
+    }
 }
 
 // Threads share values: this fails to compile if a variant stops being

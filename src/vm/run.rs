@@ -242,28 +242,33 @@ impl<'p> Interp<'p> {
                 let op = &code.ops[pc];
                 pc += 1;
                 match *op {
-                    Op::Const { dst, index } => reg!(dst) = code.consts[index as usize].clone(),
-                    Op::Move { dst, src } => reg!(dst) = reg!(src).clone(),
+                    Op::Const { dst, index } => reg!(dst).set(code.consts[index as usize].clone()),
+                    Op::Move { dst, src } => {
+                        let value = reg!(src).clone();
+                        reg!(dst).set(value);
+                    }
                     Op::AddInt { op, dst, src, value } => {
                         let result = match reg!(src) {
                             Value::Int(n) => add_sub(op, n, value as i64).map(Value::Int),
                             _ => None,
                         };
-                        reg!(dst) = match result {
+                        let result = match result {
                             Some(result) => result,
                             None => at!(ops::binary(op, &reg!(src), &Value::Int(value as i64))),
                         };
+                        reg!(dst).set(result);
                     }
                     Op::Binary { op, dst, a, b } => {
                         let value = at!(ops::binary(op, &reg!(a), &reg!(b)));
-                        reg!(dst) = value;
+                        reg!(dst).set(value);
                     }
                     Op::Update { op, dst, src } => {
                         if let (Value::Int(x), Value::Int(y)) = (&reg!(dst), &reg!(src))
                             && matches!(op, BinOp::Add | BinOp::Sub)
                         {
                             let sum = add_sub(op, *x, *y);
-                            reg!(dst) = Value::Int(at!(sum.ok_or_else(overflow)));
+                            let sum = at!(sum.ok_or_else(overflow));
+                            reg!(dst).set(Value::Int(sum));
                             continue;
                         }
                         let rhs = reg!(src).clone();
@@ -271,7 +276,8 @@ impl<'p> Interp<'p> {
                     }
                     Op::UpdateInt { op, dst, value } => {
                         if let Value::Int(x) = reg!(dst) {
-                            reg!(dst) = Value::Int(at!(add_sub(op, x, value as i64).ok_or_else(overflow)));
+                            let sum = at!(add_sub(op, x, value as i64).ok_or_else(overflow));
+                            reg!(dst).set(Value::Int(sum));
                             continue;
                         }
                         at!(ops::update(op, &mut reg!(dst), &Value::Int(value as i64)));
@@ -319,7 +325,7 @@ impl<'p> Interp<'p> {
                         }
                         let value = self.call_regs(&closure.def, &closure.upvalues, args, span)?;
                         fresh!();
-                        reg!(dst) = value;
+                        reg!(dst).set(value);
                     }
                     Op::CallValue { dst, callee, args, argc } => {
                         let span = code.spans[pc - 1];
@@ -340,7 +346,7 @@ impl<'p> Interp<'p> {
                             }
                         };
                         fresh!();
-                        reg!(dst) = value;
+                        reg!(dst).set(value);
                     }
                     Op::Method { dst, name, args, argc } => {
                         let span = code.spans[pc - 1];
@@ -348,7 +354,7 @@ impl<'p> Interp<'p> {
                         let called = self.method_regs(&code.names[name as usize], args, span)?;
                         fresh!();
                         match called {
-                            MethodCall::Done(value) => reg!(dst) = value,
+                            MethodCall::Done(value) => reg!(dst).set(value),
                             MethodCall::Call(closure) if args.len() - 1 == closure.def.params.len() => {
                                 cur.pc = pc;
                                 let (def, upvals) = (&*closure.def as *const FnDef, &*closure.upvalues as *const _);
@@ -360,7 +366,7 @@ impl<'p> Interp<'p> {
                             MethodCall::Call(closure) => {
                                 let value = self.call_regs(&closure.def, &closure.upvalues, &args[1..], span)?;
                                 fresh!();
-                                reg!(dst) = value;
+                                reg!(dst).set(value);
                             }
                         }
                     }
@@ -379,8 +385,8 @@ impl<'p> Interp<'p> {
                             }
                         };
                         if let Some(item) = item {
-                            reg!(iter + 1) = Value::Int(i + 1);
-                            reg!(dst) = item;
+                            reg!(iter + 1).set(Value::Int(i + 1));
+                            reg!(dst).set(item);
                             jump!(to);
                         }
                     }
