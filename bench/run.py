@@ -10,6 +10,7 @@ last line, so the two really did the same work. A script without a twin
     cargo build --release && python3 bench/run.py [NAME ...]
 """
 
+import os
 import statistics
 import subprocess
 import sys
@@ -19,7 +20,8 @@ from pathlib import Path
 
 PAIRS = 5
 HERE = Path(__file__).resolve().parent
-CONCSH = HERE.parent / "target" / "release" / "concsh"
+# `CONCSH=path` measures another build (an older commit's, say).
+CONCSH = Path(os.environ.get("CONCSH", HERE.parent / "target" / "release" / "concsh"))
 
 
 def timed(command):

@@ -604,8 +604,11 @@ impl<'p> Interp<'p> {
     /// entry comes back to be called from the registers; `push` appends
     /// without building an argument list.
     fn method_regs(&mut self, name: &str, regs: &[Reg], span: Span) -> R<MethodCall> {
-        let recv = self.stack[self.base + regs[0] as usize].clone();
-        match &recv {
+        // The receiver is read where it is, not cloned: a clone is a write
+        // to its reference count, a cache line every thread calling a
+        // method of the same object would fight over.
+        let recv = &self.stack[self.base + regs[0] as usize];
+        match recv {
             Value::Map(map) => {
                 let stored = map.lock().get(&StrKey(name)).cloned();
                 if let Some(Value::Func(closure)) = stored {
@@ -623,6 +626,7 @@ impl<'p> Interp<'p> {
             }
             _ => {}
         }
+        let recv = recv.clone();
         let args = self.arg_values(regs, 1);
         self.method(&recv, name, args, span).map(MethodCall::Done).map_err(|c| c.at(span))
     }
