@@ -84,10 +84,18 @@ impl Compiler {
         reg
     }
 
-    fn constant(&mut self, value: Value, dst: Reg, span: Span) {
+    /// An op that only writes its result: into `dst` if given, else a
+    /// new temporary; gives the register.
+    fn load(&mut self, dst: Option<Reg>, span: Span, op: impl FnOnce(Reg) -> Op) -> Reg {
+        let dst = dst.unwrap_or_else(|| self.temp());
+        self.emit(op(dst), span);
+        dst
+    }
+
+    fn load_const(&mut self, value: Value, dst: Option<Reg>, span: Span) -> Reg {
         let index = self.code.consts.len() as u32;
         self.code.consts.push(value);
-        self.emit(Op::Const { dst, index }, span);
+        self.load(dst, span, |dst| Op::Const { dst, index })
     }
 
     fn name(&mut self, name: Arc<str>) -> u32 {
@@ -402,74 +410,26 @@ impl Compiler {
                 }
                 _ => slot,
             },
-            ExprKind::Int(n) => {
-                let dst = target(self);
-                self.constant(Value::Int(n), dst, span);
-                dst
-            }
-            ExprKind::Float(f) => {
-                let dst = target(self);
-                self.constant(Value::Float(f), dst, span);
-                dst
-            }
-            ExprKind::Str(s) => {
-                let dst = target(self);
-                self.constant(Value::Str(s), dst, span);
-                dst
-            }
-            ExprKind::Bool(b) => {
-                let dst = target(self);
-                self.constant(Value::Bool(b), dst, span);
-                dst
-            }
-            ExprKind::Nil => {
-                let dst = target(self);
-                self.constant(Value::Nil, dst, span);
-                dst
-            }
-            ExprKind::LocalCell(slot) => {
-                let dst = target(self);
-                self.emit(Op::LoadCell { dst, slot }, span);
-                dst
-            }
-            ExprKind::Upvalue(index) => {
-                let dst = target(self);
-                self.emit(Op::LoadUp { dst, index }, span);
-                dst
-            }
-            ExprKind::Global(index) => {
-                let dst = target(self);
-                self.emit(Op::LoadGlobal { dst, index }, span);
-                dst
-            }
-            ExprKind::Fixed(index) => {
-                let dst = target(self);
-                self.emit(Op::LoadFixed { dst, index }, span);
-                dst
-            }
-            ExprKind::Func(index) => {
-                let dst = target(self);
-                self.emit(Op::LoadFunc { dst, index }, span);
-                dst
-            }
-            ExprKind::Builtin(builtin) => {
-                let dst = target(self);
-                self.emit(Op::LoadBuiltin { dst, builtin }, span);
-                dst
-            }
+            ExprKind::Int(n) => self.load_const(Value::Int(n), dst, span),
+            ExprKind::Float(f) => self.load_const(Value::Float(f), dst, span),
+            ExprKind::Str(s) => self.load_const(Value::Str(s), dst, span),
+            ExprKind::Bool(b) => self.load_const(Value::Bool(b), dst, span),
+            ExprKind::Nil => self.load_const(Value::Nil, dst, span),
+            ExprKind::LocalCell(slot) => self.load(dst, span, |dst| Op::LoadCell { dst, slot }),
+            ExprKind::Upvalue(index) => self.load(dst, span, |dst| Op::LoadUp { dst, index }),
+            ExprKind::Global(index) => self.load(dst, span, |dst| Op::LoadGlobal { dst, index }),
+            ExprKind::Fixed(index) => self.load(dst, span, |dst| Op::LoadFixed { dst, index }),
+            ExprKind::Func(index) => self.load(dst, span, |dst| Op::LoadFunc { dst, index }),
+            ExprKind::Builtin(builtin) => self.load(dst, span, |dst| Op::LoadBuiltin { dst, builtin }),
             ExprKind::Binary(op @ (BinOp::Add | BinOp::Sub), a, b) if small_int(&b).is_some() => {
                 let value = small_int(&b).unwrap_or(0);
                 let src = self.expr(*a, None);
-                let dst = target(self);
-                self.emit(Op::AddInt { op, dst, src, value }, span);
-                dst
+                self.load(dst, span, |dst| Op::AddInt { op, dst, src, value })
             }
             ExprKind::Binary(op, a, b) => self.binary(op, *a, *b, dst, span),
             ExprKind::Unary(op, inner) => {
                 let src = self.expr(*inner, None);
-                let dst = target(self);
-                self.emit(Op::Unary { op, dst, src }, span);
-                dst
+                self.load(dst, span, |dst| Op::Unary { op, dst, src })
             }
             ExprKind::And(a, b) | ExprKind::Or(a, b) => {
                 // Both operands land in one fresh register: `dst` may be an
@@ -494,16 +454,12 @@ impl Compiler {
             ExprKind::Index(base, index) => {
                 let base = self.expr(*base, None);
                 let index = self.expr(*index, None);
-                let dst = target(self);
-                self.emit(Op::Index { dst, base, index }, span);
-                dst
+                self.load(dst, span, |dst| Op::Index { dst, base, index })
             }
             ExprKind::Field(base, name) => {
                 let base = self.expr(*base, None);
                 let name = self.name(name);
-                let dst = target(self);
-                self.emit(Op::Field { dst, base, name }, span);
-                dst
+                self.load(dst, span, |dst| Op::Field { dst, base, name })
             }
             // The result's register comes first, so the temporaries of the
             // arguments are free again once the call is made.
@@ -586,9 +542,7 @@ impl Compiler {
     fn binary(&mut self, op: BinOp, a: Expr, b: Expr, dst: Option<Reg>, span: Span) -> Reg {
         let a = self.expr(a, None);
         let b = self.expr(b, None);
-        let dst = dst.unwrap_or_else(|| self.temp());
-        self.emit(Op::Binary { op, dst, a, b }, span);
-        dst
+        self.load(dst, span, |dst| Op::Binary { op, dst, a, b })
     }
 }
 
