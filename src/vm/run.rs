@@ -13,7 +13,7 @@ use crate::eval::{Ctrl, Interp, MAX_DEPTH, R, Up, fault_at, internal, ops, throw
 use crate::resolve::ir::{BinOp, FnDef};
 use crate::runtime::error::{Fault, Kind, MAX_LEN, overflow, too_large, type_error};
 use crate::runtime::handle::HandleKind;
-use crate::runtime::value::{Closure, StrKey, VarCell};
+use crate::runtime::value::{Closure, Key, StrKey, VarCell};
 use crate::runtime::{Value, format};
 use crate::sync::cell::SharedCells;
 use crate::syntax::Span;
@@ -372,6 +372,48 @@ impl<'p> Interp<'p> {
                     }
                     Op::Return { src } => give!(std::mem::take(&mut reg!(src))),
                     Op::ReturnNil => give!(Value::Nil),
+                    // Items of lists and int-keyed maps, the common case, here;
+                    // the rest (and every error) through `rare_op`.
+                    Op::Index { dst, base: b, index } => {
+                        let item = match (&reg!(b), &reg!(index)) {
+                            (Value::List(list), Value::Int(i)) => {
+                                usize::try_from(*i).ok().and_then(|i| list.lock().get(i).cloned())
+                            }
+                            (Value::Map(map), Value::Int(i)) => map.lock().get(&Key::Int(*i)).cloned(),
+                            _ => None,
+                        };
+                        match item {
+                            Some(item) => reg!(dst).set(item),
+                            None => {
+                                self.rare_op(*op, code, up, base, pc)?;
+                                fresh!();
+                            }
+                        }
+                    }
+                    Op::SetIndex { base: b, index, src } => {
+                        let value = reg!(src).clone();
+                        let stored = match (&reg!(b), &reg!(index)) {
+                            (Value::Map(map), Value::Int(i)) => {
+                                map.lock().insert(Key::Int(*i), value);
+                                true
+                            }
+                            (Value::List(list), Value::Int(i)) => {
+                                let mut items = list.lock();
+                                match usize::try_from(*i).ok().and_then(|i| items.get_mut(i)) {
+                                    Some(slot) => {
+                                        *slot = value;
+                                        true
+                                    }
+                                    None => false,
+                                }
+                            }
+                            _ => false,
+                        };
+                        if !stored {
+                            self.rare_op(*op, code, up, base, pc)?;
+                            fresh!();
+                        }
+                    }
                     Op::ForNext { iter, dst, to } => {
                         let Value::Int(i) = reg!(iter + 1) else { continue };
                         let item = match &reg!(iter) {
