@@ -372,6 +372,25 @@ impl<'p> Interp<'p> {
                     }
                     Op::Return { src } => give!(std::mem::take(&mut reg!(src))),
                     Op::ReturnNil => give!(Value::Nil),
+                    // A closure's captured variable, and a map's field: hot in
+                    // closures and in the object idiom.
+                    Op::LoadUp { dst, index } => {
+                        let value = up[index as usize].lock().clone();
+                        reg!(dst).set(value);
+                    }
+                    Op::Field { dst, base: b, name } => {
+                        let field = match &reg!(b) {
+                            Value::Map(map) => map.lock().get(&StrKey(&code.names[name as usize])).cloned(),
+                            _ => None,
+                        };
+                        match field {
+                            Some(field) => reg!(dst).set(field),
+                            None => {
+                                self.rare_op(*op, code, up, base, pc)?;
+                                fresh!();
+                            }
+                        }
+                    }
                     // Items of lists and int-keyed maps, the common case, here;
                     // the rest (and every error) through `rare_op`.
                     Op::Index { dst, base: b, index } => {
