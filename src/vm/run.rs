@@ -1,9 +1,13 @@
 //! The dispatch loop: runs a function's [`Code`] on its frame.
 //!
-//! One Rust call per script call, as in the tree evaluator (so native
-//! stack checks, depth limits and error traces work the same way), but
-//! within a body one loop steps through ops: no recursion per expression,
-//! no result returned through memory per node, operands read in place.
+//! One loop steps through ops: no recursion per expression, no result
+//! returned through memory per node, operands read in place. A call from
+//! VM code to VM code pushes a frame on the loop's own frame stack rather
+//! than making a Rust call (so its depth is the language's limit alone,
+//! checked per call); a call from anywhere else (the tree evaluator, a
+//! builtin calling back) enters through `Interp::enter`, which starts a
+//! loop of its own. An error leaving a frame adds that frame to its trace,
+//! as `enter` does.
 
 use std::sync::Arc;
 
