@@ -300,7 +300,7 @@ impl<'p> Interp<'p> {
         }
     }
 
-    fn bind_one(&mut self, binding: Binding, value: Value) {
+    pub(crate) fn bind_one(&mut self, binding: Binding, value: Value) {
         match binding {
             Binding::Local(slot) => self.stack[self.base + slot as usize] = value,
             Binding::Cell(slot) => {
@@ -314,11 +314,65 @@ impl<'p> Interp<'p> {
         }
     }
 
-    fn assign_local_cell(&mut self, slot: u32, value: Value) {
+    pub(crate) fn assign_local_cell(&mut self, slot: u32, value: Value) {
         match &self.stack[self.base + slot as usize] {
             Value::Cell(cell) => *cell.lock() = value,
             _ => self.stack[self.base + slot as usize] = value,
         }
+    }
+
+    /// The cell a captured local of this frame lives in.
+    fn local_cell_of(&self, slot: u32, span: crate::syntax::Span) -> R<&Arc<VarCell>> {
+        match &self.stack[self.base + slot as usize] {
+            Value::Cell(cell) => Ok(cell),
+            _ => Err(internal("a captured variable without its cell", span)),
+        }
+    }
+
+    /// The value of a captured local of this frame.
+    pub(crate) fn local_cell(&self, slot: u32, span: crate::syntax::Span) -> R<Value> {
+        Ok(self.local_cell_of(slot, span)?.lock().clone())
+    }
+
+    /// A global's value, once its `let` has run.
+    pub(crate) fn global(&self, i: u32, span: crate::syntax::Span) -> R<Value> {
+        let value = self.tables.globals[i as usize].lock().clone();
+        if matches!(value, Value::Unset) {
+            return Err(unset_global(self.proc, i, span));
+        }
+        Ok(value)
+    }
+
+    /// A global set once, once its `let` has run.
+    pub(crate) fn fixed(&self, i: u32, span: crate::syntax::Span) -> R<Value> {
+        match self.proc.fixed[i as usize].get() {
+            Some(value) => Ok(value.clone()),
+            None => Err(unset_global(self.proc, i, span)),
+        }
+    }
+
+    /// A top-level function as a value.
+    pub(crate) fn func(&self, i: u32, span: crate::syntax::Span) -> R<Value> {
+        match &self.tables.funcs[i as usize] {
+            Some(closure) => Ok(Value::Func(closure.clone())),
+            None => Err(unset_global(self.proc, i, span)),
+        }
+    }
+
+    /// `x op= rhs` on a captured local of this frame, under its cell's lock.
+    pub(crate) fn update_local_cell(&self, slot: u32, op: BinOp, rhs: &Value, span: crate::syntax::Span) -> R<()> {
+        let cell = self.local_cell_of(slot, span)?;
+        ops::update(op, &mut cell.lock(), rhs).map_err(|e| fault_at(e, span))
+    }
+
+    /// `x op= rhs` on a global, under its lock, once its `let` has run.
+    pub(crate) fn update_global(&self, i: u32, op: BinOp, rhs: &Value, span: crate::syntax::Span) -> R<()> {
+        let mut current = self.tables.globals[i as usize].lock();
+        if matches!(*current, Value::Unset) {
+            drop(current);
+            return Err(unset_global(self.proc, i, span));
+        }
+        ops::update(op, &mut current, rhs).map_err(|e| fault_at(e, span))
     }
 
     fn assign(&mut self, place: &Place, value: Value, up: Up, span: crate::syntax::Span) -> R<()> {
@@ -363,12 +417,7 @@ impl<'p> Interp<'p> {
             }
             Place::LocalCell(slot) => {
                 let rhs = self.eval(value, up)?;
-                let cell = match &self.stack[self.base + *slot as usize] {
-                    Value::Cell(cell) => cell.clone(),
-                    _ => return Err(internal("a captured variable without its cell", span)),
-                };
-                let mut current = cell.lock();
-                ops::update(op, &mut current, &rhs).map_err(at)?;
+                self.update_local_cell(*slot, op, &rhs, span)?;
             }
             Place::Upvalue(i) => {
                 let rhs = self.eval(value, up)?;
@@ -377,12 +426,7 @@ impl<'p> Interp<'p> {
             }
             Place::Global(i) => {
                 let rhs = self.eval(value, up)?;
-                let mut current = self.tables.globals[*i as usize].lock();
-                if matches!(*current, Value::Unset) {
-                    drop(current);
-                    return Err(unset_global(self.proc, *i, span));
-                }
-                ops::update(op, &mut current, &rhs).map_err(at)?;
+                self.update_global(*i, op, &rhs, span)?;
             }
             Place::Index(base, index) => {
                 let base = self.eval(base, up)?;
@@ -507,26 +551,14 @@ impl<'p> Interp<'p> {
                 return ops::binary(*op, &lhs, &rhs).map_err(|e| fault_at(e, expr.span));
             }
             ExprKind::CallFunc(global, args) => return self.call_func(*global, args, up, expr.span),
-            ExprKind::LocalCell(slot) => match &self.stack[self.base + *slot as usize] {
-                Value::Cell(cell) => cell.lock().clone(),
-                _ => return Err(internal("a captured variable without its cell", expr.span)),
-            },
+            ExprKind::LocalCell(slot) => self.local_cell(*slot, expr.span)?,
             ExprKind::Upvalue(i) => up[*i as usize].lock().clone(),
             ExprKind::Float(f) => Value::Float(*f),
             ExprKind::Str(s) => Value::Str(s.clone()),
             ExprKind::Bool(b) => Value::Bool(*b),
             ExprKind::Nil => Value::Nil,
-            ExprKind::Fixed(i) => match self.proc.fixed[*i as usize].get() {
-                Some(value) => value.clone(),
-                None => return Err(unset_global(self.proc, *i, expr.span)),
-            },
-            ExprKind::Global(i) => {
-                let value = self.tables.globals[*i as usize].lock().clone();
-                if matches!(value, Value::Unset) {
-                    return Err(unset_global(self.proc, *i, expr.span));
-                }
-                value
-            }
+            ExprKind::Fixed(i) => self.fixed(*i, expr.span)?,
+            ExprKind::Global(i) => self.global(*i, expr.span)?,
             ExprKind::And(lhs, rhs) => {
                 let lhs = self.eval(lhs, up)?;
                 if !lhs.truthy() {
@@ -563,10 +595,7 @@ impl<'p> Interp<'p> {
     #[inline(never)]
     fn eval_rare(&mut self, expr: &Expr, up: Up) -> R<Value> {
         Ok(match &expr.kind {
-            ExprKind::Func(i) => match &self.tables.funcs[*i as usize] {
-                Some(closure) => Value::Func(closure.clone()),
-                None => return Err(unset_global(self.proc, *i, expr.span)),
-            },
+            ExprKind::Func(i) => self.func(*i, expr.span)?,
             ExprKind::Builtin(b) => Value::Builtin(*b),
             ExprKind::Interp(parts) => {
                 let mut text = String::new();

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use super::code::{Code, NO_LOOP, Op, Piece, Reg};
 use crate::eval::call::ArgValues;
 use crate::eval::{Ctrl, Interp, MAX_DEPTH, R, Up, fault_at, internal, ops, thrown, traced, unset_global};
-use crate::resolve::ir::{BinOp, FnDef};
+use crate::resolve::ir::{BinOp, Binding, FnDef};
 use crate::runtime::error::{Fault, Kind, MAX_LEN, overflow, too_large, type_error};
 use crate::runtime::handle::HandleKind;
 use crate::runtime::value::{Closure, Key, StrKey, VarCell};
@@ -133,9 +133,7 @@ impl<'p> Interp<'p> {
             let value = self.stack[cur.base + *r as usize].clone();
             self.stack.push(value);
         }
-        // Not `resize`: its clone-per-slot loop was a sixth of a call.
-        let more = size.saturating_sub(regs.len());
-        self.stack.extend((0..more).map(|_| Value::Nil));
+        self.grow_stack(base + size);
         if !def.cell_params.is_empty() {
             self.cell_params(def, base);
         }
@@ -148,16 +146,6 @@ impl<'p> Interp<'p> {
         self.base = base;
         self.depth += 1;
         Ok(())
-    }
-
-    /// Moves the parameters a closure captures into cells.
-    #[cold]
-    fn cell_params(&mut self, def: &FnDef, base: usize) {
-        for &i in &def.cell_params {
-            let slot = base + i as usize;
-            let value = std::mem::take(&mut self.stack[slot]);
-            self.stack[slot] = Value::Cell(Arc::new(VarCell::new(value)));
-        }
     }
 
     /// Ends the running frame with `value`, resuming its caller; false
@@ -228,6 +216,14 @@ impl<'p> Interp<'p> {
                         self.attend(code.spans[pc - 1])?;
                     }
                     pc = to;
+                }};
+            }
+            // An op the loop leaves to `rare_op` (wholly, or when its fast
+            // case does not apply), which may move the stack.
+            macro_rules! slow {
+                ($op:expr) => {{
+                    self.rare_op($op, code, up, base, pc)?;
+                    fresh!();
                 }};
             }
             // The function returns `$value`: to the suspended caller, or out.
@@ -389,10 +385,7 @@ impl<'p> Interp<'p> {
                         };
                         match field {
                             Some(field) => reg!(dst).set(field),
-                            None => {
-                                self.rare_op(*op, code, up, base, pc)?;
-                                fresh!();
-                            }
+                            None => slow!(*op),
                         }
                     }
                     // Items of lists and int-keyed maps, the common case, here;
@@ -407,10 +400,7 @@ impl<'p> Interp<'p> {
                         };
                         match item {
                             Some(item) => reg!(dst).set(item),
-                            None => {
-                                self.rare_op(*op, code, up, base, pc)?;
-                                fresh!();
-                            }
+                            None => slow!(*op),
                         }
                     }
                     Op::SetIndex { base: b, index, src } => {
@@ -433,8 +423,7 @@ impl<'p> Interp<'p> {
                             _ => false,
                         };
                         if !stored {
-                            self.rare_op(*op, code, up, base, pc)?;
-                            fresh!();
+                            slow!(*op);
                         }
                     }
                     Op::ForNext { iter, dst, to } => {
@@ -468,10 +457,7 @@ impl<'p> Interp<'p> {
                         }
                         Err(other) => return Err(other),
                     },
-                    other => {
-                        self.rare_op(other, code, up, base, pc)?;
-                        fresh!();
-                    }
+                    other => slow!(other),
                 }
             }
         }
@@ -490,75 +476,28 @@ impl<'p> Interp<'p> {
         let span = code.spans[pc - 1];
         let at = |error| fault_at(error, span);
         match op {
-            Op::LoadCell { dst, slot } => {
-                let value = match &reg!(slot) {
-                    Value::Cell(cell) => cell.lock().clone(),
-                    other => other.clone(),
-                };
-                reg!(dst) = value;
-            }
+            Op::LoadCell { dst, slot } => reg!(dst) = self.local_cell(slot, span)?,
             Op::StoreCell { slot, src } => {
                 let value = reg!(src).clone();
-                match &reg!(slot) {
-                    Value::Cell(cell) => *cell.lock() = value,
-                    _ => reg!(slot) = value,
-                }
+                self.assign_local_cell(slot, value);
             }
-            Op::NewCell { slot, src } => {
-                reg!(slot) = Value::Cell(Arc::new(VarCell::new(reg!(src).clone())));
-            }
-            Op::LoadUp { dst, index } => reg!(dst) = up[index as usize].lock().clone(),
+            Op::NewCell { slot, src } => self.bind_one(Binding::Cell(slot), reg!(src).clone()),
             Op::StoreUp { index, src } => *up[index as usize].lock() = reg!(src).clone(),
-            Op::LoadGlobal { dst, index } => {
-                let value = self.tables.globals[index as usize].lock().clone();
-                if matches!(value, Value::Unset) {
-                    return Err(unset_global(self.proc, index, span));
-                }
-                reg!(dst) = value;
-            }
-            Op::StoreGlobal { index, src } => *self.tables.globals[index as usize].lock() = reg!(src).clone(),
-            Op::LoadFixed { dst, index } => {
-                reg!(dst) = match self.proc.fixed[index as usize].get() {
-                    Some(value) => value.clone(),
-                    None => return Err(unset_global(self.proc, index, span)),
-                };
-            }
-            Op::SetFixed { index, src } => {
-                // A top-level `let` runs once; there is nothing to overwrite.
-                let _ = self.proc.fixed[index as usize].set(reg!(src).clone());
-            }
-            Op::LoadFunc { dst, index } => {
-                reg!(dst) = match &self.tables.funcs[index as usize] {
-                    Some(closure) => Value::Func(closure.clone()),
-                    None => return Err(unset_global(self.proc, index, span)),
-                };
-            }
+            Op::LoadGlobal { dst, index } => reg!(dst) = self.global(index, span)?,
+            Op::StoreGlobal { index, src } => self.bind_one(Binding::Global(index), reg!(src).clone()),
+            Op::LoadFixed { dst, index } => reg!(dst) = self.fixed(index, span)?,
+            Op::SetFixed { index, src } => self.bind_one(Binding::Fixed(index), reg!(src).clone()),
+            Op::LoadFunc { dst, index } => reg!(dst) = self.func(index, span)?,
             Op::LoadBuiltin { dst, builtin } => reg!(dst) = Value::Builtin(builtin),
             Op::Unary { op, dst, src } => {
                 let value = ops::unary(op, &reg!(src)).map_err(at)?;
                 reg!(dst) = value;
             }
-            Op::UpdateCell { op, slot, src } => {
-                let rhs = reg!(src).clone();
-                match &reg!(slot) {
-                    Value::Cell(cell) => {
-                        let cell = cell.clone();
-                        ops::update(op, &mut cell.lock(), &rhs).map_err(at)?;
-                    }
-                    _ => ops::update(op, &mut reg!(slot), &rhs).map_err(at)?,
-                }
-            }
+            Op::UpdateCell { op, slot, src } => self.update_local_cell(slot, op, &reg!(src), span)?,
             Op::UpdateUp { op, index, src } => {
                 ops::update(op, &mut up[index as usize].lock(), &reg!(src)).map_err(at)?;
             }
-            Op::UpdateGlobal { op, index, src } => {
-                let mut current = self.tables.globals[index as usize].lock();
-                if matches!(*current, Value::Unset) {
-                    drop(current);
-                    return Err(unset_global(self.proc, index, span));
-                }
-                ops::update(op, &mut current, &reg!(src)).map_err(at)?;
-            }
+            Op::UpdateGlobal { op, index, src } => self.update_global(index, op, &reg!(src), span)?,
             Op::UpdateItem { op, base: b, index, src } => {
                 let (target, index, rhs) = (reg!(b).clone(), reg!(index).clone(), reg!(src).clone());
                 self.update_item(&target, &index, op, &rhs).map_err(at)?;
