@@ -92,6 +92,18 @@ impl Compiler {
         dst
     }
 
+    /// An op with operands to compute first (a call's arguments, a list's
+    /// items): its result register is taken first, so the operands'
+    /// temporaries are free again once the op is emitted.
+    fn with_operands(&mut self, dst: Option<Reg>, span: Span, op: impl FnOnce(&mut Compiler, Reg) -> Op) -> Reg {
+        let dst = dst.unwrap_or_else(|| self.temp());
+        let mark = self.temps;
+        let op = op(self, dst);
+        self.temps = mark;
+        self.emit(op, span);
+        dst
+    }
+
     fn load_const(&mut self, value: Value, dst: Option<Reg>, span: Span) -> Reg {
         let index = self.code.consts.len() as u32;
         self.code.consts.push(value);
@@ -400,7 +412,6 @@ impl Compiler {
     /// one), which it returns.
     fn expr(&mut self, expr: Expr, dst: Option<Reg>) -> Reg {
         let span = expr.span;
-        let target = |c: &mut Compiler| dst.unwrap_or_else(|| c.temp());
         let is_and = matches!(expr.kind, ExprKind::And(..));
         match expr.kind {
             ExprKind::Local(slot) => match dst {
@@ -461,80 +472,50 @@ impl Compiler {
                 let name = self.name(name);
                 self.load(dst, span, |dst| Op::Field { dst, base, name })
             }
-            // The result's register comes first, so the temporaries of the
-            // arguments are free again once the call is made.
-            ExprKind::CallFunc(func, args) if args.named.is_empty() => {
-                let dst = target(self);
-                let mark = self.temps;
-                let (args, argc) = self.arg_list(args.positional, None);
-                self.temps = mark;
-                self.emit(Op::CallFunc { dst, func, args, argc }, span);
-                dst
-            }
-            ExprKind::Call(callee, args) if args.named.is_empty() => {
-                let dst = target(self);
-                let mark = self.temps;
-                let callee = self.expr(*callee, None);
-                let (args, argc) = self.arg_list(args.positional, None);
-                self.temps = mark;
-                self.emit(Op::CallValue { dst, callee, args, argc }, span);
-                dst
-            }
-            ExprKind::CallBuiltin(builtin, args) if args.named.is_empty() => {
-                let dst = target(self);
-                let mark = self.temps;
-                let (args, argc) = self.arg_list(args.positional, None);
-                self.temps = mark;
-                self.emit(Op::CallBuiltin { dst, builtin, args, argc }, span);
-                dst
-            }
-            ExprKind::Method(recv, name, args) if args.named.is_empty() => {
-                let dst = target(self);
-                let mark = self.temps;
-                let recv = self.expr(*recv, None);
-                let (args, argc) = self.arg_list(args.positional, Some(recv));
-                self.temps = mark;
-                let name = self.name(name);
-                self.emit(Op::Method { dst, name, args, argc }, span);
-                dst
-            }
-            ExprKind::List(items) => {
-                let dst = target(self);
-                let mark = self.temps;
-                let (args, argc) = self.arg_list(items, None);
-                self.temps = mark;
-                self.emit(Op::MakeList { dst, args, argc }, span);
-                dst
-            }
-            ExprKind::Interp(parts) => {
-                let dst = target(self);
-                let mark = self.temps;
+            ExprKind::CallFunc(func, args) if args.named.is_empty() => self.with_operands(dst, span, |c, dst| {
+                let (args, argc) = c.arg_list(args.positional, None);
+                Op::CallFunc { dst, func, args, argc }
+            }),
+            ExprKind::Call(callee, args) if args.named.is_empty() => self.with_operands(dst, span, |c, dst| {
+                let callee = c.expr(*callee, None);
+                let (args, argc) = c.arg_list(args.positional, None);
+                Op::CallValue { dst, callee, args, argc }
+            }),
+            ExprKind::CallBuiltin(builtin, args) if args.named.is_empty() => self.with_operands(dst, span, |c, dst| {
+                let (args, argc) = c.arg_list(args.positional, None);
+                Op::CallBuiltin { dst, builtin, args, argc }
+            }),
+            ExprKind::Method(recv, name, args) if args.named.is_empty() => self.with_operands(dst, span, |c, dst| {
+                let recv = c.expr(*recv, None);
+                let (args, argc) = c.arg_list(args.positional, Some(recv));
+                let name = c.name(name);
+                Op::Method { dst, name, args, argc }
+            }),
+            ExprKind::List(items) => self.with_operands(dst, span, |c, dst| {
+                let (args, argc) = c.arg_list(items, None);
+                Op::MakeList { dst, args, argc }
+            }),
+            ExprKind::Interp(parts) => self.with_operands(dst, span, |c, dst| {
                 let pieces = parts
                     .into_iter()
                     .map(|part| match part {
                         InterpPart::Text(text) => Piece::Text(text),
-                        InterpPart::Expr(e, spec) => Piece::Value(self.expr(e, None), spec),
+                        InterpPart::Expr(e, spec) => Piece::Value(c.expr(e, None), spec),
                     })
                     .collect();
-                self.temps = mark;
-                let index = self.code.formats.len() as u32;
-                self.code.formats.push(pieces);
-                self.emit(Op::Format { dst, pieces: index }, span);
-                dst
-            }
+                let index = c.code.formats.len() as u32;
+                c.code.formats.push(pieces);
+                Op::Format { dst, pieces: index }
+            }),
             ExprKind::Lambda(def) => {
                 let index = self.code.defs.len() as u32;
                 self.code.defs.push(def);
-                let dst = target(self);
-                self.emit(Op::Closure { dst, def: index }, span);
-                dst
+                self.load(dst, span, |dst| Op::Closure { dst, def: index })
             }
             kind => {
                 let index = self.code.exprs.len() as u32;
                 self.code.exprs.push(Expr { kind, span });
-                let dst = target(self);
-                self.emit(Op::Eval { dst, expr: index }, span);
-                dst
+                self.load(dst, span, |dst| Op::Eval { dst, expr: index })
             }
         }
     }
