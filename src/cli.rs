@@ -43,6 +43,11 @@ pub struct Cli {
     #[arg(long)]
     timeline: bool,
 
+    /// Print on stderr, when the run ends, how much shared memory (queues,
+    /// locks, items, shared values) is in use and the most that was.
+    #[arg(long)]
+    stats: bool,
+
     /// Most tasks (threads and processes) alive at once.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_TASKS as u32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     max_tasks: u32,
@@ -109,8 +114,13 @@ fn run(cli: Cli) -> i32 {
             }
         }
     };
-    let options =
-        Options { check_only: cli.check, max_tasks: cli.max_tasks as usize, trace: cli.trace, timeline: cli.timeline };
+    let options = Options {
+        check_only: cli.check,
+        max_tasks: cli.max_tasks as usize,
+        trace: cli.trace,
+        timeline: cli.timeline,
+        stats: cli.stats,
+    };
     run_source(&source, script_args, &options)
 }
 
@@ -122,6 +132,8 @@ pub struct Options {
     /// `--trace FILE`.
     pub trace: Option<std::path::PathBuf>,
     pub timeline: bool,
+    /// `--stats`.
+    pub stats: bool,
 }
 
 /// The largest script read: far past any real one, and it stops a read of
@@ -204,6 +216,9 @@ pub fn run_source(source: &Source, args: Vec<String>, options: &Options) -> i32 
         Err(_) => EXIT_INTERRUPTED,
     };
     finish_tasks(&process, process.ending());
+    if options.stats {
+        output::report(&stats());
+    }
     history::record(history::Event::TaskEnds);
     if let Some(recording) = recording
         && !recording.finish(&process)
@@ -226,6 +241,13 @@ pub fn run_source(source: &Source, args: Vec<String>, options: &Options) -> i32 
         code = EXIT_TERMINATED;
     }
     code
+}
+
+/// What `--stats` prints: the shared region's use, once every task ended.
+fn stats() -> String {
+    let (now, most) = crate::sync::shm::region().map_or((0, 0), |r| r.usage());
+    let kib = |bytes: u64| bytes.div_ceil(1024);
+    format!("concsh: shared memory: {} KiB in use, {} KiB at most\n", kib(now), kib(most))
 }
 
 /// Prints every report, then a count; nothing ran.

@@ -45,7 +45,7 @@ fn many_producers_and_consumers_lose_nothing() {
                     let mut got = Vec::new();
                     loop {
                         match q.get(forever(&token)) {
-                            Ok(bytes) => got.push(u64::from_le_bytes(bytes.try_into().expect("8 bytes"))),
+                            Ok(bytes) => got.push(u64::from_le_bytes(bytes[..].try_into().expect("8 bytes"))),
                             Err(SyncError::Closed) => return got,
                             Err(e) => panic!("get failed: {e:?}"),
                         }

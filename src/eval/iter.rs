@@ -67,7 +67,7 @@ impl<'p> Interp<'p> {
             }
             Value::Handle(h) if h.kind() == HandleKind::Array => {
                 for i in 0..SharedCells(h.off()).len() {
-                    let item = self.shared_load(*h, i).map_err(|e| fault_at(e, span))?;
+                    let item = self.shared_load(h.handle(), i).map_err(|e| fault_at(e, span))?;
                     if !self.iteration(pattern, item, body, up)? {
                         break;
                     }

@@ -44,6 +44,23 @@ use crate::sync::wait::Wait;
 /// the evaluator runs on (see `cli.rs`).
 pub const MAX_DEPTH: usize = 10_000;
 
+/// A value read for a moment (see [`Interp::subject`]).
+pub(crate) enum Subject<'p> {
+    Borrowed(&'p Value),
+    Owned(Value),
+}
+
+impl std::ops::Deref for Subject<'_> {
+    type Target = Value;
+
+    fn deref(&self) -> &Value {
+        match self {
+            Subject::Borrowed(value) => value,
+            Subject::Owned(value) => value,
+        }
+    }
+}
+
 /// One task's evaluator.
 pub struct Interp<'p> {
     pub proc: &'p Arc<Process>,
@@ -220,13 +237,13 @@ impl<'p> Interp<'p> {
             }
             StmtKind::Put(value, queue, limit) => {
                 let value = self.eval(value, up)?;
-                let queue = self.eval(queue, up)?;
+                let queue = self.subject(queue, up)?;
                 let timeout = self.limit(limit, up)?;
                 self.put(value, &queue, timeout, stmt.span)?;
             }
             StmtKind::LockBlock(target, body) => self.lock_block(target, body, up)?,
             StmtKind::Release(target) => {
-                let target = self.eval(target, up)?;
+                let target = self.subject(target, up)?;
                 self.release(&target, stmt.span)?;
             }
             StmtKind::Close(target) => match self.eval(target, up)? {
@@ -238,11 +255,11 @@ impl<'p> Interp<'p> {
                 target => self.terminate(&target, stmt.span)?,
             },
             StmtKind::Set(target) | StmtKind::Clear(target) => {
-                let event = self.eval(target, up)?;
+                let event = self.subject(target, up)?;
                 self.set_event(&event, matches!(stmt.kind, StmtKind::Set(_)), stmt.span)?;
             }
             StmtKind::Notify(target, all) => {
-                let target = self.eval(target, up)?;
+                let target = self.subject(target, up)?;
                 self.notify(&target, *all, stmt.span)?;
             }
         }
@@ -343,6 +360,18 @@ impl<'p> Interp<'p> {
         Ok(value)
     }
 
+    /// The object of a field access or a sync statement. A set-once
+    /// global is borrowed, not cloned: cloning a primitive or a map bumps a
+    /// reference count that every thread using it writes to.
+    pub(crate) fn subject(&mut self, expr: &Expr, up: Up) -> R<Subject<'p>> {
+        if let ExprKind::Fixed(i) = expr.kind
+            && let Some(value) = self.proc.fixed[i as usize].get()
+        {
+            return Ok(Subject::Borrowed(value));
+        }
+        self.eval(expr, up).map(Subject::Owned)
+    }
+
     /// A global set once, once its `let` has run.
     pub(crate) fn fixed(&self, i: u32, span: crate::syntax::Span) -> R<Value> {
         match self.proc.fixed[i as usize].get() {
@@ -387,7 +416,7 @@ impl<'p> Interp<'p> {
                 self.set_index(&base, &index, value).map_err(|e| fault_at(e, span))?;
             }
             Place::Field(base, name) => {
-                let base = self.eval(base, up)?;
+                let base = self.subject(base, up)?;
                 self.set_field(&base, name, value).map_err(|e| fault_at(e, span))?;
             }
         }
@@ -435,7 +464,7 @@ impl<'p> Interp<'p> {
                 self.update_item(&base, &index, op, &rhs).map_err(at)?;
             }
             Place::Field(base, name) => {
-                let base = self.eval(base, up)?;
+                let base = self.subject(base, up)?;
                 let rhs = self.eval(value, up)?;
                 self.update_field(&base, name, op, &rhs).map_err(at)?;
             }
@@ -579,7 +608,7 @@ impl<'p> Interp<'p> {
                 return self.index(&base, &index).map_err(|e| fault_at(e, expr.span));
             }
             ExprKind::Field(base, name) => {
-                let base = self.eval(base, up)?;
+                let base = self.subject(base, up)?;
                 return self.field(&base, name).map_err(|e| fault_at(e, expr.span));
             }
             ExprKind::Call(callee, args) => {
@@ -680,17 +709,17 @@ impl<'p> Interp<'p> {
                 return self.submit(callee, args, &pool, expr.span);
             }
             ExprKind::Wait(target, timeout) => {
-                let target = self.eval(target, up)?;
+                let target = self.subject(target, up)?;
                 let timeout = self.optional_timeout(timeout.as_deref(), up)?;
                 Value::Bool(self.wait_on(&target, timeout, expr.span)?)
             }
             ExprKind::Get(target, limit) => {
-                let target = self.eval(target, up)?;
+                let target = self.subject(target, up)?;
                 let timeout = self.limit(limit, up)?;
                 return self.get(&target, timeout, expr.span);
             }
             ExprKind::Acquire(target, limit) => {
-                let target = self.eval(target, up)?;
+                let target = self.subject(target, up)?;
                 let timeout = self.limit(limit, up)?;
                 Value::Bool(self.acquire(&target, timeout, expr.span)?)
             }
@@ -712,14 +741,14 @@ impl<'p> Interp<'p> {
     /// `base[index]`, shared lists included.
     pub(crate) fn index(&self, base: &Value, index: &Value) -> Result<Value, Box<ErrorValue>> {
         match base {
-            Value::Handle(h) => self.shared_load(*h, self.shared_index(*h, index)?),
+            Value::Handle(h) => self.shared_load(h.handle(), self.shared_index(h.handle(), index)?),
             _ => ops::index(base, index),
         }
     }
 
     pub(crate) fn set_index(&self, base: &Value, index: &Value, value: Value) -> Result<(), Box<ErrorValue>> {
         match base {
-            Value::Handle(h) => self.shared_store(*h, self.shared_index(*h, index)?, &value),
+            Value::Handle(h) => self.shared_store(h.handle(), self.shared_index(h.handle(), index)?, &value),
             _ => ops::set_index(base, index, value),
         }
     }
@@ -729,7 +758,7 @@ impl<'p> Interp<'p> {
     pub(crate) fn field(&self, base: &Value, name: &str) -> Result<Value, Box<ErrorValue>> {
         match base {
             Value::Task(task) => self.task_field(task, name),
-            Value::Handle(h) => self.handle_field(*h, name),
+            Value::Handle(h) => self.handle_field(h.handle(), name),
             Value::Future(future) if name == "ready" => Ok(Value::Bool(future.is_ready())),
             Value::Pool(pool) if name == "size" => Ok(Value::Int(pool.size as i64)),
             Value::Pool(pool) if name == "closed" => Ok(Value::Bool(pool.is_closed())),
@@ -743,7 +772,7 @@ impl<'p> Interp<'p> {
 
     pub(crate) fn set_field(&self, base: &Value, name: &str, value: Value) -> Result<(), Box<ErrorValue>> {
         match base {
-            Value::Handle(h) => self.set_handle_field(*h, name, value),
+            Value::Handle(h) => self.set_handle_field(h.handle(), name, value),
             Value::ThreadLocal(tl) => {
                 tl.set(self.task.id, name, value);
                 Ok(())

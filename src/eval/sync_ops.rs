@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::{Ctrl, Interp, R, Up, fault_at};
 use crate::resolve::ir::{Block, Expr, Limit};
 use crate::runtime::error::{ErrorValue, Fault, Kind, type_error, value_error};
-use crate::runtime::handle::{Handle, HandleKind};
+use crate::runtime::handle::{Handle, HandleKind, HandleRef};
 use crate::runtime::value::Value;
 use crate::runtime::wire;
 use crate::sync::SyncError;
@@ -60,7 +60,7 @@ fn failure(error: SyncError, span: Span) -> Ctrl {
 /// The handle in `value`, if it is one of `kinds`.
 fn handle(value: &Value, kinds: &[HandleKind], word: &str) -> Result<Handle, Fault> {
     match value {
-        Value::Handle(h) if kinds.contains(&h.kind()) => Ok(*h),
+        Value::Handle(h) if kinds.contains(&h.kind()) => Ok(h.handle()),
         other => {
             let mut wanted: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
             wanted.dedup();
@@ -201,7 +201,7 @@ impl<'p> Interp<'p> {
 
     /// `lock x { body }`: released however the body ends.
     pub(crate) fn lock_block(&mut self, target: &Expr, body: &Block, up: Up) -> R<()> {
-        let value = self.eval(target, up)?;
+        let value = self.subject(target, up)?;
         self.acquire(&value, None, target.span)?;
         let result = self.exec_block(body, up);
         let released = self.release(&value, target.span);
@@ -354,7 +354,7 @@ pub fn make(kind: HandleKind, args: &[Value]) -> Result<Value, Fault> {
         HandleKind::Pipe => {
             let duplex = args.first().is_none_or(Value::truthy);
             let (a, b) = crate::sync::pipe::pipe(duplex).map_err(sync_fault)?;
-            let end = |e: PipeEnd| Value::Handle(Handle::new(HandleKind::Pipe, e.0));
+            let end = |e: PipeEnd| Value::Handle(HandleRef::adopt(Handle::new(HandleKind::Pipe, e.0)));
             return Ok(Value::list(vec![end(a), end(b)]));
         }
         HandleKind::Cell | HandleKind::Array => {
@@ -363,13 +363,13 @@ pub fn make(kind: HandleKind, args: &[Value]) -> Result<Value, Fault> {
                 let items = list.lock().clone();
                 let encoded = items.iter().map(wire::encode).collect::<Result<Vec<_>, _>>()?;
                 let cells = SharedCells::new(&encoded).map_err(sync_fault)?;
-                return Ok(Value::Handle(Handle::new(HandleKind::Array, cells.0)));
+                return Ok(Value::Handle(HandleRef::adopt(Handle::new(HandleKind::Array, cells.0))));
             }
             SharedCells::new(&[wire::encode(&value)?]).map(|c| c.0)
         }
     };
     let off = made.map_err(sync_fault)?;
-    Ok(Value::Handle(Handle::new(kind, off)))
+    Ok(Value::Handle(HandleRef::adopt(Handle::new(kind, off))))
 }
 
 /// A primitive's handle bits, for the task board (0 for anything else).

@@ -15,6 +15,8 @@ use parking_lot::Mutex;
 use crate::sync::board;
 use crate::sync::cancel::Cancelled;
 use crate::sync::cell::SharedCells;
+use crate::sync::handle::{Handle, HandleKind};
+use crate::sync::shm::Off;
 use crate::sync::wait::Wait;
 
 pub struct Child {
@@ -22,12 +24,15 @@ pub struct Child {
     pidfd: OwnedFd,
     /// Where the child writes how it ended (see `eval::spawn`).
     pub slot: SharedCells,
+    /// Its table of the references it holds (`sync::holdings`), given back
+    /// when it is reaped.
+    pub holdings: Off,
     /// Set once the exit status was collected: a pid is reaped only once.
     reaped: Mutex<bool>,
 }
 
 impl Child {
-    pub fn new(pid: Pid, slot: SharedCells) -> std::io::Result<Child> {
+    pub fn new(pid: Pid, slot: SharedCells, holdings: Off) -> std::io::Result<Child> {
         // SAFETY: pidfd_open takes a pid and flags and returns a new
         // descriptor or -1; it touches no memory of ours.
         let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
@@ -36,7 +41,7 @@ impl Child {
         }
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
         let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-        Ok(Child { pid, pidfd, slot, reaped: Mutex::new(false) })
+        Ok(Child { pid, pidfd, slot, holdings, reaped: Mutex::new(false) })
     }
 
     /// Waits until the process has exited: `Ok(true)`, or `Ok(false)` when
@@ -116,5 +121,15 @@ impl Child {
 
     pub fn signal(&self, signal: Signal) {
         let _ = kill(self.pid, signal);
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        // Its outcome was read when it was reaped; a process never reaped
+        // may still write there, so its slot is left alone.
+        if *self.reaped.get_mut() {
+            crate::sync::refs::release(Handle::new(HandleKind::Cell, self.slot.0));
+        }
     }
 }

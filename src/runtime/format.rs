@@ -178,7 +178,7 @@ impl<'s> Writer<'s> {
                 self.value(&inner, stack);
             }
             Value::Task(task) => out.push_str(&task_text(task)),
-            Value::Handle(handle) => out.push_str(&handle_text(*handle)),
+            Value::Handle(handle) => out.push_str(&handle_text(handle.handle())),
             Value::ThreadLocal(_) => out.push_str("<threadlocal>"),
             Value::Pool(pool) => {
                 let kind = if pool.threads { "threads" } else { "processes" };

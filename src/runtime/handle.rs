@@ -1,88 +1,70 @@
-//! A handle to a primitive in the shared region: its kind and offset,
-//! packed in one word so a value stays 16 bytes. A handle is the same
-//! object in every thread and process, and it travels through queues.
+//! A script's reference to a primitive in the shared region (a queue, a
+//! lock...). Copies of a value share one [`HandleRef`]; each `HandleRef`
+//! is one counted reference (`sync::refs`), listed in this process's
+//! holdings (`sync::holdings`), and given back when the last copy is
+//! dropped. The primitive is freed once no value, queue item or shared
+//! cell in any process names it.
 
-use crate::sync::shm::Off;
+use std::sync::Arc;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum HandleKind {
-    Queue = 1,
-    Lock = 2,
-    Semaphore = 3,
-    Condition = 4,
-    Event = 5,
-    /// `shared(v)` of a single value.
-    Cell = 6,
-    /// `shared([...])`: a fixed-length shared list.
-    Array = 7,
-    /// One end of a pipe.
-    Pipe = 8,
+pub use crate::sync::handle::{Handle, HandleKind};
+use crate::sync::{holdings, refs};
+
+#[derive(Clone)]
+pub struct HandleRef(Arc<Held>);
+
+struct Held {
+    handle: Handle,
+    /// Its entry in this process's holdings.
+    entry: u32,
 }
 
-impl HandleKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            HandleKind::Queue => "queue",
-            HandleKind::Lock => "lock",
-            HandleKind::Semaphore => "semaphore",
-            HandleKind::Condition => "condition",
-            HandleKind::Event => "event",
-            HandleKind::Cell | HandleKind::Array => "shared",
-            HandleKind::Pipe => "pipe",
-        }
+impl HandleRef {
+    /// Takes over the reference a primitive's maker holds (a new one
+    /// starts with one reference).
+    pub fn adopt(handle: Handle) -> HandleRef {
+        HandleRef(Arc::new(Held { handle, entry: holdings::list(handle) }))
     }
 
-    /// The fields `x.name` reads on a primitive of this kind.
-    pub fn fields(self) -> &'static [&'static str] {
-        match self {
-            HandleKind::Queue => &["size", "full", "empty", "capacity", "closed"],
-            HandleKind::Lock => &["locked"],
-            HandleKind::Semaphore | HandleKind::Cell | HandleKind::Array => &["value"],
-            HandleKind::Event => &["is_set"],
-            HandleKind::Condition | HandleKind::Pipe => &[],
-        }
+    /// A new reference to a primitive that something else (a slot being
+    /// read, another value) keeps alive meanwhile.
+    pub fn retain(handle: Handle) -> HandleRef {
+        refs::retain(handle);
+        HandleRef::adopt(handle)
     }
 
-    fn from_u8(byte: u8) -> Option<HandleKind> {
-        Some(match byte {
-            1 => HandleKind::Queue,
-            2 => HandleKind::Lock,
-            3 => HandleKind::Semaphore,
-            4 => HandleKind::Condition,
-            5 => HandleKind::Event,
-            6 => HandleKind::Cell,
-            7 => HandleKind::Array,
-            8 => HandleKind::Pipe,
-            _ => return None,
-        })
+    pub fn handle(&self) -> Handle {
+        self.0.handle
+    }
+
+    pub fn kind(&self) -> HandleKind {
+        self.0.handle.kind()
+    }
+
+    pub fn off(&self) -> crate::sync::shm::Off {
+        self.0.handle.off()
+    }
+
+    pub fn to_bits(&self) -> u64 {
+        self.0.handle.to_bits()
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Handle(u64);
-
-const OFF_BITS: u32 = 56;
-
-impl Handle {
-    pub fn new(kind: HandleKind, off: Off) -> Handle {
-        Handle(((kind as u64) << OFF_BITS) | (off & ((1 << OFF_BITS) - 1)))
+impl Drop for Held {
+    fn drop(&mut self) {
+        holdings::unlist(self.entry);
+        refs::release(self.handle);
     }
+}
 
-    pub fn kind(self) -> HandleKind {
-        HandleKind::from_u8((self.0 >> OFF_BITS) as u8).unwrap_or(HandleKind::Queue)
+impl PartialEq for HandleRef {
+    fn eq(&self, other: &HandleRef) -> bool {
+        self.handle() == other.handle()
     }
+}
 
-    pub fn off(self) -> Off {
-        self.0 & ((1 << OFF_BITS) - 1)
-    }
-
-    pub fn to_bits(self) -> u64 {
-        self.0
-    }
-
-    /// A handle read back from bytes, if its kind is known.
-    pub fn from_bits(bits: u64) -> Option<Handle> {
-        HandleKind::from_u8((bits >> OFF_BITS) as u8).map(|_| Handle(bits))
+impl std::fmt::Debug for HandleRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.handle().fmt(f)
     }
 }

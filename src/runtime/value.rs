@@ -19,7 +19,7 @@ use crate::resolve::ir::{Builtin, FnDef};
 
 use super::error::ErrorValue;
 use super::future::FutureCell;
-use super::handle::Handle;
+use super::handle::HandleRef;
 use super::pool::Pool;
 use super::task::Task;
 use super::teardown::{Entries, Items, defer};
@@ -54,7 +54,7 @@ pub enum Value {
     /// A thread or process.
     Task(Arc<Task>),
     /// A queue, lock, semaphore, condition, event or shared value.
-    Handle(Handle),
+    Handle(HandleRef),
     ThreadLocal(Arc<ThreadLocal>),
     Pool(Arc<Pool>),
     /// The result of a `submit`, when it comes.
@@ -97,7 +97,7 @@ impl Value {
             Value::Builtin(b) => Value::Builtin(*b),
             Value::Error(e) => Value::Error(e.clone()),
             Value::Task(t) => Value::Task(t.clone()),
-            Value::Handle(h) => Value::Handle(*h),
+            Value::Handle(h) => Value::Handle(h.clone()),
             Value::ThreadLocal(t) => Value::ThreadLocal(t.clone()),
             Value::Pool(p) => Value::Pool(p.clone()),
             Value::Future(f) => Value::Future(f.clone()),

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::error::{ErrorValue, Fault, Kind, TraceEntry, type_error};
-use super::handle::Handle;
+use super::handle::{Handle, HandleRef};
 use super::value::{Closure, Key, Range, Value, VarCell};
 use crate::resolve::ir::{Builtin, FnDef};
 use crate::syntax::Span;
@@ -196,6 +196,98 @@ pub fn decode(bytes: &[u8], functions: &FnTable) -> Result<Value, Fault> {
     }
 }
 
+/// Calls `found` with each primitive `bytes` name: the scanner behind the
+/// reference counts of queue items and shared values (`sync::refs`). It
+/// reads what `decode` reads, building nothing; damaged bytes end the scan.
+pub fn handles_in(bytes: &[u8], found: &mut dyn FnMut(Handle)) {
+    // Most values name no primitive: only a handle, or a list, map, error
+    // or function holding one can, and only with a handle tag inside.
+    if !matches!(bytes.first(), Some(6 | 7 | 9 | 11 | 12)) || !bytes.contains(&9) {
+        return;
+    }
+    let mut scan = Scan { bytes, at: 0 };
+    let _ = scan.value(0, found);
+}
+
+struct Scan<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Scan<'_> {
+    fn skip(&mut self, n: usize) -> Option<()> {
+        self.at = self.at.checked_add(n).filter(|e| *e <= self.bytes.len())?;
+        Some(())
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        let word = self.bytes.get(self.at..self.at.checked_add(4)?)?;
+        self.at += 4;
+        Some(u32::from_le_bytes([word[0], word[1], word[2], word[3]]))
+    }
+
+    fn text(&mut self) -> Option<()> {
+        let len = self.u32()? as usize;
+        self.skip(len)
+    }
+
+    fn value(&mut self, depth: usize, found: &mut dyn FnMut(Handle)) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let tag = *self.bytes.get(self.at)?;
+        self.at += 1;
+        match tag {
+            0..=2 => Some(()),
+            3 | 4 => self.skip(8),
+            5 => self.text(),
+            6 => (0..self.u32()?).try_for_each(|_| self.value(depth + 1, found)),
+            7 => (0..self.u32()? as u64 * 2).try_for_each(|_| self.value(depth + 1, found)),
+            8 => self.skip(24),
+            9 => {
+                let word = self.bytes.get(self.at..self.at + 8)?;
+                self.at += 8;
+                let bits = u64::from_le_bytes(word.try_into().ok()?);
+                found(Handle::from_bits(bits)?);
+                Some(())
+            }
+            10 => self.skip(2),
+            11 => self.error(depth, found),
+            12 => {
+                self.skip(4)?;
+                self.text()?;
+                (0..self.u32()?).try_for_each(|_| self.value(depth + 1, found))
+            }
+            _ => None,
+        }
+    }
+
+    fn error(&mut self, depth: usize, found: &mut dyn FnMut(Handle)) -> Option<()> {
+        self.text()?;
+        self.text()?;
+        self.skip(8)?;
+        self.text()?;
+        for _ in 0..self.u32()? {
+            self.text()?;
+            self.skip(8)?;
+        }
+        self.text()?;
+        if self.flag()? {
+            self.value(depth + 1, found)?;
+        }
+        match self.flag()? {
+            true => self.error(depth + 1, found),
+            false => Some(()),
+        }
+    }
+
+    fn flag(&mut self) -> Option<bool> {
+        let byte = *self.bytes.get(self.at)?;
+        self.at += 1;
+        Some(byte != 0)
+    }
+}
+
 fn corrupt() -> Fault {
     ErrorValue::new(Kind::Error, "internal error: a value arrived damaged")
         .with_help("this is a bug in concsh; please report it with the script")
@@ -283,7 +375,7 @@ impl Reader<'_> {
                 let (start, stop, step) = (self.u64()? as i64, self.u64()? as i64, self.u64()? as i64);
                 Value::Range(Range { start, stop, step }.into())
             }
-            9 => Value::Handle(Handle::from_bits(self.u64()?).ok_or_else(corrupt)?),
+            9 => Value::Handle(HandleRef::retain(Handle::from_bits(self.u64()?).ok_or_else(corrupt)?)),
             10 => {
                 let mut b = [0u8; 2];
                 b.copy_from_slice(self.take(2)?);

@@ -72,11 +72,11 @@ impl SharedCells {
     }
 
     /// The serialised value of element `index`.
-    pub fn load(&self, index: usize) -> Result<Vec<u8>, SyncError> {
+    pub fn load(&self, index: usize) -> Result<slot::Taken, SyncError> {
         let region = region()?;
         let at = self.slot(index)?;
         let header = self.header()?;
-        header.guard.with_intact(|| slot::unpack(region, &slot::read(region, at)))
+        header.guard.with_intact(|| slot::copy(region, &slot::read(region, at)))
     }
 
     /// Replaces element `index` with a serialised value.
@@ -93,11 +93,25 @@ impl SharedCells {
         let old = match old {
             Ok(old) => old,
             Err(broken) => {
-                slot::release(region, &raw);
+                slot::discard(region, &raw);
                 return Err(broken);
             }
         };
-        slot::release(region, &old);
+        slot::discard(region, &old);
         Ok(())
+    }
+
+    /// Frees cells no one references: their lock goes to `work` with the
+    /// handles their values name (see `refs.rs`).
+    pub(super) fn take_apart(&self, work: &mut Vec<super::handle::Handle>) {
+        let Ok(region) = region() else { return };
+        for index in 0..self.len() {
+            let at = self.0 + SLOTS_AT + (index * SLOT) as u64;
+            slot::discard_into(region, &slot::read(region, at), work);
+        }
+        if let Ok(lock) = self.lock() {
+            work.push(super::handle::Handle::new(super::handle::HandleKind::Lock, lock.0));
+        }
+        region.free(self.0);
     }
 }

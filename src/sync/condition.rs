@@ -12,6 +12,7 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use super::handle::{Handle, HandleKind};
 use super::lock::Lock;
 use super::shm::{Off, Shared};
 use super::wait::{Interrupted, Wait, WaitPoint};
@@ -32,15 +33,29 @@ unsafe impl Shared for State {}
 pub struct Condition(pub Off);
 
 impl Condition {
-    /// A condition on `lock`, or on a new lock of its own.
+    /// A condition on `lock` (which it then holds a reference to), or on
+    /// a new lock of its own.
     pub fn new(lock: Option<Lock>) -> Result<Condition, SyncError> {
         let lock = match lock {
-            Some(lock) => lock,
+            Some(lock) => {
+                super::refs::retain(Handle::new(HandleKind::Lock, lock.0));
+                lock
+            }
             None => Lock::new()?,
         };
         let (off, state) = new_object::<State>()?;
         state.lock.store(lock.0, Ordering::SeqCst);
         Ok(Condition(off))
+    }
+
+    /// Frees a condition no one references; its lock goes to `work`.
+    pub(super) fn take_apart(&self, work: &mut Vec<Handle>) {
+        if let Ok(lock) = self.lock() {
+            work.push(Handle::new(HandleKind::Lock, lock.0));
+        }
+        if let Ok(region) = region() {
+            region.free(self.0);
+        }
     }
 
     fn state(&self) -> Result<&'static State, SyncError> {

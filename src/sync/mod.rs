@@ -12,8 +12,11 @@
 //! through a queue like any number. Each primitive's module draws its
 //! layout. Items in queues and values in shared cells sit in 32-byte slots
 //! (`slot.rs`), inline up to 24 bytes, otherwise in a block from the
-//! region's allocator. The region's memory is reused as items come and go;
-//! primitives themselves stay allocated for the rest of the run.
+//! region's allocator. The region's memory is reused as items come and go,
+//! and a primitive's once nothing references it any more: every primitive
+//! has a reference count (`refs.rs`), and every process lists the
+//! references it holds (`holdings.rs`) so that they are given back however
+//! it ends.
 //!
 //! # Wake-up protocol
 //!
@@ -46,15 +49,18 @@ pub mod condition;
 pub mod event;
 mod futex;
 pub mod gate;
+pub mod handle;
 pub mod history;
+pub mod holdings;
 pub mod lock;
 pub mod mutex;
 pub mod pipe;
 pub mod queue;
+pub mod refs;
 pub mod robust;
 pub mod semaphore;
 pub mod shm;
-mod slot;
+pub mod slot;
 pub mod wait;
 
 /// Why a primitive operation did not happen.

@@ -13,6 +13,7 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use super::handle::{Handle, HandleKind};
 use super::queue::Queue;
 use super::shm::{Off, Shared};
 use super::{SyncError, new_object, region};
@@ -32,9 +33,13 @@ unsafe impl Shared for End {}
 pub struct PipeEnd(pub Off);
 
 /// Makes a pipe: `(a, b)` both ways when `duplex`, else `(reader, writer)`.
+/// Each end holds a reference to each of its queues.
 pub fn pipe(duplex: bool) -> Result<(PipeEnd, PipeEnd), SyncError> {
     let forward = Queue::new(None)?;
     let backward = if duplex { Some(Queue::new(None)?) } else { None };
+    for queue in std::iter::once(forward).chain(backward) {
+        super::refs::retain(Handle::new(HandleKind::Queue, queue.0));
+    }
     let a = PipeEnd::new(Some(forward), backward)?;
     let b = PipeEnd::new(backward, Some(forward))?;
     Ok((a, b))
@@ -64,6 +69,19 @@ impl PipeEnd {
     pub fn outbox(&self) -> Option<Queue> {
         let end = self.end().ok()?;
         (end.can_put.load(Ordering::SeqCst) != 0).then(|| Queue(end.outbox.load(Ordering::SeqCst)))
+    }
+
+    /// Frees an end no one references; its queues go to `work`.
+    pub(super) fn take_apart(&self, work: &mut Vec<Handle>) {
+        let Ok(end) = self.end() else { return };
+        for queue in [end.inbox.load(Ordering::SeqCst), end.outbox.load(Ordering::SeqCst)] {
+            if queue != 0 {
+                work.push(Handle::new(HandleKind::Queue, queue));
+            }
+        }
+        if let Ok(region) = region() {
+            region.free(self.0);
+        }
     }
 
     /// Closing an end closes both directions through it: the other end's

@@ -112,7 +112,7 @@ impl Queue {
         match outcome {
             Ok(()) => header.not_empty.notify(false),
             // The item never went in: give its block back.
-            Err(_) => slot::release(region, &raw),
+            Err(_) => slot::discard(region, &raw),
         }
         outcome
     }
@@ -150,7 +150,7 @@ impl Queue {
 
     /// Takes the item at the front, waiting while the queue is empty. A
     /// closed queue gives what it still holds, then `Closed`.
-    pub fn get(&self, wait: Wait<'_>) -> Result<Vec<u8>, SyncError> {
+    pub fn get(&self, wait: Wait<'_>) -> Result<slot::Taken, SyncError> {
         let region = region()?;
         let header = self.header(region);
         let outcome = header.not_empty.block_on(wait, || {
@@ -176,9 +176,7 @@ impl Queue {
             Err(Interrupted::Cancelled) => return Err(SyncError::Cancelled),
         };
         header.not_full.notify(false);
-        let bytes = slot::unpack(region, &raw);
-        slot::release(region, &raw);
-        Ok(bytes)
+        Ok(slot::take(region, &raw))
     }
 
     /// Removes the front slot's raw contents; the mutex is held.
@@ -189,6 +187,21 @@ impl Queue {
         header.head.store((head + 1) % ring_cap, Ordering::Relaxed);
         header.count.fetch_sub(1, Ordering::SeqCst);
         raw
+    }
+
+    /// Frees a queue no one references; the handles its items name go to
+    /// `work` (see `refs.rs`).
+    pub(super) fn take_apart(&self, work: &mut Vec<super::handle::Handle>) {
+        let Ok(region) = region() else { return };
+        let header = self.header(region);
+        let (ring, ring_cap) = (header.ring.load(Ordering::SeqCst), header.ring_cap.load(Ordering::SeqCst));
+        let head = header.head.load(Ordering::SeqCst);
+        for i in 0..header.count.load(Ordering::SeqCst) {
+            let at = ring + (((head + i) % ring_cap) as usize * SLOT) as u64;
+            slot::discard_into(region, &slot::read(region, at), work);
+        }
+        region.free(ring);
+        region.free(self.0);
     }
 
     /// No more puts; getters drain what is left, then see `Closed`.

@@ -6,7 +6,8 @@
 //!
 //! Memory is handed out by a small allocator that lives in the region
 //! itself (its lock and free lists at offset 0): power-of-two size classes,
-//! each block led by an 8-byte header naming its class, freed blocks kept
+//! each block led by an 8-byte header naming its class and holding a
+//! reference count (used by primitives, see `refs.rs`), freed blocks kept
 //! on per-class lists for reuse. The mapping is `MAP_NORESERVE`: pages cost
 //! memory only once touched.
 //!
@@ -39,6 +40,8 @@ struct Header {
     _pad: u32,
     /// The next never-used byte.
     top: AtomicU64,
+    /// Bytes in blocks handed out and not freed.
+    in_use: AtomicU64,
     free: [AtomicU64; CLASSES],
 }
 
@@ -132,6 +135,22 @@ impl Region {
         table.count.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Drops the notes on lock words in `start..end`, a block being freed:
+    /// a primitive made there later starts whole.
+    fn forget_broken(&self, start: Off, end: Off) {
+        let table = self.get::<Broken>(BROKEN_AT);
+        if table.count.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let base = self.base.as_ptr() as u64;
+        for entry in &table.entries {
+            let word = entry.word.load(Ordering::SeqCst);
+            if word >= base + start && word < base + end {
+                entry.word.store(0, Ordering::SeqCst);
+            }
+        }
+    }
+
     /// The pid of the process that died holding the lock word at `word`.
     pub(super) fn broken_by(&self, word: u64) -> Option<i32> {
         let table = self.get::<Broken>(BROKEN_AT);
@@ -211,7 +230,10 @@ impl Region {
         };
         header.lock.unlock();
         let block = block?;
+        header.in_use.fetch_add(1 << class, Ordering::Relaxed);
         self.get::<AtomicU32>(block).store(class, Ordering::Relaxed);
+        // One reference: its maker's.
+        self.get::<AtomicU32>(block + 4).store(1, Ordering::Release);
         let off = block + BLOCK_HEADER;
         self.zero(off, (1usize << class) - BLOCK_HEADER as usize);
         Some(off)
@@ -223,11 +245,25 @@ impl Region {
         unsafe { std::ptr::write_bytes(self.base.as_ptr().add(off as usize), 0, len) }
     }
 
+    /// Bytes of the region in use now, and the most ever in use (the
+    /// region's memory is reused, never given back to the system).
+    pub fn usage(&self) -> (u64, u64) {
+        let header = self.header();
+        (header.in_use.load(Ordering::Relaxed), header.top.load(Ordering::Relaxed))
+    }
+
+    /// The reference count of the block at `off` (from [`Region::alloc`]).
+    pub fn refs(&self, off: Off) -> &AtomicU32 {
+        self.get::<AtomicU32>(off - BLOCK_HEADER + 4)
+    }
+
     /// Returns a block from [`Region::alloc`] for reuse.
     pub fn free(&self, off: Off) {
         let block = off - BLOCK_HEADER;
         let class = self.get::<AtomicU32>(block).load(Ordering::Relaxed);
+        self.forget_broken(block, block + (1 << class));
         let header = self.header();
+        header.in_use.fetch_sub(1 << class, Ordering::Relaxed);
         let _ = header.lock.lock();
         let free = &header.free[class as usize];
         self.get::<AtomicU64>(off).store(free.load(Ordering::Relaxed), Ordering::Relaxed);

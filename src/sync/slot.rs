@@ -5,9 +5,11 @@
 //! [len u32][flags u32][24 bytes: the bytes themselves, or the block's offset]
 //! ```
 //!
-//! Queues keep their items in slots, shared cells their value.
+//! Queues keep their items in slots, shared cells their value. A filled
+//! slot holds a reference to each primitive its bytes name (`refs.rs`).
 
 use super::SyncError;
+use super::refs;
 use super::shm::{Off, Region};
 
 pub const SLOT: usize = 32;
@@ -17,7 +19,8 @@ const IN_BLOCK: u32 = 1;
 
 pub type Raw = [u8; SLOT];
 
-/// Packs `bytes` into a slot, filling a new block if they do not fit.
+/// Packs `bytes` into a slot, filling a new block if they do not fit; the
+/// slot takes a reference to each primitive they name.
 pub fn pack(region: &Region, bytes: &[u8]) -> Result<Raw, SyncError> {
     let mut raw = [0u8; SLOT];
     let len = u32::try_from(bytes.len()).map_err(|_| SyncError::NoSpace)?;
@@ -30,6 +33,7 @@ pub fn pack(region: &Region, bytes: &[u8]) -> Result<Raw, SyncError> {
         raw[4..8].copy_from_slice(&IN_BLOCK.to_le_bytes());
         raw[8..16].copy_from_slice(&block.to_le_bytes());
     }
+    refs::retain_in(bytes);
     Ok(raw)
 }
 
@@ -43,18 +47,79 @@ fn block(raw: &Raw) -> Option<Off> {
 }
 
 /// The bytes a slot holds (its block, if any, stays allocated).
-pub fn unpack(region: &Region, raw: &Raw) -> Vec<u8> {
+fn unpack(region: &Region, raw: &Raw) -> Vec<u8> {
     let len = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize;
     match block(raw) {
         Some(off) => region.read(off, len),
-        None => raw[8..8 + len.min(INLINE)].to_vec(),
+        None => inline(raw).to_vec(),
     }
 }
 
-/// Frees the slot's block, if it has one.
-pub fn release(region: &Region, raw: &Raw) {
+/// Empties a slot that is dropped: its block is freed and its references
+/// given back. Bytes inline in the slot are scanned where they are.
+pub fn discard(region: &Region, raw: &Raw) {
+    match block(raw) {
+        Some(_) => drop(take(region, raw)),
+        None => refs::release_in(inline(raw)),
+    }
+}
+
+fn inline(raw: &Raw) -> &[u8] {
+    let len = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize;
+    &raw[8..8 + len.min(INLINE)]
+}
+
+/// Empties a slot whose primitive is being taken apart: the handles its
+/// bytes name go to `work` to be released (see `refs::release_all`).
+pub fn discard_into(region: &Region, raw: &Raw, work: &mut Vec<super::handle::Handle>) {
+    refs::scan(&unpack_and_free(region, raw), work);
+}
+
+/// Empties a slot, handing its bytes and their references to the caller.
+pub fn take(region: &Region, raw: &Raw) -> Taken {
+    Taken(unpack_and_free(region, raw))
+}
+
+fn unpack_and_free(region: &Region, raw: &Raw) -> Vec<u8> {
+    let bytes = unpack(region, raw);
     if let Some(off) = block(raw) {
         region.free(off);
+    }
+    bytes
+}
+
+/// Copies a slot's bytes out, with a reference of their own to each
+/// primitive they name, so the slot may be emptied meanwhile. The caller
+/// holds whatever guards the slot.
+pub fn copy(region: &Region, raw: &Raw) -> Taken {
+    let bytes = unpack(region, raw);
+    refs::retain_in(&bytes);
+    Taken(bytes)
+}
+
+/// Bytes taken out of a slot, holding the references the slot held until
+/// they are dropped: long enough to read the primitives they name into
+/// values of their own.
+#[derive(Debug, PartialEq)]
+pub struct Taken(Vec<u8>);
+
+impl<const N: usize> PartialEq<&[u8; N]> for Taken {
+    fn eq(&self, other: &&[u8; N]) -> bool {
+        self.0 == other[..]
+    }
+}
+
+impl std::ops::Deref for Taken {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        refs::release_in(&self.0);
     }
 }
 

@@ -78,6 +78,8 @@ impl Process {
         // Before any fork: every process of the run shares this board.
         crate::sync::board::init(max_tasks);
         crate::runtime::output::init();
+        // Queue items and shared values hold references to the primitives they name.
+        crate::sync::refs::set_scanner(crate::runtime::wire::handles_in);
         let pid = nix::unistd::getpid().as_raw() as u64;
         let process = Arc::new(Process {
             globals: RwLock::new(Arc::from(Vec::new())),

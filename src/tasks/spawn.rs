@@ -37,7 +37,8 @@ use crate::runtime::task::{Outcome, Task, TaskKind};
 use crate::runtime::{Value, output, wire};
 use crate::sync::board::{self, Op};
 use crate::sync::cell::SharedCells;
-use crate::sync::history;
+use crate::sync::shm::Off;
+use crate::sync::{history, holdings};
 use crate::syntax::Span;
 
 /// The forker of a process: its request channel and thread.
@@ -60,7 +61,7 @@ struct ForkRequest {
     span: Span,
     slot: SharedCells,
     /// Where the forker thread answers (none when a task forks itself).
-    reply: Option<Sender<nix::Result<Pid>>>,
+    reply: Option<Sender<nix::Result<Forked>>>,
 }
 
 /// Outcome tags in a child's slot.
@@ -130,7 +131,7 @@ pub(crate) fn fork_task(
         .map_err(|_| "the shared memory region is full".to_string())?;
     let task = Arc::new(Task::new(proc.next_task_id(), name, TaskKind::Process, daemon));
     let request = ForkRequest { task: task.clone(), job, span, slot, reply: None };
-    let pid = if direct {
+    let forked = if direct {
         Some(fork_at_safepoint(proc, request))
     } else {
         match forker(proc) {
@@ -142,19 +143,20 @@ pub(crate) fn fork_task(
             Err(_) => None,
         }
     };
-    let pid = match pid {
-        Some(Ok(pid)) => pid,
+    let Forked { pid, holdings } = match forked {
+        Some(Ok(forked)) => forked,
         Some(Err(e)) => return Err(format!("cannot fork: {}", e.desc())),
         None => return Err("the forker thread is gone".into()),
     };
     task.set_pid(pid.as_raw());
-    match Child::new(pid, slot) {
+    match Child::new(pid, slot, holdings) {
         Ok(child) => {
             let _ = task.child.set(child);
         }
         Err(e) => {
             let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
             let _ = nix::sys::wait::waitpid(pid, None);
+            holdings::release_all(holdings);
             return Err(format!("cannot watch the new process: {e}"));
         }
     }
@@ -191,10 +193,17 @@ fn serve_forks(proc: Arc<Process>, incoming: Receiver<ForkRequest>) {
     }
 }
 
+/// A new child, as its parent knows it.
+struct Forked {
+    pid: Pid,
+    /// The child's table of the references it holds (see `sync::holdings`).
+    holdings: Off,
+}
+
 /// Forks once every task of the process is at a safepoint; returns the
-/// child's pid in the parent, and never returns in the child. The calling
+/// child in the parent, and never returns in the child. The calling
 /// thread holds no pass through the gate.
-fn fork_at_safepoint(proc: &Arc<Process>, request: ForkRequest) -> nix::Result<Pid> {
+fn fork_at_safepoint(proc: &Arc<Process>, request: ForkRequest) -> nix::Result<Forked> {
     // One fork at a time: a second would find the gate reopened by the first.
     let one_at_a_time = proc.fork_lock.lock();
     let parent = nix::unistd::getpid();
@@ -218,30 +227,49 @@ fn fork_at_safepoint(proc: &Arc<Process>, request: ForkRequest) -> nix::Result<P
     // No task runs now, so none holds the registry (or any other
     // interpreter lock); the child gets this guard and its contents.
     let registry = proc.tasks.lock();
+    // The child holds everything this process holds.
+    let Ok(heir) = holdings::for_child() else {
+        drop(registry);
+        drop(no_starts);
+        resume_after_fork(proc, &paused, before);
+        return Err(nix::errno::Errno::ENOMEM);
+    };
     // The child is on the board from the moment it exists.
     let listing = board::claim(request.task.id, parent.as_raw(), board::Owner::Process, &request.task.name);
     // SAFETY: every other thread of this process is parked at a safepoint
     // holding no interpreter lock (see `sync::gate`); the child runs only
     // this thread, which owns everything it touches.
     let forked = unsafe { nix::unistd::fork() };
-    if let Ok(ForkResult::Child) = forked {
-        child_main(proc, request, parent, registry, before, (one_at_a_time, no_starts), listing)
-    }
-    if let (Ok(ForkResult::Parent { child }), Some(listing)) = (&forked, listing) {
-        listing.hand_to(child.as_raw());
-    }
-    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&before), None);
+    let forked = match forked {
+        Ok(ForkResult::Child) => {
+            heir.adopt();
+            child_main(proc, request, parent, registry, before, (one_at_a_time, no_starts), listing)
+        }
+        Ok(ForkResult::Parent { child }) => {
+            if let Some(listing) = listing {
+                listing.hand_to(child.as_raw());
+            }
+            Ok(Forked { pid: child, holdings: heir.born() })
+        }
+        Err(e) => {
+            heir.unborn();
+            Err(e)
+        }
+    };
     drop(registry);
     drop(no_starts);
+    resume_after_fork(proc, &paused, before);
+    forked
+}
+
+/// Lets the tasks paused for a fork run again, with this thread's signal mask back.
+fn resume_after_fork(proc: &Process, paused: &[Arc<Task>], mask: SigSet) {
+    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&mask), None);
     // Every task, those started while the fork was pending included.
     for task in paused.iter().chain(proc.all_tasks().iter()) {
         task.cancel.resume();
     }
     proc.gate.open();
-    forked.map(|r| match r {
-        ForkResult::Parent { child } => child,
-        ForkResult::Child => parent,
-    })
 }
 
 /// The life of a child process, on the forker's thread: never returns.
@@ -369,6 +397,8 @@ pub(crate) fn settle(proc: &Process, task: &Task) {
             }
             _ => Outcome::Exited(1),
         };
+        // What it held is given back, however it ended.
+        holdings::release_all(child.holdings);
         proc.live().fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         // However it ended, nothing of it is left running.
         board::release_process(child.pid.as_raw());

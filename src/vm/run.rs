@@ -643,7 +643,7 @@ impl<'p> Interp<'p> {
             Value::Map(map) => Value::list(map.lock().keys().map(|k| k.to_value()).collect()),
             Value::Str(s) => Value::list(s.chars().map(|c| Value::Str(c.into())).collect()),
             Value::Range(_) | Value::List(_) => iterable,
-            Value::Handle(h) if matches!(h.kind(), HandleKind::Queue | HandleKind::Pipe | HandleKind::Array) => {
+            Value::Handle(ref h) if matches!(h.kind(), HandleKind::Queue | HandleKind::Pipe | HandleKind::Array) => {
                 iterable
             }
             other => {
@@ -658,7 +658,7 @@ impl<'p> Interp<'p> {
     fn next_item(&mut self, iterable: &Value, i: usize, span: Span) -> R<Option<Value>> {
         match iterable {
             Value::Handle(h) if h.kind() == HandleKind::Array => match i < SharedCells(h.off()).len() {
-                true => Ok(Some(self.shared_load(*h, i).map_err(|e| fault_at(e, span))?)),
+                true => Ok(Some(self.shared_load(h.handle(), i).map_err(|e| fault_at(e, span))?)),
                 false => Ok(None),
             },
             _ => match self.get(iterable, None, span) {
