@@ -24,12 +24,13 @@
 //! spins, then sleeps, is never held across a wait, and is taken over
 //! from a holder whose process died (the object it guards is then marked
 //! broken, unless it is whole after every store, as the allocator is). Every blocking
-//! operation waits on a [`wait::WaitPoint`]: a futex sequence word and a
-//! count of sleepers. The waiter retries its operation, spins for a few
-//! microseconds (a hand-off between two running cores costs well under a
-//! microsecond; a sleep and wake through the kernel about 20 us), then
-//! sleeps on the futex. The waker changes the state, bumps the sequence
-//! and calls `futex_wake` only if someone sleeps. A timeout is a futex
+//! operation waits on a [`wait::WaitPoint`]: a futex sequence word, a
+//! count of sleepers and a count of wake-ups on their way. The waiter
+//! retries its operation, spins for a few microseconds (a hand-off between
+//! two running cores costs well under a microsecond; a sleep and wake
+//! through the kernel about 20 us), then sleeps on the futex. The waker
+//! changes the state, bumps the sequence and calls `futex_wake` only if a
+//! sleeper has no wake-up on its way already. A timeout is a futex
 //! deadline. A cancel ([`cancel::CancelToken`]: `terminate`, Ctrl-C) bumps
 //! the word its task published and wakes it: no wait polls, and none
 //! outlives a cancel.

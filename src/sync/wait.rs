@@ -6,11 +6,30 @@
 //! publishes the word in its cancel token and sleeps on the futex until the
 //! sequence moves, its deadline passes, or it is cancelled. A waker changes
 //! the state, bumps the sequence and makes a `futex_wake` system call only
-//! when someone sleeps. All of these steps are `SeqCst`, so either the
-//! waker sees the sleeper or the sleeper sees the new sequence: no wake-up
-//! is lost. A cancel bumps the word the task published and wakes it.
+//! when a sleeper has no wake-up on its way yet. All of these steps are
+//! `SeqCst`, so either the waker sees the sleeper or the sleeper sees the
+//! new sequence: no wake-up is lost. A cancel bumps the word the task
+//! published and wakes it.
+//!
+//! # Wake tokens
+//!
+//! Sleepers and wake-ups on their way are counted in the same 64-bit word
+//! as the sequence (the futex is its low half), so a change and the token
+//! it issues are one step: a sleeper that counted itself in before it has
+//! a sequence to sleep on that the change moved, and cannot sleep through
+//! it. A waker issues a wake-up (a token) only while there are fewer
+//! tokens than sleepers; a sleeper that returns from the futex takes one
+//! back.
+//! On a busy machine a woken sleeper may wait a while for a core: puts
+//! made meanwhile see its token and make no system call, where they would
+//! each have made one for nobody (a storm of useless `futex_wake`s).
+//! A sleeper that leaves without the futex waking it (its operation
+//! succeeded first, a timeout, a cancel) keeps no more tokens than
+//! sleepers remain, so no token is left for a sleeper that is gone. A
+//! sleeper killed asleep keeps its count and, at most, one token: the two
+//! cancel out, and the others are woken as before.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::board::{self, What};
@@ -22,11 +41,28 @@ use super::shm::{Off, Region, Shared, region};
 #[repr(C)]
 #[derive(Default)]
 pub struct WaitPoint {
-    seq: AtomicU32,
-    sleepers: AtomicU32,
+    /// The sequence (bits 0-31, the futex word), the sleepers (32-47) and
+    /// the tokens: wake-ups on their way (48-63).
+    word: AtomicU64,
 }
 
-// SAFETY: two atomics.
+// The futex word is the low half of `word`: its first four bytes.
+#[cfg(not(target_endian = "little"))]
+compile_error!("the wait word's layout assumes a little-endian machine");
+
+const ONE_SLEEPER: u64 = 1 << 32;
+const MOST_SLEEPERS: u64 = 0xffff;
+
+/// (sequence, sleepers, tokens).
+fn split(word: u64) -> (u32, u64, u64) {
+    (word as u32, (word >> 32) & MOST_SLEEPERS, word >> 48)
+}
+
+fn join(seq: u32, sleepers: u64, tokens: u64) -> u64 {
+    u64::from(seq) | sleepers << 32 | tokens << 48
+}
+
+// SAFETY: one atomic.
 unsafe impl Shared for WaitPoint {}
 
 /// How one sleep ended.
@@ -48,6 +84,10 @@ pub enum Interrupted {
 /// two running cores (well under 1 us), far shorter than a sleep/wake
 /// round trip through the kernel (about 20-25 us here).
 const SPIN_FOR: Duration = Duration::from_micros(8);
+
+/// How long a sleeper past the count's limit (65,535 on one wait point)
+/// sleeps before it looks again, since no token can be issued for it.
+const UNCOUNTED_NAP: Duration = Duration::from_millis(1);
 
 /// A blocking call's limits: its deadline and its task's cancel token,
 /// and the fork gate its task leaves while it sleeps.
@@ -82,16 +122,51 @@ fn far_future() -> Instant {
 impl WaitPoint {
     /// Wakes one sleeper (or all), after the caller changed the state.
     pub fn notify(&self, all: bool) {
-        self.seq.fetch_add(1, Ordering::SeqCst);
-        if self.sleepers.load(Ordering::SeqCst) > 0 {
+        // The sequence moves, and in the same step a token goes to one
+        // more sleeper (every sleeper for `all`) if one has none on its way.
+        let mut issued = false;
+        let _ = self.word.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |word| {
+            let (seq, sleepers, tokens) = split(word);
+            issued = tokens < sleepers;
+            let tokens = match (issued, all) {
+                (false, _) => tokens,
+                (true, true) => sleepers,
+                (true, false) => tokens + 1,
+            };
+            Some(join(seq.wrapping_add(1), sleepers, tokens))
+        });
+        if issued {
             board::woken();
-            futex::wake(&self.seq, if all { u32::MAX } else { 1 });
+            futex::wake(self.seq(), if all { u32::MAX } else { 1 });
         }
+    }
+
+    /// The sequence: the futex word, the low half of `word`.
+    fn seq(&self) -> &AtomicU32 {
+        // SAFETY: the low four bytes of an aligned u64 on a little-endian
+        // machine (checked above) are an aligned u32; the kernel's futex
+        // and the cancel token's bump use it as one, and every other
+        // access goes through `word`.
+        unsafe { &*(self.word.as_ptr() as *const AtomicU32) }
+    }
+
+    /// Counts a sleeper out: one the futex woke takes a token back; any
+    /// other leaves no more tokens than sleepers.
+    fn count_out(&self, woken: bool) {
+        let _ = self.word.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |word| {
+            let (seq, sleepers, tokens) = split(word);
+            let sleepers = sleepers.saturating_sub(1);
+            let tokens = match woken {
+                true => tokens.saturating_sub(1),
+                false => tokens.min(sleepers),
+            };
+            Some(join(seq, sleepers, tokens))
+        });
     }
 
     /// The futex word, for cancel tokens.
     pub fn word(&self) -> &AtomicU32 {
-        &self.seq
+        self.seq()
     }
 
     /// Blocks until `attempt` gives a result, the deadline passes, or the
@@ -132,12 +207,12 @@ impl WaitPoint {
 
     /// Spins for up to [`SPIN_FOR`], retrying whenever the sequence moves.
     fn spin<T>(&self, attempt: &mut impl FnMut() -> Option<T>) -> Option<T> {
-        let mut seen = self.seq.load(Ordering::SeqCst);
+        let mut seen = self.seq().load(Ordering::SeqCst);
         let spin_until = Instant::now() + SPIN_FOR;
         let mut spins = 0u32;
         loop {
             std::hint::spin_loop();
-            let now = self.seq.load(Ordering::SeqCst);
+            let now = self.seq().load(Ordering::SeqCst);
             if now != seen {
                 seen = now;
                 if let Some(done) = attempt() {
@@ -153,22 +228,36 @@ impl WaitPoint {
 
     /// One sleep on the futex, between counting in and out as a sleeper.
     fn sleep_once<T>(&self, wait: Wait<'_>, attempt: &mut impl FnMut() -> Option<T>) -> Slept<T> {
-        self.sleepers.fetch_add(1, Ordering::SeqCst);
-        wait.cancel.publish(Some(&self.seq));
-        let seen = self.seq.load(Ordering::SeqCst);
-        board::asleep(&self.seq, seen, wait.deadline.is_some(), wait.what);
+        // Counted in, with the sequence as it was then, in one step. Past
+        // the count's limit a sleeper is not counted and naps instead.
+        let counted = self.word.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |word| {
+            (split(word).1 < MOST_SLEEPERS).then_some(word + ONE_SLEEPER)
+        });
+        let (seen, counted) = match counted {
+            Ok(word) => (word as u32, true),
+            Err(word) => (word as u32, false),
+        };
+        wait.cancel.publish(Some(self.seq()));
+        board::asleep(self.seq(), seen, wait.deadline.is_some(), wait.what);
+        let nap = (!counted).then(|| Instant::now() + UNCOUNTED_NAP);
+        let until = match (wait.deadline, nap) {
+            (Some(deadline), Some(nap)) => Some(deadline.min(nap)),
+            (deadline, nap) => deadline.or(nap),
+        };
         let outcome = if let Some(done) = attempt() {
             Slept::Done(done)
         } else if wait.cancel.is_cancelled() {
             Slept::Interrupted(Interrupted::Cancelled)
-        } else if !futex::wait(&self.seq, seen, wait.deadline) {
-            Slept::Interrupted(Interrupted::Timeout)
-        } else {
+        } else if futex::wait(self.seq(), seen, until) || wait.deadline.is_none_or(|d| Instant::now() < d) {
             Slept::Woken
+        } else {
+            Slept::Interrupted(Interrupted::Timeout)
         };
         board::awake();
         wait.cancel.publish(None);
-        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        if counted {
+            self.count_out(matches!(outcome, Slept::Woken));
+        }
         match outcome {
             Slept::Interrupted(why) => {
                 // The last chance: the state may have changed just now.
@@ -250,5 +339,83 @@ impl Drop for SharedPoint {
                 region.free(*off);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count_in(point: &WaitPoint) {
+        point.word.fetch_add(ONE_SLEEPER, Ordering::SeqCst);
+    }
+
+    fn counts(point: &WaitPoint) -> (u64, u64) {
+        let (_, sleepers, tokens) = split(point.word.load(Ordering::SeqCst));
+        (sleepers, tokens)
+    }
+
+    /// Puts made while a woken sleeper waits for a core issue no more
+    /// wake-ups: one is on its way.
+    #[test]
+    fn one_token_per_sleeper() {
+        let point = WaitPoint::default();
+        count_in(&point);
+        for _ in 0..1000 {
+            point.notify(false);
+        }
+        assert_eq!(counts(&point), (1, 1));
+        count_in(&point);
+        point.notify(false);
+        assert_eq!(counts(&point), (2, 2), "a second sleeper gets its own");
+        point.count_out(true);
+        point.count_out(true);
+        assert_eq!(counts(&point), (0, 0));
+    }
+
+    /// A token and the change it is for are one step: a sleeper counted in
+    /// before the token always has a sequence the change moved, so its
+    /// futex cannot sleep through it (when they were two steps, a waker
+    /// descheduled between them could issue a token for a change the
+    /// sleeper had already seen, and later changes then woke no one).
+    #[test]
+    fn a_token_comes_with_a_move_of_the_sequence() {
+        let point = WaitPoint::default();
+        let seen = point.word.fetch_add(ONE_SLEEPER, Ordering::SeqCst) as u32;
+        point.notify(false);
+        assert_eq!(counts(&point), (1, 1));
+        assert_ne!(point.seq().load(Ordering::SeqCst), seen, "the sleeper's futex would not sleep");
+    }
+
+    /// A sleeper whose operation succeeded before the futex woke it leaves
+    /// no token behind for the next sleeper to miss its wake-up by.
+    #[test]
+    fn a_sleeper_that_was_not_woken_leaves_no_token() {
+        let point = WaitPoint::default();
+        count_in(&point);
+        point.notify(false);
+        point.count_out(false);
+        assert_eq!(counts(&point), (0, 0));
+        count_in(&point);
+        point.notify(false);
+        assert_eq!(counts(&point), (1, 1), "the next sleeper is woken");
+    }
+
+    /// A sleeper killed asleep keeps its count and a token; the others are
+    /// still woken, each with a token of its own.
+    #[test]
+    fn a_dead_sleeper_does_not_stop_the_others_being_woken() {
+        let point = WaitPoint::default();
+        count_in(&point); // dies asleep
+        point.notify(false);
+        count_in(&point);
+        point.notify(false);
+        assert_eq!(counts(&point), (2, 2));
+        point.count_out(true);
+        count_in(&point);
+        point.notify(false);
+        assert_eq!(counts(&point), (2, 2));
+        point.notify(true);
+        assert_eq!(counts(&point), (2, 2));
     }
 }
