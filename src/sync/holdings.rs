@@ -18,8 +18,7 @@
 //! more reference, taken in the parent before the fork.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use parking_lot::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::handle::Handle;
 use super::refs;
@@ -44,7 +43,15 @@ struct Local {
     next: u32,
 }
 
+/// A std mutex, not parking_lot's: the fork holds it across, and its
+/// unlock in the child touches only its own word, never a table of parked
+/// threads that exist only in the parent.
 static LOCAL: Mutex<Local> = Mutex::new(Local { root: 0, free: Vec::new(), next: 0 });
+
+fn local() -> MutexGuard<'static, Local> {
+    // Its holders do not panic; were one to, the table is still whole.
+    LOCAL.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// The entry of a reference that could not be listed (the region is full):
 /// it is given back normally, but not by a reaper.
@@ -55,7 +62,7 @@ const FIRST_CAPACITY: u64 = 64;
 /// Lists a reference this process now holds; returns its entry.
 pub fn list(handle: Handle) -> u32 {
     let Ok(region) = region() else { return UNLISTED };
-    let mut local = LOCAL.lock();
+    let mut local = local();
     if local.root == 0 {
         match new_root(region, 0) {
             Ok(root) => local.root = root,
@@ -83,7 +90,7 @@ pub fn unlist(index: u32) {
     if index == UNLISTED {
         return;
     }
-    let mut local = LOCAL.lock();
+    let mut local = local();
     let root = region.get::<Root>(local.root);
     entry(region, root, index).store(0, Ordering::SeqCst);
     local.free.push(index);
@@ -143,7 +150,7 @@ pub struct Heir {
 /// it lists. Called with every task of the process at a safepoint.
 pub fn for_child() -> Result<Heir, SyncError> {
     let region = region()?;
-    let local = LOCAL.lock();
+    let local = local();
     let capacity = match local.root {
         0 => 0,
         root => region.get::<Root>(root).capacity.load(Ordering::SeqCst),
@@ -187,4 +194,28 @@ pub fn release_all(root: Off) {
     region.free(region.get::<Root>(root).table.load(Ordering::SeqCst));
     region.free(root);
     refs::release_all(held);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::event::Event;
+    use crate::sync::handle::HandleKind;
+
+    /// A child's copy of the table holds one more reference to each
+    /// primitive listed, until its reaper gives them back.
+    #[test]
+    fn a_childs_copy_holds_a_reference_until_it_is_released() {
+        let region = region().expect("the region");
+        let event = Event::new().expect("an event");
+        let handle = Handle::new(HandleKind::Event, event.0);
+        let count = || region.refs(event.0).load(Ordering::SeqCst);
+        let entry = list(handle);
+        let child = for_child().expect("a copy").born();
+        assert_eq!(count(), 2, "the child's reference");
+        release_all(child);
+        assert_eq!(count(), 1, "given back when the child is reaped");
+        unlist(entry);
+        refs::release(handle);
+    }
 }

@@ -117,18 +117,24 @@ fn take_apart(handle: Handle, work: &mut Vec<Handle>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::event::Event;
+    use crate::sync::lock::Lock;
     use crate::sync::shm;
 
+    /// The last reference to a condition takes it apart, and with it the
+    /// reference it held to its lock; the lock lives on for its other holder.
     #[test]
-    fn the_last_release_frees_the_primitive() {
-        let event = Event::new().expect("an event");
-        let handle = Handle::new(HandleKind::Event, event.0);
-        retain(handle);
-        release(handle);
+    fn the_last_release_takes_apart_and_releases_what_was_held() {
         let region = shm::region().expect("the region");
-        assert_eq!(region.refs(event.0).load(Ordering::SeqCst), 1, "one reference left");
-        release(handle);
-        assert_eq!(region.refs(event.0).load(Ordering::SeqCst), 0, "freed");
+        let lock = Lock::new().expect("a lock");
+        let count = || region.refs(lock.0).load(Ordering::SeqCst);
+        let condition = Condition::new(Some(lock)).expect("a condition");
+        assert_eq!(count(), 2, "the maker's and the condition's");
+        let held = Handle::new(HandleKind::Condition, condition.0);
+        retain(held);
+        release(held);
+        assert_eq!(count(), 2, "the condition is still referenced");
+        release(held);
+        assert_eq!(count(), 1, "the condition gave its reference back");
+        release(Handle::new(HandleKind::Lock, lock.0));
     }
 }
