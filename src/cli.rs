@@ -1,4 +1,4 @@
-//! The command line (LANGUAGE.md section 5): which program to run, how,
+//! The command line (docs/language.md section 5): which program to run, how,
 //! and what exit status it ends with.
 
 use std::io::{IsTerminal, Read};

@@ -65,7 +65,11 @@ pub fn members(value: &Value) -> Vec<String> {
 }
 
 fn no_method(recv: &Value, name: &str) -> Fault {
-    type_error(format!("{} has no method `{name}`", recv.type_name()))
+    let error = type_error(format!("{} has no method `{name}`", recv.type_name()));
+    match super::suggest::help_for(recv, name, true) {
+        Some(help) => error.with_help(help),
+        None => error,
+    }
 }
 
 /// Checks the argument count of a method.
@@ -306,7 +310,12 @@ fn map_method(map: &MapRef, name: &str, args: Vec<Value>) -> Result<Value, Fault
                 _ => map.iter().map(|(k, v)| Value::list(vec![k.to_value(), v.clone()])).collect(),
             }))
         }
-        _ => Err(no_method(&Value::Map(map.clone()), name)
-            .with_help(format!("`m.{name}` reads the key \"{name}\"; it is not a function here"))),
+        _ => {
+            let error = no_method(&Value::Map(map.clone()), name);
+            Err(match error.help {
+                Some(_) => error,
+                None => error.with_help(format!("`m.{name}` reads the key \"{name}\"; it is not a function here")),
+            })
+        }
     }
 }

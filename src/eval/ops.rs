@@ -406,7 +406,11 @@ pub fn field(base: &Value, name: &str) -> Result<Value, Fault> {
 }
 
 fn no_field(base: &Value, name: &str) -> Fault {
-    type_error(format!("{} has no field `{name}`", base.type_name()))
+    let error = type_error(format!("{} has no field `{name}`", base.type_name()));
+    match super::suggest::help_for(base, name, false) {
+        Some(help) => error.with_help(help),
+        None => error,
+    }
 }
 
 pub fn set_field(base: &Value, name: &str, value: Value) -> Result<(), Fault> {

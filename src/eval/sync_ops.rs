@@ -74,6 +74,15 @@ fn handle(value: &Value, kinds: &[HandleKind], word: &str) -> Result<Handle, Fau
     }
 }
 
+/// How long a wait that timed out lasted, for its message: nothing for
+/// `nowait`.
+fn waited(timeout: Option<Duration>) -> String {
+    match timeout {
+        Some(t) if !t.is_zero() => format!(", after waiting {} s", t.as_secs_f64()),
+        _ => String::new(),
+    }
+}
+
 /// "a queue", "an event".
 fn article(noun: &str) -> String {
     match noun.starts_with(['a', 'e', 'i', 'o', 'u']) {
@@ -146,7 +155,8 @@ impl<'p> Interp<'p> {
         put.map_err(|e| match e {
             SyncError::Timeout => {
                 let capacity = q.capacity().unwrap_or(0);
-                fault_at(ErrorValue::new(Kind::QueueFull, format!("the queue is full (capacity {capacity})")), span)
+                let message = format!("the queue is full (capacity {capacity}){}", waited(timeout));
+                fault_at(ErrorValue::new(Kind::QueueFull, message), span)
             }
             SyncError::Closed => fault_at(ErrorValue::new(Kind::QueueClosed, "put into a closed queue"), span),
             other => failure(other, span),
@@ -157,7 +167,9 @@ impl<'p> Interp<'p> {
     pub(crate) fn get(&mut self, source: &Value, timeout: Option<Duration>, span: Span) -> R<Value> {
         let q = self.get_queue(source, span)?;
         let bytes = q.get(self.wait_in(timeout, Op::Get, bits(source), span)).map_err(|e| match e {
-            SyncError::Timeout => fault_at(ErrorValue::new(Kind::QueueEmpty, "the queue is empty"), span),
+            SyncError::Timeout => {
+                fault_at(ErrorValue::new(Kind::QueueEmpty, format!("the queue is empty{}", waited(timeout))), span)
+            }
             SyncError::Closed => fault_at(ErrorValue::new(Kind::QueueClosed, "the queue is closed and empty"), span),
             other => failure(other, span),
         })?;

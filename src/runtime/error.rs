@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::syntax::Span;
 
-/// The error kinds of the language (LANGUAGE.md 4.6). Scripts may make
+/// The error kinds of the language (docs/language.md 4.8). Scripts may make
 /// their own with `error("Kind", "message")`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
