@@ -3,7 +3,7 @@
 
 use std::io::{IsTerminal, Read};
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use crate::eval::{Ctrl, DEFAULT_MAX_TASKS, Ends, Interp, Process, Recording, Watch, deadlocked, finish_tasks};
 use crate::report::{Report, Source};
@@ -89,6 +89,15 @@ pub fn main() -> i32 {
 }
 
 fn run(cli: Cli) -> i32 {
+    // Options go before the script; a word like `--timelin` there is a
+    // mistyped option, not a script (`./--name` runs a file of that name).
+    if let Some(word) = cli.args.first().filter(|a| cli.code.is_none() && a.starts_with("--")) {
+        output::report(&unknown_option(word));
+        return EXIT_USAGE;
+    }
+    if cli.check && cli.code.is_none() && cli.args.len() > 1 {
+        return check_all(&cli.args);
+    }
     let mut args = cli.args.into_iter();
     let (source, script_args) = match cli.code {
         Some(code) => (Source::new("-c", &code), args.collect()),
@@ -122,6 +131,40 @@ fn run(cli: Cli) -> i32 {
         stats: cli.stats,
     };
     run_source(&source, script_args, &options)
+}
+
+/// The report for `--word` where the script goes, as clap words its own.
+fn unknown_option(word: &str) -> String {
+    let name = word.split('=').next().unwrap_or(word);
+    let known =
+        Cli::command().get_arguments().filter_map(|a| a.get_long()).map(|l| format!("--{l}")).collect::<Vec<_>>();
+    let near = known
+        .iter()
+        .min_by_key(|k| strsim::damerau_levenshtein(name, k))
+        .filter(|k| strsim::damerau_levenshtein(name, k) <= 3);
+    let tip = near.map_or(String::new(), |k| format!("\n  tip: a similar argument exists: '{k}'\n"));
+    format!(
+        "error: unexpected argument '{word}' found\n{tip}\nUsage: concsh [OPTIONS] [SCRIPT [ARGS]]...\n\n\
+         For more information, try '--help'.\n"
+    )
+}
+
+/// `--check` of several scripts: each is checked and reported; the status
+/// is the worst of them.
+fn check_all(paths: &[String]) -> i32 {
+    let options = Options { check_only: true, max_tasks: 1, trace: None, timeline: false, stats: false };
+    let mut worst = 0;
+    for path in paths {
+        let code = match read_script(path) {
+            Ok(source) => run_source(&source, Vec::new(), &options),
+            Err(message) => {
+                output::report(&format!("concsh: {message}\n"));
+                EXIT_USAGE
+            }
+        };
+        worst = worst.max(code);
+    }
+    worst
 }
 
 /// How to run a program.

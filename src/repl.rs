@@ -69,6 +69,7 @@ pub fn run() -> i32 {
         // No history yet is the usual first run, not an error.
         let _ = editor.load_history(path);
     }
+    say(&format!("concsh {}: :help for help, :quit (or Ctrl-D) to leave\n", env!("CARGO_PKG_VERSION")));
     loop {
         // What the last input printed is on the screen before the prompt.
         printer.flush();
@@ -100,6 +101,10 @@ pub fn run() -> i32 {
             }
             _ if input.starts_with(":load ") => session.load(input[":load ".len()..].trim()),
             _ if input.starts_with(':') => output::report(&format!("concsh: unknown command {input} (try :help)\n")),
+            // Python's and a shell's words, unless the session named something so.
+            "quit" | "exit" | "help" if !session.named_values().iter().any(|(name, _)| name == input) => {
+                say(&format!("concsh: the command is :{}\n", if input == "help" { "help" } else { "quit" }))
+            }
             _ => session.eval(&entry),
         }
     }

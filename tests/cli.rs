@@ -1,4 +1,4 @@
-//! The command line (LANGUAGE.md section 5): ways to give a program, and
+//! The command line (docs/language.md section 5): ways to give a program, and
 //! the exit statuses.
 
 use std::io::{BufRead, BufReader};
@@ -51,6 +51,33 @@ fn check_reports_errors_and_runs_nothing() {
     assert!(bad.stderr.contains("`nope` is not defined"), "{}", bad.stderr);
     assert!(bad.stderr.contains("undeclared `x`"), "{}", bad.stderr);
     assert!(bad.stderr.contains("2 errors found"), "{}", bad.stderr);
+}
+
+/// A mistyped option where the script goes is an unknown option, with
+/// the near one suggested, as clap reports its own; not a missing file.
+#[test]
+fn an_unknown_option_is_reported_as_one() {
+    let r = run(&["--timelin", "scripts/hello.conc"], "");
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("unexpected argument '--timelin'"), "{}", r.stderr);
+    assert!(r.stderr.contains("a similar argument exists: '--timeline'"), "{}", r.stderr);
+    let r = run(&["--frobnicate", "scripts/hello.conc"], "");
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("unexpected argument '--frobnicate'") && !r.stderr.contains("tip"), "{}", r.stderr);
+    // After the script, every word is the script's.
+    let r = run(&["scripts/builtins/env_and_args.conc", "--timelin"], "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+/// `--check` checks every script given and reports each one's errors.
+#[test]
+fn check_takes_several_scripts() {
+    let r = run(&["--check", "scripts/hello.conc", "scripts/errors/syntax_unexpected.conc", "scripts/hello.conc"], "");
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("syntax_unexpected.conc"), "{}", r.stderr);
+    assert_eq!(r.stdout, "", "nothing ran");
+    let r = run(&["--check", "scripts/hello.conc", "scripts/statements/loops_and_try.conc"], "");
+    assert_eq!((r.code, r.stderr.as_str()), (0, ""));
 }
 
 #[test]

@@ -282,3 +282,24 @@ fn a_deadlock_at_the_prompt_ends_the_statement_not_the_session() {
     s.send_line(":quit").unwrap();
     s.expect(Eof).unwrap();
 }
+
+/// The prompt opens with a banner naming the version and the way to help;
+/// `quit`, `exit` and `help` typed bare point to the commands, unless the
+/// session has a value of that name.
+#[test]
+fn a_banner_and_bare_words_point_to_the_commands() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_concsh"));
+    command.env("NO_COLOR", "1").env("XDG_STATE_HOME", state_dir("a_banner_and_bare_words_point_to_the_commands"));
+    let mut s = Session::spawn(command).expect("the REPL starts on a pseudo-terminal");
+    s.set_expect_timeout(Some(Duration::from_secs(30)));
+    let banner = s.expect("concsh> ").expect("first prompt");
+    let banner = String::from_utf8_lossy(banner.before()).into_owned();
+    assert!(banner.contains(concat!("concsh ", env!("CARGO_PKG_VERSION"))) && banner.contains(":help"), "{banner}");
+    assert!(enter(&mut s, "quit").contains("the command is :quit"));
+    assert!(enter(&mut s, "exit").contains("the command is :quit"));
+    assert!(enter(&mut s, "help").contains("the command is :help"));
+    enter(&mut s, "let help = 7");
+    assert!(enter(&mut s, "help").contains('7'), "a value named help is echoed");
+    s.send_line(":quit").unwrap();
+    s.expect(Eof).unwrap();
+}
