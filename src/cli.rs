@@ -232,6 +232,13 @@ pub fn run_source(source: &Source, args: Vec<String>, options: &Options) -> i32 
     if options.check_only {
         return 0;
     }
+    // A trace that cannot be written is found before the run, not after.
+    if let Some(path) = &options.trace
+        && let Err(e) = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(path)
+    {
+        output::report(&format!("concsh: cannot write the trace {}: {}\n", path.display(), plain_io(&e)));
+        return EXIT_USAGE;
+    }
     let process = Process::new(&program, source.clone(), args, options.max_tasks);
     let recording = Recording::start(options.trace.clone(), options.timeline);
     let main_task = process.main_task();

@@ -171,3 +171,13 @@ fn the_timeline_draws_a_row_per_task_across_the_width() {
     assert!(row("process Process-1").contains('·'), "the process sleeps: {stderr}");
     assert!(stderr.contains("0s") && stderr.contains("█ running  ░ waiting  · sleeping"), "{stderr}");
 }
+
+/// A trace that cannot be written is reported before the script runs.
+#[test]
+fn an_unwritable_trace_is_refused_before_the_run() {
+    let args = ["--trace", "/no/such/directory/t.json", "-c", "print(\"ran\")"].map(String::from);
+    let run = support::run_concsh(&args, b"", std::path::Path::new(".")).expect("concsh runs");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(run.stdout, "", "nothing ran");
+    assert!(run.stderr.contains("cannot write the trace /no/such/directory/t.json"), "{}", run.stderr);
+}
