@@ -289,7 +289,11 @@ impl<'p> Interp<'p> {
     pub(crate) fn set_handle_field(&self, h: Handle, name: &str, value: Value) -> Result<(), Fault> {
         match (h.kind(), name) {
             (HandleKind::Cell, "value") => self.shared_store(h, 0, &value),
-            (kind, _) => Err(type_error(format!("cannot set `{name}` on a {}", kind.name()))),
+            (HandleKind::Array, "value") => Err(type_error("a shared list cannot be replaced whole").with_help(
+                "its length is fixed when it is made: set items (`arr[0] = x`), or make another with `shared([...])`",
+            )),
+            (kind, _) => Err(type_error(format!("cannot set `{name}` on a {}", kind.name()))
+                .with_help(format!("what `x.{name}` shows of a {} is read-only", kind.name()))),
         }
     }
 
