@@ -55,7 +55,7 @@ impl<'p> Interp<'p> {
             Value::Handle(h) if matches!(h.kind(), HandleKind::Queue | HandleKind::Pipe) => {
                 // Until the queue is closed and drained.
                 loop {
-                    let item = match self.get(&iterable, None, span) {
+                    let item = match self.next_from(&iterable, span) {
                         Ok(item) => item,
                         Err(Ctrl::Error(e)) if e.is(Kind::QueueClosed) => break,
                         Err(other) => return Err(other),

@@ -165,8 +165,18 @@ impl<'p> Interp<'p> {
 
     /// `get queue` (or a pipe end).
     pub(crate) fn get(&mut self, source: &Value, timeout: Option<Duration>, span: Span) -> R<Value> {
+        self.receive(source, timeout, Op::Get, span)
+    }
+
+    /// The next item of `for v in q`: a `get` the task board tells apart
+    /// (a deadlock there wants `close q`, not a timeout).
+    pub(crate) fn next_from(&mut self, source: &Value, span: Span) -> R<Value> {
+        self.receive(source, None, Op::Iterate, span)
+    }
+
+    fn receive(&mut self, source: &Value, timeout: Option<Duration>, op: Op, span: Span) -> R<Value> {
         let q = self.get_queue(source, span)?;
-        let bytes = q.get(self.wait_in(timeout, Op::Get, bits(source), span)).map_err(|e| match e {
+        let bytes = q.get(self.wait_in(timeout, op, bits(source), span)).map_err(|e| match e {
             SyncError::Timeout => {
                 fault_at(ErrorValue::new(Kind::QueueEmpty, format!("the queue is empty{}", waited(timeout))), span)
             }

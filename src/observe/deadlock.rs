@@ -172,6 +172,9 @@ fn report(source: &Source, entries: &[Entry]) -> Report {
             None => labels.push((span, format!("{who} {what}"))),
         }
     }
-    list.push_str("\na timeout (`get q timeout 5`, `join t timeout 5`) turns a wait into an error you can handle");
+    list.push_str(match tasks.iter().any(|t| t.what.op == Op::Iterate) {
+        true => "\na `for` over a queue ends once the queue is closed and drained: `close q` after the last `put`",
+        false => "\na timeout (`get q timeout 5`, `join t timeout 5`) turns a wait into an error you can handle",
+    });
     Report::deadlock(source, labels, list)
 }

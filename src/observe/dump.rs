@@ -113,6 +113,8 @@ fn primitive(op: Op, handle: Handle, entries: &[Entry]) -> String {
         }
         (Op::Put, HandleKind::Queue) => format!("waits to put into a full queue{}", capacity(Queue(off))),
         (Op::Get, HandleKind::Pipe) => "waits to receive from a pipe no one sends to".into(),
+        (Op::Iterate, HandleKind::Queue) => "waits in a `for` for the next item of a queue no task closes".into(),
+        (Op::Iterate, _) => "waits in a `for` for the next item of a pipe no task closes".into(),
         (Op::Put, HandleKind::Pipe) => "waits to send into a full pipe".into(),
         (Op::Acquire, HandleKind::Lock) => format!("waits to acquire a lock{}", holder(Lock(off).owner())),
         (Op::Acquire, HandleKind::Semaphore) => format!("waits to acquire a semaphore at {}", Semaphore(off).value()),

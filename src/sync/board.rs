@@ -67,6 +67,8 @@ pub enum Op {
     Sleep = 10,
     /// Not a wait: a running task's span is the statement it is at.
     At = 11,
+    /// A `for` over a queue or pipe, waiting for its next item.
+    Iterate = 12,
 }
 
 impl Op {
@@ -83,6 +85,7 @@ impl Op {
             9 => Op::HelperIdle,
             10 => Op::Sleep,
             11 => Op::At,
+            12 => Op::Iterate,
             _ => Op::Other,
         }
     }

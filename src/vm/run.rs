@@ -661,7 +661,7 @@ impl<'p> Interp<'p> {
                 true => Ok(Some(self.shared_load(h.handle(), i).map_err(|e| fault_at(e, span))?)),
                 false => Ok(None),
             },
-            _ => match self.get(iterable, None, span) {
+            _ => match self.next_from(iterable, span) {
                 Ok(item) => Ok(Some(item)),
                 Err(Ctrl::Error(e)) if e.is(Kind::QueueClosed) => Ok(None),
                 Err(other) => Err(other),
