@@ -11,7 +11,7 @@ use std::sync::Arc;
 use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
 
 use crate::resolve::ResolveError;
-use crate::runtime::error::{ErrorValue, Kind};
+use crate::runtime::error::ErrorValue;
 use crate::syntax::{Span, SyntaxError};
 
 /// A script's name (as given on the command line) and text.
@@ -27,10 +27,10 @@ impl Source {
     }
 }
 
-/// One renderable report.
+/// One renderable report. It has no diagnostic code: the first line names
+/// the error's kind (`TypeError: ...`), which is what scripts catch.
 #[derive(Debug)]
 pub struct Report {
-    code: String,
     message: String,
     labels: Vec<(Span, String)>,
     help: Option<String>,
@@ -46,10 +46,6 @@ impl std::fmt::Display for Report {
 impl std::error::Error for Report {}
 
 impl Diagnostic for Report {
-    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
-        Some(Box::new(&self.code))
-    }
-
     fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
         self.help.as_ref().map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
     }
@@ -75,26 +71,19 @@ impl Diagnostic for Report {
 }
 
 impl Report {
-    fn new(source: &Source, code: String, message: String) -> Report {
-        Report {
-            code,
-            message,
-            labels: Vec::new(),
-            help: None,
-            source: NamedSource::new(&*source.name, source.text.clone()),
-        }
+    fn new(source: &Source, message: String) -> Report {
+        Report { message, labels: Vec::new(), help: None, source: NamedSource::new(&*source.name, source.text.clone()) }
     }
 
     pub fn syntax(source: &Source, error: &SyntaxError) -> Report {
-        let mut report = Report::new(source, "concsh::syntax_error".into(), format!("SyntaxError: {}", error.message));
+        let mut report = Report::new(source, format!("SyntaxError: {}", error.message));
         report.labels.push((error.span, error.label.clone()));
         report.help = error.help.clone();
         report
     }
 
     pub fn resolve(source: &Source, error: &ResolveError) -> Report {
-        let code = Kind::code(error.kind).replace("::runtime::", "::resolve::");
-        let mut report = Report::new(source, code, format!("{}: {}", error.kind, error.message));
+        let mut report = Report::new(source, format!("{}: {}", error.kind, error.message));
         report.labels.push((error.span, error.label.clone()));
         report.labels.extend(error.others.iter().cloned());
         report.help = error.help.clone();
@@ -107,7 +96,7 @@ impl Report {
             Some(task) => format!("{} in {task}: {}", error.kind, error.message),
             None => format!("{}: {}", error.kind, error.message),
         };
-        let mut report = Report::new(source, Kind::code(&error.kind), title);
+        let mut report = Report::new(source, title);
         if let Some(span) = error.span {
             report.labels.push((span, "here".into()));
         }
@@ -126,7 +115,7 @@ impl Report {
     /// Every task of the run waits on another: a label per task.
     pub fn deadlock(source: &Source, labels: Vec<(Span, String)>, help: String) -> Report {
         let message = "Deadlock: every task is waiting, and none can go on".to_string();
-        let mut report = Report::new(source, Kind::code("Deadlock"), message);
+        let mut report = Report::new(source, message);
         report.labels = labels;
         report.help = Some(help);
         report

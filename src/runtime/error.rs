@@ -54,22 +54,6 @@ impl Kind {
             Kind::Error => "Error",
         }
     }
-
-    /// The stable diagnostic code: `IndexError` is `concsh::runtime::index_error`.
-    pub fn code(kind: &str) -> String {
-        let chars: Vec<char> = kind.chars().collect();
-        let mut snake = String::new();
-        for (i, &c) in chars.iter().enumerate() {
-            let word_starts = i > 0
-                && c.is_uppercase()
-                && (chars[i - 1].is_lowercase() || chars.get(i + 1).is_some_and(|n| n.is_lowercase()));
-            if word_starts {
-                snake.push('_');
-            }
-            snake.extend(c.to_lowercase());
-        }
-        format!("concsh::runtime::{snake}")
-    }
 }
 
 /// One call the error passed through: the function and where it was called.
