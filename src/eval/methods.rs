@@ -33,7 +33,7 @@ const LIST_METHODS: &[&str] = &["push", "pop", "insert", "remove", "index", "ext
 const STRING_METHODS: &[&str] =
     &["upper", "lower", "strip", "split", "join", "replace", "starts_with", "ends_with", "find"];
 const MAP_METHODS: &[&str] = &["get", "remove", "keys", "values", "items"];
-const ERROR_FIELDS: &[&str] = &["kind", "message", "value", "cause"];
+const ERROR_FIELDS: &[&str] = &["kind", "message", "value", "cause", "line", "file", "trace"];
 
 /// What may follow `value.`: its fields and methods (a map's string keys
 /// too). Completion at the prompt offers these.

@@ -361,6 +361,30 @@ impl<'p> Interp<'p> {
         Ok(value)
     }
 
+    /// Where an error happened: `e.line` (nil without one), `e.file` (the
+    /// script), `e.trace` (the calls it unwound through, innermost last,
+    /// each `{"function": name, "line": n}` at its call).
+    fn error_place(&self, e: &ErrorValue, name: &str) -> Value {
+        let source = self.proc.source.read();
+        let line = |at: u32| Value::Int(crate::observe::dump::line_of(&source.text, at) as i64);
+        match name {
+            "line" => e.span.map_or(Value::Nil, |span| line(span.start)),
+            "file" => Value::str(&source.name),
+            _ => Value::list(
+                e.trace
+                    .iter()
+                    .rev()
+                    .map(|entry| {
+                        let mut call = crate::runtime::value::table(2);
+                        call.insert(Key::Str("function".into()), Value::str(&entry.function));
+                        call.insert(Key::Str("line".into()), line(entry.call.start));
+                        Value::map(call)
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
     /// The object of a field access or a sync statement. A set-once
     /// global is borrowed, not cloned: cloning a primitive or a map bumps a
     /// reference count that every thread using it writes to.
@@ -761,6 +785,7 @@ impl<'p> Interp<'p> {
             Value::Task(task) => self.task_field(task, name),
             Value::Handle(h) => self.handle_field(h.handle(), name),
             Value::Future(future) if name == "ready" => Ok(Value::Bool(future.is_ready())),
+            Value::Error(e) if matches!(name, "line" | "file" | "trace") => Ok(self.error_place(e, name)),
             Value::Pool(pool) if name == "size" => Ok(Value::Int(pool.size as i64)),
             Value::Pool(pool) if name == "closed" => Ok(Value::Bool(pool.is_closed())),
             Value::ThreadLocal(tl) => tl.get(self.task.id, name).ok_or_else(|| {

@@ -399,7 +399,8 @@ pub fn field(base: &Value, name: &str) -> Result<Value, Fault> {
             "message" => Ok(Value::Str(e.message.as_str().into())),
             "value" => Ok(e.payload.clone().unwrap_or(Value::Nil)),
             "cause" => Ok(e.cause.clone().map_or(Value::Nil, Value::Error)),
-            _ => Err(no_field(base, name).with_help("an error has `kind`, `message`, `value` and `cause`")),
+            _ => Err(no_field(base, name)
+                .with_help("an error has `kind`, `message`, `value`, `cause`, `line`, `file` and `trace`")),
         },
         _ => Err(no_field(base, name)),
     }

@@ -137,7 +137,7 @@ fn capacity(q: Queue) -> String {
 }
 
 /// The line (from 1) of byte `offset` in `text`.
-pub(super) fn line_of(text: &str, offset: u32) -> usize {
+pub(crate) fn line_of(text: &str, offset: u32) -> usize {
     let end = (offset as usize).min(text.len());
     text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
 }
