@@ -34,15 +34,43 @@ use crate::{resolve, signals};
 /// The global an echoed expression's value is kept in (as Python's `_`).
 const LAST: &str = "_";
 
-const HELP: &str = "\
-concsh: type a statement and press Enter; an unfinished block continues on `...`.
-  let x = 1            fn f(a) { return a * 2 }       f(x)   (values are echoed)
-  thread f(1)          spawn f(2)       join t          pool p(2) { p map f over [1, 2] }
-  let q = queue()      put 1 into q     get q           lock m { ... }
+/// What `:help` shows, around its examples.
+const HELP_TOP: &str = "concsh: type a statement and press Enter; an unfinished block continues on `...`.\n";
+const HELP_END: &str = "\
 Commands: :help  :vars  :tasks  :load FILE  :reset  :quit (or Ctrl-D).
 Ctrl-C stops the statement that is running; tasks go on in the background.
 The language reference is docs/language.md.
 ";
+
+/// The examples of `:help`, three to a row. Together, in order, they are a
+/// program: a unit test parses and resolves it, so they cannot go stale.
+const EXAMPLES: &[&str] = &[
+    "let x = 1",
+    "fn f(a) { return a * 2 }",
+    "f(x)",
+    "let t = thread f(1)",
+    "let p = spawn f(2)",
+    "join t",
+    "pool 2 map f over [1, 2]",
+    "let pl = pool(2)",
+    "let r = submit f(3) to pl",
+    "let q = queue()",
+    "put 1 into q",
+    "get q",
+    "let m = lock()",
+    "lock m { print(x) }",
+    "close q",
+];
+
+fn help_text() -> String {
+    let mut text = String::from(HELP_TOP);
+    for row in EXAMPLES.chunks(3) {
+        let cells: Vec<String> = row.iter().map(|e| format!("{e:<28}")).collect();
+        text.push_str(&format!("  {}\n", cells.concat().trim_end()));
+    }
+    text.push_str(HELP_END);
+    text
+}
 
 /// The prompt, and the prompt of a line that continues an unfinished one
 /// (as wide, so the code lines up).
@@ -92,7 +120,7 @@ pub fn run() -> i32 {
         }
         match input {
             ":quit" | ":q" | ":exit" => break,
-            ":help" | ":h" => say(HELP),
+            ":help" | ":h" => say(&help_text()),
             ":vars" => session.show_vars(),
             ":tasks" => session.show_tasks(),
             ":reset" => {
@@ -501,7 +529,16 @@ fn say(text: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::colorize;
+    use super::{EXAMPLES, colorize};
+
+    #[test]
+    fn the_help_examples_are_a_program_that_parses_and_resolves() {
+        let program = EXAMPLES.join("\n");
+        let ast = crate::syntax::parse(&program).unwrap_or_else(|e| panic!("{program}\n{e:?}"));
+        if let Err(e) = crate::resolve::resolve(&ast) {
+            panic!("{program}\n{e:?}");
+        }
+    }
 
     #[test]
     fn keywords_strings_numbers_and_comments_are_coloured() {
