@@ -8,9 +8,10 @@
 
 use std::borrow::Cow;
 use std::path::PathBuf;
-use std::sync::{Arc, mpsc};
+use std::sync::Arc;
 use std::time::Duration;
 
+use crossbeam_channel::Sender;
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::highlight::{CmdKind, Highlighter};
@@ -183,13 +184,13 @@ fn unfinished(text: &str) -> bool {
 /// line editor's external printer, from a thread of its own: a task that
 /// prints never waits for the terminal.
 struct Printer {
-    to_terminal: Option<mpsc::Sender<ToTerminal>>,
+    to_terminal: Option<Sender<ToTerminal>>,
 }
 
 enum ToTerminal {
     Text(String),
     /// Answered once everything sent before it is drawn.
-    Drawn(mpsc::Sender<()>),
+    Drawn(Sender<()>),
 }
 
 impl Printer {
@@ -197,7 +198,7 @@ impl Printer {
     /// terminal, say), output is written as in a script.
     fn start(editor: &mut Editor<Prompt, rustyline::history::DefaultHistory>) -> Printer {
         let Ok(mut external) = editor.create_external_printer() else { return Printer { to_terminal: None } };
-        let (to_terminal, lines) = mpsc::channel();
+        let (to_terminal, lines) = crossbeam_channel::unbounded();
         let drawing =
             crate::sync::gate::start_helper(std::thread::Builder::new().name("concsh-printer".into()), move || {
                 for line in lines {
@@ -227,7 +228,7 @@ impl Printer {
     fn flush(&self) {
         output::pass_on_children();
         let Some(to_terminal) = &self.to_terminal else { return };
-        let (answer, drawn) = mpsc::channel();
+        let (answer, drawn) = crossbeam_channel::bounded(1);
         if to_terminal.send(ToTerminal::Drawn(answer)).is_ok() {
             let _ = drawn.recv_timeout(Duration::from_millis(500));
         }

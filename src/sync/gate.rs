@@ -31,7 +31,7 @@ pub fn start_helper<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> std::io::Result<JoinHandle<T>> {
     let _no_fork = STARTS.lock();
-    let (running, started) = std::sync::mpsc::sync_channel(1);
+    let (running, started) = crossbeam_channel::bounded(1);
     let handle = builder.spawn(move || {
         let _ = running.send(());
         let result = f();

@@ -17,10 +17,10 @@
 //! child with `waitpid`, and reads the slot.
 
 use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crossbeam_channel::{Receiver, Sender};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::{ForkResult, Pid};
@@ -136,7 +136,7 @@ pub(crate) fn fork_task(
     } else {
         match forker(proc) {
             Ok(requests) => {
-                let (reply, answer) = mpsc::channel();
+                let (reply, answer) = crossbeam_channel::bounded(1);
                 let request = ForkRequest { reply: Some(reply), ..request };
                 if requests.send(request).is_ok() { answer.recv().ok() } else { None }
             }
@@ -172,7 +172,7 @@ fn forker(proc: &Arc<Process>) -> std::io::Result<Sender<ForkRequest>> {
     if let Some(f) = &*forker {
         return Ok(f.requests.clone());
     }
-    let (requests, incoming) = mpsc::channel();
+    let (requests, incoming) = crossbeam_channel::unbounded();
     let proc_for_forker = proc.clone();
     // In a child it runs the spawned task.
     let builder =
