@@ -61,8 +61,12 @@ pub struct Cli {
 pub fn main() -> i32 {
     // Before any thread exists: every thread inherits the mask.
     signals::route_children_signals();
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let (ours, theirs) = split_after_code(std::env::args_os().collect());
+    let cli = match Cli::try_parse_from(ours) {
+        Ok(mut cli) => {
+            cli.args.extend(theirs);
+            cli
+        }
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() { EXIT_USAGE } else { 0 };
@@ -131,6 +135,29 @@ fn run(cli: Cli) -> i32 {
         stats: cli.stats,
     };
     run_source(&source, script_args, &options)
+}
+
+/// Splits the command line after `-c CODE`: what follows is the script's
+/// own, `--help` included, as it is after a script's path (clap would
+/// otherwise read `concsh -c CODE --help` as concsh's `--help`).
+fn split_after_code(argv: Vec<std::ffi::OsString>) -> (Vec<std::ffi::OsString>, Vec<String>) {
+    let mut at = 1;
+    while let Some(word) = argv.get(at).and_then(|w| w.to_str()) {
+        at += match word {
+            "-c" => 2,
+            // An option's value is not a `-c`.
+            "--trace" | "--max-tasks" => 2,
+            _ if word.starts_with('-') && word != "-" && word != "--" => 1,
+            // The script (or `--`): clap already gives the rest to it.
+            _ => return (argv, Vec::new()),
+        };
+        if word == "-c" {
+            let at = at.min(argv.len());
+            let theirs = argv[at..].iter().map(|w| w.to_string_lossy().into_owned()).collect();
+            return (argv[..at].to_vec(), theirs);
+        }
+    }
+    (argv, Vec::new())
 }
 
 /// The report for `--word` where the script goes, as clap words its own.

@@ -22,6 +22,19 @@ fn inline_code_with_arguments() {
     assert_eq!(r.code, 0);
 }
 
+/// After `-c CODE`, as after a script's path, every word is the script's:
+/// `--help` too.
+#[test]
+fn words_after_inline_code_are_the_scripts() {
+    let r = run(&["-c", "print(args())", "--help", "x"], "");
+    assert_eq!((r.stdout.as_str(), r.code), ("[\"--help\", \"x\"]\n", 0), "{}", r.stderr);
+    let r = run(&["--stats", "-c", "print(args())", "--check"], "");
+    assert_eq!(r.stdout, "[\"--check\"]\n", "{}", r.stderr);
+    assert!(r.stderr.contains("shared memory"), "concsh's own options still count: {}", r.stderr);
+    let r = run(&["scripts/builtins/env_and_args.conc", "--help"], "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
 #[test]
 fn dash_reads_the_script_from_stdin() {
     let r = run(&["-", "x"], "print(\"from stdin\", args())\n");
