@@ -43,6 +43,11 @@ pub struct Cli {
     #[arg(long)]
     timeline: bool,
 
+    /// Colour in reports and timelines: by default when stderr is a
+    /// terminal and NO_COLOR is not set (CLICOLOR_FORCE forces it).
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = crate::runtime::color::Choice::Auto)]
+    color: crate::runtime::color::Choice,
+
     /// Print on stderr, when the run ends, how much shared memory (queues,
     /// locks, items, shared values) is in use and the most that was.
     #[arg(long)]
@@ -65,6 +70,7 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse_from(ours) {
         Ok(mut cli) => {
             cli.args.extend(theirs);
+            crate::runtime::color::choose(cli.color);
             cli
         }
         Err(e) => {
@@ -146,7 +152,7 @@ fn split_after_code(argv: Vec<std::ffi::OsString>) -> (Vec<std::ffi::OsString>, 
         at += match word {
             "-c" => 2,
             // An option's value is not a `-c`.
-            "--trace" | "--max-tasks" => 2,
+            "--trace" | "--max-tasks" | "--color" => 2,
             _ if word.starts_with('-') && word != "-" && word != "--" => 1,
             // The script (or `--`): clap already gives the rest to it.
             _ => return (argv, Vec::new()),

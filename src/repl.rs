@@ -90,7 +90,7 @@ pub fn run() -> i32 {
         }
     };
     let mut session = Session::default();
-    let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let color = crate::runtime::color::at_prompt();
     editor.set_helper(Some(Prompt { values: Vec::new(), hinter: HistoryHinter::new(), color }));
     let printer = Printer::start(&mut editor);
     let history = history_file();

@@ -1,11 +1,10 @@
 //! Diagnostics: every error the user sees (syntax, resolve, runtime) is a
 //! miette report against the script's text, with the error's span, a one
-//! line message and help where a fix is known. When stderr is not a
-//! terminal, or `NO_COLOR` is set, reports are plain text and never wrap
+//! line message and help where a fix is known. Without colour (see
+//! `runtime::color`: a pipe, `NO_COLOR`, `--color never`), reports are plain text and never wrap
 //! (a title naming a pid would otherwise wrap differently from run to run),
 //! so golden `.err` files stay stable.
 
-use std::io::IsTerminal;
 use std::sync::Arc;
 
 use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
@@ -121,9 +120,9 @@ impl Report {
         report
     }
 
-    /// The report as text, in colour only on a terminal without `NO_COLOR`.
+    /// The report as text, in colour as `runtime::color` says.
     pub fn render(&self) -> String {
-        let fancy = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let fancy = crate::runtime::color::on_stderr();
         let handler = match fancy {
             true => GraphicalReportHandler::new_themed(GraphicalTheme::unicode()),
             false => GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(400),

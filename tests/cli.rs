@@ -35,6 +35,25 @@ fn words_after_inline_code_are_the_scripts() {
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
 
+/// `--color always|never` decides; by default `CLICOLOR_FORCE` forces
+/// colour and otherwise a pipe (or `NO_COLOR`) gets plain text.
+#[test]
+fn color_follows_the_option_then_the_environment() {
+    let coloured = |args: &[&str], force: bool| {
+        let mut command = concsh();
+        command.args(args).args(["-c", "print(1 / 0)"]).stdin(Stdio::null());
+        if force {
+            command.env("CLICOLOR_FORCE", "1");
+        }
+        let output = command.output().expect("concsh runs");
+        String::from_utf8_lossy(&output.stderr).contains('\x1b')
+    };
+    assert!(!coloured(&[], false), "a pipe with NO_COLOR is plain");
+    assert!(coloured(&[], true), "CLICOLOR_FORCE forces colour");
+    assert!(coloured(&["--color", "always"], false));
+    assert!(!coloured(&["--color", "never"], true), "the option beats the environment");
+}
+
 #[test]
 fn dash_reads_the_script_from_stdin() {
     let r = run(&["-", "x"], "print(\"from stdin\", args())\n");

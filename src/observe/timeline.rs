@@ -1,9 +1,7 @@
 //! `--timeline`: one row per task across the terminal's width, drawn on
 //! stderr when the run ends, from the run's trace events: running,
-//! waiting and sleeping in distinct characters (and colours on a
-//! terminal without `NO_COLOR`), over a time axis.
-
-use std::io::IsTerminal;
+//! waiting and sleeping in distinct characters (and colours, as
+//! `runtime::color` says), over a time axis.
 
 use serde_json::Value as Json;
 
@@ -77,7 +75,7 @@ pub fn draw(events: &[Json], total: u64) -> String {
     // Tasks born within one cell of each other (a pool's workers) are
     // listed by name, so the order does not change from run to run.
     rows.sort_by_cached_key(|r| (r.born * cells as u64 / total, natural(&r.name)));
-    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let color = crate::runtime::color::on_stderr();
     let mut out = String::new();
     for row in &rows {
         let name: String = row.name.chars().take(label - 1).collect();

@@ -2,6 +2,7 @@
 //! output. Knows nothing of the syntax tree.
 
 pub mod child;
+pub mod color;
 pub mod error;
 pub mod format;
 pub mod future;
