@@ -105,8 +105,7 @@ impl SharedCells {
     /// handles their values name (see `refs.rs`).
     pub(super) fn take_apart(&self, work: &mut Vec<super::handle::Handle>) {
         let Ok(region) = region() else { return };
-        for index in 0..self.len() {
-            let at = self.0 + SLOTS_AT + (index * SLOT) as u64;
+        for at in (0..self.len()).filter_map(|index| self.slot(index).ok()) {
             slot::discard_into(region, &slot::read(region, at), work);
         }
         if let Ok(lock) = self.lock() {

@@ -130,13 +130,11 @@ fn grow(region: &Region, root: &Root) -> Result<(), SyncError> {
 }
 
 /// The handles a table lists.
-fn listed(region: &Region, root: Off) -> Vec<Handle> {
+fn listed(region: &'static Region, root: Off) -> Vec<Handle> {
     let root = region.get::<Root>(root);
-    let capacity = root.capacity.load(Ordering::SeqCst);
-    let table = root.table.load(Ordering::SeqCst);
-    (0..capacity)
-        .filter_map(|i| Handle::from_bits(region.get::<AtomicU64>(table + i * 8).load(Ordering::SeqCst)))
-        .collect()
+    // Capacity first: a table grown meanwhile is published before it.
+    let capacity = u32::try_from(root.capacity.load(Ordering::SeqCst)).unwrap_or(u32::MAX);
+    (0..capacity).filter_map(|i| Handle::from_bits(entry(region, root, i).load(Ordering::SeqCst))).collect()
 }
 
 /// A copy of this process's table for a child about to be forked. This
