@@ -6,6 +6,7 @@ use std::io::{IsTerminal, Read};
 use clap::{CommandFactory, Parser};
 
 use crate::eval::{Ctrl, DEFAULT_MAX_TASKS, Ends, Interp, Process, Recording, Watch, deadlocked, finish_tasks};
+use crate::observe::race;
 use crate::report::{Report, Source};
 use crate::runtime::output;
 use crate::sync::{board, history};
@@ -52,6 +53,11 @@ pub struct Cli {
     /// locks, items, shared values) is in use and the most that was.
     #[arg(long)]
     stats: bool,
+
+    /// Report data races: two tasks touching the same data, one writing,
+    /// with nothing ordering them. The run exits with 66 if it found any.
+    #[arg(long)]
+    race: bool,
 
     /// Most tasks (threads and processes) alive at once.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_TASKS as u32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -139,6 +145,7 @@ fn run(cli: Cli) -> i32 {
         trace: cli.trace,
         timeline: cli.timeline,
         stats: cli.stats,
+        race: cli.race,
     };
     run_source(&source, script_args, &options)
 }
@@ -185,7 +192,7 @@ fn unknown_option(word: &str) -> String {
 /// `--check` of several scripts: each is checked and reported; the status
 /// is the worst of them.
 fn check_all(paths: &[String]) -> i32 {
-    let options = Options { check_only: true, max_tasks: 1, trace: None, timeline: false, stats: false };
+    let options = Options { check_only: true, max_tasks: 1, trace: None, timeline: false, stats: false, race: false };
     let mut worst = 0;
     for path in paths {
         let code = match read_script(path) {
@@ -210,6 +217,8 @@ pub struct Options {
     pub timeline: bool,
     /// `--stats`.
     pub stats: bool,
+    /// `--race`.
+    pub race: bool,
 }
 
 /// The largest script read: far past any real one, and it stops a read of
@@ -273,6 +282,10 @@ pub fn run_source(source: &Source, args: Vec<String>, options: &Options) -> i32 
         return EXIT_USAGE;
     }
     let process = Process::new(&program, source.clone(), args, options.max_tasks);
+    if options.race && !race::enable() {
+        output::report("concsh: --race: no room in the shared memory region for the race detector\n");
+        return EXIT_ERROR;
+    }
     let recording = Recording::start(options.trace.clone(), options.timeline);
     let main_task = process.main_task();
     let listed = board::list_me(main_task.id, board::Owner::Process, &main_task.name);
@@ -281,6 +294,7 @@ pub fn run_source(source: &Source, args: Vec<String>, options: &Options) -> i32 
     let watch = Watch::start(process.clone(), Ends::Run);
     process.gate.enter();
     let tables = process.tables();
+    race::begin(None, &format!("process {}", main_task.name));
     let result = Interp::new(&process, &tables).run_main(&program.main);
     process.gate.leave();
     // An error in the main task is reported at once; the threads it
@@ -314,6 +328,13 @@ pub fn run_source(source: &Source, args: Vec<String>, options: &Options) -> i32 
     drop(listed);
     if let Some(exit) = *process.exit_request.lock() {
         code = exit;
+    }
+    let races = race::found();
+    if races > 0 {
+        output::report(&format!("concsh: {races} data race(s) found\n"));
+        if code == 0 {
+            code = race::EXIT_RACE;
+        }
     }
     if deadlocked() {
         code = EXIT_ERROR;

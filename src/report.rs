@@ -114,6 +114,11 @@ impl Report {
     /// Every task of the run waits on another: a label per task.
     pub fn deadlock(source: &Source, labels: Vec<(Span, String)>, help: String) -> Report {
         let message = "Deadlock: every task is waiting, and none can go on".to_string();
+        Report::labelled(source, message, labels, help)
+    }
+
+    /// A report of several places (a deadlock's waits, a race's accesses).
+    pub fn labelled(source: &Source, message: String, labels: Vec<(Span, String)>, help: String) -> Report {
         let mut report = Report::new(source, message);
         report.labels = labels;
         report.help = Some(help);

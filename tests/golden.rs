@@ -34,7 +34,12 @@ fn check(script: &Path) -> Result<(), Failed> {
         .map(|text| text.lines().map(str::to_string).collect())
         .unwrap_or_default();
     let stdin = std::fs::read(sibling("stdin")).unwrap_or_default();
-    let mut command_args = vec![relative.to_string_lossy().into_owned()];
+    // The race detector's scripts run under it.
+    let mut command_args: Vec<String> = match relative.starts_with("scripts/race") {
+        true => vec!["--race".into()],
+        false => Vec::new(),
+    };
+    command_args.push(relative.to_string_lossy().into_owned());
     command_args.extend(args);
     let mut run = support::run_concsh(&command_args, &stdin, root)?;
     // Process ids differ from run to run.

@@ -15,8 +15,14 @@ impl<'p> Interp<'p> {
         if let Value::Map(map) = recv {
             let stored = map.lock().get(&StrKey(name)).cloned();
             if let Some(callee @ (Value::Func(_) | Value::Builtin(_))) = stored {
+                if self.racing {
+                    self.race_field(recv, name, crate::observe::race::Access::Read, span);
+                }
                 return self.call_value(&callee, args, span);
             }
+        }
+        if self.racing {
+            self.race_method(recv, name, span);
         }
         args.no_more_named(name)?;
         let args = args.positional;

@@ -18,6 +18,7 @@ mod control;
 mod iter;
 mod methods;
 pub(crate) mod ops;
+mod race;
 mod suggest;
 mod sync_ops;
 
@@ -31,6 +32,7 @@ pub use crate::tasks::task::{finish_tasks, reap_exited};
 pub use control::{Ctrl, R};
 pub use methods::members;
 
+use crate::observe::race::Access;
 use crate::resolve::ir::*;
 use crate::runtime::Value;
 use crate::runtime::error::{ErrorValue, Fault, Kind, MAX_LEN, TraceEntry, too_large};
@@ -40,6 +42,7 @@ use crate::runtime::value::{Closure, Key, VarCell};
 use crate::sync::board::{Op, What};
 use crate::sync::cancel::CancelToken;
 use crate::sync::wait::Wait;
+use crate::syntax::Span;
 
 /// Deeper than any sensible recursion, far shallower than the native stack
 /// the evaluator runs on (see `cli.rs`).
@@ -76,6 +79,8 @@ pub struct Interp<'p> {
     pub(crate) depth: usize,
     /// How low this thread's native stack may go (`runtime::stack`).
     stack_floor: usize,
+    /// `--race` is on: every read and write is told to the detector.
+    pub(crate) racing: bool,
 }
 
 pub(crate) type Up<'a> = &'a [Arc<VarCell>];
@@ -90,7 +95,8 @@ impl<'p> Interp<'p> {
     pub fn for_task(proc: &'p Arc<Process>, tables: &'p Tables, task: Arc<Task>) -> Interp<'p> {
         let cancel = task.cancel.clone();
         let stack_floor = crate::runtime::stack::floor();
-        Interp { proc, tables, task, cancel, stack: Vec::with_capacity(1024), base: 0, depth: 0, stack_floor }
+        let racing = crate::observe::race::on();
+        Interp { proc, tables, task, cancel, stack: Vec::with_capacity(1024), base: 0, depth: 0, stack_floor, racing }
     }
 
     /// The task was cancelled, or asked to pause for a fork: a pause steps
@@ -169,7 +175,7 @@ impl<'p> Interp<'p> {
                 if let Binding::Cell(slot) = binding {
                     self.stack[self.base + *slot as usize] = Value::Cell(Arc::default());
                     let closure = self.closure(def, up);
-                    self.assign_local_cell(*slot, closure);
+                    self.assign_local_cell(*slot, closure, stmt.span);
                 } else {
                     let closure = self.closure(def, up);
                     self.bind_one(*binding, closure);
@@ -332,9 +338,14 @@ impl<'p> Interp<'p> {
         }
     }
 
-    pub(crate) fn assign_local_cell(&mut self, slot: u32, value: Value) {
+    pub(crate) fn assign_local_cell(&mut self, slot: u32, value: Value, span: crate::syntax::Span) {
         match &self.stack[self.base + slot as usize] {
-            Value::Cell(cell) => *cell.lock() = value,
+            Value::Cell(cell) => {
+                if self.racing {
+                    self.race_cell(None, cell, Access::Write, span);
+                }
+                *cell.lock() = value
+            }
             _ => self.stack[self.base + slot as usize] = value,
         }
     }
@@ -349,11 +360,18 @@ impl<'p> Interp<'p> {
 
     /// The value of a captured local of this frame.
     pub(crate) fn local_cell(&self, slot: u32, span: crate::syntax::Span) -> R<Value> {
-        Ok(self.local_cell_of(slot, span)?.lock().clone())
+        let cell = self.local_cell_of(slot, span)?;
+        if self.racing {
+            self.race_cell(None, cell, Access::Read, span);
+        }
+        Ok(cell.lock().clone())
     }
 
     /// A global's value, once its `let` has run.
     pub(crate) fn global(&self, i: u32, span: crate::syntax::Span) -> R<Value> {
+        if self.racing {
+            self.race_cell(Some(i), &self.tables.globals[i as usize], Access::Read, span);
+        }
         let value = self.tables.globals[i as usize].lock().clone();
         if matches!(value, Value::Unset) {
             return Err(unset_global(self.proc, i, span));
@@ -416,11 +434,17 @@ impl<'p> Interp<'p> {
     /// `x op= rhs` on a captured local of this frame, under its cell's lock.
     pub(crate) fn update_local_cell(&self, slot: u32, op: BinOp, rhs: &Value, span: crate::syntax::Span) -> R<()> {
         let cell = self.local_cell_of(slot, span)?;
+        if self.racing {
+            self.race_cell(None, cell, Access::Update, span);
+        }
         ops::update(op, &mut cell.lock(), rhs).map_err(|e| fault_at(e, span))
     }
 
     /// `x op= rhs` on a global, under its lock, once its `let` has run.
     pub(crate) fn update_global(&self, i: u32, op: BinOp, rhs: &Value, span: crate::syntax::Span) -> R<()> {
+        if self.racing {
+            self.race_cell(Some(i), &self.tables.globals[i as usize], Access::Update, span);
+        }
         let mut current = self.tables.globals[i as usize].lock();
         if matches!(*current, Value::Unset) {
             drop(current);
@@ -429,20 +453,33 @@ impl<'p> Interp<'p> {
         ops::update(op, &mut current, rhs).map_err(|e| fault_at(e, span))
     }
 
+    /// `x = value` on a global.
+    pub(crate) fn assign_global(&self, i: u32, value: Value, span: crate::syntax::Span) {
+        if self.racing {
+            self.race_cell(Some(i), &self.tables.globals[i as usize], Access::Write, span);
+        }
+        *self.tables.globals[i as usize].lock() = value;
+    }
+
     fn assign(&mut self, place: &Place, value: Value, up: Up, span: crate::syntax::Span) -> R<()> {
         match place {
             Place::Local(slot) => self.stack[self.base + *slot as usize] = value,
-            Place::LocalCell(slot) => self.assign_local_cell(*slot, value),
-            Place::Upvalue(i) => *up[*i as usize].lock() = value,
-            Place::Global(i) => *self.tables.globals[*i as usize].lock() = value,
+            Place::LocalCell(slot) => self.assign_local_cell(*slot, value, span),
+            Place::Upvalue(i) => {
+                if self.racing {
+                    self.race_cell(None, &up[*i as usize], Access::Write, span);
+                }
+                *up[*i as usize].lock() = value
+            }
+            Place::Global(i) => self.assign_global(*i, value, span),
             Place::Index(base, index) => {
                 let base = self.eval(base, up)?;
                 let index = self.eval(index, up)?;
-                self.set_index(&base, &index, value).map_err(|e| fault_at(e, span))?;
+                self.set_index(&base, &index, value, span).map_err(|e| fault_at(e, span))?;
             }
             Place::Field(base, name) => {
                 let base = self.subject(base, up)?;
-                self.set_field(&base, name, value).map_err(|e| fault_at(e, span))?;
+                self.set_field(&base, name, value, span).map_err(|e| fault_at(e, span))?;
             }
         }
         Ok(())
@@ -475,6 +512,9 @@ impl<'p> Interp<'p> {
             }
             Place::Upvalue(i) => {
                 let rhs = self.eval(value, up)?;
+                if self.racing {
+                    self.race_cell(None, &up[*i as usize], Access::Update, span);
+                }
                 let mut current = up[*i as usize].lock();
                 ops::update(op, &mut current, &rhs).map_err(at)?;
             }
@@ -486,12 +526,12 @@ impl<'p> Interp<'p> {
                 let base = self.eval(base, up)?;
                 let index = self.eval(index, up)?;
                 let rhs = self.eval(value, up)?;
-                self.update_item(&base, &index, op, &rhs).map_err(at)?;
+                self.update_item(&base, &index, op, &rhs, span).map_err(at)?;
             }
             Place::Field(base, name) => {
                 let base = self.subject(base, up)?;
                 let rhs = self.eval(value, up)?;
-                self.update_field(&base, name, op, &rhs).map_err(at)?;
+                self.update_field(&base, name, op, &rhs, span).map_err(at)?;
             }
         }
         Ok(())
@@ -499,23 +539,43 @@ impl<'p> Interp<'p> {
 
     /// `base[index] op= rhs`: in one step under the container's lock for
     /// scalars, else read, compute and write back.
-    pub(crate) fn update_item(&self, base: &Value, index: &Value, op: BinOp, rhs: &Value) -> Result<(), Fault> {
+    pub(crate) fn update_item(
+        &self,
+        base: &Value,
+        index: &Value,
+        op: BinOp,
+        rhs: &Value,
+        span: Span,
+    ) -> Result<(), Fault> {
+        if self.racing && !matches!(base, Value::Handle(_)) {
+            self.race_item(base, index, Access::Update, span);
+        }
         if let Some(done) = ops::update_in(base, ops::Slot::Index(index), op, rhs) {
             return done;
         }
-        let current = self.index(base, index)?;
+        let current = self.index(base, index, span)?;
         let new = ops::binary(op, &current, rhs)?;
-        self.set_index(base, index, new)
+        self.set_index(base, index, new, span)
     }
 
     /// `base.name op= rhs`, as [`Interp::update_item`].
-    pub(crate) fn update_field(&self, base: &Value, name: &str, op: BinOp, rhs: &Value) -> Result<(), Fault> {
+    pub(crate) fn update_field(
+        &self,
+        base: &Value,
+        name: &str,
+        op: BinOp,
+        rhs: &Value,
+        span: Span,
+    ) -> Result<(), Fault> {
+        if self.racing && !matches!(base, Value::Handle(_)) {
+            self.race_field(base, name, Access::Update, span);
+        }
         if let Some(done) = ops::update_in(base, ops::Slot::Field(name), op, rhs) {
             return done;
         }
-        let current = self.field(base, name)?;
+        let current = self.field(base, name, span)?;
         let new = ops::binary(op, &current, rhs)?;
-        self.set_field(base, name, new)
+        self.set_field(base, name, new, span)
     }
 
     /// Evaluates an operand, handling the commonest leaves (a local, a
@@ -606,7 +666,12 @@ impl<'p> Interp<'p> {
             }
             ExprKind::CallFunc(global, args) => return self.call_func(*global, args, up, expr.span),
             ExprKind::LocalCell(slot) => self.local_cell(*slot, expr.span)?,
-            ExprKind::Upvalue(i) => up[*i as usize].lock().clone(),
+            ExprKind::Upvalue(i) => {
+                if self.racing {
+                    self.race_cell(None, &up[*i as usize], Access::Read, expr.span);
+                }
+                up[*i as usize].lock().clone()
+            }
             ExprKind::Float(f) => Value::Float(*f),
             ExprKind::Str(s) => Value::Str(s.clone()),
             ExprKind::Bool(b) => Value::Bool(*b),
@@ -630,11 +695,11 @@ impl<'p> Interp<'p> {
             ExprKind::Index(base, index) => {
                 let base = self.eval(base, up)?;
                 let index = self.eval(index, up)?;
-                return self.index(&base, &index).map_err(|e| fault_at(e, expr.span));
+                return self.index(&base, &index, expr.span).map_err(|e| fault_at(e, expr.span));
             }
             ExprKind::Field(base, name) => {
                 let base = self.subject(base, up)?;
-                return self.field(&base, name).map_err(|e| fault_at(e, expr.span));
+                return self.field(&base, name, expr.span).map_err(|e| fault_at(e, expr.span));
             }
             ExprKind::Call(callee, args) => {
                 let callee = self.eval(callee, up)?;
@@ -764,14 +829,26 @@ impl<'p> Interp<'p> {
     }
 
     /// `base[index]`, shared lists included.
-    pub(crate) fn index(&self, base: &Value, index: &Value) -> Result<Value, Box<ErrorValue>> {
+    pub(crate) fn index(&self, base: &Value, index: &Value, span: Span) -> Result<Value, Box<ErrorValue>> {
+        if self.racing {
+            self.race_item(base, index, Access::Read, span);
+        }
         match base {
             Value::Handle(h) => self.shared_load(h.handle(), self.shared_index(h.handle(), index)?),
             _ => ops::index(base, index),
         }
     }
 
-    pub(crate) fn set_index(&self, base: &Value, index: &Value, value: Value) -> Result<(), Box<ErrorValue>> {
+    pub(crate) fn set_index(
+        &self,
+        base: &Value,
+        index: &Value,
+        value: Value,
+        span: Span,
+    ) -> Result<(), Box<ErrorValue>> {
+        if self.racing {
+            self.race_item(base, index, Access::Write, span);
+        }
         match base {
             Value::Handle(h) => self.shared_store(h.handle(), self.shared_index(h.handle(), index)?, &value),
             _ => ops::set_index(base, index, value),
@@ -780,7 +857,10 @@ impl<'p> Interp<'p> {
 
     /// `base.name`: map keys, error fields, and the properties of tasks,
     /// primitives and thread-locals.
-    pub(crate) fn field(&self, base: &Value, name: &str) -> Result<Value, Box<ErrorValue>> {
+    pub(crate) fn field(&self, base: &Value, name: &str, span: Span) -> Result<Value, Box<ErrorValue>> {
+        if self.racing {
+            self.race_field(base, name, Access::Read, span);
+        }
         match base {
             Value::Task(task) => self.task_field(task, name),
             Value::Handle(h) => self.handle_field(h.handle(), name),
@@ -796,7 +876,10 @@ impl<'p> Interp<'p> {
         }
     }
 
-    pub(crate) fn set_field(&self, base: &Value, name: &str, value: Value) -> Result<(), Box<ErrorValue>> {
+    pub(crate) fn set_field(&self, base: &Value, name: &str, value: Value, span: Span) -> Result<(), Box<ErrorValue>> {
+        if self.racing {
+            self.race_field(base, name, Access::Write, span);
+        }
         match base {
             Value::Handle(h) => self.set_handle_field(h.handle(), name, value),
             Value::ThreadLocal(tl) => {

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use super::{Ctrl, Interp, R, Up, fault_at};
+use crate::observe::race;
 use crate::resolve::ir::{Block, Expr, Limit};
 use crate::runtime::error::{ErrorValue, Fault, Kind, type_error, value_error};
 use crate::runtime::handle::{Handle, HandleKind, HandleRef};
@@ -106,9 +107,20 @@ pub fn seconds(value: &Value, word: &str) -> Result<Duration, Fault> {
 }
 
 /// The lock behind a value usable with `lock x { }`, `acquire`, `release`.
+#[derive(Clone, Copy)]
 enum Lockable {
     Lock(Lock),
     Semaphore(Semaphore),
+}
+
+impl Lockable {
+    /// Where the race detector keeps what its releases published.
+    fn off(self) -> u64 {
+        match self {
+            Lockable::Lock(lock) => lock.0,
+            Lockable::Semaphore(sem) => sem.0,
+        }
+    }
 }
 
 impl<'p> Interp<'p> {
@@ -149,7 +161,8 @@ impl<'p> Interp<'p> {
     /// `put value into queue` (or into a pipe end).
     pub(crate) fn put(&mut self, value: Value, target: &Value, timeout: Option<Duration>, span: Span) -> R<()> {
         let q = self.put_queue(target, span)?;
-        let bytes = wire::encode(&value).map_err(|e| fault_at(e, span))?;
+        let mut bytes = wire::encode(&value).map_err(|e| fault_at(e, span))?;
+        race::stamp(&mut bytes);
         let put = q.put(&bytes, self.wait_in(timeout, Op::Put, bits(target), span));
         mark("put", put.is_ok(), span);
         put.map_err(|e| match e {
@@ -177,13 +190,17 @@ impl<'p> Interp<'p> {
     fn receive(&mut self, source: &Value, timeout: Option<Duration>, op: Op, span: Span) -> R<Value> {
         let q = self.get_queue(source, span)?;
         let bytes = q.get(self.wait_in(timeout, op, bits(source), span)).map_err(|e| match e {
+            SyncError::Closed => {
+                // What was done before the close happens before this.
+                race::acquire(q.0);
+                fault_at(ErrorValue::new(Kind::QueueClosed, "the queue is closed and empty"), span)
+            }
             SyncError::Timeout => {
                 fault_at(ErrorValue::new(Kind::QueueEmpty, format!("the queue is empty{}", waited(timeout))), span)
             }
-            SyncError::Closed => fault_at(ErrorValue::new(Kind::QueueClosed, "the queue is closed and empty"), span),
             other => failure(other, span),
         })?;
-        wire::decode(&bytes, &self.tables.functions).map_err(|e| fault_at(e, span))
+        wire::decode(race::unstamp(&bytes), &self.tables.functions).map_err(|e| fault_at(e, span))
     }
 
     fn lockable(&self, value: &Value, word: &str, span: Span) -> R<Lockable> {
@@ -201,19 +218,26 @@ impl<'p> Interp<'p> {
 
     /// `acquire x`: true, or false when the timeout passed first.
     pub(crate) fn acquire(&mut self, target: &Value, timeout: Option<Duration>, span: Span) -> R<bool> {
-        let result = match self.lockable(target, "acquire", span)? {
+        let lockable = self.lockable(target, "acquire", span)?;
+        let result = match lockable {
             Lockable::Lock(lock) => lock.acquire(self.task.id, self.wait_in(timeout, Op::Acquire, bits(target), span)),
             Lockable::Semaphore(sem) => sem.acquire(self.wait_in(timeout, Op::Acquire, bits(target), span)),
         };
         match result {
-            Ok(()) => Ok(true),
+            Ok(()) => {
+                race::acquire(lockable.off());
+                Ok(true)
+            }
             Err(SyncError::Timeout) => Ok(false),
             Err(other) => Err(failure(other, span)),
         }
     }
 
     pub(crate) fn release(&mut self, target: &Value, span: Span) -> R<()> {
-        let result = match self.lockable(target, "release", span)? {
+        let lockable = self.lockable(target, "release", span)?;
+        // Published before the release: the next holder must find it.
+        race::release(lockable.off());
+        let result = match lockable {
             Lockable::Lock(lock) => lock.release(),
             Lockable::Semaphore(sem) => sem.release(),
         };
@@ -233,8 +257,17 @@ impl<'p> Interp<'p> {
     pub(crate) fn close(&mut self, target: &Value, span: Span) -> R<()> {
         let h = handle(target, &[HandleKind::Queue, HandleKind::Pipe], "close").map_err(|e| fault_at(e, span))?;
         let closed = match h.kind() {
-            HandleKind::Pipe => PipeEnd(h.off()).close(),
-            _ => Queue(h.off()).close(),
+            HandleKind::Pipe => {
+                let end = PipeEnd(h.off());
+                for q in [end.outbox(), end.inbox()].into_iter().flatten() {
+                    race::release(q.0);
+                }
+                end.close()
+            }
+            _ => {
+                race::release(h.off());
+                Queue(h.off()).close()
+            }
         };
         closed.map_err(|e| failure(e, span))
     }
@@ -243,6 +276,9 @@ impl<'p> Interp<'p> {
     pub(crate) fn set_event(&mut self, target: &Value, raise: bool, span: Span) -> R<()> {
         let word = if raise { "set" } else { "clear" };
         let event = Event(handle(target, &[HandleKind::Event], word).map_err(|e| fault_at(e, span))?.off());
+        if raise {
+            race::release(event.0);
+        }
         let result = if raise { event.set() } else { event.clear() };
         mark(word, result.is_ok(), span);
         result.map_err(|e| failure(e, span))
@@ -253,13 +289,28 @@ impl<'p> Interp<'p> {
         let h = handle(target, &[HandleKind::Event, HandleKind::Condition], "wait").map_err(|e| fault_at(e, span))?;
         let result = match h.kind() {
             HandleKind::Event => Event(h.off()).wait(self.wait_in(timeout, Op::Wait, h.to_bits(), span)),
-            _ => Condition(h.off()).wait(self.task.id, self.wait_in(timeout, Op::Wait, h.to_bits(), span)),
+            _ => {
+                // The wait gives the condition's lock up and takes it again.
+                let lock = Condition(h.off()).lock().ok();
+                if let Some(lock) = lock {
+                    race::release(lock.0);
+                }
+                let woken = Condition(h.off()).wait(self.task.id, self.wait_in(timeout, Op::Wait, h.to_bits(), span));
+                if let Some(lock) = lock {
+                    race::acquire(lock.0);
+                }
+                woken
+            }
         };
+        if let Ok(true) = result {
+            race::acquire(h.off());
+        }
         result.map_err(|e| failure(e, span))
     }
 
     pub(crate) fn notify(&mut self, target: &Value, all: bool, span: Span) -> R<()> {
         let cond = Condition(handle(target, &[HandleKind::Condition], "notify").map_err(|e| fault_at(e, span))?.off());
+        race::release(cond.0);
         let notified = cond.notify(self.task.id, all);
         mark(if all { "notify all" } else { "notify" }, notified.is_ok(), span);
         notified.map_err(|e| failure(e, span))
@@ -277,7 +328,13 @@ impl<'p> Interp<'p> {
             (HandleKind::Queue, "closed") => Value::Bool(Queue(off).is_closed()),
             (HandleKind::Lock, "locked") => Value::Bool(Lock(off).is_locked()),
             (HandleKind::Semaphore, "value") => count(Semaphore(off).value() as usize),
-            (HandleKind::Event, "is_set") => Value::Bool(Event(off).is_set()),
+            (HandleKind::Event, "is_set") => {
+                let set = Event(off).is_set();
+                if set {
+                    race::acquire(off);
+                }
+                Value::Bool(set)
+            }
             (HandleKind::Cell, "value") => self.shared_load(h, 0)?,
             (HandleKind::Array, "value") => {
                 let len = SharedCells(off).len();
@@ -389,12 +446,14 @@ pub fn make(kind: HandleKind, args: &[Value]) -> Result<Value, Fault> {
                 let items = list.lock().clone();
                 let encoded = items.iter().map(wire::encode).collect::<Result<Vec<_>, _>>()?;
                 let cells = SharedCells::new(&encoded).map_err(sync_fault)?;
+                race::fresh(cells.0, encoded.len());
                 return Ok(Value::Handle(HandleRef::adopt(Handle::new(HandleKind::Array, cells.0))));
             }
             SharedCells::new(&[wire::encode(&value)?]).map(|c| c.0)
         }
     };
     let off = made.map_err(sync_fault)?;
+    race::fresh(off, 1);
     Ok(Value::Handle(HandleRef::adopt(Handle::new(kind, off))))
 }
 

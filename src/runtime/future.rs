@@ -19,6 +19,8 @@ pub type ItemResult = Result<Value, Arc<ErrorValue>>;
 #[derive(Default)]
 pub struct FutureCell {
     result: Mutex<Option<ItemResult>>,
+    /// The worker's clock when it sent the result (`--race`).
+    pub clock: Mutex<Vec<u8>>,
     done: AtomicU32,
     point: SharedPoint,
 }
@@ -52,6 +54,8 @@ pub struct Batch {
     /// Set when the map gives up (an item failed, or its task was
     /// cancelled): no more of its items are sent to the workers.
     pub cancelled: AtomicBool,
+    /// The clocks of the workers that sent results not yet taken (`--race`).
+    pub clock: Mutex<Vec<u8>>,
     /// Items the map has taken from `arrived`: the feeder stays a bounded
     /// number of items ahead, so results never pile up.
     consumed: AtomicUsize,

@@ -62,6 +62,8 @@ pub struct Task {
     done: WaitPoint,
     /// The OS thread running it, joined once the task has finished.
     pub os_thread: Mutex<Option<JoinHandle<()>>>,
+    /// Its number in the race detector (`--race`; 0 without).
+    pub race_tid: AtomicU32,
 }
 
 impl Task {
@@ -78,6 +80,7 @@ impl Task {
             finished: AtomicU32::new(0),
             done: WaitPoint::default(),
             os_thread: Mutex::new(None),
+            race_tid: AtomicU32::new(0),
         }
     }
 

@@ -27,6 +27,7 @@ use super::spawn::{Job, fork_task, settle};
 use super::task::start_thread_job;
 use crate::eval::call::ArgValues;
 use crate::eval::{Ctrl, Interp, R, Up, fault_at};
+use crate::observe::race;
 use crate::resolve::ir::{Block, Pattern};
 use crate::runtime::error::{ErrorValue, Fault, Kind, type_error, value_error};
 use crate::runtime::format;
@@ -119,7 +120,7 @@ impl<'p> Interp<'p> {
         for index in 0..size {
             self.reserve_task(span)?;
             let worker = match threads {
-                true => start_thread_job(self.proc, worker_name(index), true, {
+                true => start_thread_job(self.proc, worker_name(index), true, span, {
                     let pool = pool.clone();
                     move |interp: &mut Interp| interp.work_for_pool(&pool, index).map(|_| Value::Nil)
                 }),
@@ -191,7 +192,7 @@ impl<'p> Interp<'p> {
                 Err(SyncError::Cancelled) => return Err(Ctrl::Cancelled),
                 Err(_) => return Ok(()),
             };
-            let parts = match wire::decode(&bytes, &self.tables.functions)? {
+            let parts = match wire::decode(race::unstamp(&bytes), &self.tables.functions)? {
                 Value::List(parts) => parts.lock().clone(),
                 _ => return Ok(()),
             };
@@ -246,7 +247,7 @@ impl<'p> Interp<'p> {
                 }
             }
             let reply = Value::list(vec![Value::Int(*id), Value::Int(*first), Value::list(values), failure]);
-            let reply = match wire::encode(&reply) {
+            let mut reply = match wire::encode(&reply) {
                 Ok(reply) => reply,
                 // A result that cannot travel fails its item.
                 Err(error) => wire::encode(&Value::list(vec![
@@ -256,6 +257,7 @@ impl<'p> Interp<'p> {
                     Value::Error(Arc::new(*error)),
                 ]))?,
             };
+            race::stamp(&mut reply);
             match pool.results.put(&reply, self.wait(None)) {
                 Ok(()) => {}
                 Err(SyncError::Cancelled) => return Err(Ctrl::Cancelled),
@@ -316,12 +318,14 @@ impl<'p> Interp<'p> {
         // Listed before it starts: items on their way to the workers are progress.
         let (helper_id, pid) = (self.proc.next_task_id(), nix::unistd::getpid().as_raw());
         let listing = board::claim(helper_id, pid, board::Owner::Helper, "pool feeder");
+        // What the caller did before the map happens before every item's run.
+        let clock = race::clock_now().unwrap_or_default();
         let feeder = {
             let (proc, pool, batch, stop, items) =
                 (self.proc.clone(), pool.clone(), batch.clone(), feeder_stop.clone(), items.clone());
             start_helper(std::thread::Builder::new().name("concsh-pool-feed".into()), move || {
                 let _listed = listing.map(|claim| claim.adopt(helper_id, pid));
-                feed(&proc, &pool, &batch, &stop, &func, &items, chunk)
+                feed(&proc, &pool, &batch, &stop, (&func, &clock), &items, chunk)
             })
         };
         let feeder = feeder
@@ -339,6 +343,7 @@ impl<'p> Interp<'p> {
                 Err(_) => break Err(Ctrl::Cancelled),
             };
             batch.consumed(arrived.len());
+            race::absorb(&std::mem::take(&mut *batch.clock.lock()));
             progress.advance(arrived.len());
             for (index, result) in arrived {
                 received += 1;
@@ -389,13 +394,14 @@ impl<'p> Interp<'p> {
         }
         let call = Value::list(vec![Value::list(args.positional), Value::map(named)]);
         let message = Value::list(vec![Value::Int(id as i64), callee, Value::Int(CALL), call, Value::Int(0)]);
-        let bytes = match wire::encode(&message) {
+        let mut bytes = match wire::encode(&message) {
             Ok(bytes) => bytes,
             Err(e) => {
                 pool.pending.lock().remove(&id);
                 return Err(fault_at(e, span));
             }
         };
+        race::stamp(&mut bytes);
         match pool.tasks.put(&bytes, self.wait_in(None, Op::Put, 0, span)) {
             Ok(()) => Ok(Value::Future(future)),
             Err(SyncError::Cancelled) => Err(Ctrl::Cancelled),
@@ -408,7 +414,11 @@ impl<'p> Interp<'p> {
 
     /// `join f` / `join f timeout s` of a future.
     pub(crate) fn join_future(&mut self, future: &FutureCell, timeout: Option<Duration>, span: Span) -> R<Value> {
-        match future.wait(self.wait_in(timeout, Op::PoolResult, 0, span)) {
+        let result = future.wait(self.wait_in(timeout, Op::PoolResult, 0, span));
+        if let Ok(Some(_)) = result {
+            race::absorb(&future.clock.lock());
+        }
+        match result {
             Err(_) => Err(Ctrl::Cancelled),
             Ok(None) => Ok(Value::Nil),
             Ok(Some(Ok(value))) => Ok(value),
@@ -506,7 +516,7 @@ fn feed(
     pool: &Arc<Pool>,
     batch: &Arc<Batch>,
     stop: &CancelToken,
-    func: &[u8],
+    (func, clock): (&[u8], &[u8]),
     items: &Items,
     chunk: usize,
 ) {
@@ -536,7 +546,8 @@ fn feed(
             wire::encode(&Value::Int(id as i64)).unwrap_or_default(),
             wire::encode(&Value::Int(first as i64)).unwrap_or_default(),
         ];
-        let message = wire::encode_list(&[&head[0], func, &kind, &chunk_bytes, &head[1]]);
+        let mut message = wire::encode_list(&[&head[0], func, &kind, &chunk_bytes, &head[1]]);
+        race::stamp_with(&mut message, clock);
         if pool.tasks.put(&message, Wait::new(stop, None).in_gate(&proc.gate).doing(IDLE)).is_err() {
             pool.pending.lock().remove(&id);
             if !stop.is_cancelled() {
@@ -554,7 +565,8 @@ fn collect(proc: &Arc<Process>, pool: &Arc<Pool>) {
     let _listed = board::list_me(proc.next_task_id(), board::Owner::Helper, "pool results");
     let wait = Wait::new(&pool.stop, None).doing(IDLE);
     while let Ok(bytes) = pool.results.get(wait) {
-        let Ok(Value::List(parts)) = wire::decode(&bytes, &proc.functions.read()) else { continue };
+        let (bytes, clock) = race::split(&bytes);
+        let Ok(Value::List(parts)) = wire::decode(bytes, &proc.functions.read()) else { continue };
         let parts = parts.lock().clone();
         let [Value::Int(id), Value::Int(first), Value::List(values), failure] = &parts[..] else { continue };
         let first = *first as usize;
@@ -565,15 +577,20 @@ fn collect(proc: &Arc<Process>, pool: &Arc<Pool>) {
         if let Value::Error(error) = failure {
             results.push((failed_at, Err(error.clone())));
         }
-        deliver(pool, *id as u64, results);
+        deliver(pool, *id as u64, results, clock);
     }
 }
 
-fn deliver(pool: &Pool, id: u64, results: Vec<(usize, ItemResult)>) {
+fn deliver(pool: &Pool, id: u64, results: Vec<(usize, ItemResult)>, clock: &[u8]) {
     let sink = pool.pending.lock().remove(&id);
     match sink {
-        Some(Sink::Batch(batch)) => batch.deliver(results),
+        Some(Sink::Batch(batch)) => {
+            // Before the results: whoever takes them finds the clock.
+            batch.clock.lock().extend_from_slice(clock);
+            batch.deliver(results)
+        }
         Some(Sink::Future(future)) => {
+            future.clock.lock().extend_from_slice(clock);
             if let Some((_, result)) = results.into_iter().next() {
                 future.fill(result);
             }
@@ -616,7 +633,7 @@ fn watch(proc: &Arc<Process>, pool: &Arc<Pool>) {
                         Kind::TaskFailed,
                         format!("pool worker {} {how} while running this task", worker.name),
                     );
-                    deliver(pool, *id as u64, vec![(failed_at, Err(Arc::new(*error)))]);
+                    deliver(pool, *id as u64, vec![(failed_at, Err(Arc::new(*error)))], &[]);
                 }
                 let _ = pool.slots.store(index, &wire::encode(&Value::Nil).unwrap_or_default());
             }

@@ -29,6 +29,7 @@ use super::process::Process;
 use super::task::finish_tasks;
 use crate::eval::call::ArgValues;
 use crate::eval::{Ctrl, Interp, R, fault_at};
+use crate::observe::race;
 use crate::report::Report;
 use crate::runtime::child::Child;
 use crate::runtime::error::{ErrorValue, Kind};
@@ -60,6 +61,8 @@ struct ForkRequest {
     job: Job,
     span: Span,
     slot: SharedCells,
+    /// What the race detector hands the child (`--race`).
+    race: Option<race::Start>,
     /// Where the forker thread answers (none when a task forks itself).
     reply: Option<Sender<nix::Result<Forked>>>,
 }
@@ -130,7 +133,11 @@ pub(crate) fn fork_task(
     let slot = SharedCells::new(&[wire::encode(&Value::Nil).unwrap_or_default()])
         .map_err(|_| "the shared memory region is full".to_string())?;
     let task = Arc::new(Task::new(proc.next_task_id(), name, TaskKind::Process, daemon));
-    let request = ForkRequest { task: task.clone(), job, span, slot, reply: None };
+    let race = race::start(&format!("process {}", task.name), span);
+    if let Some(start) = &race {
+        task.race_tid.store(start.tid(), std::sync::atomic::Ordering::Relaxed);
+    }
+    let request = ForkRequest { task: task.clone(), job, span, slot, race, reply: None };
     let forked = if direct {
         Some(fork_at_safepoint(proc, request))
     } else {
@@ -319,6 +326,7 @@ fn child_main(
 
     proc.gate.enter();
     let tables = proc.tables();
+    race::begin(request.race, &format!("process {}", task.name));
     let mut interp = Interp::for_task(proc, &tables, task.clone());
     let result = match request.job {
         Job::Call(callee, args) => interp.call_value(&callee, args, request.span),
@@ -354,6 +362,7 @@ fn child_main(
     });
     history::record(history::Event::TaskEnds);
     crate::observe::trace::write_part(proc);
+    race::end();
     let _ = request.slot.store(0, &bytes);
     board::release_process(pid.as_raw());
     let terminated = crate::signals::terminated();

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::eval::call::ArgValues;
 use crate::eval::{Ctrl, Interp, R, Up, fault_at};
+use crate::observe::race;
 use crate::report::Report;
 use crate::resolve::ir::{Expr, TaskTarget};
 use crate::runtime::error::{ErrorValue, Kind, type_error};
@@ -53,7 +54,7 @@ impl<'p> Interp<'p> {
         }
         self.reserve_task(span)?;
         let job = move |interp: &mut Interp| interp.call_value(&callee, args, span);
-        match start_thread_job(proc, name, daemon, job) {
+        match start_thread_job(proc, name, daemon, span, job) {
             Ok(task) => Ok(Value::Task(task)),
             Err(message) => {
                 proc.live().fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
@@ -99,6 +100,7 @@ impl<'p> Interp<'p> {
                 task.outcome()
             }
         };
+        race::joined(task.race_tid.load(std::sync::atomic::Ordering::Relaxed));
         // The joined task may have ended because this one was cancelled
         // too (Ctrl-C, a deadlock report): this task must not go on.
         if self.cancel.is_cancelled() {
@@ -202,9 +204,14 @@ pub(crate) fn start_thread_job(
     proc: &Arc<Process>,
     name: String,
     daemon: bool,
+    span: Span,
     job: impl FnOnce(&mut Interp) -> R<Value> + Send + 'static,
 ) -> Result<Arc<Task>, String> {
     let task = Arc::new(Task::new(proc.next_task_id(), name, TaskKind::Thread, daemon));
+    let race = race::start(&format!("thread {}", task.name), span);
+    if let Some(start) = &race {
+        task.race_tid.store(start.tid(), std::sync::atomic::Ordering::Relaxed);
+    }
     proc.tasks.lock().push(task.clone());
     let (proc_for_thread, task_for_thread) = (proc.clone(), task.clone());
     // The new thread holds a pass through the fork gate from its start,
@@ -222,7 +229,9 @@ pub(crate) fn start_thread_job(
         .spawn(move || {
             let _listed = listing.map(|claim| claim.adopt(task_for_thread.id, pid));
             history::record(history::Event::TaskBegins { name: task_for_thread.name.clone(), process: false });
+            race::begin(race, &format!("thread {}", task_for_thread.name));
             run_thread(proc_for_thread, task_for_thread, job);
+            race::end();
             history::record(history::Event::TaskEnds);
             crate::sync::gate::ending();
         });

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use super::code::{Code, NO_LOOP, Op, Piece, Reg};
 use crate::eval::call::ArgValues;
 use crate::eval::{Ctrl, Interp, MAX_DEPTH, R, Up, fault_at, internal, ops, thrown, traced, unset_global};
+use crate::observe::race::Access;
 use crate::resolve::ir::{BinOp, Binding, FnDef};
 use crate::runtime::error::{Fault, Kind, MAX_LEN, overflow, too_large, type_error};
 use crate::runtime::handle::HandleKind;
@@ -375,12 +376,17 @@ impl<'p> Interp<'p> {
                     // A closure's captured variable, and a map's field: hot in
                     // closures and in the object idiom.
                     Op::LoadUp { dst, index } => {
+                        if self.racing {
+                            self.race_cell(None, &up[index as usize], Access::Read, code.spans[pc - 1]);
+                        }
                         let value = up[index as usize].lock().clone();
                         reg!(dst).set(value);
                     }
                     Op::Field { dst, base: b, name } => {
                         let field = match &reg!(b) {
-                            Value::Map(map) => map.lock().get(&StrKey(&code.names[name as usize])).cloned(),
+                            Value::Map(map) if !self.racing => {
+                                map.lock().get(&StrKey(&code.names[name as usize])).cloned()
+                            }
                             _ => None,
                         };
                         match field {
@@ -392,6 +398,7 @@ impl<'p> Interp<'p> {
                     // the rest (and every error) through `rare_op`.
                     Op::Index { dst, base: b, index } => {
                         let item = match (&reg!(b), &reg!(index)) {
+                            _ if self.racing => None,
                             (Value::List(list), Value::Int(i)) => {
                                 usize::try_from(*i).ok().and_then(|i| list.lock().get(i).cloned())
                             }
@@ -406,6 +413,7 @@ impl<'p> Interp<'p> {
                     Op::SetIndex { base: b, index, src } => {
                         let value = reg!(src).clone();
                         let stored = match (&reg!(b), &reg!(index)) {
+                            _ if self.racing => false,
                             (Value::Map(map), Value::Int(i)) => {
                                 map.lock().insert(Key::Int(*i), value);
                                 true
@@ -430,7 +438,7 @@ impl<'p> Interp<'p> {
                         let Value::Int(i) = reg!(iter + 1) else { continue };
                         let item = match &reg!(iter) {
                             Value::Range(range) => range.nth(i).map(Value::Int),
-                            Value::List(list) => list.lock().get(i as usize).cloned(),
+                            Value::List(list) if !self.racing => list.lock().get(i as usize).cloned(),
                             _ => {
                                 let iterable = reg!(iter).clone();
                                 let item = self.next_item(&iterable, i as usize, code.spans[pc - 1])?;
@@ -479,12 +487,17 @@ impl<'p> Interp<'p> {
             Op::LoadCell { dst, slot } => reg!(dst) = self.local_cell(slot, span)?,
             Op::StoreCell { slot, src } => {
                 let value = reg!(src).clone();
-                self.assign_local_cell(slot, value);
+                self.assign_local_cell(slot, value, span);
             }
             Op::NewCell { slot, src } => self.bind_one(Binding::Cell(slot), reg!(src).clone()),
-            Op::StoreUp { index, src } => *up[index as usize].lock() = reg!(src).clone(),
+            Op::StoreUp { index, src } => {
+                if self.racing {
+                    self.race_cell(None, &up[index as usize], Access::Write, span);
+                }
+                *up[index as usize].lock() = reg!(src).clone()
+            }
             Op::LoadGlobal { dst, index } => reg!(dst) = self.global(index, span)?,
-            Op::StoreGlobal { index, src } => self.bind_one(Binding::Global(index), reg!(src).clone()),
+            Op::StoreGlobal { index, src } => self.assign_global(index, reg!(src).clone(), span),
             Op::LoadFixed { dst, index } => reg!(dst) = self.fixed(index, span)?,
             Op::SetFixed { index, src } => self.bind_one(Binding::Fixed(index), reg!(src).clone()),
             Op::LoadFunc { dst, index } => reg!(dst) = self.func(index, span)?,
@@ -495,32 +508,35 @@ impl<'p> Interp<'p> {
             }
             Op::UpdateCell { op, slot, src } => self.update_local_cell(slot, op, &reg!(src), span)?,
             Op::UpdateUp { op, index, src } => {
+                if self.racing {
+                    self.race_cell(None, &up[index as usize], Access::Update, span);
+                }
                 ops::update(op, &mut up[index as usize].lock(), &reg!(src)).map_err(at)?;
             }
             Op::UpdateGlobal { op, index, src } => self.update_global(index, op, &reg!(src), span)?,
             Op::UpdateItem { op, base: b, index, src } => {
                 let (target, index, rhs) = (reg!(b).clone(), reg!(index).clone(), reg!(src).clone());
-                self.update_item(&target, &index, op, &rhs).map_err(at)?;
+                self.update_item(&target, &index, op, &rhs, span).map_err(at)?;
             }
             Op::UpdateField { op, base: b, name, src } => {
                 let (target, rhs) = (reg!(b).clone(), reg!(src).clone());
-                self.update_field(&target, &code.names[name as usize], op, &rhs).map_err(at)?;
+                self.update_field(&target, &code.names[name as usize], op, &rhs, span).map_err(at)?;
             }
             Op::Index { dst, base: b, index } => {
-                let value = self.index(&reg!(b), &reg!(index)).map_err(at)?;
+                let value = self.index(&reg!(b), &reg!(index), span).map_err(at)?;
                 reg!(dst) = value;
             }
             Op::SetIndex { base: b, index, src } => {
                 let value = reg!(src).clone();
-                self.set_index(&reg!(b), &reg!(index), value).map_err(at)?;
+                self.set_index(&reg!(b), &reg!(index), value, span).map_err(at)?;
             }
             Op::Field { dst, base: b, name } => {
-                let value = self.field(&reg!(b), &code.names[name as usize]).map_err(at)?;
+                let value = self.field(&reg!(b), &code.names[name as usize], span).map_err(at)?;
                 reg!(dst) = value;
             }
             Op::SetField { base: b, name, src } => {
                 let value = reg!(src).clone();
-                self.set_field(&reg!(b), &code.names[name as usize], value).map_err(at)?;
+                self.set_field(&reg!(b), &code.names[name as usize], value, span).map_err(at)?;
             }
             Op::CallBuiltin { dst, builtin, args, argc } => {
                 let values = self.arg_values(&code.args[args as usize..(args + argc) as usize], 0);
@@ -616,10 +632,13 @@ impl<'p> Interp<'p> {
             Value::Map(map) => {
                 let stored = map.lock().get(&StrKey(name)).cloned();
                 if let Some(Value::Func(closure)) = stored {
+                    if self.racing {
+                        self.race_field(recv, name, Access::Read, span);
+                    }
                     return Ok(MethodCall::Call(closure));
                 }
             }
-            Value::List(list) if name == "push" && regs.len() == 2 => {
+            Value::List(list) if name == "push" && regs.len() == 2 && !self.racing => {
                 let item = self.stack[self.base + regs[1] as usize].clone();
                 let mut items = list.lock();
                 if items.len() >= MAX_LEN {
@@ -658,9 +677,22 @@ impl<'p> Interp<'p> {
     fn next_item(&mut self, iterable: &Value, i: usize, span: Span) -> R<Option<Value>> {
         match iterable {
             Value::Handle(h) if h.kind() == HandleKind::Array => match i < SharedCells(h.off()).len() {
-                true => Ok(Some(self.shared_load(h.handle(), i).map_err(|e| fault_at(e, span))?)),
+                true => {
+                    if self.racing {
+                        self.race_item(iterable, &Value::Int(i as i64), Access::Read, span);
+                    }
+                    Ok(Some(self.shared_load(h.handle(), i).map_err(|e| fault_at(e, span))?))
+                }
                 false => Ok(None),
             },
+            // Walked here only under `--race`: the dispatch loop takes the rest.
+            Value::List(list) => {
+                let item = list.lock().get(i).cloned();
+                if item.is_some() {
+                    self.race_item(iterable, &Value::Int(i as i64), Access::Read, span);
+                }
+                Ok(item)
+            }
             _ => match self.next_from(iterable, span) {
                 Ok(item) => Ok(Some(item)),
                 Err(Ctrl::Error(e)) if e.is(Kind::QueueClosed) => Ok(None),

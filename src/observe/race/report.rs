@@ -1,0 +1,130 @@
+//! A race, told once per pair of places: what raced, the two accesses
+//! (kind, task, line), and where each task was started.
+
+use super::book::{Book, Tag, key};
+use super::clock::Tid;
+use super::local::Place;
+use super::shadow::{Access, Conflict, Site};
+use crate::report::Report;
+use crate::runtime::format;
+use crate::runtime::output;
+use crate::syntax::Span;
+use crate::tasks::process::Process;
+
+/// Reports the race between the running task's access and `earlier`,
+/// unless this pair of places was reported before.
+pub(super) fn race(proc: &Process, book: Book, place: &Place, now: (Access, Tid, Site), earlier: Conflict) {
+    let (access, tid, site) = now;
+    let pair = if site <= earlier.earlier.site { (site, earlier.earlier.site) } else { (earlier.earlier.site, site) };
+    let pack = |s: Site| (s.0 as u64) << 32 | s.1 as u64;
+    let seen = key(Tag::Seen, pack(pair.0), pack(pair.1));
+    let first = book.with(|records| {
+        let first = records.get(seen).is_none();
+        if first {
+            records.put(seen, &[]);
+        }
+        first
+    });
+    if !first {
+        return;
+    }
+    book.found_one();
+    let source = proc.source.read().clone();
+    let text_at = |s: Site| source.text.get(s.0 as usize..s.1 as usize).unwrap_or("").to_string();
+    let what = describe(proc, place, &text_at(site));
+    // Told the same way whichever access came first: by place, then task.
+    let mut accesses = [(site, tid, access), (earlier.earlier.site, earlier.earlier.tid, earlier.access)];
+    accesses.sort_by_key(|&(site, tid, _)| (site, tid));
+    let labels = match accesses {
+        // One place, one kind: one label naming both tasks.
+        [(a, x, kind), (b, y, other)] if a == b && kind == other => {
+            let site = if kind == Access::Read { a } else { target(&source.text, a) };
+            let words = format!("{} by {} and by {}", kind.word(), task(book, x).name, task(book, y).name);
+            vec![(Span { start: site.0, end: site.1 }, words)]
+        }
+        _ => labelled(&source.text, book, &accesses),
+    };
+
+    let mut tids = [tid, earlier.earlier.tid];
+    tids.sort();
+    let started: Vec<String> = tids
+        .iter()
+        .map(|&tid| {
+            let t = task(book, tid);
+            match t.start {
+                (0, 0) => format!("{} is the main task", t.name),
+                s => format!("{} was started at line {}", t.name, crate::observe::dump::line_of(&source.text, s.0)),
+            }
+        })
+        .collect();
+    let help = format!(
+        "{}\nnothing orders the two accesses: do both under one lock, or hand the data over with a queue, an event or a join",
+        started.join("; ")
+    );
+    let report = Report::labelled(&source, format!("Data race on {what}"), labels, help);
+    output::report(&report.render());
+}
+
+struct TaskInfo {
+    name: String,
+    start: Site,
+}
+
+fn task(book: Book, tid: Tid) -> TaskInfo {
+    let record = book.with(|records| records.get(key(Tag::Task, tid as u64, 0))).unwrap_or_default();
+    let word = |at: usize| super::word(&record, at);
+    let name = String::from_utf8_lossy(record.get(12..).unwrap_or_default()).into_owned();
+    let name = match word(0) {
+        0 => name,
+        pid => format!("{name} (pid {pid})"),
+    };
+    TaskInfo { name, start: (word(4), word(8)) }
+}
+
+/// A label per access: its kind and task.
+fn labelled(text: &str, book: Book, accesses: &[(Site, Tid, Access)]) -> Vec<(Span, String)> {
+    accesses
+        .iter()
+        .map(|&(site, tid, access)| {
+            let site = match access {
+                Access::Read => site,
+                _ => target(text, site),
+            };
+            (Span { start: site.0, end: site.1 }, format!("{} by {}", access.word(), task(book, tid).name))
+        })
+        .collect()
+}
+
+/// The target of an assignment at `site` (`counter` of `counter = counter + 1`),
+/// so that its label does not cover the reads on its right.
+fn target(text: &str, site: Site) -> Site {
+    let Some(statement) = text.get(site.0 as usize..site.1 as usize) else { return site };
+    let ends = ["+=", "-=", "*=", "/=", "%=", " ="];
+    match ends.iter().filter_map(|e| statement.find(e)).min() {
+        Some(at) if !statement[..at].trim().is_empty() => (site.0, site.0 + statement[..at].trim_end().len() as u32),
+        _ => site,
+    }
+}
+
+/// What raced, in the script's words: `global counter`, `list xs[3]`,
+/// `map m["k"]`, `shared n.value`.
+fn describe(proc: &Process, place: &Place, text: &str) -> String {
+    // The name the access used for its list or map: `xs` of `xs[i] = 1`.
+    let base = text.split(['[', '.']).next().unwrap_or("").trim();
+    let base = match base.chars().all(|c| c.is_alphanumeric() || c == '_') && !base.is_empty() {
+        true => base,
+        false => "",
+    };
+    match place {
+        Place::Global(i, _) => {
+            let name = proc.global_names.read().get(*i as usize).map(|n| n.to_string()).unwrap_or_default();
+            format!("global `{name}`")
+        }
+        Place::Captured(_) => format!("variable `{}`", text.split(['=', ' ', '+', '-']).next().unwrap_or(text)),
+        Place::Item(_, i) => format!("list {base}[{i}]"),
+        Place::Length(_) => format!("the length of list {base}"),
+        Place::Key(_, k) => format!("map {base}[{}]", format::repr(&k.to_value())),
+        Place::Shared(_, i) if text.contains('[') => format!("shared {base}[{i}]"),
+        Place::Shared(..) => format!("shared {base}.value"),
+    }
+}
