@@ -8,6 +8,10 @@ last line, so the two really did the same work. A script without a twin
 (`s*.conc`) measures concsh against itself and prints its own result.
 
     cargo build --release && python3 bench/run.py [NAME ...]
+
+`python3 bench/run.py --race` instead measures what `--race` costs: the
+locked increments of two threads (w03), fib (w01) and a pool map (w11),
+each with and without it, alternately.
 """
 
 import os
@@ -55,7 +59,26 @@ def fork_floor(line):
     return f"C fork+waitpid {floor:.1f} us: concsh is {ours / floor:.2f}x"
 
 
+RACE_COST = ["w03_lock_threads", "w01_fib", "w11_pool_map"]
+
+
+def race_cost():
+    print(f"{'workload':<24} {'plain s':>9} {'--race s':>9} {'ratio':>7}")
+    for name in RACE_COST:
+        script = str(HERE / f"{name}.conc")
+        plain, raced = [str(CONCSH), script], [str(CONCSH), "--race", script]
+        timed(plain), timed(raced)
+        plain_times, race_times = [], []
+        for _ in range(PAIRS):
+            plain_times.append(timed(plain)[0])
+            race_times.append(timed(raced)[0])
+        a, b = statistics.median(plain_times), statistics.median(race_times)
+        print(f"{name:<24} {a:>9.3f} {b:>9.3f} {b / a:>6.2f}x")
+
+
 def main(names):
+    if names == ["--race"]:
+        return race_cost()
     if not CONCSH.exists():
         sys.exit("build first: cargo build --release")
     scripts = sorted(HERE.glob("*.conc"))

@@ -231,7 +231,6 @@ pub(crate) fn start_thread_job(
             history::record(history::Event::TaskBegins { name: task_for_thread.name.clone(), process: false });
             race::begin(race, &format!("thread {}", task_for_thread.name));
             run_thread(proc_for_thread, task_for_thread, job);
-            race::end();
             history::record(history::Event::TaskEnds);
             crate::sync::gate::ending();
         });
@@ -279,6 +278,8 @@ fn run_thread(proc: Arc<Process>, task: Arc<Task>, job: impl FnOnce(&mut Interp)
         Err(_) => Outcome::Returned(Value::Nil),
     };
     proc.live().fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    // Kept before the task is seen to end: a joiner reads it at once.
+    race::end();
     task.finish(outcome);
     proc.gate.leave();
 }
