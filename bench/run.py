@@ -59,6 +59,15 @@ def fork_floor(line):
     return f"C fork+waitpid {floor:.1f} us: concsh is {ours / floor:.2f}x"
 
 
+def alternating(first, second):
+    """The median times of PAIRS runs of each command, taken in turns."""
+    times = ([], [])
+    for _ in range(PAIRS):
+        times[0].append(timed(first)[0])
+        times[1].append(timed(second)[0])
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
 RACE_COST = ["w03_lock_threads", "w01_fib", "w11_pool_map"]
 
 
@@ -68,11 +77,7 @@ def race_cost():
         script = str(HERE / f"{name}.conc")
         plain, raced = [str(CONCSH), script], [str(CONCSH), "--race", script]
         timed(plain), timed(raced)
-        plain_times, race_times = [], []
-        for _ in range(PAIRS):
-            plain_times.append(timed(plain)[0])
-            race_times.append(timed(raced)[0])
-        a, b = statistics.median(plain_times), statistics.median(race_times)
+        a, b = alternating(plain, raced)
         print(f"{name:<24} {a:>9.3f} {b:>9.3f} {b / a:>6.2f}x")
 
 
@@ -98,11 +103,7 @@ def main(names):
         _, their_line = timed(theirs)
         if our_line != their_line:
             sys.exit(f"{script.stem}: concsh printed {our_line}, python {their_line}")
-        our_times, their_times = [], []
-        for _ in range(PAIRS):
-            our_times.append(timed(ours)[0])
-            their_times.append(timed(theirs)[0])
-        a, b = statistics.median(our_times), statistics.median(their_times)
+        a, b = alternating(ours, theirs)
         print(f"{script.stem:<24} {a:>9.3f} {b:>9.3f} {a / b:>6.2f}x")
         if script.stem == "w08_queue_processes":
             print(f"{'':<24} {under_load(ours, a)}")
