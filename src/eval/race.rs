@@ -62,8 +62,7 @@ impl Interp<'_> {
     #[cold]
     pub(crate) fn race_method(&self, recv: &Value, name: &str, span: Span) {
         if let Value::List(list) = recv {
-            let changes =
-                matches!(name, "push" | "pop" | "insert" | "remove" | "clear" | "sort" | "reverse" | "extend");
+            let changes = matches!(name, "push" | "pop" | "insert" | "remove" | "extend" | "clear");
             let access = if changes { Access::Write } else { Access::Read };
             race::access(self.proc, Place::Length(list), access, span);
         }

@@ -291,7 +291,7 @@ impl<'p> Interp<'p> {
             HandleKind::Event => Event(h.off()).wait(self.wait_in(timeout, Op::Wait, h.to_bits(), span)),
             _ => {
                 // The wait gives the condition's lock up and takes it again.
-                let lock = Condition(h.off()).lock().ok();
+                let lock = if race::on() { Condition(h.off()).lock().ok() } else { None };
                 if let Some(lock) = lock {
                     race::release(lock.0);
                 }
@@ -453,7 +453,7 @@ pub fn make(kind: HandleKind, args: &[Value]) -> Result<Value, Fault> {
         }
     };
     let off = made.map_err(sync_fault)?;
-    race::fresh(off, 1);
+    race::fresh(off, usize::from(kind == HandleKind::Cell));
     Ok(Value::Handle(HandleRef::adopt(Handle::new(kind, off))))
 }
 

@@ -343,7 +343,9 @@ impl<'p> Interp<'p> {
                 Err(_) => break Err(Ctrl::Cancelled),
             };
             batch.consumed(arrived.len());
-            race::absorb(&std::mem::take(&mut *batch.clock.lock()));
+            if race::on() {
+                race::absorb(&std::mem::take(&mut *batch.clock.lock()));
+            }
             progress.advance(arrived.len());
             for (index, result) in arrived {
                 received += 1;
@@ -415,7 +417,9 @@ impl<'p> Interp<'p> {
     /// `join f` / `join f timeout s` of a future.
     pub(crate) fn join_future(&mut self, future: &FutureCell, timeout: Option<Duration>, span: Span) -> R<Value> {
         let result = future.wait(self.wait_in(timeout, Op::PoolResult, 0, span));
-        if let Ok(Some(_)) = result {
+        if let Ok(Some(_)) = result
+            && race::on()
+        {
             race::absorb(&future.clock.lock());
         }
         match result {
@@ -586,11 +590,15 @@ fn deliver(pool: &Pool, id: u64, results: Vec<(usize, ItemResult)>, clock: &[u8]
     match sink {
         Some(Sink::Batch(batch)) => {
             // Before the results: whoever takes them finds the clock.
-            batch.clock.lock().extend_from_slice(clock);
+            if !clock.is_empty() {
+                batch.clock.lock().extend_from_slice(clock);
+            }
             batch.deliver(results)
         }
         Some(Sink::Future(future)) => {
-            future.clock.lock().extend_from_slice(clock);
+            if !clock.is_empty() {
+                future.clock.lock().extend_from_slice(clock);
+            }
             if let Some((_, result)) = results.into_iter().next() {
                 future.fill(result);
             }

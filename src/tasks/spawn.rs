@@ -133,7 +133,7 @@ pub(crate) fn fork_task(
     let slot = SharedCells::new(&[wire::encode(&Value::Nil).unwrap_or_default()])
         .map_err(|_| "the shared memory region is full".to_string())?;
     let task = Arc::new(Task::new(proc.next_task_id(), name, TaskKind::Process, daemon));
-    let race = race::start(&format!("process {}", task.name), span);
+    let race = race::start(span);
     if let Some(start) = &race {
         task.race_tid.store(start.tid(), std::sync::atomic::Ordering::Relaxed);
     }

@@ -208,7 +208,7 @@ pub(crate) fn start_thread_job(
     job: impl FnOnce(&mut Interp) -> R<Value> + Send + 'static,
 ) -> Result<Arc<Task>, String> {
     let task = Arc::new(Task::new(proc.next_task_id(), name, TaskKind::Thread, daemon));
-    let race = race::start(&format!("thread {}", task.name), span);
+    let race = race::start(span);
     if let Some(start) = &race {
         task.race_tid.store(start.tid(), std::sync::atomic::Ordering::Relaxed);
     }

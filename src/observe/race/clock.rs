@@ -63,8 +63,7 @@ impl Clock {
     /// one; entries past [`MAX_TIDS`] are ignored.
     pub fn join_bytes(&mut self, bytes: &[u8]) {
         for pair in bytes.chunks_exact(8) {
-            let tid = u32::from_le_bytes([pair[0], pair[1], pair[2], pair[3]]);
-            let count = u32::from_le_bytes([pair[4], pair[5], pair[6], pair[7]]);
+            let (tid, count) = (super::word(pair, 0), super::word(pair, 4));
             if tid < MAX_TIDS && count > self.get(tid) {
                 self.set(tid, count);
             }

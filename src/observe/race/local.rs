@@ -8,6 +8,7 @@
 //! short-lived lists runs in constant memory.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
@@ -70,14 +71,23 @@ static TABLE: Mutex<Option<Table>> = Mutex::new(None);
 /// Objects pinned before the first sweep.
 const FIRST_SWEEP: usize = 4096;
 
-fn address_of(place: &Place) -> Option<(usize, Sub, Pin)> {
+fn address_of(place: &Place) -> Option<(usize, Sub)> {
     Some(match place {
-        Place::Global(_, cell) | Place::Captured(cell) => {
-            (Arc::as_ptr(cell) as usize, Sub::Whole, Pin::Cell(Arc::downgrade(cell)))
-        }
-        Place::Item(list, i) => (Arc::as_ptr(list) as usize, Sub::Index(*i), Pin::List(Arc::downgrade(list))),
-        Place::Length(list) => (Arc::as_ptr(list) as usize, Sub::Length, Pin::List(Arc::downgrade(list))),
-        Place::Key(map, k) => (Arc::as_ptr(map) as usize, Sub::Key(k.clone()), Pin::Map(Arc::downgrade(map))),
+        Place::Global(_, cell) | Place::Captured(cell) => (Arc::as_ptr(cell) as usize, Sub::Whole),
+        Place::Item(list, i) => (Arc::as_ptr(list) as usize, Sub::Index(*i)),
+        Place::Length(list) => (Arc::as_ptr(list) as usize, Sub::Length),
+        Place::Key(map, k) => (Arc::as_ptr(map) as usize, Sub::Key(k.clone())),
+        Place::Shared(..) => return None,
+    })
+}
+
+/// A weak reference to the object `place` is in (made once per object:
+/// each is a write to its reference counts).
+fn pin_of(place: &Place) -> Option<Pin> {
+    Some(match place {
+        Place::Global(_, cell) | Place::Captured(cell) => Pin::Cell(Arc::downgrade(cell)),
+        Place::Item(list, _) | Place::Length(list) => Pin::List(Arc::downgrade(list)),
+        Place::Key(map, _) => Pin::Map(Arc::downgrade(map)),
         Place::Shared(..) => return None,
     })
 }
@@ -85,10 +95,12 @@ fn address_of(place: &Place) -> Option<(usize, Sub, Pin)> {
 /// Records an access to a datum of this process, giving the earlier
 /// access it races with.
 pub fn access(place: &Place, access: Access, me: Mark, now: &Clock) -> Option<Conflict> {
-    let (address, sub, pin) = address_of(place)?;
+    let (address, sub) = address_of(place)?;
     let mut table = TABLE.lock();
     let table = table.get_or_insert_with(Table::default);
-    table.pins.entry(address).or_insert(pin);
+    if let Entry::Vacant(slot) = table.pins.entry(address) {
+        slot.insert(pin_of(place)?);
+    }
     let conflict = table.shadows.entry((address, sub)).or_default().access(access, me, now);
     if table.pins.len() >= (table.swept * 2).max(FIRST_SWEEP) {
         sweep(table);

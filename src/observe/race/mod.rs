@@ -37,7 +37,7 @@ pub use shadow::Access;
 
 use book::{Book, Tag, key};
 use clock::{Clock, Tid};
-use shadow::{Mark, Shadow};
+use shadow::{Mark, Shadow, Site};
 
 use crate::syntax::Span;
 use crate::tasks::process::Process;
@@ -88,6 +88,8 @@ fn with_me<T>(f: impl FnOnce(&mut Me) -> T) -> Option<T> {
 pub struct Start {
     tid: Tid,
     clock: Clock,
+    /// Where it was started.
+    site: Site,
 }
 
 impl Start {
@@ -97,9 +99,9 @@ impl Start {
     }
 }
 
-/// The running task starts another, named `name`, at `span`: everything
-/// this task did so far happens before anything the new one does.
-pub fn start(name: &str, span: Span) -> Option<Start> {
+/// The running task starts another at `span`: everything this task did
+/// so far happens before anything the new one does.
+pub fn start(span: Span) -> Option<Start> {
     let book = book()?;
     let tid = book.next_tid();
     let clock = with_me(|me| {
@@ -108,12 +110,11 @@ pub fn start(name: &str, span: Span) -> Option<Start> {
         clock
     })
     .unwrap_or_default();
-    describe(book, tid, name, 0, (span.start, span.end));
-    Some(Start { tid, clock })
+    Some(Start { tid, clock, site: (span.start, span.end) })
 }
 
 /// A task's name, pid and start, for reports.
-fn describe(book: Book, tid: Tid, name: &str, pid: i32, site: (u32, u32)) {
+fn record_task(book: Book, tid: Tid, name: &str, pid: i32, site: Site) {
     let mut record = Vec::with_capacity(12 + name.len());
     for word in [pid as u32, site.0, site.1] {
         record.extend_from_slice(&word.to_le_bytes());
@@ -127,21 +128,11 @@ fn describe(book: Book, tid: Tid, name: &str, pid: i32, site: (u32, u32)) {
 pub fn begin(start: Option<Start>, name: &str) {
     let Some(book) = book() else { return };
     let pid = nix::unistd::getpid().as_raw();
-    let (tid, mut clock) = match start {
-        Some(start) => {
-            // The record `start` wrote, with the pid now known.
-            let site = book
-                .with(|records| records.get(key(Tag::Task, start.tid as u64, 0)))
-                .map_or((0, 0), |r| (word(&r, 4), word(&r, 8)));
-            describe(book, start.tid, name, pid, site);
-            (start.tid, start.clock)
-        }
-        None => {
-            let tid = book.next_tid();
-            describe(book, tid, name, pid, (0, 0));
-            (tid, Clock::default())
-        }
+    let (tid, mut clock, site) = match start {
+        Some(start) => (start.tid, start.clock, start.site),
+        None => (book.next_tid(), Clock::default(), (0, 0)),
     };
+    record_task(book, tid, name, pid, site);
     clock.tick(tid);
     let _ = ME.try_with(|me| *me.borrow_mut() = Some(Me { tid, clock }));
 }
@@ -201,8 +192,9 @@ pub fn fresh(off: u64, cells: usize) {
 /// Marks that end a stamped item: the clock's length and this word.
 const STAMPED: u32 = 0x5243_4c4b;
 
-/// A clock for an item about to be sent (a queue or pipe item, a pool
-/// task or result), with no task's step taken: see [`stamp`].
+/// The running task's clock as bytes, for an item about to be sent (a
+/// queue or pipe item, a pool task or result); what the task does after
+/// is a new step of its own, as after a release.
 pub fn clock_now() -> Option<Vec<u8>> {
     book()?;
     with_me(|me| {
@@ -260,6 +252,7 @@ pub fn absorb(clock: &[u8]) {
     }
 }
 
+/// The little-endian word at `at`, or 0 past the end.
 fn word(bytes: &[u8], at: usize) -> u32 {
     bytes.get(at..at + 4).map_or(0, |w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
 }

@@ -15,9 +15,11 @@ use crate::tasks::process::Process;
 /// unless this pair of places was reported before.
 pub(super) fn race(proc: &Process, book: Book, place: &Place, now: (Access, Tid, Site), earlier: Conflict) {
     let (access, tid, site) = now;
-    let pair = if site <= earlier.earlier.site { (site, earlier.earlier.site) } else { (earlier.earlier.site, site) };
+    // Told the same way whichever access came first: by place, then task.
+    let mut accesses = [(site, tid, access), (earlier.earlier.site, earlier.earlier.tid, earlier.access)];
+    accesses.sort_by_key(|&(site, tid, _)| (site, tid));
     let pack = |s: Site| (s.0 as u64) << 32 | s.1 as u64;
-    let seen = key(Tag::Seen, pack(pair.0), pack(pair.1));
+    let seen = key(Tag::Seen, pack(accesses[0].0), pack(accesses[1].0));
     let first = book.with(|records| {
         let first = records.get(seen).is_none();
         if first {
@@ -30,31 +32,29 @@ pub(super) fn race(proc: &Process, book: Book, place: &Place, now: (Access, Tid,
     }
     book.found_one();
     let source = proc.source.read().clone();
-    let text_at = |s: Site| source.text.get(s.0 as usize..s.1 as usize).unwrap_or("").to_string();
-    let what = describe(proc, place, &text_at(site));
-    // Told the same way whichever access came first: by place, then task.
-    let mut accesses = [(site, tid, access), (earlier.earlier.site, earlier.earlier.tid, earlier.access)];
-    accesses.sort_by_key(|&(site, tid, _)| (site, tid));
+    let what = describe(proc, place, source.text.get(site.0 as usize..site.1 as usize).unwrap_or(""));
+    let mut tasks = [(tid, task(book, tid)), (earlier.earlier.tid, task(book, earlier.earlier.tid))];
+    tasks.sort_by_key(|(tid, _)| *tid);
+    let name = |tid: Tid| tasks.iter().find(|(t, _)| *t == tid).map_or("", |(_, info)| info.name.as_str());
+    let at = |site: Site, access: Access| {
+        let site = if access == Access::Read { site } else { target(&source.text, site) };
+        Span { start: site.0, end: site.1 }
+    };
     let labels = match accesses {
         // One place, one kind: one label naming both tasks.
         [(a, x, kind), (b, y, other)] if a == b && kind == other => {
-            let site = if kind == Access::Read { a } else { target(&source.text, a) };
-            let words = format!("{} by {} and by {}", kind.word(), task(book, x).name, task(book, y).name);
-            vec![(Span { start: site.0, end: site.1 }, words)]
+            vec![(at(a, kind), format!("{} by {} and by {}", kind.word(), name(x), name(y)))]
         }
-        _ => labelled(&source.text, book, &accesses),
+        _ => accesses
+            .iter()
+            .map(|&(site, tid, access)| (at(site, access), format!("{} by {}", access.word(), name(tid))))
+            .collect(),
     };
-
-    let mut tids = [tid, earlier.earlier.tid];
-    tids.sort();
-    let started: Vec<String> = tids
+    let started: Vec<String> = tasks
         .iter()
-        .map(|&tid| {
-            let t = task(book, tid);
-            match t.start {
-                (0, 0) => format!("{} is the main task", t.name),
-                s => format!("{} was started at line {}", t.name, crate::observe::dump::line_of(&source.text, s.0)),
-            }
+        .map(|(_, t)| match t.start {
+            (0, 0) => format!("{} is the main task", t.name),
+            s => format!("{} was started at line {}", t.name, crate::observe::dump::line_of(&source.text, s.0)),
         })
         .collect();
     let help = format!(
@@ -79,20 +79,6 @@ fn task(book: Book, tid: Tid) -> TaskInfo {
         pid => format!("{name} (pid {pid})"),
     };
     TaskInfo { name, start: (word(4), word(8)) }
-}
-
-/// A label per access: its kind and task.
-fn labelled(text: &str, book: Book, accesses: &[(Site, Tid, Access)]) -> Vec<(Span, String)> {
-    accesses
-        .iter()
-        .map(|&(site, tid, access)| {
-            let site = match access {
-                Access::Read => site,
-                _ => target(text, site),
-            };
-            (Span { start: site.0, end: site.1 }, format!("{} by {}", access.word(), task(book, tid).name))
-        })
-        .collect()
 }
 
 /// The target of an assignment at `site` (`counter` of `counter = counter + 1`),

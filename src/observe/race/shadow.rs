@@ -109,7 +109,7 @@ impl Shadow {
     pub fn from_bytes(bytes: &[u8]) -> Shadow {
         let mut shadow = Shadow::default();
         for entry in bytes.chunks_exact(20) {
-            let word = |i: usize| u32::from_le_bytes([entry[i], entry[i + 1], entry[i + 2], entry[i + 3]]);
+            let word = |at: usize| super::word(entry, at);
             let mark = Mark { tid: word(4), clock: word(8), site: (word(12), word(16)) };
             match word(0) {
                 0 => shadow.reads.push(mark),
