@@ -174,8 +174,14 @@ impl Records {
             entry.block.store(block, Ordering::Relaxed);
             return true;
         }
+        let fresh = entry.k0.load(Ordering::Relaxed) == 0;
+        // A lookup ends at a never-used entry: one must always be left
+        // (the table cannot grow once the region is full).
+        if fresh && self.header.used.load(Ordering::Relaxed) + 1 >= self.header.cap.load(Ordering::Relaxed) {
+            return false;
+        }
         let Some(block) = self.block_for(bytes) else { return false };
-        if entry.k0.load(Ordering::Relaxed) == 0 {
+        if fresh {
             self.header.used.fetch_add(1, Ordering::Relaxed);
         }
         entry.k1.store(key.1, Ordering::Relaxed);
