@@ -123,7 +123,7 @@ fn run(cli: Cli) -> i32 {
                 // `-` reads the program from stdin, a terminal included
                 // (ended by Ctrl-D), as `python -` does.
                 Some(_) => read_stdin(),
-                None if std::io::stdin().is_terminal() && !cli.check => return crate::repl::run(),
+                None if std::io::stdin().is_terminal() && !cli.check => return crate::repl::run(cli.race),
                 None if std::io::stdin().is_terminal() => {
                     output::report("concsh: --check needs a script (usage: concsh --check SCRIPT.conc)\n");
                     return EXIT_USAGE;

@@ -22,6 +22,7 @@ use rustyline::{Context, Editor, ExternalPrinter, Helper};
 use crate::eval::{
     Ctrl, DEFAULT_MAX_TASKS, Ends, Interp, Process, Watch, dump, finish_tasks, members, take_deadlocked,
 };
+use crate::observe::race;
 use crate::report::{Report, Source};
 use crate::resolve::Globals;
 use crate::resolve::builtin::Builtin;
@@ -38,7 +39,7 @@ const LAST: &str = "_";
 /// What `:help` shows, around its examples.
 const HELP_TOP: &str = "concsh: type a statement and press Enter; an unfinished block continues on `...`.\n";
 const HELP_END: &str = "\
-Commands: :help  :vars  :tasks  :load FILE  :reset  :quit (or Ctrl-D).
+Commands: :help  :vars  :tasks  :load FILE  :race on|off  :reset  :quit (or Ctrl-D).
 Ctrl-C stops the statement that is running; tasks go on in the background.
 The language reference is docs/language.md.
 ";
@@ -78,8 +79,9 @@ fn help_text() -> String {
 const PROMPT: &str = "concsh> ";
 const MORE: &str = "    ... ";
 
-/// Runs the REPL until `:quit` or end of input; gives the exit status.
-pub fn run() -> i32 {
+/// Runs the REPL until `:quit` or end of input (with the race detector
+/// on from the start with `race`); gives the exit status.
+pub fn run(race: bool) -> i32 {
     // Tab completes what all candidates share; a second Tab lists them.
     let config = rustyline::Config::builder().completion_type(rustyline::CompletionType::List).build();
     let mut editor = match Editor::<Prompt, rustyline::history::DefaultHistory>::with_config(config) {
@@ -99,6 +101,9 @@ pub fn run() -> i32 {
         let _ = editor.load_history(path);
     }
     say(&format!("concsh {}: :help for help, :quit (or Ctrl-D) to leave\n", env!("CARGO_PKG_VERSION")));
+    if race {
+        race_command("on");
+    }
     loop {
         // What the last input printed is on the screen before the prompt.
         printer.flush();
@@ -129,6 +134,7 @@ pub fn run() -> i32 {
                 say("concsh: session reset\n");
             }
             _ if input.starts_with(":load ") => session.load(input[":load ".len()..].trim()),
+            _ if input.starts_with(":race") => race_command(input[":race".len()..].trim()),
             _ if input.starts_with(':') => output::report(&format!("concsh: unknown command {input} (try :help)\n")),
             // Python's and a shell's words, unless the session named something so.
             "quit" | "exit" | "help" if !session.named_values().iter().any(|(name, _)| name == input) => {
@@ -140,6 +146,28 @@ pub fn run() -> i32 {
     let code = session.end();
     printer.flush();
     code
+}
+
+/// `:race on|off`: the race detector, for the inputs that follow.
+fn race_command(word: &str) {
+    let text = match word {
+        "on" if race::enable() => {
+            // The prompt's thread is one task for the detector across inputs.
+            if !race::follows_me() {
+                race::begin(None, "process MainProcess");
+            }
+            "concsh: race detection on (tasks started from now on are watched)\n"
+        }
+        "on" => "concsh: no room in the shared memory region for the race detector\n",
+        "off" => {
+            race::pause();
+            "concsh: race detection off\n"
+        }
+        "" if race::checking() => "concsh: race detection is on (:race off to stop it)\n",
+        "" => "concsh: race detection is off (:race on to start it)\n",
+        _ => return output::report(&format!("concsh: :race takes on or off, not `{word}`\n")),
+    };
+    say(text);
 }
 
 /// One input: a command, or lines of code the parser finds complete.

@@ -303,3 +303,23 @@ fn a_banner_and_bare_words_point_to_the_commands() {
     s.send_line(":quit").unwrap();
     s.expect(Eof).unwrap();
 }
+
+/// `:race on` watches the tasks started after it; `:race off` stops the
+/// reports; `:race` alone says which holds.
+#[test]
+fn race_on_reports_a_race_and_race_off_stops_reporting() {
+    let mut s = repl("race_on_reports_a_race_and_race_off_stops_reporting");
+    assert!(enter(&mut s, ":race").contains("race detection is off"));
+    assert!(enter(&mut s, ":race on").contains("race detection on"));
+    enter(&mut s, "let n = 0");
+    enter(&mut s, "fn bump() { for i in range(100) { n = n + 1 } }");
+    let seen = enter(&mut s, "let ts = [thread bump(), thread bump()]; for t in ts { join t }");
+    assert!(seen.contains("Data race on global `n`"), "the race is reported: {seen:?}");
+    assert!(enter(&mut s, ":race").contains("race detection is on"));
+    assert!(enter(&mut s, ":race off").contains("race detection off"));
+    let seen = enter(&mut s, "let us = [thread bump(), thread bump()]; for t in us { join t }");
+    assert!(!seen.contains("Data race"), "nothing is reported once off: {seen:?}");
+    assert!(enter(&mut s, ":race maybe").contains(":race takes on or off"));
+    s.send_line(":quit").unwrap();
+    s.expect(Eof).unwrap();
+}

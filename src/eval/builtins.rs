@@ -69,18 +69,12 @@ impl<'p> Interp<'p> {
                 None => Vec::new(),
             }),
             Builtin::Type => Value::str(arg(0).type_name()),
-            Builtin::Len => Value::Int(match &arg(0) {
-                Value::Handle(h) if h.kind() == HandleKind::Queue => crate::sync::queue::Queue(h.off()).len(),
-                Value::Handle(h) if h.kind() == HandleKind::Array => crate::sync::cell::SharedCells(h.off()).len(),
-                Value::Str(s) => s.chars().count(),
-                Value::List(l) => l.lock().len(),
-                Value::Map(m) => m.lock().len(),
-                // A range's length can pass the largest int.
-                Value::Range(r) => return Ok(Value::Int(i64::try_from(r.len()).map_err(|_| overflow())?)),
-                other => {
-                    return Err(type_error(format!("{} has no length", other.type_name())).into());
+            Builtin::Len => {
+                if self.racing {
+                    self.race_size(&arg(0), span);
                 }
-            } as i64),
+                length(&arg(0))?
+            }
             Builtin::Range => range(&a)?,
             Builtin::Abs => match arg(0) {
                 Value::Int(n) => Value::Int(n.checked_abs().ok_or_else(overflow)?),
@@ -495,4 +489,17 @@ fn round(value: &Value, digits: Option<&Value>) -> Result<Value, Fault> {
         Some(Value::Int(_)) => Ok(Value::Float(x)),
         Some(other) => Err(type_error(format!("round digits must be an int, not {}", other.type_name()))),
     }
+}
+
+fn length(value: &Value) -> Result<Value, Fault> {
+    Ok(Value::Int(match value {
+        Value::Handle(h) if h.kind() == HandleKind::Queue => crate::sync::queue::Queue(h.off()).len(),
+        Value::Handle(h) if h.kind() == HandleKind::Array => crate::sync::cell::SharedCells(h.off()).len(),
+        Value::Str(s) => s.chars().count(),
+        Value::List(l) => l.lock().len(),
+        Value::Map(m) => m.lock().len(),
+        // A range's length can pass the largest int.
+        Value::Range(r) => return Ok(Value::Int(i64::try_from(r.len()).map_err(|_| overflow())?)),
+        other => return Err(type_error(format!("{} has no length", other.type_name()))),
+    } as i64))
 }

@@ -22,7 +22,7 @@ impl<'p> Interp<'p> {
             }
         }
         if self.racing {
-            self.race_method(recv, name, span);
+            self.race_method(recv, name, args.positional.first(), span);
         }
         args.no_more_named(name)?;
         let args = args.positional;

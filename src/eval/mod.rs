@@ -95,7 +95,7 @@ impl<'p> Interp<'p> {
     pub fn for_task(proc: &'p Arc<Process>, tables: &'p Tables, task: Arc<Task>) -> Interp<'p> {
         let cancel = task.cancel.clone();
         let stack_floor = crate::runtime::stack::floor();
-        let racing = crate::observe::race::on();
+        let racing = crate::observe::race::checking();
         Interp { proc, tables, task, cancel, stack: Vec::with_capacity(1024), base: 0, depth: 0, stack_floor, racing }
     }
 

@@ -9,6 +9,7 @@ use super::Interp;
 use crate::observe::race::{self, Access, Place};
 use crate::runtime::handle::HandleKind;
 use crate::runtime::value::{Key, Value, VarCell};
+use crate::sync::cell::SharedCells;
 use crate::syntax::Span;
 
 impl Interp<'_> {
@@ -22,17 +23,24 @@ impl Interp<'_> {
         race::access(self.proc, place, access, span);
     }
 
-    /// `base[index]`: a list's item, a map's key, a shared list's cell.
+    /// `base[index]`: a list's item, a map's key (and its set of keys,
+    /// when a write adds one), a shared list's cell.
     #[cold]
     pub(crate) fn race_item(&self, base: &Value, index: &Value, access: Access, span: Span) {
         match (base, index) {
             (Value::List(list), Value::Int(i)) => {
                 let len = list.lock().len() as i64;
+                // An index past the end is an error, not an access.
                 let i = if *i < 0 { i + len } else { *i };
-                race::access(self.proc, Place::Item(list, i), access, span);
+                if (0..len).contains(&i) {
+                    race::access(self.proc, Place::Item(list, i as usize), access, span);
+                }
             }
             (Value::Map(map), key) => {
                 if let Some(key) = Key::from_value(key) {
+                    if access == Access::Write && !map.lock().contains_key(&key) {
+                        race::access(self.proc, Place::Keys(map), Access::Write, span);
+                    }
                     race::access(self.proc, Place::Key(map, key), access, span);
                 }
             }
@@ -45,26 +53,63 @@ impl Interp<'_> {
         }
     }
 
-    /// `base.name`: a map's key, a shared value's `value`.
+    /// `base.name`: a map's key, a shared value's `value` (each cell of a
+    /// shared list).
     #[cold]
     pub(crate) fn race_field(&self, base: &Value, name: &str, access: Access, span: Span) {
         match base {
-            Value::Map(map) => race::access(self.proc, Place::Key(map, Key::Str(name.into())), access, span),
+            Value::Map(_) => self.race_item(base, &Value::str(name), access, span),
             Value::Handle(h) if h.kind() == HandleKind::Cell && name == "value" => {
                 race::access(self.proc, Place::Shared(h.off(), 0), access, span);
+            }
+            Value::Handle(h) if h.kind() == HandleKind::Array && name == "value" => {
+                for i in 0..SharedCells(h.off()).len() {
+                    race::access(self.proc, Place::Shared(h.off(), i), access, span);
+                }
             }
             _ => {}
         }
     }
 
-    /// A list method: those that change the list write its length, the
-    /// rest read it.
+    /// A method of a list or map (`first` is its first argument): those
+    /// that change a list write its length, the rest read it; a map's
+    /// read or remove the key they name, and read or write its keys.
     #[cold]
-    pub(crate) fn race_method(&self, recv: &Value, name: &str, span: Span) {
-        if let Value::List(list) = recv {
-            let changes = matches!(name, "push" | "pop" | "insert" | "remove" | "extend" | "clear");
-            let access = if changes { Access::Write } else { Access::Read };
-            race::access(self.proc, Place::Length(list), access, span);
+    pub(crate) fn race_method(&self, recv: &Value, name: &str, first: Option<&Value>, span: Span) {
+        match recv {
+            Value::List(list) => {
+                let changes = matches!(name, "push" | "pop" | "insert" | "remove" | "extend" | "clear");
+                let access = if changes { Access::Write } else { Access::Read };
+                race::access(self.proc, Place::Length(list), access, span);
+            }
+            Value::Map(map) => match (name, first.and_then(Key::from_value)) {
+                ("get", Some(key)) => race::access(self.proc, Place::Key(map, key), Access::Read, span),
+                ("remove", Some(key)) => {
+                    race::access(self.proc, Place::Keys(map), Access::Write, span);
+                    race::access(self.proc, Place::Key(map, key.clone()), Access::Write, span);
+                    race::removing(map, &key);
+                }
+                ("keys", _) => race::access(self.proc, Place::Keys(map), Access::Read, span),
+                ("values" | "items", _) => {
+                    race::access(self.proc, Place::Keys(map), Access::Read, span);
+                    let keys: Vec<Key> = map.lock().keys().cloned().collect();
+                    for key in keys {
+                        race::access(self.proc, Place::Key(map, key), Access::Read, span);
+                    }
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+
+    /// `len(v)` and walking a map read a list's length or a map's keys.
+    #[cold]
+    pub(crate) fn race_size(&self, value: &Value, span: Span) {
+        match value {
+            Value::List(list) => race::access(self.proc, Place::Length(list), Access::Read, span),
+            Value::Map(map) => race::access(self.proc, Place::Keys(map), Access::Read, span),
+            _ => {}
         }
     }
 }

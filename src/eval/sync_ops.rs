@@ -302,7 +302,9 @@ impl<'p> Interp<'p> {
                 woken
             }
         };
-        if let Ok(true) = result {
+        // A notify happens under the condition's lock, so the lock's
+        // hand-off above carries it to the woken wait.
+        if h.kind() == HandleKind::Event && result == Ok(true) {
             race::acquire(h.off());
         }
         result.map_err(|e| failure(e, span))
@@ -310,7 +312,6 @@ impl<'p> Interp<'p> {
 
     pub(crate) fn notify(&mut self, target: &Value, all: bool, span: Span) -> R<()> {
         let cond = Condition(handle(target, &[HandleKind::Condition], "notify").map_err(|e| fault_at(e, span))?.off());
-        race::release(cond.0);
         let notified = cond.notify(self.task.id, all);
         mark(if all { "notify all" } else { "notify" }, notified.is_ok(), span);
         notified.map_err(|e| failure(e, span))

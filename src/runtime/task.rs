@@ -1,7 +1,7 @@
 //! A task handle: what `thread` (and later `spawn`) gives, what `join`,
 //! `terminate`, `current()` and `active()` work with.
 
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
@@ -62,8 +62,8 @@ pub struct Task {
     done: WaitPoint,
     /// The OS thread running it, joined once the task has finished.
     pub os_thread: Mutex<Option<JoinHandle<()>>>,
-    /// Its number in the race detector (`--race`; 0 without).
-    pub race_tid: AtomicU32,
+    /// The race detector's name for it (`--race`; 0 without).
+    pub race_id: AtomicU64,
 }
 
 impl Task {
@@ -80,7 +80,7 @@ impl Task {
             finished: AtomicU32::new(0),
             done: WaitPoint::default(),
             os_thread: Mutex::new(None),
-            race_tid: AtomicU32::new(0),
+            race_id: AtomicU64::new(0),
         }
     }
 

@@ -135,7 +135,7 @@ pub(crate) fn fork_task(
     let task = Arc::new(Task::new(proc.next_task_id(), name, TaskKind::Process, daemon));
     let race = race::start(span);
     if let Some(start) = &race {
-        task.race_tid.store(start.tid(), std::sync::atomic::Ordering::Relaxed);
+        task.race_id.store(start.id(), std::sync::atomic::Ordering::Relaxed);
     }
     let request = ForkRequest { task: task.clone(), job, span, slot, race, reply: None };
     let forked = if direct {

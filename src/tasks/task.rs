@@ -4,6 +4,7 @@
 //! runs, so threads run truly in parallel.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::eval::call::ArgValues;
@@ -100,7 +101,7 @@ impl<'p> Interp<'p> {
                 task.outcome()
             }
         };
-        race::joined(task.race_tid.load(std::sync::atomic::Ordering::Relaxed));
+        race::joined(task.race_id.load(Ordering::Relaxed));
         // The joined task may have ended because this one was cancelled
         // too (Ctrl-C, a deadlock report): this task must not go on.
         if self.cancel.is_cancelled() {
@@ -210,7 +211,7 @@ pub(crate) fn start_thread_job(
     let task = Arc::new(Task::new(proc.next_task_id(), name, TaskKind::Thread, daemon));
     let race = race::start(span);
     if let Some(start) = &race {
-        task.race_tid.store(start.tid(), std::sync::atomic::Ordering::Relaxed);
+        task.race_id.store(start.id(), Ordering::Relaxed);
     }
     proc.tasks.lock().push(task.clone());
     let (proc_for_thread, task_for_thread) = (proc.clone(), task.clone());
@@ -305,14 +306,19 @@ pub fn finish_tasks(proc: &Process, hurry: bool) {
         }
         // Joins at the end of the script: the deadlock watch judges them.
         let join = |op, target| Wait::new(&patient, None).doing(What { op, target, span: (0, 0) });
+        // A task joined here is joined for the race detector too: a forked
+        // task's end then covers its threads, for whoever joins it.
         for task in processes {
             if let Some(child) = task.child.get() {
                 let _ = child.wait_exit(join(Op::JoinProcess, child.pid.as_raw() as u64));
             }
             settle(proc, &task);
+            race::joined(task.race_id.load(Ordering::Relaxed));
         }
         for task in threads {
-            let _ = task.wait(join(Op::JoinThread, task.id));
+            if let Ok(true) = task.wait(join(Op::JoinThread, task.id)) {
+                race::joined(task.race_id.load(Ordering::Relaxed));
+            }
         }
     }
     let all: Vec<Arc<Task>> = proc.tasks.lock().drain(..).collect();

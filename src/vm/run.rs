@@ -558,6 +558,9 @@ impl<'p> Interp<'p> {
             }
             Op::ForPrep { iter } => {
                 let iterable = std::mem::take(&mut reg!(iter));
+                if self.racing {
+                    self.race_size(&iterable, span);
+                }
                 reg!(iter) = self.loop_over(iterable).map_err(at)?;
                 reg!(iter + 1) = Value::Int(0);
             }

@@ -61,6 +61,10 @@ pub enum Tag {
     Data = 4,
     /// A pair of places already reported.
     Seen = 5,
+    /// The ended tasks whose slots may be reused.
+    Free = 6,
+    /// The first counts of a slot's tasks, by slot.
+    Slot = 7,
 }
 
 pub type Key = (u64, u64);
@@ -109,6 +113,25 @@ impl Book {
     }
 }
 
+/// A record's words (its blocks are 8-aligned), while the book's mutex
+/// is held: a clock is joined in place, with no copy.
+pub struct Words {
+    region: &'static Region,
+    at: Off,
+    bytes: usize,
+}
+
+impl Words {
+    /// Whole words only.
+    pub fn len(&self) -> usize {
+        self.bytes / 4
+    }
+
+    pub fn word(&self, i: usize) -> &AtomicU32 {
+        self.region.get::<AtomicU32>(self.at + 4 * i as u64)
+    }
+}
+
 /// The records, while the book's mutex is held.
 pub struct Records {
     region: &'static Region,
@@ -146,14 +169,15 @@ impl Records {
     }
 
     pub fn get(&self, key: Key) -> Option<Vec<u8>> {
-        match self.find(key) {
-            (entry, true) => {
-                let block = entry.block.load(Ordering::Relaxed);
-                let len = self.region.get::<AtomicU32>(block).load(Ordering::Relaxed) as usize;
-                Some(self.region.read(block + 8, len))
-            }
-            _ => None,
-        }
+        self.words(key).map(|words| self.region.read(words.at, words.bytes))
+    }
+
+    /// `key`'s record, read and written in place as 4-byte words.
+    pub fn words(&self, key: Key) -> Option<Words> {
+        let (entry, true) = self.find(key) else { return None };
+        let block = entry.block.load(Ordering::Relaxed);
+        let bytes = self.region.get::<AtomicU32>(block).load(Ordering::Relaxed) as usize;
+        Some(Words { region: self.region, at: block + 8, bytes })
     }
 
     /// Stores `bytes` as `key`'s record; false when the region is full.

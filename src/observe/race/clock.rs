@@ -4,6 +4,10 @@
 //! tasks). It travels between tasks, and between processes, as bytes: the
 //! pairs of its nonzero entries.
 
+use std::sync::atomic::Ordering;
+
+use super::book::Words;
+
 /// A task's number in the race detector: unique across every process of
 /// a run (the shared book hands them out), never reused.
 pub type Tid = u32;
@@ -26,6 +30,13 @@ impl Clock {
             self.0.resize(i + 1, 0);
         }
         self.0[i] = value;
+    }
+
+    /// Knows task `tid` up to `count` at least.
+    pub fn raise(&mut self, tid: Tid, count: u32) {
+        if count > self.get(tid) {
+            self.set(tid, count);
+        }
     }
 
     /// The task's own step: after a release, what it does next is new.
@@ -53,6 +64,38 @@ impl Clock {
         }
     }
 
+    /// How many tasks this clock has heard of.
+    fn heard(&self) -> usize {
+        self.0.iter().filter(|&&count| count != 0).count()
+    }
+
+    /// Joins the clock kept as `words` (pairs, as [`Clock::write`] writes
+    /// them) into this one.
+    pub fn join_words(&mut self, words: &Words) {
+        for pair in 0..words.len() / 2 {
+            let tid = words.word(2 * pair).load(Ordering::Relaxed);
+            let count = words.word(2 * pair + 1).load(Ordering::Relaxed);
+            if tid < MAX_TIDS {
+                self.raise(tid, count);
+            }
+        }
+    }
+
+    /// Joins this clock into the one kept as `words`, in place; false when
+    /// this one has heard of a task those words have no pair for.
+    pub fn join_into(&self, words: &Words) -> bool {
+        let mut shared = 0;
+        for pair in 0..words.len() / 2 {
+            let tid = words.word(2 * pair).load(Ordering::Relaxed);
+            let mine = self.get(tid);
+            if mine != 0 {
+                shared += 1;
+                words.word(2 * pair + 1).fetch_max(mine, Ordering::Relaxed);
+            }
+        }
+        shared == self.heard()
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
         self.write(&mut out);
@@ -64,8 +107,8 @@ impl Clock {
     pub fn join_bytes(&mut self, bytes: &[u8]) {
         for pair in bytes.chunks_exact(8) {
             let (tid, count) = (super::word(pair, 0), super::word(pair, 4));
-            if tid < MAX_TIDS && count > self.get(tid) {
-                self.set(tid, count);
+            if tid < MAX_TIDS {
+                self.raise(tid, count);
             }
         }
     }

@@ -27,6 +27,7 @@ pub mod clock;
 mod local;
 mod report;
 pub mod shadow;
+mod slots;
 
 use std::cell::RefCell;
 use std::sync::OnceLock;
@@ -38,7 +39,9 @@ pub use shadow::Access;
 use book::{Book, Tag, key};
 use clock::{Clock, Tid};
 use shadow::{Mark, Shadow, Site};
+pub use slots::TaskId;
 
+use crate::runtime::value::Key;
 use crate::syntax::Span;
 use crate::tasks::process::Process;
 
@@ -46,11 +49,17 @@ use crate::tasks::process::Process;
 pub const EXIT_RACE: i32 = 66;
 
 static ON: AtomicBool = AtomicBool::new(false);
+/// Whether accesses are checked (`:race off` at the prompt stops that,
+/// while the clocks keep following the script's synchronisation: turned
+/// back on, the detector then knows every order made in between).
+static CHECKING: AtomicBool = AtomicBool::new(false);
 static BOOK: OnceLock<Book> = OnceLock::new();
 
 /// The task this thread runs, as the detector knows it.
 struct Me {
     tid: Tid,
+    /// Its first count in its slot (see [`slots`]).
+    first: u32,
     clock: Clock,
 }
 
@@ -66,13 +75,30 @@ pub fn on() -> bool {
     ON.load(Ordering::Relaxed)
 }
 
-/// Turns the detector on, before any task but the main one exists; false
-/// when the shared region has no room for its book.
+/// Whether accesses are checked: what the evaluator's hooks ask.
+#[inline(always)]
+pub fn checking() -> bool {
+    CHECKING.load(Ordering::Relaxed)
+}
+
+/// Turns the detector on; false when the shared region has no room for
+/// its book. Tasks started before (at the prompt) are not watched.
 pub fn enable() -> bool {
     let Some(book) = BOOK.get().copied().or_else(Book::new) else { return false };
     let _ = BOOK.set(book);
     ON.store(true, Ordering::SeqCst);
+    CHECKING.store(true, Ordering::SeqCst);
     true
+}
+
+/// `:race off` at the prompt: accesses are no longer checked.
+pub fn pause() {
+    CHECKING.store(false, Ordering::SeqCst);
+}
+
+/// Whether the running thread is a task the detector follows.
+pub fn follows_me() -> bool {
+    ME.try_with(|me| me.borrow().is_some()).unwrap_or(false)
 }
 
 fn book() -> Option<Book> {
@@ -87,15 +113,16 @@ fn with_me<T>(f: impl FnOnce(&mut Me) -> T) -> Option<T> {
 #[derive(Debug)]
 pub struct Start {
     tid: Tid,
+    first: u32,
     clock: Clock,
     /// Where it was started.
     site: Site,
 }
 
 impl Start {
-    /// The new task's number, for those who will join it.
-    pub fn tid(&self) -> Tid {
-        self.tid
+    /// The new task, as those who will join it name it.
+    pub fn id(&self) -> TaskId {
+        slots::task_id(self.tid, self.first)
     }
 }
 
@@ -103,24 +130,14 @@ impl Start {
 /// so far happens before anything the new one does.
 pub fn start(span: Span) -> Option<Start> {
     let book = book()?;
-    let tid = book.next_tid();
     let clock = with_me(|me| {
         let clock = me.clock.clone();
         me.clock.tick(me.tid);
         clock
     })
     .unwrap_or_default();
-    Some(Start { tid, clock, site: (span.start, span.end) })
-}
-
-/// A task's name, pid and start, for reports.
-fn record_task(book: Book, tid: Tid, name: &str, pid: i32, site: Site) {
-    let mut record = Vec::with_capacity(12 + name.len());
-    for word in [pid as u32, site.0, site.1] {
-        record.extend_from_slice(&word.to_le_bytes());
-    }
-    record.extend_from_slice(name.as_bytes());
-    book.with(|records| records.put(key(Tag::Task, tid as u64, 0), &record));
+    let (tid, first) = slots::take(book, &clock);
+    Some(Start { tid, first, clock, site: span.start })
 }
 
 /// This thread now runs the task `start` made (or, with none, the main
@@ -128,26 +145,28 @@ fn record_task(book: Book, tid: Tid, name: &str, pid: i32, site: Site) {
 pub fn begin(start: Option<Start>, name: &str) {
     let Some(book) = book() else { return };
     let pid = nix::unistd::getpid().as_raw();
-    let (tid, mut clock, site) = match start {
-        Some(start) => (start.tid, start.clock, start.site),
-        None => (book.next_tid(), Clock::default(), (0, 0)),
+    let (tid, first, mut clock, site) = match start {
+        Some(start) => (start.tid, start.first, start.clock, Some(start.site)),
+        None => (book.next_tid(), 1, Clock::default(), None),
     };
-    record_task(book, tid, name, pid, site);
-    clock.tick(tid);
-    let _ = ME.try_with(|me| *me.borrow_mut() = Some(Me { tid, clock }));
+    slots::record(book, tid, first, name, pid, site);
+    // The slot's earlier tasks all happen before this one's first step.
+    clock.raise(tid, first);
+    let _ = ME.try_with(|me| *me.borrow_mut() = Some(Me { tid, first, clock }));
 }
 
 /// The running task ends: its clock is kept for whoever joins it.
 pub fn end() {
     let Some(book) = book() else { return };
     let Some(me) = ME.try_with(|me| me.borrow_mut().take()).ok().flatten() else { return };
-    book.with(|records| records.put(key(Tag::End, me.tid as u64, 0), &me.clock.to_bytes()));
+    slots::ended(book, me.tid, me.first, &me.clock);
 }
 
-/// The running task joined task `tid`: all it did happens before now.
-pub fn joined(tid: Tid) {
+/// The running task joined the task `id` (see [`Start::id`]): all it did
+/// happens before now.
+pub fn joined(id: TaskId) {
     let Some(book) = book() else { return };
-    let Some(bytes) = book.with(|records| records.get(key(Tag::End, tid as u64, 0))) else { return };
+    let Some(bytes) = slots::end_clock(book, id) else { return };
     with_me(|me| me.clock.join_bytes(&bytes));
 }
 
@@ -158,6 +177,11 @@ pub fn release(off: u64) {
     with_me(|me| {
         book.with(|records| {
             let at = key(Tag::Sync, off, 0);
+            // Most releases follow an acquire of the same clock: a join in
+            // place, without a copy.
+            if records.words(at).is_some_and(|words| me.clock.join_into(&words)) {
+                return;
+            }
             let mut published = records.get(at).map(|b| Clock::from_bytes(&b)).unwrap_or_default();
             published.join(&me.clock);
             records.put(at, &published.to_bytes());
@@ -171,9 +195,11 @@ pub fn release(off: u64) {
 pub fn acquire(off: u64) {
     let Some(book) = book() else { return };
     with_me(|me| {
-        if let Some(bytes) = book.with(|records| records.get(key(Tag::Sync, off, 0))) {
-            me.clock.join_bytes(&bytes);
-        }
+        book.with(|records| {
+            if let Some(words) = records.words(key(Tag::Sync, off, 0)) {
+                me.clock.join_words(&words);
+            }
+        });
     });
 }
 
@@ -260,25 +286,32 @@ fn word(bytes: &[u8], at: usize) -> u32 {
 /// The running task reads or writes `place` at `span`: a race with an
 /// earlier access is reported now.
 pub fn access(proc: &Process, place: Place, access: Access, span: Span) {
-    let Some(book) = book() else { return };
-    let site = (span.start, span.end);
+    let Some(book) = book().filter(|_| checking()) else { return };
+    let site = span.start;
     let found = with_me(|me| {
         let mark = Mark { tid: me.tid, clock: me.clock.get(me.tid), site };
         let conflict = match &place {
             Place::Shared(off, index) => book.with(|records| {
                 let at = key(Tag::Data, *off, *index as u64);
-                let mut shadow = records.get(at).map(|b| Shadow::from_bytes(&b)).unwrap_or_default();
-                let conflict = shadow.access(access, mark, &me.clock);
-                records.put(at, &shadow.to_bytes());
+                let (mut shadow, mut more) = records.get(at).map(|b| Shadow::from_bytes(&b)).unwrap_or_default();
+                let conflict = shadow.access(access, mark, &me.clock, &mut more);
+                records.put(at, &shadow.to_bytes(&more));
                 conflict
             }),
             _ => local::access(&place, access, mark, &me.clock),
         };
-        conflict.map(|c| (c, me.tid))
+        conflict.map(|c| (c, mark))
     })
     .flatten();
-    if let Some((conflict, tid)) = found {
-        report::race(proc, book, &place, (access, tid, site), conflict);
+    if let Some((conflict, mark)) = found {
+        report::race(proc, book, &place, mark, access, conflict);
+    }
+}
+
+/// `m.remove(key)` is about to remove `key` from the map `map`.
+pub fn removing(map: &std::sync::Arc<parking_lot::Mutex<crate::runtime::teardown::Entries>>, key: &Key) {
+    if checking() {
+        local::removing(map, key);
     }
 }
 

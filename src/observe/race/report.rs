@@ -4,7 +4,8 @@
 use super::book::{Book, Tag, key};
 use super::clock::Tid;
 use super::local::Place;
-use super::shadow::{Access, Conflict, Site};
+use super::shadow::{Access, Conflict, Mark, Site};
+use super::slots::{self, Started};
 use crate::report::Report;
 use crate::runtime::format;
 use crate::runtime::output;
@@ -13,13 +14,12 @@ use crate::tasks::process::Process;
 
 /// Reports the race between the running task's access and `earlier`,
 /// unless this pair of places was reported before.
-pub(super) fn race(proc: &Process, book: Book, place: &Place, now: (Access, Tid, Site), earlier: Conflict) {
-    let (access, tid, site) = now;
+pub(super) fn race(proc: &Process, book: Book, place: &Place, now: Mark, access: Access, earlier: Conflict) {
+    let Mark { tid, clock: step, site } = now;
     // Told the same way whichever access came first: by place, then task.
     let mut accesses = [(site, tid, access), (earlier.earlier.site, earlier.earlier.tid, earlier.access)];
     accesses.sort_by_key(|&(site, tid, _)| (site, tid));
-    let pack = |s: Site| (s.0 as u64) << 32 | s.1 as u64;
-    let seen = key(Tag::Seen, pack(accesses[0].0), pack(accesses[1].0));
+    let seen = key(Tag::Seen, accesses[0].0 as u64, accesses[1].0 as u64);
     let first = book.with(|records| {
         let first = records.get(seen).is_none();
         if first {
@@ -32,29 +32,41 @@ pub(super) fn race(proc: &Process, book: Book, place: &Place, now: (Access, Tid,
     }
     book.found_one();
     let source = proc.source.read().clone();
-    let what = describe(proc, place, source.text.get(site.0 as usize..site.1 as usize).unwrap_or(""));
-    let mut tasks = [(tid, task(book, tid)), (earlier.earlier.tid, task(book, earlier.earlier.tid))];
+    let text = |s: Site| {
+        let span = label(&source.text, s);
+        source.text.get(span.start as usize..span.end as usize).unwrap_or("")
+    };
+    let what = describe(proc, place, [text(site), text(earlier.earlier.site)]);
+    let count = |t: Tid| if t == tid { step } else { earlier.earlier.clock };
+    let mut tasks = [
+        (tid, slots::info(book, tid, count(tid))),
+        (earlier.earlier.tid, slots::info(book, earlier.earlier.tid, count(earlier.earlier.tid))),
+    ];
     tasks.sort_by_key(|(tid, _)| *tid);
     let name = |tid: Tid| tasks.iter().find(|(t, _)| *t == tid).map_or("", |(_, info)| info.name.as_str());
-    let at = |site: Site, access: Access| {
-        let site = if access == Access::Read { site } else { target(&source.text, site) };
-        Span { start: site.0, end: site.1 }
-    };
+    let at = |site: Site| label(&source.text, site);
     let labels = match accesses {
         // One place, one kind: one label naming both tasks.
         [(a, x, kind), (b, y, other)] if a == b && kind == other => {
-            vec![(at(a, kind), format!("{} by {} and by {}", kind.word(), name(x), name(y)))]
+            vec![(at(a), format!("{} by {} and by {}", kind.word(), name(x), name(y)))]
+        }
+        // One place (`n.value += 1` reads and writes there): one label.
+        [(a, x, kind), (b, y, other)] if a == b => {
+            vec![(at(a), format!("{} by {}, {} by {}", kind.word(), name(x), other.word(), name(y)))]
         }
         _ => accesses
             .iter()
-            .map(|&(site, tid, access)| (at(site, access), format!("{} by {}", access.word(), name(tid))))
+            .map(|&(site, tid, access)| (at(site), format!("{} by {}", access.word(), name(tid))))
             .collect(),
     };
     let started: Vec<String> = tasks
         .iter()
         .map(|(_, t)| match t.start {
-            (0, 0) => format!("{} is the main task", t.name),
-            s => format!("{} was started at line {}", t.name, crate::observe::dump::line_of(&source.text, s.0)),
+            Started::Main => format!("{} is the main task", t.name),
+            Started::At(s) => {
+                format!("{} was started at line {}", t.name, crate::observe::dump::line_of(&source.text, s))
+            }
+            Started::Unknown => format!("{} was started long before", t.name),
         })
         .collect();
     let help = format!(
@@ -65,52 +77,90 @@ pub(super) fn race(proc: &Process, book: Book, place: &Place, now: (Access, Tid,
     output::report(&report.render());
 }
 
-struct TaskInfo {
-    name: String,
-    start: Site,
-}
-
-fn task(book: Book, tid: Tid) -> TaskInfo {
-    let record = book.with(|records| records.get(key(Tag::Task, tid as u64, 0))).unwrap_or_default();
-    let word = |at: usize| super::word(&record, at);
-    let name = String::from_utf8_lossy(record.get(12..).unwrap_or_default()).into_owned();
-    let name = match word(0) {
-        0 => name,
-        pid => format!("{name} (pid {pid})"),
+/// Where the expression of an access at `site` ends: a name, then any
+/// `.name`, `[...]` and `(...)` after it (`counts["hits"]`, `n.value`,
+/// `log.push("a")`, `len(xs)`); the target alone of an assignment.
+fn label(text: &str, site: Site) -> Span {
+    let bytes = text.as_bytes();
+    let word = |mut at: usize| {
+        while bytes.get(at).is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b >= 0x80) {
+            at += 1;
+        }
+        at
     };
-    TaskInfo { name, start: (word(4), word(8)) }
+    let mut start = site as usize;
+    while bytes.get(start) == Some(&b' ') {
+        start += 1;
+    }
+    let mut at = word(start);
+    // An operator's read (`+=` of `n.value += 1`): the operator.
+    while at == start && bytes.get(at).is_some_and(|b| b"+-*/%=<>!".contains(b)) {
+        at += 1;
+    }
+    loop {
+        match bytes.get(at) {
+            Some(b'.') if word(at + 1) > at + 1 => at = word(at + 1),
+            Some(b'[' | b'(') => match closing(bytes, at) {
+                Some(end) => at = end + 1,
+                None => break,
+            },
+            _ => break,
+        }
+    }
+    let end = at.max(start + 1).min(text.len());
+    Span { start: start.min(end) as u32, end: end as u32 }
 }
 
-/// The target of an assignment at `site` (`counter` of `counter = counter + 1`),
-/// so that its label does not cover the reads on its right.
-fn target(text: &str, site: Site) -> Site {
-    let Some(statement) = text.get(site.0 as usize..site.1 as usize) else { return site };
-    let ends = ["+=", "-=", "*=", "/=", "%=", " ="];
-    match ends.iter().filter_map(|e| statement.find(e)).min() {
-        Some(at) if !statement[..at].trim().is_empty() => (site.0, site.0 + statement[..at].trim_end().len() as u32),
-        _ => site,
+/// The bracket closing the one at `open` (strings skipped); bounded by
+/// the line, as an access's expression is.
+fn closing(bytes: &[u8], open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut quoted = false;
+    let mut at = open;
+    while let Some(&b) = bytes.get(at) {
+        match b {
+            b'\n' => return None,
+            b'\\' if quoted => at += 1,
+            b'"' => quoted = !quoted,
+            b'[' | b'(' | b'{' if !quoted => depth += 1,
+            b']' | b')' | b'}' if !quoted => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(at);
+                }
+            }
+            _ => {}
+        }
+        at += 1;
     }
+    None
 }
 
 /// What raced, in the script's words: `global counter`, `list xs[3]`,
-/// `map m["k"]`, `shared n.value`.
-fn describe(proc: &Process, place: &Place, text: &str) -> String {
-    // The name the access used for its list or map: `xs` of `xs[i] = 1`.
-    let base = text.split(['[', '.']).next().unwrap_or("").trim();
-    let base = match base.chars().all(|c| c.is_alphanumeric() || c == '_') && !base.is_empty() {
-        true => base,
-        false => "",
-    };
+/// `map m["k"]`, `shared n.value`, from the text of the two accesses.
+fn describe(proc: &Process, place: &Place, texts: [&str; 2]) -> String {
+    let base = texts.iter().find_map(|text| base_name(text)).unwrap_or("");
     match place {
         Place::Global(i, _) => {
             let name = proc.global_names.read().get(*i as usize).map(|n| n.to_string()).unwrap_or_default();
             format!("global `{name}`")
         }
-        Place::Captured(_) => format!("variable `{}`", text.split(['=', ' ', '+', '-']).next().unwrap_or(text)),
+        Place::Captured(_) => {
+            format!("variable `{}`", texts[0].split(['=', ' ', '+', '-']).next().unwrap_or(texts[0]))
+        }
         Place::Item(_, i) => format!("list {base}[{i}]"),
         Place::Length(_) => format!("the length of list {base}"),
         Place::Key(_, k) => format!("map {base}[{}]", format::repr(&k.to_value())),
-        Place::Shared(_, i) if text.contains('[') => format!("shared {base}[{i}]"),
+        Place::Keys(_) => format!("the keys of map {base}"),
+        Place::Shared(_, i) if texts.iter().any(|t| t.contains('[')) => format!("shared {base}[{i}]"),
         Place::Shared(..) => format!("shared {base}.value"),
     }
+}
+
+/// The name an access used for its list, map or shared value: `xs` of
+/// `xs[i] = 1`, `m.keys()` or `len(xs)`.
+fn base_name(text: &str) -> Option<&str> {
+    let text = text.strip_prefix("len(").unwrap_or(text);
+    let base = text.split(['[', '.', ')']).next().unwrap_or("").trim();
+    (!base.is_empty() && base.chars().all(|c| c.is_alphanumeric() || c == '_')).then_some(base)
 }
