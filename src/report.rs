@@ -77,6 +77,7 @@ impl Report {
     pub fn syntax(source: &Source, error: &SyntaxError) -> Report {
         let mut report = Report::new(source, format!("SyntaxError: {}", error.message));
         report.labels.push((error.span, error.label.clone()));
+        report.labels.extend(error.others.iter().cloned());
         report.help = error.help.clone();
         report
     }
@@ -100,6 +101,14 @@ impl Report {
             report.labels.push((span, "here".into()));
         }
         report.labels.extend(call_labels(error));
+        // A task's failure shows the line it failed at, inside the task.
+        if let Some(cause) = &error.cause
+            && let Some(span) = cause.span.filter(|s| !s.is_empty() && Some(*s) != error.span)
+        {
+            let whose = cause.task.as_deref().map(|task| format!(" in {task}")).unwrap_or_default();
+            report.labels.push((span, format!("{}{whose}: {}", cause.kind, cause.message)));
+            report.labels.extend(call_labels(cause));
+        }
         report.help = error.help.clone();
         if error.trace.len() > 2 {
             let chain = call_chain(error);

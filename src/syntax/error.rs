@@ -11,6 +11,9 @@ pub struct SyntaxError {
     /// What was expected there, shown under the span.
     pub label: String,
     pub help: Option<String>,
+    /// More places to show, each with its label (the bracket that opened
+    /// what went wrong, say).
+    pub others: Vec<(Span, String)>,
     /// The text stopped before the construct was finished: the REPL asks
     /// for another line instead of reporting it.
     pub incomplete: bool,
@@ -18,7 +21,14 @@ pub struct SyntaxError {
 
 impl SyntaxError {
     pub fn new(span: Span, message: impl Into<String>, label: impl Into<String>) -> SyntaxError {
-        SyntaxError { message: message.into(), span, label: label.into(), help: None, incomplete: false }
+        SyntaxError {
+            message: message.into(),
+            span,
+            label: label.into(),
+            help: None,
+            others: Vec::new(),
+            incomplete: false,
+        }
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> SyntaxError {

@@ -701,8 +701,12 @@ fn friendly(source: &str, error: pest::error::Error<Rule>) -> SyntaxError {
         return SyntaxError::new(span, format!("`{word}` is a reserved word"), "not usable as a name")
             .with_help(format!("choose another name, such as `{word}_` or `my_{word}`"));
     }
-    let found = describe_found(source, at);
     let at_end = at >= source.len();
+    if let Some(mut hint) = super::hints::for_failure(source, at) {
+        hint.incomplete = at_end;
+        return hint;
+    }
+    let found = describe_found(source, at);
     let len = match at_end || found == "newline" {
         true => 0,
         false => source[at..].chars().next().map_or(0, char::len_utf8),
@@ -724,11 +728,6 @@ fn friendly(source: &str, error: pest::error::Error<Rule>) -> SyntaxError {
             };
             err.help = Some(format!("add the matching `{close}`"));
         }
-    }
-    if at_end && source.matches('"').count() % 2 == 1 {
-        err.message = "unterminated string".to_string();
-        err.label = "the string is still open here".to_string();
-        err.help = Some("close the string with `\"`".to_string());
     }
     err
 }

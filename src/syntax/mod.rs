@@ -4,6 +4,7 @@
 pub mod ast;
 mod error;
 mod grammar;
+mod hints;
 mod lower;
 mod nesting;
 pub mod span;

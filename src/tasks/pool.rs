@@ -239,7 +239,10 @@ impl<'p> Interp<'p> {
                 }
                 match result {
                     Ok(value) => values.push(value),
-                    Err(Ctrl::Error(error)) => {
+                    Err(Ctrl::Error(mut error)) => {
+                        // The caller's report names the worker and shows this line.
+                        let task = &self.task;
+                        error.task = Some(format!("{} {} (pid {})", task.kind.name(), task.name, task.pid()));
                         failure = Value::Error(Arc::new(*error));
                         break;
                     }
