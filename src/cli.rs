@@ -24,7 +24,7 @@ pub const EXIT_TERMINATED: i32 = 143;
     name = "concsh",
     version,
     about = "Run concsh scripts: real processes, real threads, one language for both.",
-    after_help = "Without a script, concsh opens an interactive prompt, or reads the program from standard input when it is not a terminal."
+    after_help = "Without a script, concsh opens an interactive prompt, or reads the program from standard input when it is not a terminal.\n\n`concsh completions bash|zsh|fish` prints shell completions; `concsh man` prints the man page."
 )]
 pub struct Cli {
     /// Run CODE instead of a script file.
@@ -68,11 +68,45 @@ pub struct Cli {
     args: Vec<String>,
 }
 
+/// `concsh completions SHELL` and `concsh man`: what a packager installs,
+/// made from the same definition as the options. **Choice:** these words
+/// first are commands; a script of that name runs as `./completions`.
+fn tool_command(argv: &[std::ffi::OsString]) -> Option<i32> {
+    let word = argv.get(1)?.to_str()?;
+    let mut command = Cli::command();
+    // Made whole first: a reader that stops early (`| head`) is no error.
+    let mut text: Vec<u8> = Vec::new();
+    match word {
+        "completions" => {
+            let shell = argv.get(2).and_then(|s| s.to_str()).map(str::parse::<clap_complete::Shell>);
+            let Some(Ok(shell)) = shell.filter(|_| argv.len() == 3) else {
+                let shells = "bash, zsh, fish, elvish or powershell";
+                output::report(&format!("concsh: usage: concsh completions SHELL (SHELL is {shells})\n"));
+                return Some(EXIT_USAGE);
+            };
+            clap_complete::generate(shell, &mut command, "concsh", &mut text);
+        }
+        "man" if argv.len() == 2 => {
+            if let Err(e) = clap_mangen::Man::new(command).render(&mut text) {
+                output::report(&format!("concsh: cannot make the man page: {}\n", plain_io(&e)));
+                return Some(EXIT_ERROR);
+            }
+        }
+        _ => return None,
+    }
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), &text);
+    Some(0)
+}
+
 /// Runs the command line and gives the process exit status.
 pub fn main() -> i32 {
     // Before any thread exists: every thread inherits the mask.
     signals::route_children_signals();
-    let (ours, theirs) = split_after_code(std::env::args_os().collect());
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(code) = tool_command(&argv) {
+        return code;
+    }
+    let (ours, theirs) = split_after_code(argv);
     let cli = match Cli::try_parse_from(ours) {
         Ok(mut cli) => {
             cli.args.extend(theirs);

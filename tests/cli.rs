@@ -236,3 +236,30 @@ fn max_tasks_limits_live_threads() {
     assert_eq!(roomy.code, 0, "{}", roomy.stderr);
     assert_eq!(run(&["--max-tasks", "0", "-c", "print(1)"], "").code, 2);
 }
+
+/// `concsh completions SHELL` and `concsh man` come from the options'
+/// own definition; a script named like them runs as `./completions`.
+#[test]
+fn completions_and_man_page_come_from_the_options() {
+    let bash = run(&["completions", "bash"], "");
+    assert_eq!(bash.code, 0, "{}", bash.stderr);
+    assert!(bash.stdout.contains("_concsh") && bash.stdout.contains("--race"), "{}", bash.stdout);
+    let checked = std::process::Command::new("bash").args(["-n", "-c", &bash.stdout]).status().map(|s| s.success());
+    assert!(!matches!(checked, Ok(false)), "bash finds the completion script malformed");
+    for shell in ["zsh", "fish"] {
+        let r = run(&["completions", shell], "");
+        assert!(r.code == 0 && r.stdout.contains("max-tasks"), "{shell}: {}", r.stderr);
+    }
+    let wrong = run(&["completions", "tcsh"], "");
+    assert_eq!(wrong.code, 2);
+    assert!(wrong.stderr.contains("concsh completions SHELL"), "{}", wrong.stderr);
+    let man = run(&["man"], "");
+    assert_eq!(man.code, 0, "{}", man.stderr);
+    assert!(man.stdout.contains(".TH concsh 1") && man.stdout.contains("\\-\\-race"), "{}", man.stdout);
+    let dir = std::env::temp_dir().join(format!("concsh-cli-completions-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("completions"), "print(\"a script\")\n").unwrap();
+    let script = run_concsh(&["./completions".into()], b"", &dir).expect("concsh runs");
+    assert_eq!(script.stdout, "a script\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}
