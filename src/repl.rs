@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::Sender;
-use rustyline::completion::{Completer, Pair};
+use rustyline::completion::{Completer, FilenameCompleter, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::highlight::{CmdKind, Highlighter};
 use rustyline::hint::{Hinter, HistoryHinter};
@@ -35,6 +35,9 @@ use crate::{resolve, signals};
 
 /// The global an echoed expression's value is kept in (as Python's `_`).
 const LAST: &str = "_";
+
+/// The prompt's commands, as Tab completes them.
+const COMMANDS: &[&str] = &[":help", ":vars", ":tasks", ":load", ":race", ":reset", ":quit"];
 
 /// What `:help` shows, around its examples.
 const HELP_TOP: &str = "concsh: type a statement and press Enter; an unfinished block continues on `...`.\n";
@@ -93,7 +96,8 @@ pub fn run(race: bool) -> i32 {
     };
     let mut session = Session::default();
     let color = crate::runtime::color::at_prompt();
-    editor.set_helper(Some(Prompt { values: Vec::new(), hinter: HistoryHinter::new(), color }));
+    let files = FilenameCompleter::new();
+    editor.set_helper(Some(Prompt { values: Vec::new(), hinter: HistoryHinter::new(), files, color }));
     let printer = Printer::start(&mut editor);
     let history = history_file();
     if let Some(path) = &history {
@@ -104,6 +108,8 @@ pub fn run(race: bool) -> i32 {
     if race {
         race_command("on");
     }
+    // Whether the last input was a Ctrl-D that found tasks running.
+    let mut warned = false;
     loop {
         // What the last input printed is on the screen before the prompt.
         printer.flush();
@@ -113,8 +119,17 @@ pub fn run(race: bool) -> i32 {
         let entry = match read_entry(&mut editor) {
             Entry::Text(entry) => entry,
             Entry::Dropped => continue,
+            // As a shell with jobs: the first Ctrl-D says what it would end.
+            Entry::End if !std::mem::replace(&mut warned, true) && session.running() > 0 => {
+                let running = session.running();
+                say(&format!(
+                    "concsh: {running} task(s) still running (:tasks lists them); Ctrl-D again or :quit ends them\n"
+                ));
+                continue;
+            }
             Entry::End => break,
         };
+        warned = false;
         let input = entry.trim();
         if input.is_empty() {
             continue;
@@ -280,6 +295,8 @@ struct Session {
     globals: Globals,
     /// Every input so far, one after another.
     text: String,
+    /// Where each of them starts in `text`.
+    inputs: Vec<u32>,
     process: Option<Arc<Process>>,
     listener: Option<signals::Listener>,
     watch: Option<Watch>,
@@ -292,6 +309,7 @@ impl Default for Session {
         Session {
             globals: Globals::for_session(),
             text: String::new(),
+            inputs: Vec::new(),
             process: None,
             listener: None,
             watch: None,
@@ -308,7 +326,9 @@ impl Session {
         let mut text = self.text.clone();
         text.push_str(input);
         text.push('\n');
-        let source = Source::new("<repl>", &text);
+        let mut inputs = self.inputs.clone();
+        inputs.push(self.text.len() as u32);
+        let source = Source::session(&text, &inputs);
         let mut ast = match syntax::parse(&format!("{blank}{input}\n")) {
             Ok(ast) => ast,
             Err(errors) => return report_all(errors.iter().map(|e| Report::syntax(&source, e))),
@@ -328,6 +348,7 @@ impl Session {
         };
         drop(ast);
         self.text = text;
+        self.inputs = inputs;
         let process = match &self.process {
             Some(process) => {
                 process.extend(&program);
@@ -407,10 +428,15 @@ impl Session {
         }
     }
 
+    /// The tasks started at the prompt and still alive.
+    fn running(&self) -> usize {
+        self.process.as_ref().map_or(0, |p| p.tasks.lock().iter().filter(|t| t.is_alive()).count())
+    }
+
     /// Ends the tasks still running, saying how many.
     fn end(mut self) -> i32 {
+        let running = self.running();
         let Some(process) = self.process.take() else { return 0 };
-        let running = process.tasks.lock().iter().filter(|t| t.is_alive()).count();
         if running > 0 {
             output::report(&format!("concsh: ending {running} task(s) still running\n"));
         }
@@ -439,6 +465,8 @@ struct Prompt {
     values: Vec<(String, Value)>,
     /// The rest of the latest history line that starts like the input.
     hinter: HistoryHinter,
+    /// File names, for `:load`.
+    files: FilenameCompleter,
     /// Colours and hints are off when `NO_COLOR` is set.
     color: bool,
 }
@@ -524,9 +552,22 @@ impl Completer for Prompt {
 
     fn complete(&self, line: &str, pos: usize, _: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
         let before = &line[..pos];
+        let pair = |w: &str| Pair { display: w.to_string(), replacement: w.to_string() };
+        // A command: its name, then a file for `:load`, `on`/`off` for `:race`.
+        if before.trim_start().starts_with(':') {
+            let offered = |words: &[&str], start: usize| {
+                let word = &before[start..];
+                (start, words.iter().filter(|w| w.starts_with(word)).map(|w| pair(w)).collect())
+            };
+            return Ok(match before.trim_start().split_once(' ') {
+                None => offered(COMMANDS, before.len() - before.trim_start().len()),
+                Some((":load", _)) => self.files.complete_path(line, pos)?,
+                Some((":race", _)) => offered(&["on", "off"], word_start(before)),
+                Some(_) => (pos, Vec::new()),
+            });
+        }
         let start = word_start(before);
         let word = &before[start..];
-        let pair = |w: &str| Pair { display: w.to_string(), replacement: w.to_string() };
         // `q.` offers what a queue has; `q.s` narrows it.
         if let Some(owner) = before[..start].strip_suffix('.') {
             let owner = &owner[word_start(owner)..];

@@ -18,11 +18,20 @@ use crate::syntax::{Span, SyntaxError};
 pub struct Source {
     pub name: Arc<str>,
     pub text: Arc<str>,
+    /// At the prompt, where each input starts in the session's text: a
+    /// report is shown against the input it is about, its lines counted
+    /// from that input's first. Empty for a script.
+    pub inputs: Arc<[u32]>,
 }
 
 impl Source {
     pub fn new(name: &str, text: &str) -> Source {
-        Source { name: name.into(), text: text.into() }
+        Source { name: name.into(), text: text.into(), inputs: Arc::new([]) }
+    }
+
+    /// A prompt session's text, whose inputs start at `inputs`.
+    pub fn session(text: &str, inputs: &[u32]) -> Source {
+        Source { name: "<repl>".into(), text: text.into(), inputs: inputs.into() }
     }
 }
 
@@ -34,6 +43,8 @@ pub struct Report {
     labels: Vec<(Span, String)>,
     help: Option<String>,
     source: NamedSource<Arc<str>>,
+    /// See [`Source::inputs`].
+    inputs: Arc<[u32]>,
 }
 
 impl std::fmt::Display for Report {
@@ -71,7 +82,8 @@ impl Diagnostic for Report {
 
 impl Report {
     fn new(source: &Source, message: String) -> Report {
-        Report { message, labels: Vec::new(), help: None, source: NamedSource::new(&*source.name, source.text.clone()) }
+        let named = NamedSource::new(&*source.name, source.text.clone());
+        Report { message, labels: Vec::new(), help: None, source: named, inputs: source.inputs.clone() }
     }
 
     pub fn syntax(source: &Source, error: &SyntaxError) -> Report {
@@ -134,8 +146,31 @@ impl Report {
         report
     }
 
+    /// At the prompt: the report against the input its first label is in,
+    /// named `<input N>`; labels in other inputs are left out.
+    fn focused(&self) -> Option<Report> {
+        let (primary, _) = self.labels.first()?;
+        let k = self.inputs.partition_point(|&start| start <= primary.start).checked_sub(1)?;
+        let text = self.source.inner();
+        let start = self.inputs[k];
+        let end = self.inputs.get(k + 1).copied().unwrap_or(text.len() as u32);
+        let within = |span: &Span| span.start >= start && span.end <= end;
+        let labels = self
+            .labels
+            .iter()
+            .filter(|(span, _)| within(span))
+            .map(|(span, label)| (Span { start: span.start - start, end: span.end - start }, label.clone()))
+            .collect();
+        let input: Arc<str> = text.get(start as usize..end as usize)?.into();
+        let source = NamedSource::new(format!("<input {}>", k + 1), input);
+        Some(Report { message: self.message.clone(), labels, help: self.help.clone(), source, inputs: Arc::new([]) })
+    }
+
     /// The report as text, in colour as `runtime::color` says.
     pub fn render(&self) -> String {
+        if let Some(focused) = self.focused() {
+            return focused.render();
+        }
         let fancy = crate::runtime::color::on_stderr();
         let handler = match fancy {
             true => GraphicalReportHandler::new_themed(GraphicalTheme::unicode()),

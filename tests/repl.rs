@@ -144,11 +144,15 @@ fn tasks_lists_a_running_process_and_load_and_reset_work() {
 }
 
 #[test]
-fn ctrl_d_ends_the_tasks_still_running_and_says_how_many() {
-    let mut s = repl("ctrl_d_ends_the_tasks_still_running_and_says_how_many");
+fn ctrl_d_twice_ends_the_tasks_still_running_and_says_how_many() {
+    let mut s = repl("ctrl_d_twice_ends_the_tasks_still_running_and_says_how_many");
     enter(&mut s, "let e = event()");
     enter(&mut s, "let p = spawn { wait e }");
     enter(&mut s, "let t = thread { wait e }");
+    s.send(expectrl::ControlCode::EndOfTransmission).unwrap();
+    s.expect("2 task(s) still running (:tasks lists them); Ctrl-D again or :quit ends them")
+        .expect("the first Ctrl-D says what it would end");
+    s.expect("concsh> ").expect("and the session goes on");
     s.send(expectrl::ControlCode::EndOfTransmission).unwrap();
     s.expect("ending 2 task(s) still running").expect("the count is told");
     s.expect(Eof).expect("the REPL ends without waiting for them");
@@ -320,6 +324,45 @@ fn race_on_reports_a_race_and_race_off_stops_reporting() {
     let seen = enter(&mut s, "let us = [thread bump(), thread bump()]; for t in us { join t }");
     assert!(!seen.contains("Data race"), "nothing is reported once off: {seen:?}");
     assert!(enter(&mut s, ":race maybe").contains(":race takes on or off"));
+    s.send_line(":quit").unwrap();
+    s.expect(Eof).unwrap();
+}
+
+/// Tab completes a command's name (`:lo` is `:load`, not `:lock`), a file
+/// name after `:load`, and `on`/`off` after `:race`.
+#[test]
+fn tab_completes_commands_and_the_file_to_load() {
+    let mut s = repl("tab_completes_commands_and_the_file_to_load");
+    s.send(":lo\t").unwrap();
+    s.expect(":load").expect("`:lo` completes to `:load`");
+    s.send(" examples/word_c\t").unwrap();
+    s.expect("examples/word_count.conc").expect("a file name completes after `:load`");
+    // Loading the example defines its functions (its main part stops at the usage line).
+    let seen = enter(&mut s, "");
+    assert!(seen.contains("usage: concsh examples/word_count.conc"), "the file was loaded: {seen:?}");
+    s.send(":ra\t o\t\t").unwrap();
+    s.expect("on").unwrap();
+    s.expect("off").expect("`:race` offers on and off");
+    s.send("\u{15}").unwrap();
+    s.send_line(":quit").unwrap();
+    s.expect(Eof).unwrap();
+}
+
+/// A report's lines count from the input it is about, named `<input N>`,
+/// not from the start of the session.
+#[test]
+fn error_lines_count_from_the_input_that_failed() {
+    let mut s = repl("error_lines_count_from_the_input_that_failed");
+    enter(&mut s, "let a = 1");
+    for line in ["fn inv(x) {", "  return 10 / x"] {
+        s.send_line(line).unwrap();
+        s.expect("    ... ").unwrap();
+    }
+    enter(&mut s, "}");
+    let seen = enter(&mut s, "[1, 2][5]");
+    assert!(seen.contains("<input 3>:1:1") && seen.contains(" 1 │ [1, 2][5]"), "{seen:?}");
+    let seen = enter(&mut s, "inv(0)");
+    assert!(seen.contains("<input 2>:2:") && seen.contains(" 2 │   return 10 / x"), "{seen:?}");
     s.send_line(":quit").unwrap();
     s.expect(Eof).unwrap();
 }
