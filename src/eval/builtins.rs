@@ -13,6 +13,7 @@ use crate::runtime::error::{ErrorValue, Fault, Kind, io_error, overflow, room_fo
 use crate::runtime::format;
 use crate::runtime::handle::HandleKind;
 use crate::runtime::output::{self, Stream, Written};
+use crate::runtime::progress::Bar;
 use crate::runtime::stdin;
 use crate::runtime::value::{Key, Range, Value};
 use crate::sync::board::{Op, What};
@@ -27,7 +28,7 @@ impl<'p> Interp<'p> {
             return Err(type_error(arity_message(builtin.name(), min, max, given)).into());
         }
         let name = builtin.name();
-        let Named { sep, end, key, reverse, duplex, threads } = Named::take(builtin, &mut args);
+        let Named { sep, end, key, reverse, duplex, threads, progress } = Named::take(builtin, &mut args);
         args.no_more_named(name)?;
         let a = args.positional;
         let arg = |i: usize| a.get(i).cloned().unwrap_or(Value::Nil);
@@ -282,7 +283,16 @@ impl<'p> Interp<'p> {
             Builtin::Event => sync_ops::make(HandleKind::Event, &a)?,
             Builtin::Pool => {
                 let threads = threads.is_some_and(|t| t.truthy());
-                Value::Pool(self.make_pool(a.first(), threads, span)?)
+                let bar = match progress {
+                    None | Some(Value::Bool(true)) => Bar::Plain,
+                    Some(Value::Bool(false)) => Bar::Off,
+                    Some(Value::Str(label)) => Bar::Labelled(label.as_ref().into()),
+                    Some(other) => {
+                        let message = format!("progress: takes a label or true/false, not {}", other.type_name());
+                        return Err(type_error(message).into());
+                    }
+                };
+                Value::Pool(self.make_pool(a.first(), threads, bar, span)?)
             }
             Builtin::Pipe => sync_ops::make(HandleKind::Pipe, &duplex.into_iter().collect::<Vec<_>>())?,
             Builtin::Shared => sync_ops::make(HandleKind::Cell, &a)?,
@@ -320,11 +330,13 @@ struct Named {
     reverse: Option<Value>,
     duplex: Option<Value>,
     threads: Option<Value>,
+    progress: Option<Value>,
 }
 
 impl Named {
     fn take(builtin: Builtin, args: &mut ArgValues) -> Named {
-        let mut named = Named { sep: None, end: None, key: None, reverse: None, duplex: None, threads: None };
+        let mut named =
+            Named { sep: None, end: None, key: None, reverse: None, duplex: None, threads: None, progress: None };
         match builtin {
             Builtin::Print | Builtin::Eprint => {
                 named.sep = args.take_named("sep");
@@ -335,7 +347,10 @@ impl Named {
                 named.reverse = args.take_named("reverse");
             }
             Builtin::Pipe => named.duplex = args.take_named("duplex"),
-            Builtin::Pool => named.threads = args.take_named("threads"),
+            Builtin::Pool => {
+                named.threads = args.take_named("threads");
+                named.progress = args.take_named("progress");
+            }
             _ => {}
         }
         named

@@ -46,14 +46,46 @@ pub fn write_line(stream: Stream, text: &str) -> Written {
         }
     }
     super::progress::around_output(|| {
-        let lock = OUTPUT.get().copied().flatten();
-        let taken = lock.and_then(|lock| lock.lock());
-        let written = write_whole(stream, text);
-        if let (Some(lock), Some(_)) = (lock, taken) {
-            lock.unlock();
-        }
-        written
+        locked(|| {
+            // Another process's bar is on the terminal: this line takes
+            // its place (the bar is drawn again below it).
+            if super::progress::shown_elsewhere() && on_terminal(stream) {
+                let _ = write_whole(stream, CLEAR_LINE);
+            }
+            write_whole(stream, text)
+        })
     })
+}
+
+/// Back to the line's start, and the line cleared.
+const CLEAR_LINE: &str = "\r\x1b[2K";
+
+/// Runs `write` holding the run's output lock (when it could be made).
+fn locked<T>(write: impl FnOnce() -> T) -> T {
+    let lock = OUTPUT.get().copied().flatten();
+    let taken = lock.and_then(|lock| lock.lock());
+    let written = write();
+    if let (Some(lock), Some(_)) = (lock, taken) {
+        lock.unlock();
+    }
+    written
+}
+
+/// Writes a progress bar's frame to stderr whole, between lines.
+pub fn write_frame(frame: &str) -> Written {
+    locked(|| write_whole(Stream::Stderr, frame))
+}
+
+/// Whether `stream` is a terminal (asked once per process).
+fn on_terminal(stream: Stream) -> bool {
+    use std::io::IsTerminal;
+    static TERMINALS: OnceLock<(bool, bool)> = OnceLock::new();
+    let (stdout, stderr) =
+        *TERMINALS.get_or_init(|| (std::io::stdout().is_terminal(), std::io::stderr().is_terminal()));
+    match stream {
+        Stream::Stdout => stdout,
+        Stream::Stderr => stderr,
+    }
 }
 
 /// The run's output lock, made before the first fork (every process of
@@ -63,6 +95,7 @@ static OUTPUT: OnceLock<Option<RobustMutex>> = OnceLock::new();
 /// Makes the output lock: call before any task starts.
 pub fn init() {
     OUTPUT.get_or_init(|| RobustMutex::new().ok());
+    super::progress::init();
 }
 
 /// At the prompt, a line typed by the user must not be torn by a

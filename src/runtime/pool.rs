@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 use parking_lot::Mutex;
 
 use super::future::{Batch, FutureCell};
+use super::progress::Bar;
 use super::task::Task;
 use crate::sync::cancel::CancelToken;
 use crate::sync::cell::SharedCells;
@@ -27,6 +28,8 @@ pub struct Pool {
     pub size: usize,
     /// Worker threads instead of processes.
     pub threads: bool,
+    /// What its maps' progress bar shows.
+    pub bar: Bar,
     /// The process that made it: only it can use it.
     pub owner: i32,
     /// Tasks waiting for a worker (bounded, so inputs stream).
@@ -51,12 +54,13 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub fn new(size: usize, threads: bool, tasks: Queue, results: Queue, slots: SharedCells) -> Pool {
+    pub fn new(size: usize, threads: bool, bar: Bar, tasks: Queue, results: Queue, slots: SharedCells) -> Pool {
         let progress = region().and_then(|r| r.alloc(size * 4)).unwrap_or(0);
         Pool {
             progress,
             size,
             threads,
+            bar,
             owner: nix::unistd::getpid().as_raw(),
             tasks,
             results,

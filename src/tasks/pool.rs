@@ -33,7 +33,7 @@ use crate::runtime::error::{ErrorValue, Fault, Kind, type_error, value_error};
 use crate::runtime::format;
 use crate::runtime::future::{Batch, FutureCell, ItemResult};
 use crate::runtime::pool::{Pool, Sink};
-use crate::runtime::progress::Progress;
+use crate::runtime::progress::{Bar, Progress};
 use crate::runtime::task::{Outcome, Task};
 use crate::runtime::value::{Key, Range, Value};
 use crate::runtime::wire;
@@ -95,8 +95,9 @@ fn pool_failure(error: SyncError) -> Fault {
 }
 
 impl<'p> Interp<'p> {
-    /// `pool(n)` / `pool(n, threads: true)`, and the pool of `pool n map`.
-    pub(crate) fn make_pool(&mut self, size: Option<&Value>, threads: bool, span: Span) -> R<Arc<Pool>> {
+    /// `pool(n)` / `pool(n, threads: true, progress: ...)`, and the pool of
+    /// `pool n map`.
+    pub(crate) fn make_pool(&mut self, size: Option<&Value>, threads: bool, bar: Bar, span: Span) -> R<Arc<Pool>> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let size = match size {
             None | Some(Value::Nil) => cores,
@@ -114,7 +115,7 @@ impl<'p> Interp<'p> {
             let results = Queue::new(None)?;
             let nil = wire::encode(&Value::Nil).unwrap_or_default();
             let slots = SharedCells::new(&vec![nil; size])?;
-            Ok::<_, SyncError>(Pool::new(size, threads, tasks, results, slots))
+            Ok::<_, SyncError>(Pool::new(size, threads, bar, tasks, results, slots))
         })();
         let pool = Arc::new(made.map_err(|e| fault_at(pool_failure(e), span))?);
         for index in 0..size {
@@ -292,7 +293,7 @@ impl<'p> Interp<'p> {
         };
         let (pool, owned) = match &size {
             Some(Value::Pool(_)) => (self.usable_pool(size.as_ref().unwrap_or(&Value::Nil), span)?, false),
-            _ => (self.make_pool(size.as_ref(), threads, span)?, true),
+            _ => (self.make_pool(size.as_ref(), threads, Bar::Plain, span)?, true),
         };
         let func_bytes = wire::encode(&func).map_err(|e| fault_at(e, span));
         let result = match func_bytes {
@@ -336,7 +337,7 @@ impl<'p> Interp<'p> {
         let mut ordered: Vec<Value> = Vec::new();
         let mut unordered: Vec<Value> = Vec::new();
         let mut received = 0;
-        let mut progress = Progress::new(total);
+        let mut progress = Progress::new(total, &pool.bar);
         let outcome = 'collect: loop {
             if received == total {
                 break Ok(());
