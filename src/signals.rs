@@ -13,6 +13,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
@@ -25,6 +26,7 @@ use signal_hook::iterator::backend::{Handle, SignalDelivery};
 use signal_hook::iterator::exfiltrator::SignalOnly;
 
 use crate::eval::Process;
+use crate::tasks::task::GRACE;
 
 /// Set once Ctrl-C (SIGINT) arrived.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -74,13 +76,26 @@ impl Listener {
                 // SAFETY: the pipe's read end lives in `signals`, owned by
                 // this thread until it returns.
                 let pipe = unsafe { BorrowedFd::borrow_raw(pipe) };
+                // When the `finally` blocks of a cancelled run are cut short.
+                let mut grace_ends: Option<Instant> = None;
                 loop {
                     let mut ready =
                         [PollFd::new(pipe, PollFlags::POLLIN), PollFd::new(children.as_fd(), PollFlags::POLLIN)];
-                    if let Err(e) = poll(&mut ready, PollTimeout::NONE)
+                    let timeout = match grace_ends {
+                        Some(end) => {
+                            let left = end.saturating_duration_since(Instant::now()).as_millis();
+                            PollTimeout::try_from(left.min(60_000) as i32).unwrap_or(PollTimeout::ZERO)
+                        }
+                        None => PollTimeout::NONE,
+                    };
+                    if let Err(e) = poll(&mut ready, timeout)
                         && e != nix::errno::Errno::EINTR
                     {
                         return;
+                    }
+                    if grace_ends.is_some_and(|end| Instant::now() >= end) {
+                        grace_ends = None;
+                        cut_short(&process);
                     }
                     if ready[1].revents().is_some_and(|r| !r.is_empty()) {
                         while let Ok(Some(_)) = children.read_signal() {}
@@ -90,7 +105,9 @@ impl Listener {
                         process.gate.leave();
                     }
                     for signal in signals.pending() {
-                        answer(&process, signal, interrupt);
+                        if answer(&process, signal, interrupt) {
+                            grace_ends = grace_ends.or(Some(Instant::now() + GRACE));
+                        }
                     }
                     if closed.is_closed() {
                         return;
@@ -110,22 +127,23 @@ impl Listener {
 }
 
 /// What a signal does: SIGQUIT dumps the tasks; SIGINT and SIGTERM cancel
-/// the run, or at the prompt SIGINT the statement running.
-fn answer(process: &Process, signal: i32, interrupt: Scope) {
+/// the run, or at the prompt SIGINT the statement running. True when the
+/// `finally` blocks of the cancelled run now have [`GRACE`] to end.
+fn answer(process: &Process, signal: i32, interrupt: Scope) -> bool {
     if signal == SIGQUIT {
-        return dump(process, interrupt != Scope::Child);
+        dump(process, interrupt != Scope::Child);
+        return false;
     }
-    let everything = match (signal, interrupt) {
-        (SIGTERM, _) => {
-            TERMINATED.store(true, Ordering::SeqCst);
-            true
-        }
-        (_, Scope::Everything | Scope::Child) => {
-            INTERRUPTED.store(true, Ordering::SeqCst);
-            true
-        }
-        (_, Scope::Statement) => false,
+    let (everything, again) = match (signal, interrupt) {
+        (SIGTERM, _) => (true, TERMINATED.swap(true, Ordering::SeqCst)),
+        (_, Scope::Everything | Scope::Child) => (true, INTERRUPTED.swap(true, Ordering::SeqCst)),
+        (_, Scope::Statement) => (false, false),
     };
+    // A second signal ends the `finally` blocks still running at once.
+    if again {
+        cut_short(process);
+        return false;
+    }
     // Inside the fork gate: the task registry is an interpreter lock like
     // any other.
     process.gate.enter();
@@ -134,6 +152,16 @@ fn answer(process: &Process, signal: i32, interrupt: Scope) {
     } else {
         process.main_task().cancel.cancel();
     }
+    process.gate.leave();
+    everything
+}
+
+/// The `finally` blocks still running after a cancel are cancelled too
+/// (a second signal, or the grace period over): the run ends now.
+fn cut_short(process: &Process) {
+    crate::sync::cancel::hurry();
+    process.gate.enter();
+    process.cancel_all();
     process.gate.leave();
 }
 

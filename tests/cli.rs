@@ -263,3 +263,60 @@ fn completions_and_man_page_come_from_the_options() {
     assert_eq!(script.stdout, "a script\n");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Ctrl-C runs `finally` blocks (and so frees what `lock m { }` held),
+/// in every task, as Python's KeyboardInterrupt does.
+#[test]
+fn ctrl_c_runs_finally_blocks_and_frees_locks() {
+    let code = r#"
+let m = lock()
+let held = event()
+fn holder() {
+    lock m {
+        set held
+        try { sleep(100) } finally { print("thread cleanup") }
+    }
+}
+let t = thread holder()
+wait held
+try {
+    print("ready")
+    sleep(100)
+} finally {
+    join t
+    print("locked: {m.locked}")
+}
+print("not reached")
+"#;
+    let (status, rest) = interrupt_after_ready(code);
+    assert_eq!(status, Some(130));
+    assert_eq!(rest, "thread cleanup\nlocked: false\n");
+}
+
+/// A `finally` block that does not end is cut short by a second Ctrl-C at
+/// once, or else when the grace period is over.
+#[test]
+fn a_second_ctrl_c_or_the_grace_period_cuts_finally_short() {
+    let code = "try {\n  print(\"ready\")\n  sleep(100)\n} finally {\n  print(\"cleanup starts\")\n  sleep(100)\n  print(\"never\")\n}";
+    for second in [true, false] {
+        let (mut child, mut stdout) = support::start(&["-c", code]);
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("ready line");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("signal sent");
+        line.clear();
+        stdout.read_line(&mut line).expect("the finally block starts");
+        assert_eq!(line, "cleanup starts\n");
+        let cut = Instant::now();
+        if second {
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("signal sent");
+        }
+        let status = child.wait().expect("ends");
+        assert_eq!(status.code(), Some(130));
+        // Generous: the grace period is 2 s, and the machine may be loaded.
+        assert!(cut.elapsed() < Duration::from_secs(30), "the finally block was cut short");
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut rest).expect("rest of stdout");
+        assert_eq!(rest, "", "second Ctrl-C: {second}");
+    }
+}

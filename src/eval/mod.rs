@@ -290,8 +290,14 @@ impl<'p> Interp<'p> {
             (other, _) => other,
         };
         if let Some(finally) = finally {
+            // After Ctrl-C or `terminate` too, within the grace period.
+            let shielded = matches!(result, Err(Ctrl::Cancelled)) && self.cancel.shield();
+            let ran = self.exec_block(finally, up);
+            if shielded {
+                self.cancel.unshield();
+            }
             // A `return`, `break` or error inside `finally` wins.
-            self.exec_block(finally, up)?;
+            ran?;
         }
         result
     }

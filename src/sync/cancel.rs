@@ -7,7 +7,7 @@
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -23,6 +23,16 @@ const CANCELLED: u8 = 1;
 const PAUSE: u8 = 2;
 /// A task dump is coming: tell the board where you are.
 const WHERE: u8 = 4;
+
+/// Set by a second Ctrl-C, or when the grace period after the first is
+/// over: `finally` blocks are no longer shielded from the cancel.
+static HURRY: AtomicBool = AtomicBool::new(false);
+
+/// No more `finally` blocks: the process ends now (cancel its tasks again
+/// after this, so that shielded ones stop too).
+pub fn hurry() {
+    HURRY.store(true, Ordering::SeqCst);
+}
 
 #[derive(Default)]
 pub struct CancelToken {
@@ -98,6 +108,27 @@ impl CancelToken {
         if let Some(Some((_, write))) = self.pipe.get() {
             let _ = nix::unistd::write(write, b"!");
         }
+    }
+
+    /// A `finally` block is about to run after this task was cancelled:
+    /// it runs as usual (its waits too) until [`CancelToken::unshield`],
+    /// unless the run is in a hurry (a second Ctrl-C, or the grace period
+    /// over). False when not shielded.
+    pub fn shield(&self) -> bool {
+        if HURRY.load(Ordering::SeqCst) || !self.is_cancelled() {
+            return false;
+        }
+        self.flag.fetch_and(!CANCELLED, Ordering::SeqCst);
+        // A hurry that came meanwhile wins.
+        if HURRY.load(Ordering::SeqCst) {
+            self.cancel();
+        }
+        true
+    }
+
+    /// The `finally` block is over: the task goes on being cancelled.
+    pub fn unshield(&self) {
+        self.flag.fetch_or(CANCELLED, Ordering::SeqCst);
     }
 
     /// Records the futex word the task is about to sleep on (or none).

@@ -285,8 +285,9 @@ fn run_thread(proc: Arc<Process>, task: Arc<Task>, job: impl FnOnce(&mut Interp)
     proc.gate.leave();
 }
 
-/// How long a child process gets between SIGTERM and SIGKILL.
-const GRACE: Duration = Duration::from_secs(2);
+/// How long a child process gets between SIGTERM and SIGKILL, and the
+/// `finally` blocks of a cancelled run before they are cut short.
+pub const GRACE: Duration = Duration::from_secs(2);
 
 /// The end of a run (or of a child process): every non-daemon task is
 /// waited for (they may start more, so until none is left); daemon tasks
