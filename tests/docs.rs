@@ -49,3 +49,28 @@ fn documentation_examples_run_as_written() {
         }
     }
 }
+
+/// The reference's contents list every numbered section, in order, each
+/// linked to the anchor its heading gets.
+#[test]
+fn the_contents_of_the_reference_match_its_sections() {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/language.md")).expect("doc exists");
+    let anchor = |title: &str| -> String {
+        let kept: String =
+            title.to_lowercase().chars().filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-').collect();
+        kept.replace(' ', "-")
+    };
+    let sections: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("### ").or_else(|| l.strip_prefix("## ")))
+        .filter(|title| title.starts_with(|c: char| c.is_ascii_digit()))
+        .map(|title| format!("](#{})", anchor(title)))
+        .collect();
+    let contents = &text[..text.find("## 1.").expect("a first section")];
+    let linked: Vec<String> = contents
+        .match_indices("](#")
+        .map(|(at, _)| contents[at..].split(')').next().unwrap_or("").to_string() + ")")
+        .collect();
+    assert_eq!(linked, sections, "the contents and the section headings differ");
+}
