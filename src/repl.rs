@@ -365,7 +365,9 @@ impl Session {
                 process
             }
         };
-        // A fresh main task per input: Ctrl-C cancels this one only.
+        // A fresh main task per input: Ctrl-C cancels this one only (and
+        // an earlier input's Ctrl-C is forgotten).
+        signals::handled(false);
         let pid = nix::unistd::getpid().as_raw() as u64;
         *process.main_task.write() = Arc::new(Task::new(pid << 32, "MainProcess".into(), TaskKind::Process, false));
         process.gate.enter();

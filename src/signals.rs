@@ -95,7 +95,10 @@ impl Listener {
                     }
                     if grace_ends.is_some_and(|end| Instant::now() >= end) {
                         grace_ends = None;
-                        cut_short(&process);
+                        // Unless a `catch Interrupted` (or `Terminated`) handled it.
+                        if interrupted() || terminated() {
+                            cut_short(&process);
+                        }
                     }
                     if ready[1].revents().is_some_and(|r| !r.is_empty()) {
                         while let Ok(Some(_)) = children.read_signal() {}
@@ -137,7 +140,11 @@ fn answer(process: &Process, signal: i32, interrupt: Scope) -> bool {
     let (everything, again) = match (signal, interrupt) {
         (SIGTERM, _) => (true, TERMINATED.swap(true, Ordering::SeqCst)),
         (_, Scope::Everything | Scope::Child) => (true, INTERRUPTED.swap(true, Ordering::SeqCst)),
-        (_, Scope::Statement) => (false, false),
+        // At the prompt too, so that `catch Interrupted` sees it.
+        (_, Scope::Statement) => {
+            INTERRUPTED.store(true, Ordering::SeqCst);
+            (false, false)
+        }
     };
     // A second signal ends the `finally` blocks still running at once.
     if again {
@@ -212,6 +219,13 @@ impl Drop for Listener {
 
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// A `catch Interrupted` (or `catch Terminated`) handled the signal: the
+/// run goes on, and ends as if it never came.
+pub fn handled(terminate: bool) {
+    let flag = if terminate { &TERMINATED } else { &INTERRUPTED };
+    flag.store(false, Ordering::SeqCst);
 }
 
 pub fn terminated() -> bool {

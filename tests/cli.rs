@@ -320,3 +320,17 @@ fn a_second_ctrl_c_or_the_grace_period_cuts_finally_short() {
         assert_eq!(rest, "", "second Ctrl-C: {second}");
     }
 }
+
+/// Ctrl-C is caught only by a `catch` that names it; the run then goes on
+/// and ends as if it had not come. A plain `catch e` never sees it.
+#[test]
+fn only_catch_interrupted_catches_ctrl_c() {
+    let named = "try {\n  print(\"ready\")\n  sleep(100)\n} catch Interrupted e {\n  print(e.kind, e.message)\n}\nprint(\"after\")";
+    let (status, rest) = interrupt_after_ready(named);
+    assert_eq!(status, Some(0));
+    assert_eq!(rest, "Interrupted interrupted by Ctrl-C\nafter\n");
+    let plain = "try {\n  print(\"ready\")\n  sleep(100)\n} catch e {\n  print(\"caught\")\n}\nprint(\"after\")";
+    let (status, rest) = interrupt_after_ready(plain);
+    assert_eq!(status, Some(130));
+    assert_eq!(rest, "");
+}

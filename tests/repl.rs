@@ -366,3 +366,23 @@ fn error_lines_count_from_the_input_that_failed() {
     s.send_line(":quit").unwrap();
     s.expect(Eof).unwrap();
 }
+
+/// At the prompt too, Ctrl-C is caught by a `catch` that names it, and
+/// runs `finally` blocks.
+#[test]
+fn ctrl_c_at_the_prompt_runs_finally_and_meets_catch_interrupted() {
+    let mut s = repl("ctrl_c_at_the_prompt_runs_finally_and_meets_catch_interrupted");
+    s.send_line("try { print(\"sleeping\"); sleep(100) } catch Interrupted e { print(\"caught\", e.kind) }").unwrap();
+    s.expect(Regex("\r?\nsleeping\r?\n")).unwrap();
+    s.send(expectrl::ControlCode::EndOfText).unwrap();
+    s.expect("caught Interrupted").expect("the named catch caught it");
+    s.expect("concsh> ").unwrap();
+    s.send_line("try { print(\"sleeping\"); sleep(100) } finally { print(\"cleanup ran\") }").unwrap();
+    s.expect(Regex("\r?\nsleeping\r?\n")).unwrap();
+    s.send(expectrl::ControlCode::EndOfText).unwrap();
+    s.expect("cleanup ran").expect("finally ran");
+    s.expect("interrupted").expect("the statement is interrupted");
+    s.expect("concsh> ").unwrap();
+    s.send_line(":quit").unwrap();
+    s.expect(Eof).unwrap();
+}

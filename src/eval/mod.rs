@@ -276,16 +276,25 @@ impl<'p> Interp<'p> {
     fn exec_try(
         &mut self,
         body: &[Stmt],
-        catch: &Option<(Option<Binding>, Block)>,
+        catch: &Option<Catch<Binding, Block>>,
         finally: &Option<Block>,
         up: Up,
     ) -> R<()> {
         let result = match (self.exec_block(body, up), catch) {
-            (Err(Ctrl::Error(error)), Some((binding, handler))) => {
-                if let Some(binding) = binding {
-                    self.bind_one(*binding, Value::Error(Arc::new(*error)));
-                }
-                self.exec_block(handler, up)
+            (Err(Ctrl::Error(error)), Some(catch)) if catch.catches == Catches::Errors => {
+                self.handle(catch, *error, up)
+            }
+            (Err(Ctrl::Cancelled), Some(catch)) if self.cancelled_by(catch.catches) => {
+                let terminate = catch.catches == Catches::Terminated;
+                // The cancel ends here: this task goes on, and the run
+                // ends as if the signal had not come.
+                self.cancel.recover();
+                crate::signals::handled(terminate);
+                let error = match terminate {
+                    true => ErrorValue::new(Kind::Terminated, "the task was terminated"),
+                    false => ErrorValue::new(Kind::Interrupted, "interrupted by Ctrl-C"),
+                };
+                self.handle(catch, *error, up)
             }
             (other, _) => other,
         };
@@ -300,6 +309,24 @@ impl<'p> Interp<'p> {
             ran?;
         }
         result
+    }
+
+    /// Whether this task's cancel is what `catches` names: a Ctrl-C, or a
+    /// `terminate` (of this thread, or SIGTERM to this process).
+    fn cancelled_by(&self, catches: Catches) -> bool {
+        match catches {
+            Catches::Errors => false,
+            Catches::Interrupted => crate::signals::interrupted(),
+            Catches::Terminated => self.cancel.is_terminated() || crate::signals::terminated(),
+        }
+    }
+
+    /// Runs a `catch` block with `error` bound to its name.
+    fn handle(&mut self, catch: &Catch<Binding, Block>, error: ErrorValue, up: Up) -> R<()> {
+        if let Some(binding) = catch.name {
+            self.bind_one(binding, Value::Error(Arc::new(error)));
+        }
+        self.exec_block(&catch.block, up)
     }
 
     /// Binds a `let`/`for` pattern.

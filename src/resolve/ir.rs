@@ -16,6 +16,7 @@ use std::sync::Arc;
 pub use super::builtin::Builtin;
 use crate::syntax::Span;
 pub use crate::syntax::ast::{BinOp, FormatSpec, UnOp};
+pub use crate::syntax::ast::{Catch, Catches};
 
 /// A whole resolved script.
 #[derive(Debug)]
@@ -107,7 +108,7 @@ pub enum StmtKind {
     Continue,
     Try {
         body: Block,
-        catch: Option<(Option<Binding>, Block)>,
+        catch: Option<Catch<Binding, Block>>,
         finally: Option<Block>,
     },
     Throw(Expr),

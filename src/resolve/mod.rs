@@ -245,12 +245,12 @@ impl Resolver {
             }
             S::Try { body, catch, finally } => StmtKind::Try {
                 body: self.block(body),
-                catch: catch.as_ref().map(|(name, block)| {
+                catch: catch.as_ref().map(|catch| {
                     self.ctx().scopes.push(Vec::new());
-                    let binding = name.as_ref().map(|n| self.declare(n));
-                    let block = self.block(block);
+                    let name = catch.name.as_ref().map(|n| self.declare(n));
+                    let block = self.block(&catch.block);
                     self.ctx().scopes.pop();
-                    (binding, block)
+                    Catch { catches: catch.catches, name, block }
                 }),
                 finally: finally.as_ref().map(|b| self.block(b)),
             },

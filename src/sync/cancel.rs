@@ -23,6 +23,8 @@ const CANCELLED: u8 = 1;
 const PAUSE: u8 = 2;
 /// A task dump is coming: tell the board where you are.
 const WHERE: u8 = 4;
+/// The cancel is a `terminate` of this task.
+const TERMINATE: u8 = 8;
 
 /// Set by a second Ctrl-C, or when the grace period after the first is
 /// over: `finally` blocks are no longer shielded from the cancel.
@@ -124,6 +126,24 @@ impl CancelToken {
             self.cancel();
         }
         true
+    }
+
+    /// `terminate` of this task (a thread): a cancel `catch Terminated`
+    /// may stop.
+    pub fn terminate(&self) {
+        self.flag.fetch_or(TERMINATE, Ordering::SeqCst);
+        self.cancel();
+    }
+
+    pub fn is_terminated(&self) -> bool {
+        self.flag.load(Ordering::SeqCst) & TERMINATE != 0
+    }
+
+    /// A `catch Interrupted` or `catch Terminated` caught the cancel: the
+    /// task goes on, and `finally` blocks are shielded again.
+    pub fn recover(&self) {
+        self.flag.fetch_and(!(CANCELLED | TERMINATE), Ordering::SeqCst);
+        HURRY.store(false, Ordering::SeqCst);
     }
 
     /// The `finally` block is over: the task goes on being cancelled.

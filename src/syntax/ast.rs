@@ -41,7 +41,7 @@ pub enum StmtKind {
     Continue,
     Try {
         body: Block,
-        catch: Option<(Option<Ident>, Block)>,
+        catch: Option<Catch<Ident, Block>>,
         finally: Option<Block>,
     },
     Throw(Expr),
@@ -246,4 +246,24 @@ impl BinOp {
             BinOp::Or => "or",
         }
     }
+}
+
+/// A `catch` clause: what it catches, the name it binds, its block (in
+/// the AST, and again once resolved).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Catch<Name, Body> {
+    pub catches: Catches,
+    pub name: Option<Name>,
+    pub block: Body,
+}
+
+/// What a `catch` clause catches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Catches {
+    /// Errors (`catch e`): never a cancel.
+    Errors,
+    /// Ctrl-C, by name only (`catch Interrupted e`).
+    Interrupted,
+    /// `terminate`, by name only (`catch Terminated e`).
+    Terminated,
 }

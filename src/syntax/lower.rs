@@ -169,6 +169,15 @@ impl Lower {
                     match clause.as_rule() {
                         Rule::catch_clause => {
                             let mut inner = children(clause).peekable();
+                            let catches = match inner.peek().map(|p| (p.as_rule(), p.as_str())) {
+                                Some((Rule::cancel_kind, kind)) => {
+                                    let kind =
+                                        if kind == "Interrupted" { Catches::Interrupted } else { Catches::Terminated };
+                                    inner.next();
+                                    kind
+                                }
+                                _ => Catches::Errors,
+                            };
                             let name = match inner.peek().map(|p| p.as_rule()) {
                                 Some(Rule::ident) => inner.next().map(ident),
                                 _ => None,
@@ -177,7 +186,7 @@ impl Lower {
                                 Some(b) => self.block(b),
                                 None => Vec::new(),
                             };
-                            catch = Some((name, block));
+                            catch = Some(Catch { catches, name, block });
                         }
                         _ => {
                             finally = children(clause).next().map(|b| self.block(b));

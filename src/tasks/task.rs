@@ -133,7 +133,7 @@ impl<'p> Interp<'p> {
             Value::Task(task) => {
                 match task.child.get() {
                     Some(child) if task.is_alive() => child.signal(nix::sys::signal::Signal::SIGTERM),
-                    _ => task.cancel.cancel(),
+                    _ => task.cancel.terminate(),
                 }
                 Ok(())
             }
