@@ -52,6 +52,9 @@ pub struct Process {
     pub main_task: RwLock<Arc<Task>>,
     /// Tasks started here and not yet reaped.
     pub tasks: Mutex<Vec<Arc<Task>>>,
+    /// With `--race`: the non-daemon tasks that ended and left `tasks`
+    /// unjoined; the process's end joins them (it waits for them all).
+    pub race_ended: Mutex<Vec<u64>>,
     /// Live tasks of the whole run (all processes), in the shared region.
     live: Off,
     pub max_tasks: usize,
@@ -91,6 +94,7 @@ impl Process {
             source: RwLock::new(source),
             main_task: RwLock::new(Arc::new(Task::new(pid << 32, "MainProcess".into(), TaskKind::Process, false))),
             tasks: Mutex::new(Vec::new()),
+            race_ended: Mutex::new(Vec::new()),
             live,
             max_tasks,
             next_thread: AtomicU32::new(1),

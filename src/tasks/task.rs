@@ -196,7 +196,15 @@ fn prune(proc: &Process) {
         refresh(proc, task);
         task.reap();
     }
-    proc.tasks.lock().retain(|t| t.is_alive() || t.os_thread.lock().is_some());
+    let mut ended = Vec::new();
+    proc.tasks.lock().retain(|t| {
+        let kept = t.is_alive() || t.os_thread.lock().is_some();
+        if !kept && !t.daemon && race::on() {
+            ended.push(t.race_id.load(Ordering::Relaxed));
+        }
+        kept
+    });
+    proc.race_ended.lock().extend(ended);
 }
 
 /// Starts a thread task running `job` (a call, or a pool worker's loop).
@@ -307,22 +315,27 @@ pub fn finish_tasks(proc: &Process, hurry: bool) {
         }
         // Joins at the end of the script: the deadlock watch judges them.
         let join = |op, target| Wait::new(&patient, None).doing(What { op, target, span: (0, 0) });
-        // A task joined here is joined for the race detector too: a forked
-        // task's end then covers its threads, for whoever joins it.
         for task in processes {
             if let Some(child) = task.child.get() {
                 let _ = child.wait_exit(join(Op::JoinProcess, child.pid.as_raw() as u64));
             }
             settle(proc, &task);
-            race::joined(task.race_id.load(Ordering::Relaxed));
         }
         for task in threads {
-            if let Ok(true) = task.wait(join(Op::JoinThread, task.id)) {
-                race::joined(task.race_id.load(Ordering::Relaxed));
-            }
+            let _ = task.wait(join(Op::JoinThread, task.id));
         }
     }
     let all: Vec<Arc<Task>> = proc.tasks.lock().drain(..).collect();
+    // Every non-daemon task has ended, and was waited for: joined for the
+    // race detector too, so a forked task's end covers all its threads
+    // (those that ended early and left the registry included).
+    if race::on() {
+        let ended = all.iter().filter(|t| !t.daemon && !t.is_alive()).map(|t| t.race_id.load(Ordering::Relaxed));
+        let ended: Vec<u64> = proc.race_ended.lock().drain(..).chain(ended).collect();
+        for id in ended {
+            race::joined(id);
+        }
+    }
     for task in &all {
         task.cancel.cancel();
     }
