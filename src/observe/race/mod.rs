@@ -1,7 +1,8 @@
 //! The race detector (`--race`): reports two accesses to the same datum
 //! by different tasks, at least one a write, that nothing orders.
 //!
-//! Every task (thread or process) carries a vector clock ([`clock`]). The
+//! Every task (thread or process) carries a vector clock ([`clock`]),
+//! indexed by task slots that are reused once joined ([`slots`]). The
 //! script's own synchronisation moves knowledge between clocks: a release
 //! (unlock, semaphore release, `set`, `notify`, `close`) publishes the
 //! releaser's clock on the primitive, and an acquire (lock, semaphore
@@ -30,8 +31,10 @@ pub mod shadow;
 mod slots;
 
 use std::cell::RefCell;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
 
 pub use local::Place;
 pub use shadow::Access;
@@ -41,6 +44,7 @@ use clock::{Clock, Tid};
 use shadow::{Mark, Shadow, Site};
 pub use slots::TaskId;
 
+use crate::runtime::teardown::Entries;
 use crate::runtime::value::Key;
 use crate::syntax::Span;
 use crate::tasks::process::Process;
@@ -309,7 +313,7 @@ pub fn access(proc: &Process, place: Place, access: Access, span: Span) {
 }
 
 /// `m.remove(key)` is about to remove `key` from the map `map`.
-pub fn removing(map: &std::sync::Arc<parking_lot::Mutex<crate::runtime::teardown::Entries>>, key: &Key) {
+pub fn removing(map: &Arc<Mutex<Entries>>, key: &Key) {
     if checking() {
         local::removing(map, key);
     }
