@@ -273,8 +273,13 @@ let m = lock()
 let held = event()
 fn holder() {
     lock m {
-        set held
-        try { sleep(100) } finally { print("thread cleanup") }
+        # Set inside the try: a cancel from then on meets the finally.
+        try {
+            set held
+            sleep(100)
+        } finally {
+            print("thread cleanup")
+        }
     }
 }
 let t = thread holder()

@@ -12,6 +12,7 @@ use crate::resolve::ir::{BinOp, Builtin};
 use crate::runtime::error::{ErrorValue, Fault, Kind, io_error, overflow, room_for, type_error, value_error};
 use crate::runtime::format;
 use crate::runtime::handle::HandleKind;
+use crate::runtime::json;
 use crate::runtime::output::{self, Stream, Written};
 use crate::runtime::progress::Bar;
 use crate::runtime::stdin;
@@ -28,7 +29,7 @@ impl<'p> Interp<'p> {
             return Err(type_error(arity_message(builtin.name(), min, max, given)).into());
         }
         let name = builtin.name();
-        let Named { sep, end, key, reverse, duplex, threads, progress } = Named::take(builtin, &mut args);
+        let Named { sep, end, key, reverse, duplex, threads, progress, indent } = Named::take(builtin, &mut args);
         args.no_more_named(name)?;
         let a = args.positional;
         let arg = |i: usize| a.get(i).cloned().unwrap_or(Value::Nil);
@@ -77,6 +78,18 @@ impl<'p> Interp<'p> {
                 length(&arg(0))?
             }
             Builtin::Range => range(&a)?,
+            Builtin::JsonEncode => {
+                let indent = match indent {
+                    None | Some(Value::Nil) => None,
+                    Some(Value::Int(n)) if (0..=16).contains(&n) => Some(n as usize),
+                    Some(other) => {
+                        let message = format!("indent: takes 0 to 16 spaces, not {}", format::repr(&other));
+                        return Err(value_error(message).into());
+                    }
+                };
+                Value::Str(json::encode(&arg(0), indent)?.into())
+            }
+            Builtin::JsonDecode => json::decode(text_arg(&arg(0), name)?)?,
             Builtin::Abs => match arg(0) {
                 Value::Int(n) => Value::Int(n.checked_abs().ok_or_else(overflow)?),
                 Value::Float(f) => Value::Float(f.abs()),
@@ -331,12 +344,21 @@ struct Named {
     duplex: Option<Value>,
     threads: Option<Value>,
     progress: Option<Value>,
+    indent: Option<Value>,
 }
 
 impl Named {
     fn take(builtin: Builtin, args: &mut ArgValues) -> Named {
-        let mut named =
-            Named { sep: None, end: None, key: None, reverse: None, duplex: None, threads: None, progress: None };
+        let mut named = Named {
+            sep: None,
+            end: None,
+            key: None,
+            reverse: None,
+            duplex: None,
+            threads: None,
+            progress: None,
+            indent: None,
+        };
         match builtin {
             Builtin::Print | Builtin::Eprint => {
                 named.sep = args.take_named("sep");
@@ -347,6 +369,7 @@ impl Named {
                 named.reverse = args.take_named("reverse");
             }
             Builtin::Pipe => named.duplex = args.take_named("duplex"),
+            Builtin::JsonEncode => named.indent = args.take_named("indent"),
             Builtin::Pool => {
                 named.threads = args.take_named("threads");
                 named.progress = args.take_named("progress");

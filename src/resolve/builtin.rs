@@ -73,6 +73,8 @@ builtins! {
     Mkdir "mkdir" 1 1,
     Exists "exists" 1 1,
     Remove "remove" 1 1,
+    JsonEncode "json_encode" 1 1,
+    JsonDecode "json_decode" 1 1,
     Queue "queue" 0 1,
     Lock "lock" 0 0,
     Semaphore "semaphore" 0 2,

@@ -7,6 +7,7 @@ pub mod error;
 pub mod format;
 pub mod future;
 pub mod handle;
+pub mod json;
 pub mod keyhash;
 pub mod output;
 pub mod pool;
