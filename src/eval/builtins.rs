@@ -12,11 +12,11 @@ use crate::resolve::ir::{BinOp, Builtin};
 use crate::runtime::error::{ErrorValue, Fault, Kind, io_error, overflow, room_for, type_error, value_error};
 use crate::runtime::format;
 use crate::runtime::handle::HandleKind;
-use crate::runtime::json;
 use crate::runtime::output::{self, Stream, Written};
 use crate::runtime::progress::Bar;
 use crate::runtime::stdin;
 use crate::runtime::value::{Key, Range, Value};
+use crate::runtime::{files, json};
 use crate::sync::board::{Op, What};
 use crate::syntax::Span;
 
@@ -90,6 +90,18 @@ impl<'p> Interp<'p> {
                 Value::Str(json::encode(&arg(0), indent)?.into())
             }
             Builtin::JsonDecode => json::decode(text_arg(&arg(0), name)?)?,
+            Builtin::PathJoin => files::join(&a)?,
+            Builtin::Basename => files::basename(&a[0])?,
+            Builtin::Dirname => files::dirname(&a[0])?,
+            Builtin::Ext => files::ext(&a[0])?,
+            Builtin::AbsPath => files::absolute(&a[0])?,
+            Builtin::FileSize => files::size(&a[0])?,
+            Builtin::IsFile => files::is_file(&a[0])?,
+            Builtin::IsDir => files::is_dir(&a[0])?,
+            Builtin::Walk => files::walk(&a[0])?,
+            Builtin::Rename => files::rename(&a[0], &a[1])?,
+            Builtin::CopyFile => files::copy(&a[0], &a[1])?,
+            Builtin::RemoveTree => files::remove_tree(&a[0])?,
             Builtin::Abs => match arg(0) {
                 Value::Int(n) => Value::Int(n.checked_abs().ok_or_else(overflow)?),
                 Value::Float(f) => Value::Float(f.abs()),

@@ -4,6 +4,7 @@
 pub mod child;
 pub mod color;
 pub mod error;
+pub mod files;
 pub mod format;
 pub mod future;
 pub mod handle;
