@@ -29,7 +29,9 @@ fn every_run_matches(script: &str) {
 
 #[test]
 fn racy_scripts_are_reported_in_every_run() {
-    for script in ["global_counter", "shared_counter", "list_item", "map_key", "queue_item_edge", "sizes"] {
+    for script in
+        ["global_counter", "shared_counter", "list_item", "map_key", "queue_item_edge", "sizes", "slice_items"]
+    {
         every_run_matches(script);
     }
 }

@@ -748,6 +748,20 @@ impl<'p> Interp<'p> {
     fn eval_rare(&mut self, expr: &Expr, up: Up) -> R<Value> {
         Ok(match &expr.kind {
             ExprKind::Func(i) => self.func(*i, expr.span)?,
+            ExprKind::Slice(base, parts) => {
+                let base = self.eval(base, up)?;
+                let mut bounds = [Value::Nil, Value::Nil, Value::Nil];
+                for (bound, part) in bounds.iter_mut().zip(parts.iter()) {
+                    if let Some(part) = part {
+                        *bound = self.eval(part, up)?;
+                    }
+                }
+                if self.racing {
+                    self.race_slice(&base, &bounds, expr.span);
+                }
+                let [start, stop, step] = &bounds;
+                ops::slice(&base, start, stop, step).map_err(|e| fault_at(e, expr.span))?
+            }
             ExprKind::Builtin(b) => Value::Builtin(*b),
             ExprKind::Interp(parts) => {
                 let mut text = String::new();

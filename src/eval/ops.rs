@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 
 use crate::resolve::ir::{BinOp, UnOp};
 use crate::runtime::Str;
-use crate::runtime::error::{ErrorValue, Fault, Kind, overflow, room_for, text_room, type_error};
+use crate::runtime::error::{ErrorValue, Fault, Kind, overflow, room_for, text_room, type_error, value_error};
 use crate::runtime::format;
 use crate::runtime::value::{Key, StrKey, Value};
 
@@ -310,6 +310,59 @@ fn position(index: &Value, len: usize, what: &str) -> Result<usize, Fault> {
         return Err(ErrorValue::new(Kind::Index, format!("{what} index {i} out of range for length {len}")));
     }
     Ok(at as usize)
+}
+
+/// `base[start:stop:step]` of a list or string, as Python slices: bounds
+/// may be negative (from the end) or past either end (clamped), `nil` is
+/// left out, a negative step walks backwards.
+pub fn slice(base: &Value, start: &Value, stop: &Value, step: &Value) -> Result<Value, Fault> {
+    let bounds = [start, stop, step];
+    Ok(match base {
+        Value::List(list) => {
+            let items = list.lock();
+            Value::list(slice_positions(items.len(), bounds)?.map(|i| items[i].clone()).collect())
+        }
+        Value::Str(s) => {
+            let chars: Vec<char> = s.chars().collect();
+            let text: String = slice_positions(chars.len(), bounds)?.map(|i| chars[i]).collect();
+            Value::Str(text.into())
+        }
+        other => {
+            let help = "lists and strings can be sliced; `list(...)` first makes a list of a range";
+            return Err(type_error(format!("{} cannot be sliced", other.type_name())).with_help(help));
+        }
+    })
+}
+
+/// The positions the slice `[start:stop:step]` takes from `len` items
+/// (Python's `slice.indices`).
+pub(crate) fn slice_positions(
+    len: usize,
+    [start, stop, step]: [&Value; 3],
+) -> Result<impl Iterator<Item = usize>, Fault> {
+    let bound = |value: &Value, what: &str| match value {
+        Value::Nil => Ok(None),
+        Value::Int(n) => Ok(Some(*n)),
+        other => Err(type_error(format!("a slice's {what} is an int, not {}", other.type_name()))),
+    };
+    let step = match bound(step, "step")? {
+        None => 1,
+        Some(0) => return Err(value_error("a slice's step cannot be zero")),
+        Some(step) => step,
+    };
+    let (start, stop) = (bound(start, "start")?, bound(stop, "stop")?);
+    let len = len as i64;
+    let (low, high) = if step > 0 { (0, len) } else { (-1, len - 1) };
+    let place = |at: i64| if at < 0 { (at + len).max(low) } else { at.min(high) };
+    let start = start.map_or(if step > 0 { low } else { high }, place);
+    let stop = stop.map_or(if step > 0 { high } else { low }, place);
+    let mut at = start;
+    Ok(std::iter::from_fn(move || {
+        let more = if step > 0 { at < stop } else { at > stop };
+        let here = at;
+        at = at.saturating_add(step);
+        more.then_some(here as usize)
+    }))
 }
 
 pub fn index(base: &Value, index: &Value) -> Result<Value, Fault> {

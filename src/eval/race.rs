@@ -103,6 +103,20 @@ impl Interp<'_> {
         }
     }
 
+    /// `xs[a:b]` reads the list's length and each item it takes.
+    #[cold]
+    pub(crate) fn race_slice(&self, base: &Value, [start, stop, step]: &[Value; 3], span: Span) {
+        self.race_size(base, span);
+        if let Value::List(list) = base {
+            let len = list.lock().len();
+            if let Ok(positions) = super::ops::slice_positions(len, [start, stop, step]) {
+                for i in positions {
+                    race::access(self.proc, Place::Item(list, i), Access::Read, span);
+                }
+            }
+        }
+    }
+
     /// `len(v)` and walking a map read a list's length or a map's keys.
     #[cold]
     pub(crate) fn race_size(&self, value: &Value, span: Span) {

@@ -200,6 +200,8 @@ pub enum ExprKind {
     And(Box<Expr>, Box<Expr>),
     Or(Box<Expr>, Box<Expr>),
     Index(Box<Expr>, Box<Expr>),
+    /// `base[start:stop:step]`, each part optional.
+    Slice(Box<Expr>, Box<[Option<Expr>; 3]>),
     Field(Box<Expr>, Arc<str>),
     /// A call of any value.
     Call(Box<Expr>, Args),

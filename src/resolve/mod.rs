@@ -531,6 +531,12 @@ impl Resolver {
                 }
             }
             A::Index(base, index) => ExprKind::Index(Box::new(self.expr(base)), Box::new(self.expr(index))),
+            A::Slice(base, parts) => {
+                let base = Box::new(self.expr(base));
+                let [start, stop, step] = &**parts;
+                let mut part = |p: &Option<ast::Expr>| p.as_ref().map(|e| self.expr(e));
+                ExprKind::Slice(base, Box::new([part(start), part(stop), part(step)]))
+            }
             A::Field(base, name) => ExprKind::Field(Box::new(self.expr(base)), name.name.as_str().into()),
             A::Call(callee, args) => return self.call(callee, args, span),
             A::Task { process, daemon, target, name } => {

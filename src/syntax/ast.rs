@@ -115,6 +115,8 @@ pub enum ExprKind {
     Binary(BinOp, Box<Expr>, Box<Expr>),
     Call(Box<Expr>, Vec<Arg>),
     Index(Box<Expr>, Box<Expr>),
+    /// `base[start:stop:step]`, each part optional.
+    Slice(Box<Expr>, Box<[Option<Expr>; 3]>),
     Field(Box<Expr>, Ident),
     /// `thread f(x)` / `spawn { ... }` (`process`), with `daemon` and `as name`.
     Task {

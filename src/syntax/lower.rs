@@ -335,8 +335,20 @@ impl Lower {
         let kind = match op.as_rule() {
             Rule::call => ExprKind::Call(Box::new(lhs), self.args(op)),
             Rule::index => {
-                let index = self.expr(op.into_inner().next().expect("an index"));
-                ExprKind::Index(Box::new(lhs), Box::new(index))
+                let inner = op.into_inner().next().expect("an index");
+                if inner.as_rule() != Rule::slice {
+                    return Expr { kind: ExprKind::Index(Box::new(lhs), Box::new(self.expr(inner))), span };
+                }
+                let mut parts = [None, None, None];
+                for part in inner.into_inner() {
+                    let at = match part.as_rule() {
+                        Rule::slice_start => 0,
+                        Rule::slice_stop => 1,
+                        _ => 2,
+                    };
+                    parts[at] = part.into_inner().next().map(|e| self.expr(e));
+                }
+                ExprKind::Slice(Box::new(lhs), Box::new(parts))
             }
             _ => {
                 let name = ident(op.into_inner().next().expect("a field name"));
