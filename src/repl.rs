@@ -120,14 +120,15 @@ pub fn run(race: bool) -> i32 {
             Entry::Text(entry) => entry,
             Entry::Dropped => continue,
             // As a shell with jobs: the first Ctrl-D says what it would end.
-            Entry::End if !std::mem::replace(&mut warned, true) && session.running() > 0 => {
-                let running = session.running();
-                say(&format!(
-                    "concsh: {running} task(s) still running (:tasks lists them); Ctrl-D again or :quit ends them\n"
-                ));
-                continue;
-            }
-            Entry::End => break,
+            Entry::End => match session.running() {
+                running if running > 0 && !std::mem::replace(&mut warned, true) => {
+                    say(&format!(
+                        "concsh: {running} task(s) still running (:tasks lists them); Ctrl-D again or :quit ends them\n"
+                    ));
+                    continue;
+                }
+                _ => break,
+            },
         };
         warned = false;
         let input = entry.trim();

@@ -1,63 +1,50 @@
 //! Paths and folders: `path_join`, `basename`, `dirname`, `ext`,
 //! `abs_path` (text only, as Python's `os.path`), and `file_size`,
 //! `is_file`, `is_dir`, `walk`, `rename`, `copy_file`, `remove_tree`.
+//! Their arguments come checked as strings (`eval::builtins`).
 
 use std::path::{Component, Path, PathBuf};
 
-use super::error::{Fault, io_error, type_error, value_error};
+use super::error::{Fault, io_error, value_error};
 use super::value::Value;
-
-fn text<'a>(value: &'a Value, builtin: &str) -> Result<&'a str, Fault> {
-    match value {
-        Value::Str(s) => Ok(s),
-        other => Err(type_error(format!("`{builtin}` takes a string, not {}", other.type_name()))),
-    }
-}
 
 fn path_value(path: &Path) -> Value {
     Value::str(&path.to_string_lossy())
 }
 
 /// `path_join(a, b, ...)`: a later absolute part starts over, as Python's.
-pub fn join(parts: &[Value]) -> Result<Value, Fault> {
-    let mut path = PathBuf::new();
-    for part in parts {
-        path.push(text(part, "path_join")?);
-    }
-    Ok(path_value(&path))
+pub fn join(parts: &[&str]) -> Value {
+    path_value(&parts.iter().collect::<PathBuf>())
 }
 
 /// Python's `os.path.basename`: what follows the last `/`.
-pub fn basename(path: &Value) -> Result<Value, Fault> {
-    let path = text(path, "basename")?;
-    Ok(Value::str(path.rsplit('/').next().unwrap_or(path)))
+pub fn basename(path: &str) -> Value {
+    Value::str(path.rsplit('/').next().unwrap_or(path))
 }
 
 /// Python's `os.path.dirname`: what comes before the last `/`.
-pub fn dirname(path: &Value) -> Result<Value, Fault> {
-    let path = text(path, "dirname")?;
-    Ok(Value::str(match path.rfind('/') {
+pub fn dirname(path: &str) -> Value {
+    Value::str(match path.rfind('/') {
         Some(0) => "/",
         Some(at) => path[..at].trim_end_matches('/'),
         None => "",
-    }))
+    })
 }
 
 /// Python's `os.path.splitext(p)[1]`: `.gz` of `a.tar.gz`; nothing for
 /// `.bashrc`.
-pub fn ext(path: &Value) -> Result<Value, Fault> {
-    let name = text(path, "ext")?.rsplit('/').next().unwrap_or("");
+pub fn ext(path: &str) -> Value {
+    let name = path.rsplit('/').next().unwrap_or("");
     let stem = name.trim_start_matches('.');
-    Ok(Value::str(match stem.rfind('.') {
+    Value::str(match stem.rfind('.') {
         Some(at) => &stem[at..],
         None => "",
-    }))
+    })
 }
 
 /// Python's `os.path.abspath`: against the working folder, `.` and `..`
 /// folded, links not followed.
-pub fn absolute(path: &Value) -> Result<Value, Fault> {
-    let path = text(path, "abs_path")?;
+pub fn absolute(path: &str) -> Result<Value, Fault> {
     let joined = std::env::current_dir().map_err(|e| io_error(".", e))?.join(path);
     let mut folded = PathBuf::new();
     for part in joined.components() {
@@ -72,24 +59,23 @@ pub fn absolute(path: &Value) -> Result<Value, Fault> {
     Ok(path_value(&folded))
 }
 
-pub fn size(path: &Value) -> Result<Value, Fault> {
-    let path = text(path, "file_size")?;
+pub fn size(path: &str) -> Result<Value, Fault> {
     let meta = std::fs::metadata(path).map_err(|e| io_error(path, e))?;
     Ok(Value::Int(meta.len() as i64))
 }
 
-pub fn is_file(path: &Value) -> Result<Value, Fault> {
-    Ok(Value::Bool(Path::new(text(path, "is_file")?).is_file()))
+pub fn is_file(path: &str) -> Value {
+    Value::Bool(Path::new(path).is_file())
 }
 
-pub fn is_dir(path: &Value) -> Result<Value, Fault> {
-    Ok(Value::Bool(Path::new(text(path, "is_dir")?).is_dir()))
+pub fn is_dir(path: &str) -> Value {
+    Value::Bool(Path::new(path).is_dir())
 }
 
 /// `walk(dir)`: every file under `dir`, at any depth, as a path relative
 /// to it, sorted. Links are listed, never followed (no loops).
-pub fn walk(dir: &Value) -> Result<Value, Fault> {
-    let root = PathBuf::from(text(dir, "walk")?);
+pub fn walk(dir: &str) -> Result<Value, Fault> {
+    let root = PathBuf::from(dir);
     let mut found: Vec<String> = Vec::new();
     // A stack of folders still to read: no recursion, however deep.
     let mut folders = vec![PathBuf::new()];
@@ -109,25 +95,22 @@ pub fn walk(dir: &Value) -> Result<Value, Fault> {
     Ok(Value::list(found.iter().map(|p| Value::str(p)).collect()))
 }
 
-pub fn rename(from: &Value, to: &Value) -> Result<Value, Fault> {
-    let (from, to) = (text(from, "rename")?, text(to, "rename")?);
+pub fn rename(from: &str, to: &str) -> Result<Value, Fault> {
     std::fs::rename(from, to).map_err(|e| io_error(&format!("{from} -> {to}"), e))?;
     Ok(Value::Nil)
 }
 
 /// `copy_file(src, dst)`: the kernel copies (copy_file_range), as `cp`
 /// does; gives the bytes copied.
-pub fn copy(from: &Value, to: &Value) -> Result<Value, Fault> {
-    let (from, to) = (text(from, "copy_file")?, text(to, "copy_file")?);
+pub fn copy(from: &str, to: &str) -> Result<Value, Fault> {
     let copied = std::fs::copy(from, to).map_err(|e| io_error(&format!("{from} -> {to}"), e))?;
     Ok(Value::Int(copied as i64))
 }
 
 /// `remove_tree(path)`: a folder and all it holds (links removed, never
 /// followed, so nothing outside it goes), or a file.
-pub fn remove_tree(path: &Value) -> Result<Value, Fault> {
-    let path = text(path, "remove_tree")?;
-    let absolute = absolute(&Value::str(path))?;
+pub fn remove_tree(path: &str) -> Result<Value, Fault> {
+    let absolute = absolute(path)?;
     if path.trim().is_empty() || matches!(&absolute, Value::Str(a) if &**a == "/") {
         return Err(value_error(format!("remove_tree refuses to remove {path:?}")));
     }

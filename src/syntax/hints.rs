@@ -4,6 +4,7 @@
 //! names the real cause, labels the token that opened the trouble, and
 //! says how to fix it; the grammar's own error stands when none applies.
 
+use super::lower::word_before;
 use super::{Span, SyntaxError, nesting};
 
 /// A hint for the parse that failed at `at` (the furthest point reached),
@@ -20,14 +21,9 @@ pub fn for_failure(source: &str, at: usize) -> Option<SyntaxError> {
 /// The word ending just before `at` (spaces skipped), with its start,
 /// when it is the first word of its line.
 fn first_word_before(source: &str, at: usize) -> Option<(usize, &str)> {
-    let head = source.get(..at)?.trim_end_matches([' ', '\t']);
-    let start = head
-        .char_indices()
-        .rev()
-        .find(|(_, c)| !(c.is_alphanumeric() || *c == '_'))
-        .map_or(0, |(i, c)| i + c.len_utf8());
+    let (start, word) = word_before(source, at)?;
     let line_start = source[..start].trim_end_matches([' ', '\t']);
-    (start < head.len() && (line_start.is_empty() || line_start.ends_with('\n'))).then(|| (start, &head[start..]))
+    (line_start.is_empty() || line_start.ends_with('\n')).then_some((start, word))
 }
 
 /// `def f(x):`: Python's way of making a function.

@@ -754,7 +754,7 @@ fn friendly(source: &str, error: pest::error::Error<Rule>) -> SyntaxError {
 }
 
 /// The word that ends just before `at` (spaces skipped), with its start.
-fn word_before(source: &str, at: usize) -> Option<(usize, &str)> {
+pub(super) fn word_before(source: &str, at: usize) -> Option<(usize, &str)> {
     let head = source.get(..at)?.trim_end_matches([' ', '\t']);
     let start =
         head.char_indices().rev().take_while(|(_, c)| c.is_alphanumeric() || *c == '_').last().map(|(i, _)| i)?;
