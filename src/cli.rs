@@ -6,7 +6,9 @@ use std::io::{IsTerminal, Read};
 use clap::{CommandFactory, Parser};
 
 use crate::eval::{Ctrl, DEFAULT_MAX_TASKS, Ends, Interp, Process, Recording, Watch, deadlocked, finish_tasks};
-use crate::observe::race;
+use crate::observe::explore::runner::{self, Exploring};
+use crate::observe::explore::strategy::{Plan, Strategy};
+use crate::observe::{explore, race};
 use crate::report::{Report, Source};
 use crate::runtime::output;
 use crate::sync::{board, history};
@@ -59,6 +61,34 @@ pub struct Cli {
     #[arg(long)]
     race: bool,
 
+    /// Run the script under up to N schedules (default 1000), one task at
+    /// a time in orders chosen on purpose; stop at the first that fails
+    /// and write it down for --replay.
+    #[arg(long, value_name = "N", conflicts_with = "replay")]
+    explore: Option<u64>,
+
+    /// One controlled run from seed S (decimal or 0x hex): the same seed,
+    /// the same output. With --explore, the seed its schedules come from.
+    #[arg(long, value_name = "S", value_parser = parse_seed, conflicts_with = "replay")]
+    seed: Option<u64>,
+
+    /// How --explore and --seed choose who runs next: random, pct:D or
+    /// pct:D:K (default for --explore: random, pct:2 and pct:3 in turn).
+    #[arg(long, value_name = "STRATEGY", value_parser = Strategy::parse, conflicts_with = "replay")]
+    strategy: Option<Strategy>,
+
+    /// Run again a schedule that --explore wrote (the script is named in it).
+    #[arg(long, value_name = "FILE")]
+    replay: Option<std::path::PathBuf>,
+
+    /// Most scheduling points in one controlled run: past it, a livelock.
+    #[arg(long, value_name = "N", default_value_t = explore::STEP_LIMIT)]
+    max_steps: u64,
+
+    /// Where --explore writes a failing schedule and its trace.
+    #[arg(long, value_name = "DIR", default_value = ".concsh/failures")]
+    failures: std::path::PathBuf,
+
     /// Most tasks (threads and processes) alive at once.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_TASKS as u32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     max_tasks: u32,
@@ -106,7 +136,7 @@ pub fn main() -> i32 {
     if let Some(code) = tool_command(&argv) {
         return code;
     }
-    let (ours, theirs) = split_after_code(argv);
+    let (ours, theirs) = split_after_code(explore_count(argv));
     let cli = match Cli::try_parse_from(ours) {
         Ok(mut cli) => {
             cli.args.extend(theirs);
@@ -148,6 +178,30 @@ fn run(cli: Cli) -> i32 {
     if cli.check && cli.code.is_none() && cli.args.len() > 1 {
         return check_all(&cli.args);
     }
+    let controlled = cli.explore.is_some() || cli.seed.is_some() || cli.replay.is_some();
+    if controlled && cli.check {
+        output::report("concsh: --check runs nothing: it cannot go with --explore, --seed or --replay\n");
+        return EXIT_USAGE;
+    }
+    if cli.strategy.is_some() && cli.explore.is_none() && cli.seed.is_none() {
+        output::report("concsh: --strategy goes with --explore or --seed\n");
+        return EXIT_USAGE;
+    }
+    let options = Options {
+        check_only: cli.check,
+        max_tasks: cli.max_tasks as usize,
+        trace: cli.trace.clone(),
+        timeline: cli.timeline,
+        stats: cli.stats,
+        race: cli.race,
+    };
+    if let Some(file) = &cli.replay {
+        if cli.code.is_some() || !cli.args.is_empty() {
+            output::report("concsh: --replay runs the script its schedule names: give no script\n");
+            return EXIT_USAGE;
+        }
+        return runner::replay(file, &options, cli.max_steps);
+    }
     let mut args = cli.args.into_iter();
     let (source, script_args) = match cli.code {
         Some(code) => (Source::new("-c", &code), args.collect()),
@@ -157,6 +211,10 @@ fn run(cli: Cli) -> i32 {
                 // `-` reads the program from stdin, a terminal included
                 // (ended by Ctrl-D), as `python -` does.
                 Some(_) => read_stdin(),
+                None if controlled => {
+                    output::report("concsh: --explore and --seed need a script (or -c CODE)\n");
+                    return EXIT_USAGE;
+                }
                 None if std::io::stdin().is_terminal() && !cli.check => return crate::repl::run(cli.race),
                 None if std::io::stdin().is_terminal() => {
                     output::report("concsh: --check needs a script (usage: concsh --check SCRIPT.conc)\n");
@@ -173,15 +231,53 @@ fn run(cli: Cli) -> i32 {
             }
         }
     };
-    let options = Options {
-        check_only: cli.check,
-        max_tasks: cli.max_tasks as usize,
-        trace: cli.trace,
-        timeline: cli.timeline,
-        stats: cli.stats,
-        race: cli.race,
+    if cli.explore.is_none() && cli.seed.is_none() {
+        return run_source(&source, script_args, &options);
+    }
+    // Parsed once: errors are told once, not once per schedule.
+    let program = match compile(&source) {
+        Ok(program) => program,
+        Err(code) => return code,
     };
-    run_source(&source, script_args, &options)
+    let script = runner::Script { program: &program, source: &source, args: script_args, options: &options };
+    if let Some(schedules) = cli.explore {
+        let how = Exploring {
+            schedules,
+            seed: cli.seed,
+            strategy: cli.strategy,
+            limit: cli.max_steps,
+            failures: cli.failures,
+        };
+        return runner::explore(&script, &how);
+    }
+    let Some(table) = explore::baton::Table::map() else {
+        output::report("concsh: --seed: the kernel refused the scheduler's shared memory\n");
+        return EXIT_ERROR;
+    };
+    let plan = Plan { strategy: cli.strategy.unwrap_or(Strategy::Random), replay: None };
+    runner::run_controlled(table, &script, cli.seed.unwrap_or_default(), plan, cli.max_steps)
+}
+
+/// `--explore` takes an optional count: `--explore 50 x.conc` and
+/// `--explore x.conc` both read as meant (clap alone would take the
+/// script for the count).
+fn explore_count(mut argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let at = argv.iter().take_while(|w| *w != "--").position(|w| w == "--explore");
+    if let Some(at) = at {
+        let count = argv.get(at + 1).and_then(|w| w.to_str()).filter(|w| w.parse::<u64>().is_ok()).map(str::to_string);
+        match count {
+            Some(count) => {
+                argv[at] = format!("--explore={count}").into();
+                argv.remove(at + 1);
+            }
+            None => argv[at] = format!("--explore={}", runner::SCHEDULES).into(),
+        }
+    }
+    argv
+}
+
+fn parse_seed(text: &str) -> Result<u64, String> {
+    explore::record::parse_seed(text).ok_or_else(|| format!("`{text}` is not a seed (a number, or hex after 0x)"))
 }
 
 /// Splits the command line after `-c CODE`: what follows is the script's
@@ -193,7 +289,8 @@ fn split_after_code(argv: Vec<std::ffi::OsString>) -> (Vec<std::ffi::OsString>, 
         at += match word {
             "-c" => 2,
             // An option's value is not a `-c`.
-            "--trace" | "--max-tasks" | "--color" => 2,
+            "--trace" | "--max-tasks" | "--color" | "--seed" | "--strategy" | "--replay" | "--max-steps"
+            | "--failures" => 2,
             _ if word.starts_with('-') && word != "-" && word != "--" => 1,
             // The script (or `--`): clap already gives the rest to it.
             _ => return (argv, Vec::new()),
@@ -242,6 +339,7 @@ fn check_all(paths: &[String]) -> i32 {
 }
 
 /// How to run a program.
+#[derive(Clone)]
 pub struct Options {
     /// Parse and resolve only.
     pub check_only: bool,
@@ -259,7 +357,7 @@ pub struct Options {
 /// `/dev/zero` or an endless pipe before memory runs out.
 const MAX_SCRIPT: u64 = 64 << 20;
 
-fn read_script(path: &str) -> Result<Source, String> {
+pub(crate) fn read_script(path: &str) -> Result<Source, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("cannot read {path}: {}", plain_io(&e)))?;
     let bytes = read_limited(file, path)?;
     let text = String::from_utf8(bytes)
@@ -290,24 +388,34 @@ fn plain_io(error: &std::io::Error) -> String {
 
 /// Parses, resolves and (unless `check_only`) runs one program.
 pub fn run_source(source: &Source, args: Vec<String>, options: &Options) -> i32 {
+    let program = match compile(source) {
+        Ok(program) => program,
+        Err(code) => return code,
+    };
+    if options.check_only {
+        return 0;
+    }
+    run_program(&program, source, args, options)
+}
+
+/// Parses and resolves a program; its errors are reported (the exit
+/// status is the `Err`).
+pub fn compile(source: &Source) -> Result<resolve::ir::Program, i32> {
     let ast = match syntax::parse(&source.text) {
         Ok(ast) => ast,
         Err(errors) => {
             let reports: Vec<Report> = errors.iter().map(|e| Report::syntax(source, e)).collect();
-            return report_all(&reports);
+            return Err(report_all(&reports));
         }
     };
-    let program = match resolve::resolve(&ast) {
-        Ok(program) => program,
-        Err(errors) => {
-            let reports: Vec<Report> = errors.iter().map(|e| Report::resolve(source, e)).collect();
-            return report_all(&reports);
-        }
-    };
-    drop(ast);
-    if options.check_only {
-        return 0;
-    }
+    resolve::resolve(&ast).map_err(|errors| {
+        let reports: Vec<Report> = errors.iter().map(|e| Report::resolve(source, e)).collect();
+        report_all(&reports)
+    })
+}
+
+/// Runs a resolved program: the exit status.
+pub fn run_program(program: &resolve::ir::Program, source: &Source, args: Vec<String>, options: &Options) -> i32 {
     // A trace that cannot be written is found before the run, not after.
     if let Some(path) = &options.trace
         && let Err(e) = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(path)
@@ -315,7 +423,7 @@ pub fn run_source(source: &Source, args: Vec<String>, options: &Options) -> i32 
         output::report(&format!("concsh: cannot write the trace {}: {}\n", path.display(), plain_io(&e)));
         return EXIT_USAGE;
     }
-    let process = Process::new(&program, source.clone(), args, options.max_tasks);
+    let process = Process::new(program, source.clone(), args, options.max_tasks);
     if options.race && !race::enable() {
         output::report("concsh: --race: no room in the shared memory region for the race detector\n");
         return EXIT_ERROR;
@@ -326,6 +434,10 @@ pub fn run_source(source: &Source, args: Vec<String>, options: &Options) -> i32 
     history::record(history::Event::TaskBegins { name: main_task.name.clone(), process: true });
     let listener = signals::Listener::start(process.clone());
     let watch = Watch::start(process.clone(), Ends::Run);
+    // A controlled run's first task holds the baton from the start.
+    let ticket = explore::register(&main_task.name, nix::unistd::getpid().as_raw());
+    main_task.schedule.store(ticket.map_or(0, explore::Ticket::to_bits), std::sync::atomic::Ordering::SeqCst);
+    explore::begin(ticket, None);
     process.gate.enter();
     let tables = process.tables();
     race::begin(None, &format!("process {}", main_task.name));
@@ -347,6 +459,7 @@ pub fn run_source(source: &Source, args: Vec<String>, options: &Options) -> i32 
         Err(_) => EXIT_INTERRUPTED,
     };
     finish_tasks(&process, process.ending());
+    explore::end();
     if options.stats {
         output::report(&stats());
     }

@@ -151,6 +151,11 @@ fn answer(process: &Process, signal: i32, interrupt: Scope) -> bool {
         cut_short(process);
         return false;
     }
+    // Ctrl-C ends a controlled run (`--explore`) as it is: every task
+    // runs freely to its `finally` blocks.
+    if signal != SIGTERM {
+        crate::observe::explore::let_go();
+    }
     // Inside the fork gate: the task registry is an interpreter lock like
     // any other.
     process.gate.enter();

@@ -49,6 +49,7 @@ impl<'p> Interp<'p> {
                 }
                 line.push_str(&end);
                 let stream = if builtin == Builtin::Print { Stream::Stdout } else { Stream::Stderr };
+                self.point(span);
                 match output::write_line(stream, &line) {
                     // Nobody reads any more (`| head`): end quietly.
                     Written::Closed if stream == Stream::Stdout => return Err(Ctrl::Exit(0)),
@@ -216,14 +217,17 @@ impl<'p> Interp<'p> {
                 Value::Nil
             }
             Builtin::Time => {
+                if let Some(virtual_now) = crate::observe::explore::time() {
+                    return Ok(Value::Float(virtual_now));
+                }
                 let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
                     .map_err(|e| io_error("clock", e.into()))?;
                 Value::Float(now.tv_sec() as f64 + now.tv_nsec() as f64 / 1e9)
             }
             Builtin::Now => Value::Str(chrono::Local::now().format("%Y-%m-%d %H:%M:%S").to_string().into()),
-            Builtin::Random => Value::Float(fastrand::f64()),
+            Builtin::Random => Value::Float(rng().f64()),
             Builtin::Randint => match (&a[0], &a[1]) {
-                (Value::Int(lo), Value::Int(hi)) if lo <= hi => Value::Int(fastrand::i64(*lo..=*hi)),
+                (Value::Int(lo), Value::Int(hi)) if lo <= hi => Value::Int(rng().i64(*lo..=*hi)),
                 (Value::Int(_), Value::Int(_)) => {
                     return Err(value_error("randint needs a <= b").into());
                 }
@@ -552,4 +556,13 @@ fn length(value: &Value) -> Result<Value, Fault> {
         Value::Range(r) => return Ok(Value::Int(i64::try_from(r.len()).map_err(|_| overflow())?)),
         other => return Err(type_error(format!("{} has no length", other.type_name()))),
     } as i64))
+}
+
+/// Where `random()` draws from: the schedule's seed in a controlled run
+/// (`--explore`, `--seed`), else this thread's generator.
+fn rng() -> fastrand::Rng {
+    match crate::observe::explore::random() {
+        Some(seed) => fastrand::Rng::with_seed(seed),
+        None => fastrand::Rng::with_seed(fastrand::u64(..)),
+    }
 }

@@ -95,7 +95,8 @@ impl<'p> Interp<'p> {
     pub fn for_task(proc: &'p Arc<Process>, tables: &'p Tables, task: Arc<Task>) -> Interp<'p> {
         let cancel = task.cancel.clone();
         let stack_floor = crate::runtime::stack::floor();
-        let racing = crate::observe::race::checking();
+        // A controlled run schedules at the accesses the detector watches.
+        let racing = crate::observe::race::checking() || crate::observe::explore::on();
         Interp { proc, tables, task, cancel, stack: Vec::with_capacity(1024), base: 0, depth: 0, stack_floor, racing }
     }
 
@@ -134,6 +135,12 @@ impl<'p> Interp<'p> {
 
     /// A wait in operation `op` on `target` at `span`, as the task board
     /// tells it (deadlock reports, task dumps).
+    /// A scheduling point of a controlled run (`--explore`) at `span`.
+    #[inline]
+    pub(crate) fn point(&self, span: crate::syntax::Span) {
+        crate::observe::explore::point(span, Some(&self.proc.gate));
+    }
+
     pub(crate) fn wait_in(
         &self,
         timeout: Option<std::time::Duration>,

@@ -1,7 +1,7 @@
-//! What the evaluator tells the race detector (`--race`): the datum each
-//! read and write touches. Nothing here runs without `--race`: every
-//! caller checks `Interp::racing` first, and the dispatch loop leaves its
-//! fast paths for the ones that call here.
+//! What the evaluator tells the race detector (`--race`) and a controlled
+//! run (`--explore`): the datum each read and write touches. Nothing here
+//! runs without one of them: every caller checks `Interp::racing` first,
+//! and the dispatch loop leaves its fast paths for the ones that call here.
 
 use std::sync::Arc;
 
@@ -13,6 +13,13 @@ use crate::sync::cell::SharedCells;
 use crate::syntax::Span;
 
 impl Interp<'_> {
+    /// An access to shared data: a scheduling point of a controlled run
+    /// (`--explore`), then the detector's check.
+    fn touch(&self, place: Place, access: Access, span: Span) {
+        crate::observe::explore::point(span, Some(&self.proc.gate));
+        race::access(self.proc, place, access, span);
+    }
+
     /// A global's, or a captured variable's, cell.
     #[cold]
     pub(crate) fn race_cell(&self, global: Option<u32>, cell: &Arc<VarCell>, access: Access, span: Span) {
@@ -20,7 +27,7 @@ impl Interp<'_> {
             Some(i) => Place::Global(i, cell),
             None => Place::Captured(cell),
         };
-        race::access(self.proc, place, access, span);
+        self.touch(place, access, span);
     }
 
     /// `base[index]`: a list's item, a map's key (and its set of keys,
@@ -33,20 +40,20 @@ impl Interp<'_> {
                 // An index past the end is an error, not an access.
                 let i = if *i < 0 { i + len } else { *i };
                 if (0..len).contains(&i) {
-                    race::access(self.proc, Place::Item(list, i as usize), access, span);
+                    self.touch(Place::Item(list, i as usize), access, span);
                 }
             }
             (Value::Map(map), key) => {
                 if let Some(key) = Key::from_value(key) {
                     if access == Access::Write && !map.lock().contains_key(&key) {
-                        race::access(self.proc, Place::Keys(map), Access::Write, span);
+                        self.touch(Place::Keys(map), Access::Write, span);
                     }
-                    race::access(self.proc, Place::Key(map, key), access, span);
+                    self.touch(Place::Key(map, key), access, span);
                 }
             }
             (Value::Handle(h), _) if h.kind() == HandleKind::Array => {
                 if let Ok(i) = self.shared_index(h.handle(), index) {
-                    race::access(self.proc, Place::Shared(h.off(), i), access, span);
+                    self.touch(Place::Shared(h.off(), i), access, span);
                 }
             }
             _ => {}
@@ -60,11 +67,11 @@ impl Interp<'_> {
         match base {
             Value::Map(_) => self.race_item(base, &Value::str(name), access, span),
             Value::Handle(h) if h.kind() == HandleKind::Cell && name == "value" => {
-                race::access(self.proc, Place::Shared(h.off(), 0), access, span);
+                self.touch(Place::Shared(h.off(), 0), access, span);
             }
             Value::Handle(h) if h.kind() == HandleKind::Array && name == "value" => {
                 for i in 0..SharedCells(h.off()).len() {
-                    race::access(self.proc, Place::Shared(h.off(), i), access, span);
+                    self.touch(Place::Shared(h.off(), i), access, span);
                 }
             }
             _ => {}
@@ -80,21 +87,21 @@ impl Interp<'_> {
             Value::List(list) => {
                 let changes = matches!(name, "push" | "pop" | "insert" | "remove" | "extend" | "clear");
                 let access = if changes { Access::Write } else { Access::Read };
-                race::access(self.proc, Place::Length(list), access, span);
+                self.touch(Place::Length(list), access, span);
             }
             Value::Map(map) => match (name, first.and_then(Key::from_value)) {
-                ("get", Some(key)) => race::access(self.proc, Place::Key(map, key), Access::Read, span),
+                ("get", Some(key)) => self.touch(Place::Key(map, key), Access::Read, span),
                 ("remove", Some(key)) => {
-                    race::access(self.proc, Place::Keys(map), Access::Write, span);
-                    race::access(self.proc, Place::Key(map, key.clone()), Access::Write, span);
+                    self.touch(Place::Keys(map), Access::Write, span);
+                    self.touch(Place::Key(map, key.clone()), Access::Write, span);
                     race::removing(map, &key);
                 }
-                ("keys", _) => race::access(self.proc, Place::Keys(map), Access::Read, span),
+                ("keys", _) => self.touch(Place::Keys(map), Access::Read, span),
                 ("values" | "items", _) => {
-                    race::access(self.proc, Place::Keys(map), Access::Read, span);
+                    self.touch(Place::Keys(map), Access::Read, span);
                     let keys: Vec<Key> = map.lock().keys().cloned().collect();
                     for key in keys {
-                        race::access(self.proc, Place::Key(map, key), Access::Read, span);
+                        self.touch(Place::Key(map, key), Access::Read, span);
                     }
                 }
                 _ => {}
@@ -111,7 +118,7 @@ impl Interp<'_> {
             let len = list.lock().len();
             if let Ok(positions) = super::ops::slice_positions(len, [start, stop, step]) {
                 for i in positions {
-                    race::access(self.proc, Place::Item(list, i), Access::Read, span);
+                    self.touch(Place::Item(list, i), Access::Read, span);
                 }
             }
         }
@@ -121,8 +128,8 @@ impl Interp<'_> {
     #[cold]
     pub(crate) fn race_size(&self, value: &Value, span: Span) {
         match value {
-            Value::List(list) => race::access(self.proc, Place::Length(list), Access::Read, span),
-            Value::Map(map) => race::access(self.proc, Place::Keys(map), Access::Read, span),
+            Value::List(list) => self.touch(Place::Length(list), Access::Read, span),
+            Value::Map(map) => self.touch(Place::Keys(map), Access::Read, span),
             _ => {}
         }
     }

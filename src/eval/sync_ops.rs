@@ -235,6 +235,7 @@ impl<'p> Interp<'p> {
 
     pub(crate) fn release(&mut self, target: &Value, span: Span) -> R<()> {
         let lockable = self.lockable(target, "release", span)?;
+        self.point(span);
         // Published before the release: the next holder must find it.
         race::release(lockable.off());
         let result = match lockable {
@@ -256,6 +257,7 @@ impl<'p> Interp<'p> {
 
     pub(crate) fn close(&mut self, target: &Value, span: Span) -> R<()> {
         let h = handle(target, &[HandleKind::Queue, HandleKind::Pipe], "close").map_err(|e| fault_at(e, span))?;
+        self.point(span);
         let closed = match h.kind() {
             HandleKind::Pipe => {
                 let end = PipeEnd(h.off());
@@ -276,6 +278,7 @@ impl<'p> Interp<'p> {
     pub(crate) fn set_event(&mut self, target: &Value, raise: bool, span: Span) -> R<()> {
         let word = if raise { "set" } else { "clear" };
         let event = Event(handle(target, &[HandleKind::Event], word).map_err(|e| fault_at(e, span))?.off());
+        self.point(span);
         if raise {
             race::release(event.0);
         }
@@ -312,6 +315,7 @@ impl<'p> Interp<'p> {
 
     pub(crate) fn notify(&mut self, target: &Value, all: bool, span: Span) -> R<()> {
         let cond = Condition(handle(target, &[HandleKind::Condition], "notify").map_err(|e| fault_at(e, span))?.off());
+        self.point(span);
         let notified = cond.notify(self.task.id, all);
         mark(if all { "notify all" } else { "notify" }, notified.is_ok(), span);
         notified.map_err(|e| failure(e, span))

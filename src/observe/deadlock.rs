@@ -73,6 +73,7 @@ impl Watch {
 impl Drop for Watch {
     fn drop(&mut self) {
         self.stop.cancel();
+        super::explore::wake_watch();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -80,6 +81,17 @@ impl Drop for Watch {
 }
 
 fn watch(proc: &Process, stop: &CancelToken, ends: Ends) {
+    // A controlled run finds its deadlocks itself: this ends the run by
+    // the verdict of its scheduler.
+    if super::explore::on() {
+        super::explore::watch(stop, || {
+            proc.gate.enter();
+            DEADLOCKED.store(true, Ordering::SeqCst);
+            proc.cancel_all();
+            proc.gate.leave();
+        });
+        return;
+    }
     let mut last: Option<Vec<Entry>> = None;
     let mut seen = 0;
     while stop.sleep(TICK, None, Default::default()).is_ok() {
@@ -124,7 +136,7 @@ fn watch(proc: &Process, stop: &CancelToken, ends: Ends) {
 }
 
 /// Whether no task on the board can go on, nor be woken by one that can.
-fn stuck(entries: &[Entry]) -> bool {
+pub fn stuck(entries: &[Entry]) -> bool {
     let mut tasks = 0;
     for entry in entries {
         if entry.owner != Owner::Helper {
@@ -149,7 +161,7 @@ fn stuck(entries: &[Entry]) -> bool {
 
 /// The `Deadlock` report: a label per task at the line it waits on, and
 /// every task listed in the help.
-fn report(source: &Source, entries: &[Entry]) -> Report {
+pub fn report(source: &Source, entries: &[Entry]) -> Report {
     let mut tasks: Vec<&Entry> = entries.iter().filter(|e| e.owner != Owner::Helper).collect();
     // In source order; tasks with no line of their own (idle pool workers) last.
     tasks.sort_by_key(|t| (t.what.span.1 <= t.what.span.0, t.what.span, t.name.clone()));

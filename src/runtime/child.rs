@@ -12,6 +12,7 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 use parking_lot::Mutex;
 
+use crate::observe::explore::Ticket;
 use crate::sync::board;
 use crate::sync::cancel::Cancelled;
 use crate::sync::cell::SharedCells;
@@ -29,10 +30,12 @@ pub struct Child {
     pub holdings: Off,
     /// Set once the exit status was collected: a pid is reaped only once.
     reaped: Mutex<bool>,
+    /// Its ticket in a controlled run (`--explore`).
+    schedule: Option<Ticket>,
 }
 
 impl Child {
-    pub fn new(pid: Pid, slot: SharedCells, holdings: Off) -> std::io::Result<Child> {
+    pub fn new(pid: Pid, slot: SharedCells, holdings: Off, schedule: Option<Ticket>) -> std::io::Result<Child> {
         // SAFETY: pidfd_open takes a pid and flags and returns a new
         // descriptor or -1; it touches no memory of ours.
         let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
@@ -41,12 +44,20 @@ impl Child {
         }
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
         let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-        Ok(Child { pid, pidfd, slot, holdings, reaped: Mutex::new(false) })
+        Ok(Child { pid, pidfd, slot, holdings, reaped: Mutex::new(false), schedule })
     }
 
     /// Waits until the process has exited: `Ok(true)`, or `Ok(false)` when
     /// the deadline passed. The task is outside the fork gate meanwhile.
-    pub fn wait_exit(&self, wait: Wait<'_>) -> Result<bool, Cancelled> {
+    pub fn wait_exit(&self, mut wait: Wait<'_>) -> Result<bool, Cancelled> {
+        // A controlled run waits in its scheduler for the child's last
+        // step; the exit itself follows at once.
+        match crate::observe::explore::await_end(self.schedule, &wait) {
+            Some(Ok(true)) => wait.deadline = None,
+            Some(Ok(false)) => return Ok(false),
+            Some(Err(_)) => return Err(Cancelled),
+            None => {}
+        }
         loop {
             if wait.cancel.is_cancelled() {
                 return Err(Cancelled);

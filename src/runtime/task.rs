@@ -64,6 +64,8 @@ pub struct Task {
     pub os_thread: Mutex<Option<JoinHandle<()>>>,
     /// The race detector's name for it (`--race`; 0 without).
     pub race_id: AtomicU64,
+    /// Its ticket in a controlled run (`--explore`; 0 without).
+    pub schedule: AtomicU64,
 }
 
 impl Task {
@@ -81,10 +83,16 @@ impl Task {
             done: WaitPoint::default(),
             os_thread: Mutex::new(None),
             race_id: AtomicU64::new(0),
+            schedule: AtomicU64::new(0),
         }
     }
 
     /// The OS process it runs in.
+    /// Its ticket in a controlled run.
+    pub fn ticket(&self) -> Option<crate::observe::explore::Ticket> {
+        crate::observe::explore::Ticket::from_bits(self.schedule.load(Ordering::SeqCst))
+    }
+
     pub fn pid(&self) -> i32 {
         self.pid.load(Ordering::SeqCst)
     }

@@ -105,6 +105,7 @@ impl CancelToken {
             let word = unsafe { &*word.0 };
             word.fetch_add(1, Ordering::SeqCst);
             futex::wake(word, u32::MAX);
+            crate::observe::explore::poke(word);
         }
         self.nap.notify(true);
         if let Some(Some((_, write))) = self.pipe.get() {

@@ -81,7 +81,7 @@ impl Condition {
         });
         cond.waiters.fetch_sub(1, Ordering::SeqCst);
         // The lock comes back even after a timeout; only a cancel stops that.
-        let relock = Wait { deadline: None, ..wait };
+        let relock = Wait { deadline: None, timeout: None, ..wait };
         lock.acquire(me, relock)?;
         match signalled {
             Ok(()) => Ok(true),

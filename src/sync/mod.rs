@@ -48,7 +48,7 @@ pub mod cancel;
 pub mod cell;
 pub mod condition;
 pub mod event;
-mod futex;
+pub(crate) mod futex;
 pub mod gate;
 pub mod handle;
 pub mod history;

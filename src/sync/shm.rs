@@ -209,23 +209,26 @@ impl Region {
         // in the middle leaves at most a block unused, so it is not broken.
         let _ = header.lock.lock();
         let free = &header.free[class as usize];
-        let block = match free.load(Ordering::Relaxed) {
+        // Memory never handed out is zero already (fresh pages of an
+        // anonymous mapping): only a reused block is cleared, so a large
+        // block costs no page until it is used.
+        let (block, reused) = match free.load(Ordering::Relaxed) {
             0 => {
                 let top = header.top.load(Ordering::Relaxed);
                 let block = top.next_multiple_of(16);
                 match block.checked_add(1 << class).filter(|end| *end <= self.len) {
                     Some(end) => {
                         header.top.store(end, Ordering::Relaxed);
-                        Some(block)
+                        (Some(block), false)
                     }
-                    None => None,
+                    None => (None, false),
                 }
             }
             block => {
                 // A free block keeps the next free block's offset after its header.
                 let next = self.get::<AtomicU64>(block + BLOCK_HEADER).load(Ordering::Relaxed);
                 free.store(next, Ordering::Relaxed);
-                Some(block)
+                (Some(block), true)
             }
         };
         header.lock.unlock();
@@ -235,7 +238,9 @@ impl Region {
         // One reference: its maker's.
         self.get::<AtomicU32>(block + 4).store(1, Ordering::Release);
         let off = block + BLOCK_HEADER;
-        self.zero(off, (1usize << class) - BLOCK_HEADER as usize);
+        if reused {
+            self.zero(off, (1usize << class) - BLOCK_HEADER as usize);
+        }
         Some(off)
     }
 

@@ -94,6 +94,9 @@ const UNCOUNTED_NAP: Duration = Duration::from_millis(1);
 #[derive(Clone, Copy)]
 pub struct Wait<'a> {
     pub deadline: Option<Instant>,
+    /// The timeout the deadline was made from (a controlled run keeps
+    /// its own, virtual, clock).
+    pub timeout: Option<Duration>,
     pub cancel: &'a CancelToken,
     pub gate: Option<&'a Gate>,
     /// What the wait is for, told to the task board while asleep.
@@ -103,7 +106,7 @@ pub struct Wait<'a> {
 impl<'a> Wait<'a> {
     pub fn new(cancel: &'a CancelToken, timeout: Option<Duration>) -> Wait<'a> {
         let deadline = timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future));
-        Wait { deadline, cancel, gate: None, what: What::default() }
+        Wait { deadline, timeout, cancel, gate: None, what: What::default() }
     }
 
     pub fn in_gate(self, gate: &'a Gate) -> Wait<'a> {
@@ -139,6 +142,7 @@ impl WaitPoint {
             board::woken();
             futex::wake(self.seq(), if all { u32::MAX } else { 1 });
         }
+        crate::observe::explore::poke(self.seq());
     }
 
     /// The sequence: the futex word, the low half of `word`.
@@ -176,6 +180,12 @@ impl WaitPoint {
     /// no system call (a woken waiter that lost the race to a running
     /// thread would otherwise cost one on every later notify).
     pub fn block_on<T>(&self, wait: Wait<'_>, mut attempt: impl FnMut() -> Option<T>) -> Result<T, Interrupted> {
+        // A controlled run (`--explore`) blocks in its scheduler instead.
+        if crate::observe::explore::on()
+            && let Some(result) = crate::observe::explore::block_on(self.seq(), &wait, &mut attempt)
+        {
+            return result;
+        }
         if let Some(done) = attempt() {
             return Ok(done);
         }

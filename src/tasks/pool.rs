@@ -234,10 +234,12 @@ impl<'p> Interp<'p> {
                     let label = format!("{}({})", function_name(func), list_text(&args.positional));
                     history::record(history::Event::ItemBegins { label });
                 }
+                self.point(Span::default());
                 let result = self.call_value(func, args, Span::default());
                 if recorded {
                     history::record(history::Event::ItemEnds);
                 }
+                self.point(Span::default());
                 match result {
                     Ok(value) => values.push(value),
                     Err(Ctrl::Error(mut error)) => {

@@ -17,6 +17,7 @@
 //! child with `waitpid`, and reads the slot.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -63,6 +64,8 @@ struct ForkRequest {
     slot: SharedCells,
     /// What the race detector hands the child (`--race`).
     race: Option<race::Start>,
+    /// The child's ticket in a controlled run (`--explore`).
+    schedule: Option<crate::observe::explore::Ticket>,
     /// Where the forker thread answers (none when a task forks itself).
     reply: Option<Sender<nix::Result<Forked>>>,
 }
@@ -90,7 +93,11 @@ impl<'p> Interp<'p> {
         let forked = fork_task(proc, Job::Call(callee, args), name, daemon, span, direct);
         proc.gate.enter();
         match forked {
-            Ok(task) => Ok(Value::Task(task)),
+            Ok(task) => {
+                // The new process may run first.
+                self.point(span);
+                Ok(Value::Task(task))
+            }
             Err(message) => {
                 proc.live().fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                 Err(fault_at(ErrorValue::new(Kind::Resource, message), span))
@@ -137,7 +144,9 @@ pub(crate) fn fork_task(
     if let Some(start) = &race {
         task.race_id.store(start.id(), std::sync::atomic::Ordering::Relaxed);
     }
-    let request = ForkRequest { task: task.clone(), job, span, slot, race, reply: None };
+    let schedule = crate::observe::explore::register(&task.name, 0);
+    task.schedule.store(schedule.map_or(0, crate::observe::explore::Ticket::to_bits), Ordering::SeqCst);
+    let request = ForkRequest { task: task.clone(), job, span, slot, race, schedule, reply: None };
     let forked = if direct {
         Some(fork_at_safepoint(proc, request))
     } else {
@@ -152,11 +161,17 @@ pub(crate) fn fork_task(
     };
     let Forked { pid, holdings } = match forked {
         Some(Ok(forked)) => forked,
-        Some(Err(e)) => return Err(format!("cannot fork: {}", e.desc())),
-        None => return Err("the forker thread is gone".into()),
+        failed => {
+            crate::observe::explore::abandon(schedule);
+            return Err(match failed {
+                Some(Err(e)) => format!("cannot fork: {}", e.desc()),
+                _ => "the forker thread is gone".into(),
+            });
+        }
     };
+    crate::observe::explore::set_pid(schedule, pid.as_raw());
     task.set_pid(pid.as_raw());
-    match Child::new(pid, slot, holdings) {
+    match Child::new(pid, slot, holdings, schedule) {
         Ok(child) => {
             let _ = task.child.set(child);
         }
@@ -327,6 +342,7 @@ fn child_main(
     proc.gate.enter();
     let tables = proc.tables();
     race::begin(request.race, &format!("process {}", task.name));
+    crate::observe::explore::begin(request.schedule, Some(&proc.gate));
     let mut interp = Interp::for_task(proc, &tables, task.clone());
     let result = match request.job {
         Job::Call(callee, args) => interp.call_value(&callee, args, request.span),
@@ -365,6 +381,8 @@ fn child_main(
     race::end();
     let _ = request.slot.store(0, &bytes);
     board::release_process(pid.as_raw());
+    // Its last step: whoever joins it may go on.
+    crate::observe::explore::end();
     let terminated = crate::signals::terminated();
     drop(listener);
     if terminated {

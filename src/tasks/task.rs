@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::eval::call::ArgValues;
 use crate::eval::{Ctrl, Interp, R, Up, fault_at};
-use crate::observe::race;
+use crate::observe::{explore, race};
 use crate::report::Report;
 use crate::resolve::ir::{Expr, TaskTarget};
 use crate::runtime::error::{ErrorValue, Kind, type_error};
@@ -56,7 +56,11 @@ impl<'p> Interp<'p> {
         self.reserve_task(span)?;
         let job = move |interp: &mut Interp| interp.call_value(&callee, args, span);
         match start_thread_job(proc, name, daemon, span, job) {
-            Ok(task) => Ok(Value::Task(task)),
+            Ok(task) => {
+                // The new thread may run first.
+                self.point(span);
+                Ok(Value::Task(task))
+            }
             Err(message) => {
                 proc.live().fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                 Err(fault_at(ErrorValue::new(Kind::Resource, message), span))
@@ -221,6 +225,9 @@ pub(crate) fn start_thread_job(
     if let Some(start) = &race {
         task.race_id.store(start.id(), Ordering::Relaxed);
     }
+    let pid = nix::unistd::getpid().as_raw();
+    let ticket = explore::register(&task.name, pid);
+    task.schedule.store(ticket.map_or(0, explore::Ticket::to_bits), Ordering::SeqCst);
     proc.tasks.lock().push(task.clone());
     let (proc_for_thread, task_for_thread) = (proc.clone(), task.clone());
     // The new thread holds a pass through the fork gate from its start,
@@ -230,7 +237,6 @@ pub(crate) fn start_thread_job(
         task.cancel.pause();
     }
     // Listed before it starts: the board never misses a running task.
-    let pid = nix::unistd::getpid().as_raw();
     let listing = board::claim(task.id, pid, board::Owner::Thread, &task.name);
     let started = std::thread::Builder::new()
         .name(task.name.clone())
@@ -239,6 +245,7 @@ pub(crate) fn start_thread_job(
             let _listed = listing.map(|claim| claim.adopt(task_for_thread.id, pid));
             history::record(history::Event::TaskBegins { name: task_for_thread.name.clone(), process: false });
             race::begin(race, &format!("thread {}", task_for_thread.name));
+            explore::begin(ticket, Some(&proc_for_thread.gate));
             run_thread(proc_for_thread, task_for_thread, job);
             history::record(history::Event::TaskEnds);
             crate::sync::gate::ending();
@@ -250,6 +257,7 @@ pub(crate) fn start_thread_job(
         }
         Err(e) => {
             proc.gate.leave();
+            explore::abandon(ticket);
             task.finish(Outcome::Terminated);
             Err(format!("cannot start a thread: {e}"))
         }
@@ -291,6 +299,7 @@ fn run_thread(proc: Arc<Process>, task: Arc<Task>, job: impl FnOnce(&mut Interp)
     race::end();
     task.finish(outcome);
     proc.gate.leave();
+    explore::end();
 }
 
 /// How long a child process gets between SIGTERM and SIGKILL, and the
