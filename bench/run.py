@@ -85,12 +85,28 @@ def race_cost():
     print(f"{RACE_MEMORY:<24} {line}")
 
 
+# Run only by explore_rate, under --explore.
+EXPLORE = ["x01_explore_threads", "x02_explore_processes"]
+SCHEDULES = 1000
+
+
+def explore_rate():
+    print(f"{'workload':<24} {'schedules/s':>12}")
+    for name in EXPLORE:
+        command = [str(CONCSH), "--explore", str(SCHEDULES), "--seed", "1", str(HERE / f"{name}.conc")]
+        timed(command)
+        seconds = statistics.median(timed(command)[0] for _ in range(PAIRS))
+        print(f"{name:<24} {SCHEDULES / seconds:>12.0f}")
+
+
 def main(names):
     if names == ["--race"]:
         return race_cost()
+    if names == ["--explore"]:
+        return explore_rate()
     if not CONCSH.exists():
         sys.exit("build first: cargo build --release")
-    scripts = [s for s in sorted(HERE.glob("*.conc")) if s.stem != RACE_MEMORY]
+    scripts = [s for s in sorted(HERE.glob("*.conc")) if s.stem != RACE_MEMORY and s.stem not in EXPLORE]
     if names:
         scripts = [s for s in scripts if s.stem in names]
     print(f"{'workload':<24} {'concsh s':>9} {'python s':>9} {'ratio':>7}")

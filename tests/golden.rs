@@ -1,8 +1,10 @@
 //! Golden tests: runs the built `concsh` on every `scripts/**/*.conc` and
 //! compares stdout with `NAME.out`, stderr with `NAME.err` and the exit
 //! status with `NAME.code` (a missing file means empty output and status
-//! 0). `NAME.args` gives arguments, one per line; `NAME.stdin` is fed to
-//! standard input. `CONCSH_BLESS=1 cargo test` rewrites the expectations.
+//! 0). `NAME.args` gives arguments, one per line; `NAME.flags` gives
+//! concsh's own options (before the script), one per line; `NAME.stdin` is
+//! fed to standard input. `CONCSH_BLESS=1 cargo test` rewrites the
+//! expectations.
 
 use std::path::{Path, PathBuf};
 
@@ -30,15 +32,17 @@ fn check(script: &Path) -> Result<(), Failed> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let relative = script.strip_prefix(root).unwrap_or(script);
     let sibling = |ext: &str| -> PathBuf { script.with_extension(ext) };
-    let args: Vec<String> = std::fs::read_to_string(sibling("args"))
-        .map(|text| text.lines().map(str::to_string).collect())
-        .unwrap_or_default();
+    let lines = |ext: &str| -> Vec<String> {
+        std::fs::read_to_string(sibling(ext)).map(|text| text.lines().map(str::to_string).collect()).unwrap_or_default()
+    };
+    let args = lines("args");
     let stdin = std::fs::read(sibling("stdin")).unwrap_or_default();
     // The race detector's scripts run under it.
     let mut command_args: Vec<String> = match relative.starts_with("scripts/race") {
         true => vec!["--race".into()],
         false => Vec::new(),
     };
+    command_args.extend(lines("flags"));
     command_args.push(relative.to_string_lossy().into_owned());
     command_args.extend(args);
     let mut run = support::run_concsh(&command_args, &stdin, root)?;

@@ -66,7 +66,7 @@ pub(super) fn who(entry: &Entry) -> String {
         Owner::Process => "process",
         _ => "thread",
     };
-    format!("{kind} {} (pid {})", entry.name, entry.pid)
+    crate::runtime::task::named(&format!("{kind} {}", entry.name), entry.pid)
 }
 
 /// `, line 4` for the statement an entry is at or waits in; nothing when

@@ -44,6 +44,16 @@ pub enum Outcome {
 /// The fields `t.name` reads on a task.
 pub const TASK_FIELDS: &[&str] = &["name", "pid", "alive", "daemon", "kind", "exitcode"];
 
+/// A task as reports name it: `thread Thread-1 (pid 42)`. A controlled
+/// run (`--explore`, `--seed`) leaves the pid out, so that one seed gives
+/// the same report on every run.
+pub fn named(name: &str, pid: i32) -> String {
+    match crate::observe::explore::on() {
+        true => name.to_string(),
+        false => format!("{name} (pid {pid})"),
+    }
+}
+
 /// The exit code `terminate` gives a thread, as if ended by SIGTERM.
 pub const TERMINATED: i64 = -15;
 
@@ -107,6 +117,16 @@ impl Task {
         *self.outcome.lock() = outcome;
         self.finished.store(1, Ordering::SeqCst);
         self.done.notify(true);
+    }
+
+    /// Whether the task runs, as the script sees it. In a controlled run
+    /// (`--explore`) a process ends at its last step: its exit, and its
+    /// parent noticing it, follow in real time, at no fixed point.
+    pub fn running(&self) -> bool {
+        match crate::observe::explore::ended(self.ticket()) {
+            Some(ended) if self.child.get().is_some() => !ended,
+            _ => self.is_alive(),
+        }
     }
 
     pub fn is_alive(&self) -> bool {

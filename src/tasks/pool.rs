@@ -34,7 +34,7 @@ use crate::runtime::format;
 use crate::runtime::future::{Batch, FutureCell, ItemResult};
 use crate::runtime::pool::{Pool, Sink};
 use crate::runtime::progress::{Bar, Progress};
-use crate::runtime::task::{Outcome, Task};
+use crate::runtime::task::{Outcome, Task, named};
 use crate::runtime::value::{Key, Range, Value};
 use crate::runtime::wire;
 use crate::sync::SyncError;
@@ -245,7 +245,7 @@ impl<'p> Interp<'p> {
                     Err(Ctrl::Error(mut error)) => {
                         // The caller's report names the worker and shows this line.
                         let task = &self.task;
-                        error.task = Some(format!("{} {} (pid {})", task.kind.name(), task.name, task.pid()));
+                        error.task = Some(named(&format!("{} {}", task.kind.name(), task.name), task.pid()));
                         failure = Value::Error(Arc::new(*error));
                         break;
                     }

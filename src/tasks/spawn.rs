@@ -35,7 +35,7 @@ use crate::report::Report;
 use crate::runtime::child::Child;
 use crate::runtime::error::{ErrorValue, Kind};
 use crate::runtime::pool::Pool;
-use crate::runtime::task::{Outcome, Task, TaskKind};
+use crate::runtime::task::{Outcome, Task, TaskKind, named};
 use crate::runtime::{Value, output, wire};
 use crate::sync::board::{self, Op};
 use crate::sync::cell::SharedCells;
@@ -114,7 +114,9 @@ impl<'p> Interp<'p> {
         span: Span,
     ) -> R<Option<Outcome>> {
         let Some(child) = task.child.get() else { return Ok(Some(task.outcome())) };
-        if task.is_alive() {
+        // A controlled run waits however far the real exit has come: the
+        // join is a scheduling point in every schedule alike.
+        if task.is_alive() || crate::observe::explore::on() {
             let wait = self.wait_in(timeout, Op::JoinProcess, task.pid() as u64, span);
             let exited = child.wait_exit(wait).map_err(|_| Ctrl::Cancelled)?;
             if !exited {
@@ -355,7 +357,7 @@ fn child_main(
     let (record, mut code) = match result {
         Ok(value) => (Value::list(vec![Value::Int(RETURNED), value]), 0),
         Err(Ctrl::Error(mut error)) => {
-            error.task = Some(format!("process {} (pid {})", task.name, pid));
+            error.task = Some(named(&format!("process {}", task.name), pid.as_raw()));
             output::report(&Report::runtime(&proc.source.read(), &error).render());
             (Value::list(vec![Value::Int(FAILED), Value::Error(Arc::new(*error))]), 1)
         }
@@ -436,7 +438,7 @@ pub(crate) fn settle(proc: &Process, task: &Task) {
 /// Ends the child processes still running at the end of a run: each gets
 /// SIGTERM, then SIGKILL if it has not ended within `grace`.
 pub(crate) fn end_processes(proc: &Process, tasks: &[Arc<Task>], grace: Duration) {
-    let running: Vec<&Arc<Task>> = tasks.iter().filter(|t| t.child.get().is_some() && t.is_alive()).collect();
+    let running: Vec<&Arc<Task>> = tasks.iter().filter(|t| t.child.get().is_some() && t.running()).collect();
     for task in &running {
         if let Some(child) = task.child.get() {
             child.signal(Signal::SIGTERM);
@@ -452,6 +454,10 @@ pub(crate) fn end_processes(proc: &Process, tasks: &[Arc<Task>], grace: Duration
                 child.signal(Signal::SIGKILL);
             }
         }
+        settle(proc, task);
+    }
+    // Those past their last step are on their way out: reaped as they go.
+    for task in tasks.iter().filter(|t| t.child.get().is_some()) {
         settle(proc, task);
     }
 }

@@ -13,7 +13,7 @@ use crate::observe::{explore, race};
 use crate::report::Report;
 use crate::resolve::ir::{Expr, TaskTarget};
 use crate::runtime::error::{ErrorValue, Kind, type_error};
-use crate::runtime::task::{Outcome, Task, TaskKind};
+use crate::runtime::task::{Outcome, Task, TaskKind, named};
 use crate::runtime::{Value, format, output};
 use crate::sync::board::{self, Op, What};
 use crate::sync::cancel::CancelToken;
@@ -151,7 +151,7 @@ impl<'p> Interp<'p> {
         Ok(match name {
             "name" => Value::str(&task.name),
             "pid" => Value::Int(task.pid() as i64),
-            "alive" => Value::Bool(task.is_alive()),
+            "alive" => Value::Bool(task.running()),
             "daemon" => Value::Bool(task.daemon),
             "kind" => Value::str(task.kind.name()),
             "exitcode" => task.exitcode().map_or(Value::Nil, Value::Int),
@@ -168,7 +168,7 @@ impl<'p> Interp<'p> {
     pub(crate) fn active(&self) -> Value {
         prune(self.proc);
         let tasks = self.proc.tasks.lock();
-        Value::list(tasks.iter().filter(|t| t.is_alive()).map(|t| Value::Task(t.clone())).collect())
+        Value::list(tasks.iter().filter(|t| t.running()).map(|t| Value::Task(t.clone())).collect())
     }
 }
 
@@ -282,7 +282,7 @@ fn run_thread(proc: Arc<Process>, task: Arc<Task>, job: impl FnOnce(&mut Interp)
     let outcome = match result {
         Ok(value) => Outcome::Returned(value),
         Err(Ctrl::Error(mut error)) => {
-            error.task = Some(format!("{} {} (pid {})", task.kind.name(), task.name, task.pid()));
+            error.task = Some(named(&format!("{} {}", task.kind.name(), task.name), task.pid()));
             output::report(&Report::runtime(&proc.source.read(), &error).render());
             Outcome::Failed(Arc::new(*error))
         }
@@ -314,7 +314,7 @@ pub fn finish_tasks(proc: &Process, hurry: bool) {
     super::pool::end_pools(proc);
     let patient = CancelToken::default();
     loop {
-        let pending: Vec<Arc<Task>> = proc.tasks.lock().iter().filter(|t| !t.daemon && t.is_alive()).cloned().collect();
+        let pending: Vec<Arc<Task>> = proc.tasks.lock().iter().filter(|t| !t.daemon && t.running()).cloned().collect();
         if pending.is_empty() {
             break;
         }

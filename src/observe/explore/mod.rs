@@ -247,6 +247,13 @@ pub fn await_end(ticket: Option<Ticket>, wait: &Wait<'_>) -> Option<Result<bool,
     }
 }
 
+/// Whether the task of `ticket` has taken its last step; `None` when the
+/// run is not controlled.
+pub fn ended(ticket: Option<Ticket>) -> Option<bool> {
+    let (run, ticket) = (run()?, ticket?);
+    Some(run.table.ended(ticket.slot, ticket.seq))
+}
+
 /// A change at the wait point whose futex word is `word`: the tasks
 /// blocked on it may go on.
 #[inline]

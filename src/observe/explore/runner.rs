@@ -295,9 +295,12 @@ impl Failure {
     fn show(self, script: &Script, how: &Exploring, kept: &mut Kept) -> i32 {
         let source = script.source;
         use std::sync::atomic::Ordering::SeqCst;
-        let preemptions = self.table.preemptions.load(SeqCst);
+        let preemptions = match self.table.preemptions.load(SeqCst) {
+            1 => "1 preemption".to_string(),
+            n => format!("{n} preemptions"),
+        };
         say(&format!(
-            "concsh: schedule {} of {} failed: {} (seed {:#x}, {}, {preemptions} preemptions)\n",
+            "concsh: schedule {} of {} failed: {} (seed {:#x}, {}, {preemptions})\n",
             self.index + 1,
             how.schedules,
             self.what(),

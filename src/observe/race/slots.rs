@@ -129,7 +129,7 @@ pub fn info(book: Book, tid: Tid, count: u32) -> TaskInfo {
     let name = String::from_utf8_lossy(record.get(8..).unwrap_or_default()).into_owned();
     let name = match word(0) {
         0 => name,
-        pid => format!("{name} (pid {pid})"),
+        pid => crate::runtime::task::named(&name, pid as i32),
     };
     let start = word(4).checked_sub(1).map_or(Started::Main, Started::At);
     TaskInfo { name, start }
