@@ -183,6 +183,10 @@ fn run(cli: Cli) -> i32 {
         output::report("concsh: --check runs nothing: it cannot go with --explore, --seed or --replay\n");
         return EXIT_USAGE;
     }
+    if cli.timeline && cli.explore.is_some() {
+        output::report("concsh: --timeline draws one run: use it with --seed or --replay, not --explore\n");
+        return EXIT_USAGE;
+    }
     if cli.strategy.is_some() && cli.explore.is_none() && cli.seed.is_none() {
         output::report("concsh: --strategy goes with --explore or --seed\n");
         return EXIT_USAGE;

@@ -157,6 +157,9 @@ struct Running {
 /// points fall in every later one (the same for every run of one seed).
 pub fn explore(script: &Script, how: &Exploring) -> i32 {
     let base = how.seed.unwrap_or_else(|| fastrand::u64(..));
+    // Only the failing schedule gets a trace (at `--trace FILE`, if given).
+    let untraced = Options { trace: None, timeline: false, ..script.options.clone() };
+    let runs = Script { options: &untraced, args: script.args.clone(), ..*script };
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get()).min(how.schedules.max(1) as usize);
     let mut lanes = Vec::new();
     for _ in 0..jobs {
@@ -191,7 +194,7 @@ pub fn explore(script: &Script, how: &Exploring) -> i32 {
             };
             lanes[lane].clear();
             let plan = Plan { strategy: strategy.clone(), replay: None };
-            let Some(child) = start_child(&lanes[lane], || run_controlled(table, script, seed, plan, how.limit)) else {
+            let Some(child) = start_child(&lanes[lane], || run_controlled(table, &runs, seed, plan, how.limit)) else {
                 table.unmap();
                 return give_up(under_way, EXIT_ERROR);
             };
@@ -342,7 +345,7 @@ impl Failure {
             say(&format!("concsh: cannot write the schedule to {}: {e}\n", file.display()));
             return self.code;
         }
-        let trace = file.with_extension("trace.json");
+        let trace = script.options.trace.clone().unwrap_or_else(|| file.with_extension("trace.json"));
         let traced = trace_of(&schedule, &trace, script, how.limit, kept);
         say(&format!("concsh: replay it with: concsh --replay {}\n", file.display()));
         if traced {
