@@ -148,6 +148,10 @@ pub fn main() -> i32 {
             return if e.use_stderr() { EXIT_USAGE } else { 0 };
         }
     };
+    // The explorer takes Ctrl-C itself, in every thread (see `runner`).
+    if cli.explore.is_some() {
+        runner::take_ending_signals();
+    }
     // Parsing, resolving and evaluating recurse; they get a big stack.
     let stack = crate::runtime::stack::main_size();
     let worker = std::thread::Builder::new().name("concsh-main".into()).stack_size(stack).spawn(move || run(cli));

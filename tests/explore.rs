@@ -209,3 +209,36 @@ fn pools_explore_without_hanging() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.contains("200 schedules, no failure"), "{}", run.stderr);
 }
+
+/// Ctrl-C (or `kill -INT`) to the explorer ends the schedule under way
+/// and the exploration, with a line saying so and nothing left running.
+#[test]
+fn an_interrupted_exploration_ends_cleanly() {
+    let mut child = support::concsh()
+        .args(["--explore", "50", "--seed", "1", "--max-steps", "1000000000", &script("livelock")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("concsh starts");
+    let started = Instant::now();
+    let schedule = loop {
+        if let Some(pid) = first_child(child.id()) {
+            break pid;
+        }
+        assert!(started.elapsed() < support::LIMIT, "no schedule started");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let explorer = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(explorer, nix::sys::signal::Signal::SIGINT);
+    if !support::ends_within(explorer, support::LIMIT) {
+        let _ = child.kill();
+        panic!("the explorer did not end after Ctrl-C");
+    }
+    let output = child.wait_with_output().expect("the explorer's output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("concsh: interrupted after"), "{stderr}");
+    let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(schedule), None).is_err();
+    assert!(gone, "the schedule {schedule} outlived the explorer");
+}

@@ -12,10 +12,13 @@
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::io::{IsTerminal, Read, Seek, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, fork};
 
@@ -102,6 +105,8 @@ fn start_child(kept: &Kept, job: impl FnOnce() -> i32) -> Option<nix::unistd::Pi
     // copy holds no lock another thread had.
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
+            // A schedule takes Ctrl-C as any run does.
+            let _ = ending_signals().thread_unblock();
             let _ = nix::unistd::dup2_stdout(&kept.out);
             let _ = nix::unistd::dup2_stderr(&kept.err);
             let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
@@ -117,8 +122,60 @@ fn start_child(kept: &Kept, job: impl FnOnce() -> i32) -> Option<nix::unistd::Pi
     }
 }
 
+/// Ctrl-C and SIGTERM as the explorer receives them: blocked in its
+/// thread (and so in its schedules until they unblock them) and read from
+/// a signalfd, so that the explorer lives to report and reap.
+static SIGNALS: std::sync::OnceLock<Option<SignalFd>> = std::sync::OnceLock::new();
+/// Set once Ctrl-C or SIGTERM came to the explorer.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Blocks Ctrl-C and SIGTERM and opens their signalfd: called by the
+/// process's first thread before it starts any other, so that no thread
+/// is left for the kernel to deliver them to.
+pub fn take_ending_signals() {
+    signals();
+}
+
+fn signals() -> Option<&'static SignalFd> {
+    SIGNALS
+        .get_or_init(|| {
+            let wanted = ending_signals();
+            wanted.thread_block().ok()?;
+            SignalFd::with_flags(&wanted, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).ok()
+        })
+        .as_ref()
+}
+
+fn ending_signals() -> nix::sys::signal::SigSet {
+    let mut set = nix::sys::signal::SigSet::empty();
+    set.add(nix::sys::signal::Signal::SIGINT);
+    set.add(nix::sys::signal::Signal::SIGTERM);
+    set
+}
+
 /// Waits for a child: its exit status (128 + N when killed by signal N).
+/// A signal sent to the explorer (`kill -INT`) is passed on to it; one
+/// from the terminal reached it already, with its whole process group.
 fn wait_child(child: nix::unistd::Pid) -> i32 {
+    if let (Some(signals), Ok(pidfd)) = (signals(), pidfd(child)) {
+        loop {
+            let mut fds =
+                [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN), PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+            if poll(&mut fds, PollTimeout::NONE).is_err() {
+                continue;
+            }
+            while let Ok(Some(signal)) = signals.read_signal() {
+                INTERRUPTED.store(true, Ordering::SeqCst);
+                if signal.ssi_pid != 0 {
+                    let _ =
+                        nix::sys::signal::kill(child, nix::sys::signal::Signal::try_from(signal.ssi_signo as i32).ok());
+                }
+            }
+            if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+                break;
+            }
+        }
+    }
     loop {
         match waitpid(child, None) {
             Ok(WaitStatus::Exited(_, code)) => return code,
@@ -127,6 +184,18 @@ fn wait_child(child: nix::unistd::Pid) -> i32 {
             Err(_) => return EXIT_ERROR,
         }
     }
+}
+
+/// A descriptor that becomes readable when `child` exits.
+fn pidfd(child: nix::unistd::Pid) -> std::io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new
+    // descriptor or -1; it touches no memory of ours.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.as_raw(), 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// Runs `job` in a forked child (see [`start_child`]) and waits for it.
@@ -172,6 +241,7 @@ pub fn explore(script: &Script, how: &Exploring) -> i32 {
         }
     }
     let on_terminal = std::io::stderr().is_terminal();
+    signals();
     let started = Instant::now();
     let mut shown = Instant::now();
     let mut distinct = HashSet::new();
@@ -219,7 +289,7 @@ pub fn explore(script: &Script, how: &Exploring) -> i32 {
             if on_terminal {
                 say("\r\x1b[2K");
             }
-            say(&format!("concsh: interrupted after {judged} schedules, no failure\n"));
+            say(&format!("concsh: interrupted after {}, no failure\n", counted(judged, "schedule")));
             return give_up(under_way, EXIT_INTERRUPTED);
         }
         if code != 0 {
@@ -239,11 +309,19 @@ pub fn explore(script: &Script, how: &Exploring) -> i32 {
     }
     let strategy = how.strategy.as_ref().map_or("portfolio".into(), Strategy::label);
     say(&format!(
-        "concsh: {} schedules, no failure (strategy {strategy}, {} distinct interleavings)\n",
-        how.schedules,
-        distinct.len()
+        "concsh: {}, no failure (strategy {strategy}, {})\n",
+        counted(how.schedules, "schedule"),
+        counted(distinct.len() as u64, "distinct interleaving")
     ));
     0
+}
+
+/// "1 schedule", "2 schedules".
+fn counted(n: u64, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
 }
 
 /// Ends the schedules still under way (their own children die with
@@ -257,19 +335,9 @@ fn give_up(under_way: std::collections::VecDeque<Running>, code: i32) -> i32 {
     code
 }
 
-/// Whether Ctrl-C or SIGTERM came to the explorer itself (they are
-/// blocked in every thread, and only a run's listener takes them).
+/// Whether Ctrl-C or SIGTERM came to the explorer itself.
 fn interrupted() -> bool {
-    let mut pending = std::mem::MaybeUninit::<libc::sigset_t>::zeroed();
-    // SAFETY: sigpending fills the set it is given, which is then read
-    // only through sigismember.
-    unsafe {
-        if libc::sigpending(pending.as_mut_ptr()) != 0 {
-            return false;
-        }
-        let pending = pending.assume_init();
-        libc::sigismember(&pending, libc::SIGINT) == 1 || libc::sigismember(&pending, libc::SIGTERM) == 1
-    }
+    INTERRUPTED.load(Ordering::SeqCst)
 }
 
 /// A failing schedule.
@@ -298,10 +366,7 @@ impl Failure {
     fn show(self, script: &Script, how: &Exploring, kept: &mut Kept) -> i32 {
         let source = script.source;
         use std::sync::atomic::Ordering::SeqCst;
-        let preemptions = match self.table.preemptions.load(SeqCst) {
-            1 => "1 preemption".to_string(),
-            n => format!("{n} preemptions"),
-        };
+        let preemptions = counted(self.table.preemptions.load(SeqCst), "preemption");
         say(&format!(
             "concsh: schedule {} of {} failed: {} (seed {:#x}, {}, {preemptions})\n",
             self.index + 1,
