@@ -155,33 +155,43 @@ fn a_process_killed_holding_the_baton_does_not_hang_the_run() {
          join p\nprint(\"joined, exit code {p.exitcode}\")\n",
     )
     .expect("the script");
-    let path = path.to_string_lossy().into_owned();
-    let mut child = support::concsh()
-        .args(["--seed", "1", "--max-steps", "1000000000", &path])
+    // The busy process is the only one able to run: it holds the baton.
+    let (child, busy) = start_with_child(&["--seed", "1", "--max-steps", "1000000000", &path.to_string_lossy()]);
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(busy), nix::sys::signal::Signal::SIGKILL);
+    let output = output_within_limit(child, "the run hung after its busy process was killed");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "joined, exit code -9\n", "{stderr}");
+    assert_eq!(output.status.code(), Some(0));
+}
+
+/// Starts `concsh ARGS` and waits until it has forked a child, which then
+/// runs a while: the concsh process and the child's pid.
+fn start_with_child(args: &[&str]) -> (std::process::Child, i32) {
+    let child = support::concsh()
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("concsh starts");
-    // The busy process is the only one able to run: it holds the baton.
     let started = Instant::now();
-    let busy = loop {
+    let forked = loop {
         if let Some(pid) = first_child(child.id()) {
             break pid;
         }
-        assert!(started.elapsed() < support::LIMIT, "the busy process never started");
+        assert!(started.elapsed() < support::LIMIT, "concsh {args:?} forked nothing");
         std::thread::sleep(Duration::from_millis(10));
     };
     std::thread::sleep(Duration::from_millis(200));
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(busy), nix::sys::signal::Signal::SIGKILL);
-    let main = nix::unistd::Pid::from_raw(child.id() as i32);
-    if !support::ends_within(main, support::LIMIT) {
+    (child, forked)
+}
+
+/// The output of `child` once it ended; `hung` if it has not within the limit.
+fn output_within_limit(mut child: std::process::Child, hung: &str) -> std::process::Output {
+    if !support::ends_within(nix::unistd::Pid::from_raw(child.id() as i32), support::LIMIT) {
         let _ = child.kill();
-        panic!("the run hung after its busy process was killed");
+        panic!("{hung}");
     }
-    let output = child.wait_with_output().expect("the run's output");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(String::from_utf8_lossy(&output.stdout), "joined, exit code -9\n", "{stderr}");
-    assert_eq!(output.status.code(), Some(0));
+    child.wait_with_output().expect("its output")
 }
 
 /// A child process of `pid` (forked by any of its threads).
@@ -214,28 +224,11 @@ fn pools_explore_without_hanging() {
 /// and the exploration, with a line saying so and nothing left running.
 #[test]
 fn an_interrupted_exploration_ends_cleanly() {
-    let mut child = support::concsh()
-        .args(["--explore", "50", "--seed", "1", "--max-steps", "1000000000", &script("livelock")])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("concsh starts");
-    let started = Instant::now();
-    let schedule = loop {
-        if let Some(pid) = first_child(child.id()) {
-            break pid;
-        }
-        assert!(started.elapsed() < support::LIMIT, "no schedule started");
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    std::thread::sleep(Duration::from_millis(200));
-    let explorer = nix::unistd::Pid::from_raw(child.id() as i32);
-    let _ = nix::sys::signal::kill(explorer, nix::sys::signal::Signal::SIGINT);
-    if !support::ends_within(explorer, support::LIMIT) {
-        let _ = child.kill();
-        panic!("the explorer did not end after Ctrl-C");
-    }
-    let output = child.wait_with_output().expect("the explorer's output");
+    let livelock = script("livelock");
+    let (child, schedule) =
+        start_with_child(&["--explore", "50", "--seed", "1", "--max-steps", "1000000000", &livelock]);
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT);
+    let output = output_within_limit(child, "the explorer did not end after Ctrl-C");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("concsh: interrupted after"), "{stderr}");
