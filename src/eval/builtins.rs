@@ -563,6 +563,6 @@ fn length(value: &Value) -> Result<Value, Fault> {
 fn rng() -> fastrand::Rng {
     match crate::observe::explore::random() {
         Some(seed) => fastrand::Rng::with_seed(seed),
-        None => fastrand::Rng::with_seed(fastrand::u64(..)),
+        None => fastrand::Rng::new(),
     }
 }

@@ -133,14 +133,14 @@ impl<'p> Interp<'p> {
         Wait::new(&self.cancel, timeout).in_gate(&self.proc.gate)
     }
 
-    /// A wait in operation `op` on `target` at `span`, as the task board
-    /// tells it (deadlock reports, task dumps).
     /// A scheduling point of a controlled run (`--explore`) at `span`.
     #[inline]
     pub(crate) fn point(&self, span: crate::syntax::Span) {
         crate::observe::explore::point(span, Some(&self.proc.gate));
     }
 
+    /// A wait in operation `op` on `target` at `span`, as the task board
+    /// tells it (deadlock reports, task dumps).
     pub(crate) fn wait_in(
         &self,
         timeout: Option<std::time::Duration>,

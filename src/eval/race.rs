@@ -16,7 +16,7 @@ impl Interp<'_> {
     /// An access to shared data: a scheduling point of a controlled run
     /// (`--explore`), then the detector's check.
     fn touch(&self, place: Place, access: Access, span: Span) {
-        crate::observe::explore::point(span, Some(&self.proc.gate));
+        self.point(span);
         race::access(self.proc, place, access, span);
     }
 

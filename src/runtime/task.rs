@@ -97,12 +97,12 @@ impl Task {
         }
     }
 
-    /// The OS process it runs in.
     /// Its ticket in a controlled run.
     pub fn ticket(&self) -> Option<crate::observe::explore::Ticket> {
         crate::observe::explore::Ticket::from_bits(self.schedule.load(Ordering::SeqCst))
     }
 
+    /// The OS process it runs in.
     pub fn pid(&self) -> i32 {
         self.pid.load(Ordering::SeqCst)
     }
