@@ -146,7 +146,7 @@ pub fn stuck(entries: &[Entry]) -> bool {
             return false;
         }
         let waiting_on_a_live_task = match entry.what.op {
-            Op::Other | Op::Sleep => return false,
+            Op::Other | Op::Sleep | Op::Turn => return false,
             Op::JoinThread => entries.iter().any(|e| e.id == entry.what.target),
             Op::JoinProcess => entries.iter().any(|e| e.pid as u64 == entry.what.target),
             _ => true,

@@ -91,6 +91,7 @@ pub(super) fn describe(entry: &Entry, entries: &[Entry]) -> String {
         }
         Op::PoolResult => "waits for results from a pool".into(),
         Op::PoolIdle => "waits for work from its pool".into(),
+        Op::Turn => "waits for its turn".into(),
         Op::Put if target == 0 => "waits to hand a task to a pool whose queue is full".into(),
         op => match Handle::from_bits(target) {
             Some(handle) => primitive(op, handle, entries),

@@ -144,6 +144,7 @@ fn named(op: Op, (start, end): (u32, u32), source: &Source) -> (String, Json) {
         (None, Op::JoinThread | Op::JoinProcess) => "join (end of script)".into(),
         (None, Op::PoolIdle) => "wait for work".into(),
         (None, Op::PoolResult) => "wait for results".into(),
+        (_, Op::Turn) => "its turn".into(),
         (None, _) => "wait".into(),
     };
     (name, line)

@@ -69,6 +69,9 @@ pub enum Op {
     At = 11,
     /// A `for` over a queue or pipe, waiting for its next item.
     Iterate = 12,
+    /// In a controlled run (`--explore`): able to run, waiting for the
+    /// scheduler to pick it (in traces only).
+    Turn = 13,
 }
 
 impl Op {
@@ -86,6 +89,7 @@ impl Op {
             10 => Op::Sleep,
             11 => Op::At,
             12 => Op::Iterate,
+            13 => Op::Turn,
             _ => Op::Other,
         }
     }

@@ -24,9 +24,10 @@ use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicI32, AtomicU8, AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
 
-use crate::sync::board::Entry;
+use crate::sync::board::{Entry, Op, What};
 use crate::sync::futex;
 use crate::sync::gate::Gate;
+use crate::sync::history;
 use crate::sync::mutex::{RawMutex, process_gone};
 
 /// Tasks alive at once in a controlled run (ended tasks' slots are reused).
@@ -471,6 +472,13 @@ impl Table {
             gate.leave();
         }
         let slot = self.slot(me);
+        // A trace shows the time a task waits for the baton.
+        let traced = history::on();
+        if traced {
+            let span = slot.span.load(SeqCst);
+            let what = What { op: Op::Turn, target: 0, span: ((span >> 32) as u32, span as u32) };
+            history::record(history::Event::WaitBegins(what));
+        }
         let mut rescued = Ok(());
         let spin_until = std::time::Instant::now() + SPIN;
         let mut spins = 0u32;
@@ -496,6 +504,9 @@ impl Table {
                     break;
                 }
             }
+        }
+        if traced {
+            history::record(history::Event::WaitEnds);
         }
         if let Some(gate) = gate {
             gate.enter();
