@@ -520,7 +520,11 @@ impl Resolver {
             },
             A::List(items) => ExprKind::List(self.exprs(items)),
             A::Map(entries) => ExprKind::Map(entries.iter().map(|(k, v)| (self.expr(k), self.expr(v))).collect()),
-            A::Lambda(def) => ExprKind::Lambda(self.function(def, "<lambda>")),
+            // A comprehension is a lambda named for what it is (see `syntax::lower`).
+            A::Lambda(def) => {
+                let name = def.name.as_ref().map_or("<lambda>", |n| n.name.as_str());
+                ExprKind::Lambda(self.function(def, name))
+            }
             A::Unary(op, operand) => ExprKind::Unary(*op, Box::new(self.expr(operand))),
             A::Binary(op, lhs, rhs) => {
                 let (lhs, rhs) = (Box::new(self.expr(lhs)), Box::new(self.expr(rhs)));

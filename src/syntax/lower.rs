@@ -380,6 +380,56 @@ impl Lower {
         args
     }
 
+    /// `[e for p in xs if c]` and `{k: v for ...}`, as Python runs them: a
+    /// function of their own, called at once (so the loop's names stay
+    /// inside), whose body is the loop that fills the result:
+    /// `(fn() { let r = []; for p in xs { if c { r.push(e) } } return r })()`.
+    fn comprehension(&mut self, pair: Pair<'_, Rule>) -> Expr {
+        let span = span(&pair);
+        let is_map = pair.as_rule() == Rule::map_comp;
+        let mut inner = pair.into_inner();
+        let Some(first) = inner.next() else { return Expr { kind: ExprKind::Nil, span } };
+        let expr = |kind| Expr { kind, span };
+        let stmt = |kind| Stmt { kind, span };
+        // A name no script can write: it cannot clash with the script's own.
+        let result = || expr(ExprKind::Name("comprehension result".into()));
+        let fill = if is_map {
+            let mut kv = first.into_inner();
+            let (Some(k), Some(v)) = (kv.next(), kv.next()) else { return expr(ExprKind::Nil) };
+            let target = expr(ExprKind::Index(Box::new(result()), Box::new(self.expr(k))));
+            stmt(StmtKind::Assign { target, op: None, value: self.expr(v) })
+        } else {
+            let element = self.expr(first);
+            let push = Ident { name: "push".into(), span };
+            let method = expr(ExprKind::Field(Box::new(result()), push));
+            stmt(StmtKind::Expr(expr(ExprKind::Call(Box::new(method), vec![Arg { name: None, value: element }]))))
+        };
+        // The clauses, innermost first, each wrapping the body made so far.
+        let clauses: Vec<Pair<'_, Rule>> = inner.collect();
+        let mut body = vec![fill];
+        for clause in clauses.into_iter().rev() {
+            // The keywords are pairs of their own: left out.
+            let mut parts = clause.into_inner().filter(|p| !matches!(p.as_rule(), Rule::kw_for | Rule::kw_in));
+            let (Some(pattern), Some(items)) = (parts.next(), parts.next()) else { continue };
+            let pattern = self.pattern(pattern);
+            let items = self.expr(items);
+            let conditions = parts.filter_map(|c| c.into_inner().find(|p| p.as_rule() == Rule::expr_nl));
+            let filters: Vec<Expr> = conditions.map(|c| self.expr(c)).collect();
+            for filter in filters.into_iter().rev() {
+                body = vec![stmt(StmtKind::If { branches: vec![(filter, body)], otherwise: None })];
+            }
+            body = vec![stmt(StmtKind::For(pattern, items, body))];
+        }
+        let empty = if is_map { ExprKind::Map(Vec::new()) } else { ExprKind::List(Vec::new()) };
+        let name = Ident { name: "comprehension result".into(), span };
+        let mut stmts = vec![stmt(StmtKind::Let(Pattern::Name(name), expr(empty)))];
+        stmts.extend(body);
+        stmts.push(stmt(StmtKind::Return(Some(result()))));
+        let name = Some(Ident { name: "<comprehension>".into(), span });
+        let def = FnDef { name, params: Vec::new(), body: FnBody::Block(stmts), span };
+        expr(ExprKind::Call(Box::new(expr(ExprKind::Lambda(Box::new(def)))), Vec::new()))
+    }
+
     fn primary(&mut self, pair: Pair<'_, Rule>) -> Expr {
         let span = span(&pair);
         let kind = match pair.as_rule() {
@@ -459,6 +509,7 @@ impl Lower {
                     _ => ExprKind::Acquire(target, limit),
                 }
             }
+            Rule::list_comp | Rule::map_comp => return self.comprehension(pair),
             Rule::list => ExprKind::List(pair.into_inner().map(|p| self.expr(p)).collect()),
             Rule::map => ExprKind::Map(
                 pair.into_inner()
@@ -803,6 +854,8 @@ fn rule_word(rule: Rule) -> Option<&'static str> {
         | Rule::lambda
         | Rule::list
         | Rule::map
+        | Rule::list_comp
+        | Rule::map_comp
         | Rule::op_neg
         | Rule::op_not
         | Rule::kw_true
