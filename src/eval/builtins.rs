@@ -29,7 +29,8 @@ impl<'p> Interp<'p> {
             return Err(type_error(arity_message(builtin.name(), min, max, given)).into());
         }
         let name = builtin.name();
-        let Named { sep, end, key, reverse, duplex, threads, progress, indent } = Named::take(builtin, &mut args);
+        let Named { sep, end, key, reverse, duplex, threads, progress, indent, program } =
+            Named::take(builtin, &mut args);
         args.no_more_named(name)?;
         let a = args.positional;
         let arg = |i: usize| a.get(i).cloned().unwrap_or(Value::Nil);
@@ -79,6 +80,7 @@ impl<'p> Interp<'p> {
                 length(&arg(0))?
             }
             Builtin::Range => range(&a)?,
+            Builtin::Run | Builtin::Sh => self.run_program(builtin, &a, program.unwrap_or_default(), span)?,
             Builtin::JsonEncode => {
                 let indent = match indent {
                     None | Some(Value::Nil) => None,
@@ -361,6 +363,8 @@ struct Named {
     threads: Option<Value>,
     progress: Option<Value>,
     indent: Option<Value>,
+    /// `run` and `sh`'s.
+    program: Option<super::programs::Options>,
 }
 
 impl Named {
@@ -374,6 +378,7 @@ impl Named {
             threads: None,
             progress: None,
             indent: None,
+            program: None,
         };
         match builtin {
             Builtin::Print | Builtin::Eprint => {
@@ -386,6 +391,7 @@ impl Named {
             }
             Builtin::Pipe => named.duplex = args.take_named("duplex"),
             Builtin::JsonEncode => named.indent = args.take_named("indent"),
+            Builtin::Run | Builtin::Sh => named.program = Some(super::programs::Options::take(args)),
             Builtin::Pool => {
                 named.threads = args.take_named("threads");
                 named.progress = args.take_named("progress");

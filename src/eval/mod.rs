@@ -18,6 +18,7 @@ mod control;
 mod iter;
 mod methods;
 pub(crate) mod ops;
+mod programs;
 mod race;
 mod suggest;
 mod sync_ops;

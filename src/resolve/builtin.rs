@@ -85,6 +85,8 @@ builtins! {
     Rename "rename" 2 2,
     CopyFile "copy_file" 2 2,
     RemoveTree "remove_tree" 1 1,
+    Run "run" 1 ANY,
+    Sh "sh" 1 1,
     JsonEncode "json_encode" 1 1,
     JsonDecode "json_decode" 1 1,
     Queue "queue" 0 1,
