@@ -270,26 +270,35 @@ impl<'p> Interp<'p> {
                 match String::from_utf8(bytes) {
                     Ok(text) => Value::Str(text.into()),
                     Err(_) => {
-                        return Err(ErrorValue::new(Kind::Io, format!("{path}: not UTF-8 text")).into());
+                        let error = ErrorValue::new(Kind::Io, format!("{path}: not UTF-8 text"))
+                            .with_help("read_bytes(path) reads any file, as bytes");
+                        return Err(error.into());
                     }
                 }
             }
             Builtin::WriteFile | Builtin::AppendFile => {
                 let path = text_arg(&a[0], name)?;
-                let text = format::display(&a[1]);
-                let result = if builtin == Builtin::WriteFile {
-                    std::fs::write(path, text)
-                } else {
-                    use std::io::Write;
-                    std::fs::OpenOptions::new()
-                        .append(true)
-                        .create(true)
-                        .open(path)
-                        .and_then(|mut f| f.write_all(text.as_bytes()))
-                };
-                result.map_err(|e| io_error(path, e))?;
+                write_out(path, format::display(&a[1]).as_bytes(), builtin == Builtin::AppendFile)?;
                 Value::Nil
             }
+            Builtin::ReadBytes => {
+                let path = text_arg(&a[0], name)?;
+                let size = std::fs::metadata(path).map_err(|e| io_error(path, e))?.len();
+                if size > ops::MAX_BYTES as u64 {
+                    return Err(too_large("bytes value").into());
+                }
+                Value::bytes(std::fs::read(path).map_err(|e| io_error(path, e))?)
+            }
+            Builtin::WriteBytes | Builtin::AppendBytes => {
+                let path = text_arg(&a[0], name)?;
+                let Value::Bytes(bytes) = &a[1] else {
+                    let message = format!("`{name}` writes bytes, not {}", a[1].type_name());
+                    return Err(type_error(message).with_help("`s.encode()` makes bytes of text").into());
+                };
+                write_out(path, bytes, builtin == Builtin::AppendBytes)?;
+                Value::Nil
+            }
+            Builtin::Bytes => make_bytes(a.first())?,
             Builtin::ListDir => {
                 let path = match a.first() {
                     Some(p) => text_arg(p, name)?,
@@ -556,6 +565,7 @@ fn length(value: &Value) -> Result<Value, Fault> {
         Value::Handle(h) if h.kind() == HandleKind::Queue => crate::sync::queue::Queue(h.off()).len(),
         Value::Handle(h) if h.kind() == HandleKind::Array => crate::sync::cell::SharedCells(h.off()).len(),
         Value::Str(s) => s.chars().count(),
+        Value::Bytes(b) => b.len(),
         Value::List(l) => l.lock().len(),
         Value::Map(m) => m.lock().len(),
         // A range's length can pass the largest int.
@@ -571,4 +581,49 @@ fn rng() -> fastrand::Rng {
         Some(seed) => fastrand::Rng::with_seed(seed),
         None => fastrand::Rng::new(),
     }
+}
+
+/// Writes `bytes` to the file at `path`, replacing it or (`append`) at its end.
+fn write_out(path: &str, bytes: &[u8], append: bool) -> Result<(), Fault> {
+    use std::io::Write;
+    let result = match append {
+        false => std::fs::write(path, bytes),
+        true => std::fs::OpenOptions::new().append(true).create(true).open(path).and_then(|mut f| f.write_all(bytes)),
+    };
+    result.map_err(|e| io_error(path, e))
+}
+
+/// `bytes()`, `bytes("text")` (its UTF-8), `bytes([104, 105])`, `bytes(n)`
+/// (n zero bytes), `bytes(b)`.
+fn make_bytes(from: Option<&Value>) -> Result<Value, Fault> {
+    Ok(match from {
+        None => Value::bytes(Vec::new()),
+        Some(Value::Str(s)) => Value::bytes(s.as_bytes().to_vec()),
+        Some(Value::Bytes(b)) => Value::Bytes(b.clone()),
+        Some(Value::Int(n)) => {
+            let n = usize::try_from(*n).map_err(|_| value_error(format!("bytes({n}): a length cannot be negative")))?;
+            let mut bytes = ops::byte_room(n)?;
+            bytes.resize(n, 0);
+            Value::bytes(bytes)
+        }
+        Some(Value::List(list)) => {
+            let items = list.lock().clone();
+            let mut bytes = ops::byte_room(items.len())?;
+            for item in &items {
+                match item {
+                    Value::Int(n) => {
+                        bytes.push(u8::try_from(*n).map_err(|_| value_error(format!("a byte is 0 to 255, not {n}")))?)
+                    }
+                    other => return Err(type_error(format!("bytes are made of ints, not {}", other.type_name()))),
+                }
+            }
+            Value::bytes(bytes)
+        }
+        Some(other) => {
+            return Err(type_error(format!(
+                "bytes() takes a string, a list of ints or a length, not {}",
+                other.type_name()
+            )));
+        }
+    })
 }

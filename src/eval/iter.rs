@@ -52,6 +52,13 @@ impl<'p> Interp<'p> {
                     }
                 }
             }
+            Value::Bytes(b) => {
+                for &byte in b.iter() {
+                    if !self.iteration(pattern, Value::Int(i64::from(byte)), body, up)? {
+                        break;
+                    }
+                }
+            }
             Value::Handle(h) if matches!(h.kind(), HandleKind::Queue | HandleKind::Pipe) => {
                 // Until the queue is closed and drained.
                 loop {
@@ -75,7 +82,7 @@ impl<'p> Interp<'p> {
             }
             other => {
                 let error = type_error(format!("cannot loop over {}", other.type_name()))
-                    .with_help("`for` takes a list, map, string, range or queue");
+                    .with_help("`for` takes a list, map, string, bytes, range or queue");
                 return Err(fault_at(error, span));
             }
         }

@@ -29,6 +29,7 @@ impl<'p> Interp<'p> {
         Ok(match recv {
             Value::List(list) => list_method(list, name, args)?,
             Value::Str(s) => string_method(s, name, args)?,
+            Value::Bytes(b) => bytes_method(b, name, args)?,
             Value::Map(map) => map_method(map, name, args)?,
             other => return Err(no_method(other, name).into()),
         })
@@ -37,7 +38,8 @@ impl<'p> Interp<'p> {
 
 const LIST_METHODS: &[&str] = &["push", "pop", "insert", "remove", "index", "extend", "clear", "copy"];
 const STRING_METHODS: &[&str] =
-    &["upper", "lower", "strip", "split", "join", "replace", "starts_with", "ends_with", "find"];
+    &["upper", "lower", "strip", "split", "join", "replace", "starts_with", "ends_with", "find", "encode"];
+const BYTES_METHODS: &[&str] = &["decode", "hex"];
 const MAP_METHODS: &[&str] = &["get", "remove", "keys", "values", "items"];
 const ERROR_FIELDS: &[&str] = &["kind", "message", "value", "cause", "line", "file", "trace"];
 
@@ -47,6 +49,7 @@ pub fn members(value: &Value) -> Vec<String> {
     let names: &[&str] = match value {
         Value::List(_) => LIST_METHODS,
         Value::Str(_) => STRING_METHODS,
+        Value::Bytes(_) => BYTES_METHODS,
         Value::Map(map) => {
             let mut names: Vec<String> = map
                 .lock()
@@ -205,9 +208,28 @@ fn list_position(index: &Value, len: usize) -> Result<usize, Fault> {
     }
 }
 
+/// `b.decode()` (UTF-8, strictly) and `b.hex()`.
+fn bytes_method(b: &[u8], name: &str, args: Vec<Value>) -> Result<Value, Fault> {
+    want(name, &args, 0, 0)?;
+    match name {
+        "decode" => match std::str::from_utf8(b) {
+            Ok(text) => Ok(Value::str(text)),
+            Err(e) => {
+                Err(value_error(format!("the bytes are not UTF-8 text (invalid byte at offset {})", e.valid_up_to())))
+            }
+        },
+        "hex" => Ok(Value::str(&b.iter().map(|byte| format!("{byte:02x}")).collect::<String>())),
+        _ => Err(no_method(&Value::bytes(Vec::new()), name)),
+    }
+}
+
 fn string_method(s: &str, name: &str, args: Vec<Value>) -> Result<Value, Fault> {
     let text = |t: String| Ok(Value::Str(t.into()));
     match name {
+        "encode" => {
+            want(name, &args, 0, 0)?;
+            Ok(Value::bytes(s.as_bytes().to_vec()))
+        }
         "upper" | "lower" | "strip" => {
             want(name, &args, 0, 0)?;
             match name {

@@ -117,6 +117,21 @@ fn arithmetic(op: BinOp, a: &Value, b: &Value) -> Result<Value, Fault> {
             s.push_str(y);
             Ok(Value::Str(s.into()))
         }
+        (BinOp::Add, Value::Bytes(x), Value::Bytes(y)) => {
+            let len = x.len().saturating_add(y.len());
+            let mut bytes = byte_room(len)?;
+            bytes.extend_from_slice(x);
+            bytes.extend_from_slice(y);
+            Ok(Value::bytes(bytes))
+        }
+        (BinOp::Mul, Value::Bytes(b), Value::Int(n)) | (BinOp::Mul, Value::Int(n), Value::Bytes(b)) => {
+            let n = (*n).max(0) as usize;
+            let mut bytes = byte_room(b.len().saturating_mul(n))?;
+            for _ in 0..n {
+                bytes.extend_from_slice(b);
+            }
+            Ok(Value::bytes(bytes))
+        }
         (BinOp::Add, Value::List(x), Value::List(y)) => {
             let x = x.lock().clone();
             let y = y.lock().clone();
@@ -238,6 +253,7 @@ fn compare_within(a: &Value, b: &Value, op: BinOp, depth: usize) -> Result<Order
     match (a, b) {
         (Value::Int(x), Value::Int(y)) => Ok(x.cmp(y)),
         (Value::Str(x), Value::Str(y)) => Ok(x.cmp(y)),
+        (Value::Bytes(x), Value::Bytes(y)) => Ok(x.cmp(y)),
         (Value::Bool(x), Value::Bool(y)) => Ok(x.cmp(y)),
         (Value::List(x), Value::List(y)) => {
             let Some(depth) = depth.checked_sub(1) else {
@@ -283,6 +299,12 @@ pub fn contains(haystack: &Value, needle: &Value) -> Result<bool, Fault> {
             Value::Str(sub) => Ok(s.contains(&**sub)),
             other => Err(type_error(format!("`in` a string needs a string, not {}", other.type_name()))),
         },
+        Value::Bytes(b) => match needle {
+            Value::Bytes(sub) if sub.is_empty() => Ok(true),
+            Value::Bytes(sub) => Ok(b.windows(sub.len()).any(|w| w == &sub[..])),
+            Value::Int(n) => Ok(u8::try_from(*n).is_ok_and(|n| b.contains(&n))),
+            other => Err(type_error(format!("`in` bytes needs bytes or an int, not {}", other.type_name()))),
+        },
         Value::Range(r) => Ok(match needle {
             Value::Int(n) => r.contains(*n),
             Value::Float(f) if f.fract() == 0.0 => r.contains(*f as i64),
@@ -327,8 +349,9 @@ pub fn slice(base: &Value, start: &Value, stop: &Value, step: &Value) -> Result<
             let text: String = slice_positions(chars.len(), bounds)?.map(|i| chars[i]).collect();
             Value::Str(text.into())
         }
+        Value::Bytes(b) => Value::bytes(slice_positions(b.len(), bounds)?.map(|i| b[i]).collect()),
         other => {
-            let help = "lists and strings can be sliced; `list(...)` first makes a list of a range";
+            let help = "lists, strings and bytes can be sliced; `list(...)` first makes a list of a range";
             return Err(type_error(format!("{} cannot be sliced", other.type_name())).with_help(help));
         }
     })
@@ -386,6 +409,7 @@ pub fn index(base: &Value, index: &Value) -> Result<Value, Fault> {
             let at = position(index, r.len(), "range")?;
             Ok(Value::Int(r.get(at)))
         }
+        Value::Bytes(b) => Ok(Value::Int(i64::from(b[position(index, b.len(), "bytes")?]))),
         other => Err(type_error(format!("{} cannot be indexed", other.type_name()))),
     }
 }
@@ -482,3 +506,16 @@ pub fn set_field(base: &Value, name: &str, value: Value) -> Result<(), Fault> {
         other => Err(type_error(format!("cannot set field `{name}` on {}", other.type_name()))),
     }
 }
+
+/// Room for `len` bytes, or a `ResourceError` past the largest value.
+pub(crate) fn byte_room(len: usize) -> Result<Vec<u8>, Fault> {
+    if len > MAX_BYTES {
+        return Err(too_large("bytes value"));
+    }
+    let mut bytes = Vec::new();
+    bytes.try_reserve_exact(len).map_err(|_| too_large("bytes value"))?;
+    Ok(bytes)
+}
+
+/// The largest bytes value: what can be sent through a queue (4 GiB less one).
+pub(crate) const MAX_BYTES: usize = u32::MAX as usize;

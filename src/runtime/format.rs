@@ -139,6 +139,7 @@ impl<'s> Writer<'s> {
             }
             Value::Float(f) => out.push_str(&float(*f)),
             Value::Str(s) => quote(out, s),
+            Value::Bytes(b) => bytes_literal(out, b),
             Value::List(list) => {
                 let id = Arc::as_ptr(list) as usize;
                 if !self.open.insert(id) {
@@ -338,4 +339,24 @@ pub fn english_list(names: &[&str]) -> String {
         [one] => one.to_string(),
         [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
     }
+}
+
+/// `b'a\x00\n'`, as Python writes bytes: printable ASCII as it is, the
+/// rest escaped. Past [`MAX_LEN`] the writer cuts the text short anyway.
+fn bytes_literal(out: &mut String, bytes: &[u8]) {
+    out.push_str("b'");
+    for &byte in bytes.iter().take(MAX_LEN) {
+        match byte {
+            b'\\' => out.push_str("\\\\"),
+            b'\'' => out.push_str("\\'"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x20..=0x7e => out.push(byte as char),
+            _ => {
+                let _ = write!(out, "\\x{byte:02x}");
+            }
+        }
+    }
+    out.push('\'');
 }

@@ -64,6 +64,9 @@ fn to_json(value: &Value, depth: usize) -> Result<Json, Fault> {
             None => return Err(value_error(format!("JSON has no {}", format::repr(value)))),
         },
         Value::Str(s) => Json::String(s.to_string()),
+        Value::Bytes(_) => {
+            return Err(type_error("JSON cannot hold bytes").with_help("decode them to text first: `b.decode()`"));
+        }
         Value::List(list) => {
             let items = list.lock().clone();
             Json::Array(items.iter().map(|item| to_json(item, depth + 1)).collect::<Result<_, _>>()?)

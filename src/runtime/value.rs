@@ -45,6 +45,9 @@ pub enum Value {
     Int(i64),
     Float(f64),
     Str(Str),
+    /// Raw bytes (a binary file, a program's output): immutable, as
+    /// Python's `bytes`.
+    Bytes(Arc<Vec<u8>>),
     List(ListRef),
     Map(MapRef),
     Range(Arc<Range>),
@@ -90,6 +93,7 @@ impl Value {
             Value::Int(n) => Value::Int(*n),
             Value::Float(f) => Value::Float(*f),
             Value::Str(s) => Value::Str(s.clone()),
+            Value::Bytes(b) => Value::Bytes(b.clone()),
             Value::List(l) => Value::List(l.clone()),
             Value::Map(m) => Value::Map(m.clone()),
             Value::Range(r) => Value::Range(r.clone()),
@@ -196,6 +200,10 @@ impl Value {
         Value::Str(s.into())
     }
 
+    pub fn bytes(bytes: Vec<u8>) -> Value {
+        Value::Bytes(Arc::new(bytes))
+    }
+
     pub fn list(items: Vec<Value>) -> Value {
         Value::List(Arc::new(Mutex::new(Items(items))))
     }
@@ -212,6 +220,7 @@ impl Value {
             Value::Int(n) => *n != 0,
             Value::Float(f) => *f != 0.0,
             Value::Str(s) => !s.is_empty(),
+            Value::Bytes(b) => !b.is_empty(),
             Value::List(l) => !l.lock().is_empty(),
             Value::Map(m) => !m.lock().is_empty(),
             Value::Range(r) => !r.is_empty(),
@@ -222,7 +231,7 @@ impl Value {
     /// Holds no container: operators on it take no lock.
     #[inline]
     pub fn is_scalar(&self) -> bool {
-        matches!(self, Value::Nil | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::Str(_))
+        matches!(self, Value::Nil | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::Str(_) | Value::Bytes(_))
     }
 
     /// The name `type()` gives.
@@ -233,6 +242,7 @@ impl Value {
             Value::Int(_) => "int",
             Value::Float(_) => "float",
             Value::Str(_) => "string",
+            Value::Bytes(_) => "bytes",
             Value::List(_) => "list",
             Value::Map(_) => "map",
             Value::Range(_) => "range",
@@ -275,6 +285,7 @@ impl Value {
             (Value::Float(a), Value::Float(b)) => a == b,
             (Value::Int(a), Value::Float(b)) | (Value::Float(b), Value::Int(a)) => (*a as f64) == *b,
             (Value::Str(a), Value::Str(b)) => a == b,
+            (Value::Bytes(a), Value::Bytes(b)) => a == b,
             (Value::List(a), Value::List(b)) => {
                 if Arc::ptr_eq(a, b) || !met.insert((Arc::as_ptr(a) as usize, Arc::as_ptr(b) as usize)) {
                     return true;

@@ -76,6 +76,13 @@ impl Encoder {
                 out.push(5);
                 text(out, s);
             }
+            Value::Bytes(b) => {
+                let len = u32::try_from(b.len())
+                    .map_err(|_| ErrorValue::new(Kind::Resource, "bytes of 4 GiB or more cannot be sent"))?;
+                out.push(13);
+                out.extend_from_slice(&len.to_le_bytes());
+                out.extend_from_slice(b);
+            }
             Value::List(list) => {
                 let id = Arc::as_ptr(list) as usize;
                 if self.seen.contains(&id) {
@@ -240,7 +247,7 @@ impl Scan<'_> {
         match tag {
             0..=2 => Some(()),
             3 | 4 => self.skip(8),
-            5 => self.text(),
+            5 | 13 => self.text(),
             6 => (0..self.u32()?).try_for_each(|_| self.value(depth + 1, found)),
             7 => (0..self.u32()? as u64 * 2).try_for_each(|_| self.value(depth + 1, found)),
             8 => self.skip(24),
@@ -353,6 +360,10 @@ impl Reader<'_> {
             3 => Value::Int(self.u64()? as i64),
             4 => Value::Float(f64::from_bits(self.u64()?)),
             5 => Value::Str(self.text()?.into()),
+            13 => {
+                let len = self.u32()? as usize;
+                Value::bytes(self.take(len)?.to_vec())
+            }
             6 => {
                 let n = self.count()?;
                 let mut items = Vec::with_capacity(n);

@@ -664,13 +664,14 @@ impl<'p> Interp<'p> {
         Ok(match iterable {
             Value::Map(map) => Value::list(map.lock().keys().map(|k| k.to_value()).collect()),
             Value::Str(s) => Value::list(s.chars().map(|c| Value::Str(c.into())).collect()),
+            Value::Bytes(b) => Value::list(b.iter().map(|&byte| Value::Int(i64::from(byte))).collect()),
             Value::Range(_) | Value::List(_) => iterable,
             Value::Handle(ref h) if matches!(h.kind(), HandleKind::Queue | HandleKind::Pipe | HandleKind::Array) => {
                 iterable
             }
             other => {
                 return Err(type_error(format!("cannot loop over {}", other.type_name()))
-                    .with_help("`for` takes a list, map, string, range or queue"));
+                    .with_help("`for` takes a list, map, string, bytes, range or queue"));
             }
         })
     }
