@@ -41,14 +41,23 @@ fn copy_folder_copies_every_file() {
     let dir = scratch("copy_folder");
     let (source, dest) = (dir.join("from"), dir.join("to"));
     std::fs::create_dir_all(&source).unwrap();
+    let mut names = Vec::new();
     for i in 0..20 {
-        std::fs::write(source.join(format!("f{i}.txt")), format!("file {i}\n").repeat(i + 1)).unwrap();
+        let name = if i % 2 == 0 { format!("f{i}.txt") } else { format!("sub/deeper/f{i}.bin") };
+        let path = source.join(&name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        // Odd files are binary: every byte value, not UTF-8.
+        let bytes: Vec<u8> = match i % 2 {
+            0 => format!("file {i}\n").repeat(i + 1).into_bytes(),
+            _ => (0..=255u8).cycle().take(1000 * i).collect(),
+        };
+        std::fs::write(&path, bytes).unwrap();
+        names.push(name);
     }
     let done = run(&["examples/copy_folder.conc", source.to_str().unwrap(), dest.to_str().unwrap()], "");
-    assert!(done.stdout.starts_with("copied 20 files"), "{}", done.stdout);
-    for i in 0..20 {
-        let name = format!("f{i}.txt");
-        assert_eq!(std::fs::read(source.join(&name)).unwrap(), std::fs::read(dest.join(&name)).unwrap());
+    assert!(done.stdout.starts_with("copied 20 files"), "{}{}", done.stdout, done.stderr);
+    for name in &names {
+        assert_eq!(std::fs::read(source.join(name)).unwrap(), std::fs::read(dest.join(name)).unwrap(), "{name}");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
