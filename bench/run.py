@@ -15,6 +15,7 @@ each with and without it, alternately.
 """
 
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -99,9 +100,31 @@ def explore_rate():
         print(f"{name:<24} {SCHEDULES / seconds:>12.0f}")
 
 
+def copy_cost():
+    """copy_file of a 1 GiB file against cp's, alternately (medians)."""
+    folder = Path(f"/tmp/concsh-bench-copy-{os.getpid()}")
+    folder.mkdir()
+    try:
+        source = folder / "big.bin"
+        with open(source, "wb") as f:
+            block = os.urandom(1 << 20)
+            for _ in range(1024):
+                f.write(block)
+        target = str(folder / "copy.bin")
+        ours = [str(CONCSH), "-c", f'copy_file("{source}", "{target}")']
+        theirs = ["cp", str(source), target]
+        timed(ours), timed(theirs)
+        a, b = alternating(ours, theirs)
+        print(f"{'copy_file 1 GiB':<24} {a:>9.3f} {b:>9.3f} {a / b:>6.2f}x (against cp)")
+    finally:
+        shutil.rmtree(folder)
+
+
 def main(names):
     if names == ["--race"]:
         return race_cost()
+    if names == ["--copy"]:
+        return copy_cost()
     if names == ["--explore"]:
         return explore_rate()
     if not CONCSH.exists():
