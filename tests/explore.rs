@@ -235,3 +235,14 @@ fn an_interrupted_exploration_ends_cleanly() {
     let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(schedule), None).is_err();
     assert!(gone, "the schedule {schedule} outlived the explorer");
 }
+
+/// Every schedule reads the same standard input: the explorer keeps it.
+#[test]
+fn every_schedule_reads_the_same_input() {
+    let code = "let first = input()\nlet t = thread { print(first) }\njoin t\n\
+                assert(first == \"a\" and input() == \"b\", \"a schedule read other input\")";
+    let args: Vec<String> = ["--explore", "30", "--seed", "1", "-c", code].iter().map(|a| a.to_string()).collect();
+    let run = support::run_concsh(&args, b"a\nb\n", root()).expect("concsh runs");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("30 schedules, no failure"), "{}", run.stderr);
+}

@@ -98,6 +98,35 @@ impl Kept {
     }
 }
 
+/// The explorer's standard input, when it is not a terminal: read once,
+/// and given whole to every schedule, so that each reads the same lines.
+static STDIN: std::sync::OnceLock<Option<std::fs::File>> = std::sync::OnceLock::new();
+
+/// The most of standard input kept for the schedules.
+const MAX_STDIN: u64 = 64 << 20;
+
+fn keep_stdin() {
+    STDIN.get_or_init(|| {
+        if std::io::stdin().is_terminal() {
+            return None;
+        }
+        let fd = nix::sys::memfd::memfd_create("concsh-stdin", nix::sys::memfd::MFdFlags::MFD_CLOEXEC).ok()?;
+        let mut kept = std::fs::File::from(fd);
+        std::io::copy(&mut std::io::stdin().take(MAX_STDIN), &mut kept).ok()?;
+        Some(kept)
+    });
+}
+
+/// In a schedule's process: its standard input from the start of what the
+/// explorer kept (opened anew, so at its own offset).
+fn replay_stdin() {
+    if let Some(Some(kept)) = STDIN.get()
+        && let Ok(fresh) = std::fs::File::open(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(kept)))
+    {
+        let _ = nix::unistd::dup2_stdin(&fresh);
+    }
+}
+
 /// Starts `job` in a forked child whose stdout and stderr go to `kept`.
 fn start_child(kept: &Kept, job: impl FnOnce() -> i32) -> Option<nix::unistd::Pid> {
     // SAFETY: the explorer's thread is the only one doing anything (the
@@ -107,6 +136,7 @@ fn start_child(kept: &Kept, job: impl FnOnce() -> i32) -> Option<nix::unistd::Pi
         Ok(ForkResult::Child) => {
             // A schedule takes Ctrl-C as any run does.
             let _ = ending_signals().thread_unblock();
+            replay_stdin();
             let _ = nix::unistd::dup2_stdout(&kept.out);
             let _ = nix::unistd::dup2_stderr(&kept.err);
             let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
@@ -242,6 +272,7 @@ pub fn explore(script: &Script, how: &Exploring) -> i32 {
     }
     let on_terminal = std::io::stderr().is_terminal();
     signals();
+    keep_stdin();
     let started = Instant::now();
     let mut shown = Instant::now();
     let mut distinct = HashSet::new();
