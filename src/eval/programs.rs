@@ -1,4 +1,4 @@
-//! `run(cmd, args..., input:, timeout:, cwd:, env:)` and `sh(line, ...)`:
+//! `run(cmd, args..., input:, timeout:, cwd:, env:, binary:)` and `sh(line, ...)`:
 //! the language's words for `tasks::subprocess`. The result is a map with
 //! `code`, `out` and `err`.
 
@@ -19,6 +19,7 @@ pub(crate) struct Options {
     timeout: Option<Value>,
     cwd: Option<Value>,
     env: Option<Value>,
+    binary: Option<Value>,
 }
 
 impl Options {
@@ -28,6 +29,7 @@ impl Options {
             timeout: args.take_named("timeout"),
             cwd: args.take_named("cwd"),
             env: args.take_named("env"),
+            binary: args.take_named("binary"),
         }
     }
 }
@@ -35,7 +37,8 @@ impl Options {
 impl Interp<'_> {
     pub(crate) fn run_program(&mut self, builtin: Builtin, given: &[Value], options: Options, span: Span) -> R<Value> {
         let name = builtin.name();
-        let Options { input, timeout, cwd, env } = options;
+        let Options { input, timeout, cwd, env, binary } = options;
+        let binary = binary.is_some_and(|b| b.truthy());
         let words = given.iter().map(|v| word(v, name)).collect::<Result<Vec<_>, _>>()?;
         let (program, args) = match builtin {
             Builtin::Sh => ("/bin/sh".to_string(), vec!["-c".to_string(), words[0].clone()]),
@@ -49,7 +52,10 @@ impl Interp<'_> {
         let input = match input {
             None | Some(Value::Nil) => None,
             Some(Value::Str(text)) => Some(text.as_bytes().to_vec()),
-            Some(other) => return Err(type_error(format!("input: takes a string, not {}", other.type_name())).into()),
+            Some(Value::Bytes(bytes)) => Some(bytes.to_vec()),
+            Some(other) => {
+                return Err(type_error(format!("input: takes a string or bytes, not {}", other.type_name())).into());
+            }
         };
         let cwd = match cwd {
             None | Some(Value::Nil) => None,
@@ -71,7 +77,10 @@ impl Interp<'_> {
         let what = What { op: Op::Other, target: 0, span: (span.start, span.end) };
         match subprocess::run(request, &self.cancel, &self.proc.gate, what) {
             Ok(done) => {
-                let text = |bytes: Vec<u8>| Value::Str(String::from_utf8_lossy(&bytes).into_owned().into());
+                let text = |bytes: Vec<u8>| match binary {
+                    true => Value::bytes(bytes),
+                    false => Value::Str(String::from_utf8_lossy(&bytes).into_owned().into()),
+                };
                 let mut result = crate::runtime::value::table(3);
                 result.insert(Key::Str("code".into()), Value::Int(done.code));
                 result.insert(Key::Str("out".into()), text(done.out));
