@@ -443,7 +443,8 @@ pub fn run_program(program: &resolve::ir::Program, source: &Source, args: Vec<St
     let listener = signals::Listener::start(process.clone());
     let watch = Watch::start(process.clone(), Ends::Run);
     // A controlled run's first task holds the baton from the start.
-    let ticket = explore::register(&main_task.name, nix::unistd::getpid().as_raw());
+    // The table is empty: the first task always has room.
+    let ticket = explore::register(&main_task.name, nix::unistd::getpid().as_raw()).unwrap_or_default();
     main_task.schedule.store(ticket.map_or(0, explore::Ticket::to_bits), std::sync::atomic::Ordering::SeqCst);
     explore::begin(ticket, None);
     process.gate.enter();

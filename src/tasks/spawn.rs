@@ -139,14 +139,17 @@ pub(crate) fn fork_task(
     span: Span,
     direct: bool,
 ) -> Result<Arc<Task>, String> {
-    let slot = SharedCells::new(&[wire::encode(&Value::Nil).unwrap_or_default()])
-        .map_err(|_| "the shared memory region is full".to_string())?;
+    // Before anything is made: a full table leaves nothing to undo.
+    let schedule = crate::observe::explore::register(&name, 0)?;
+    let Ok(slot) = SharedCells::new(&[wire::encode(&Value::Nil).unwrap_or_default()]) else {
+        crate::observe::explore::abandon(schedule);
+        return Err("the shared memory region is full".to_string());
+    };
     let task = Arc::new(Task::new(proc.next_task_id(), name, TaskKind::Process, daemon));
     let race = race::start(span);
     if let Some(start) = &race {
         task.race_id.store(start.id(), std::sync::atomic::Ordering::Relaxed);
     }
-    let schedule = crate::observe::explore::register(&task.name, 0);
     task.schedule.store(schedule.map_or(0, crate::observe::explore::Ticket::to_bits), Ordering::SeqCst);
     let request = ForkRequest { task: task.clone(), job, span, slot, race, schedule, reply: None };
     let forked = if direct {

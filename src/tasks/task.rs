@@ -220,13 +220,14 @@ pub(crate) fn start_thread_job(
     span: Span,
     job: impl FnOnce(&mut Interp) -> R<Value> + Send + 'static,
 ) -> Result<Arc<Task>, String> {
+    // Before anything is made: a full table leaves nothing to undo.
+    let pid = nix::unistd::getpid().as_raw();
+    let ticket = explore::register(&name, pid)?;
     let task = Arc::new(Task::new(proc.next_task_id(), name, TaskKind::Thread, daemon));
     let race = race::start(span);
     if let Some(start) = &race {
         task.race_id.store(start.id(), Ordering::Relaxed);
     }
-    let pid = nix::unistd::getpid().as_raw();
-    let ticket = explore::register(&task.name, pid);
     task.schedule.store(ticket.map_or(0, explore::Ticket::to_bits), Ordering::SeqCst);
     proc.tasks.lock().push(task.clone());
     let (proc_for_thread, task_for_thread) = (proc.clone(), task.clone());

@@ -216,17 +216,22 @@ impl Table {
         }
     }
 
+    /// Gives the run its verdict, unless it has one: true for the caller
+    /// that gave it (see [`Table::release`]).
+    pub fn judge(&self, verdict: Verdict) -> bool {
+        self.verdict.compare_exchange(0, verdict as u32, SeqCst, SeqCst).is_ok()
+    }
+
     /// Ends the controlled run: every parked task runs freely from now on.
-    /// The first verdict stays. True for the caller that set it.
-    pub fn release(&self, verdict: Verdict) -> bool {
-        let first = self.verdict.compare_exchange(0, verdict as u32, SeqCst, SeqCst).is_ok();
+    /// The first verdict stays.
+    pub fn release(&self, verdict: Verdict) {
+        self.judge(verdict);
         for slot in self.slots() {
             slot.go.fetch_add(1, SeqCst);
             futex::wake(&slot.go, u32::MAX);
         }
         futex::wake(&self.verdict, u32::MAX);
         futex::wake(&self.pokes, u32::MAX);
-        first
     }
 
     /// Wakes whoever waits for a verdict (the run is over).

@@ -111,11 +111,15 @@ impl Ticket {
     }
 }
 
-/// A new task, able to run from now on (it waits for its turn in [`begin`]).
-pub fn register(name: &str, pid: i32) -> Option<Ticket> {
-    let run = run()?;
-    let slot = run.table.register(name, pid, |table| run.plan.strategy.initial_priority(table))?;
-    Some(Ticket { slot, seq: run.table.seq(slot) })
+/// A new task, able to run from now on (it waits for its turn in
+/// [`begin`]): its ticket, `None` in a run that is not controlled, `Err`
+/// when the table is full.
+pub fn register(name: &str, pid: i32) -> Result<Option<Ticket>, String> {
+    let Some(run) = run() else { return Ok(None) };
+    match run.table.register(name, pid, |table| run.plan.strategy.initial_priority(table)) {
+        Some(slot) => Ok(Some(Ticket { slot, seq: run.table.seq(slot) })),
+        None => Err(format!("a controlled run holds at most {} tasks at once", baton::MAX_TASKS)),
+    }
 }
 
 /// The forked process of `ticket` is `pid` (a death is noticed by pid).
@@ -287,7 +291,8 @@ fn halt(stop: Stop) {
         Stop::Livelock => Verdict::Livelock,
         Stop::Diverged(_) => Verdict::Diverged,
     };
-    if run.table.verdict() != Verdict::Running {
+    // Only the first stop is reported, before any task runs freely.
+    if !run.table.judge(verdict) {
         return;
     }
     let text = match stop {
@@ -295,11 +300,8 @@ fn halt(stop: Stop) {
         Stop::Livelock => livelock(run).render(),
         Stop::Diverged(why) => format!("concsh: {why}\n"),
     };
-    // Only the first stop is reported.
-    if run.table.verdict() == Verdict::Running {
-        output::report(&text);
-        run.table.release(verdict);
-    }
+    output::report(&text);
+    run.table.release(verdict);
 }
 
 fn livelock(run: &Run) -> Report {
