@@ -4,7 +4,7 @@
 //! its failure every time and notices an edited script, and a process
 //! that dies holding the baton does not hang the run.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 mod support;
@@ -17,12 +17,9 @@ fn script(name: &str) -> String {
     root().join("scripts/explore").join(format!("{name}.conc")).to_string_lossy().into_owned()
 }
 
-/// A fresh folder for failure files.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("concsh-explore-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a scratch folder");
-    dir
+/// A fresh folder for failure files and scripts, removed at the end.
+fn scratch(name: &str) -> support::Scratch {
+    support::Scratch::new(&format!("explore-{name}"))
 }
 
 fn concsh(args: &[&str]) -> support::Run {

@@ -47,18 +47,19 @@ fn zombies_under(root: i32) -> Vec<i32> {
     all.iter().filter(|(pid, _, state)| *state == 'Z' && tree[1..].contains(pid)).map(|(pid, _, _)| *pid).collect()
 }
 
-fn scratch_script(name: &str, text: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("concsh-subprocess-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a scratch folder");
+/// A script in a scratch folder (removed when the folder is dropped).
+fn scratch_script(name: &str, text: &str) -> (support::Scratch, String) {
+    let dir = support::Scratch::new(&format!("subprocess-{name}"));
     let path = dir.join(format!("{name}.conc"));
     std::fs::write(&path, text).expect("the script");
-    path.to_string_lossy().into_owned()
+    let path = path.to_string_lossy().into_owned();
+    (dir, path)
 }
 
 /// 200 `run("true")` over a pool of 4 processes: every one reaped.
 #[test]
 fn many_programs_over_a_pool_leave_no_zombie() {
-    let script = scratch_script(
+    let (_dir, script) = scratch_script(
         "pool",
         "fn call(i) { return run(\"true\").code }\nlet codes = pool 4 map call over range(200)\n\
          print(sum(codes), len(codes))\nprint(\"ready\")\ninput()\n",
@@ -87,7 +88,7 @@ fn many_programs_over_a_pool_leave_no_zombie() {
 /// kills the program.
 #[test]
 fn terminate_kills_the_program_at_once() {
-    let script = scratch_script(
+    let (_dir, script) = scratch_script(
         "terminate",
         "let t = thread { sh(\"sleep 4321\") }\nsleep(0.3)\nterminate t\nlet started = time()\njoin t\n\
          print(\"joined within 2 s:\", time() - started < 2)\n",
@@ -100,7 +101,8 @@ fn terminate_kills_the_program_at_once() {
 /// Ctrl-C while a program runs: status 130, and the program is gone.
 #[test]
 fn ctrl_c_during_run_leaves_no_child() {
-    let script = scratch_script("interrupt", "print(\"started\")\nrun(\"sleep\", 4322)\nprint(\"not reached\")\n");
+    let (_dir, script) =
+        scratch_script("interrupt", "print(\"started\")\nrun(\"sleep\", 4322)\nprint(\"not reached\")\n");
     let mut child =
         support::concsh().arg(&script).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("starts");
     let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();

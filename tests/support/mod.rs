@@ -159,3 +159,30 @@ pub fn ends_within(pid: nix::unistd::Pid, limit: Duration) -> bool {
     let timeout = nix::poll::PollTimeout::try_from(limit.as_millis() as i32).expect("timeout");
     matches!(nix::poll::poll(&mut fds, timeout), Ok(n) if n > 0)
 }
+
+/// A fresh folder for one test's files, removed (with all it holds) when
+/// dropped, however the test ends.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("concsh-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a scratch folder");
+        Scratch(dir)
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
