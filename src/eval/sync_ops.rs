@@ -382,13 +382,19 @@ impl<'p> Interp<'p> {
 
     /// `arr[i]` for a shared list, with negative indices.
     pub(crate) fn shared_index(&self, h: Handle, index: &Value) -> Result<usize, Fault> {
+        // One shared value (a map, a number) is reached through `.value`.
+        if h.kind() != HandleKind::Array {
+            let error = type_error("a shared value cannot be indexed: it is not a shared list")
+                .with_help("read what it holds with `.value` (`n.value[k]`), or change it under `lock n { ... }`");
+            return Err(error);
+        }
         let len = SharedCells(h.off()).len() as i64;
         let i = match index {
             Value::Int(i) => *i,
             other => return Err(type_error(format!("shared list indices must be ints, not {}", other.type_name()))),
         };
         let at = if i < 0 { i + len } else { i };
-        if h.kind() != HandleKind::Array || at < 0 || at >= len {
+        if at < 0 || at >= len {
             return Err(ErrorValue::new(Kind::Index, format!("shared list index {i} out of range for length {len}")));
         }
         Ok(at as usize)
