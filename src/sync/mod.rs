@@ -32,8 +32,9 @@
 //! changes the state, bumps the sequence and calls `futex_wake` only if a
 //! sleeper has no wake-up on its way already. A timeout is a futex
 //! deadline. A cancel ([`cancel::CancelToken`]: `terminate`, Ctrl-C) bumps
-//! the word its task published and wakes it: no wait polls, and none
-//! outlives a cancel.
+//! the word its task published and wakes it: none outlives a cancel. A
+//! sleeper looks again every few seconds all the same, a backstop against
+//! a lost wake-up (`wait::BACKSTOP`).
 //!
 //! ```
 //! use concsh::sync::{cancel::CancelToken, queue::Queue, wait::Wait};

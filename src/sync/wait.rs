@@ -27,7 +27,8 @@
 //! succeeded first, a timeout, a cancel) keeps no more tokens than
 //! sleepers remain, so no token is left for a sleeper that is gone. A
 //! sleeper killed asleep keeps its count and, at most, one token: the two
-//! cancel out, and the others are woken as before.
+//! cancel out, and the others are woken as before. A sleeper also looks
+//! again every [`BACKSTOP`] seconds, however it was (not) woken.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -88,6 +89,12 @@ const SPIN_FOR: Duration = Duration::from_micros(8);
 /// How long a sleeper past the count's limit (65,535 on one wait point)
 /// sleeps before it looks again, since no token can be issued for it.
 const UNCOUNTED_NAP: Duration = Duration::from_millis(1);
+
+/// The longest a counted sleeper sleeps before it looks again: a backstop,
+/// so that a wake-up lost however it was (a token left standing that no
+/// sleeper will take back) costs a few seconds, never a hang. Its return
+/// takes a token back, which mends the count.
+const BACKSTOP: Duration = Duration::from_secs(5);
 
 /// A blocking call's limits: its deadline and its task's cancel token,
 /// and the fork gate its task leaves while it sleeps.
@@ -249,7 +256,7 @@ impl WaitPoint {
         };
         wait.cancel.publish(Some(self.seq()));
         board::asleep(self.seq(), seen, wait.deadline.is_some(), wait.what);
-        let nap = (!counted).then(|| Instant::now() + UNCOUNTED_NAP);
+        let nap = Some(Instant::now() + if counted { BACKSTOP } else { UNCOUNTED_NAP });
         let until = match (wait.deadline, nap) {
             (Some(deadline), Some(nap)) => Some(deadline.min(nap)),
             (deadline, nap) => deadline.or(nap),
