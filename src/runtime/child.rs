@@ -3,7 +3,7 @@
 //! with a deadline, never a polling loop), and the slot in the shared
 //! region where it leaves its outcome.
 
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::Instant;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -36,14 +36,7 @@ pub struct Child {
 
 impl Child {
     pub fn new(pid: Pid, slot: SharedCells, holdings: Off, schedule: Option<Ticket>) -> std::io::Result<Child> {
-        // SAFETY: pidfd_open takes a pid and flags and returns a new
-        // descriptor or -1; it touches no memory of ours.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-        let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        let pidfd = open_pidfd(pid)?;
         Ok(Child { pid, pidfd, slot, holdings, reaped: Mutex::new(false), schedule })
     }
 
@@ -58,37 +51,7 @@ impl Child {
             Some(Err(_)) => return Err(Cancelled),
             None => {}
         }
-        loop {
-            if wait.cancel.is_cancelled() {
-                return Err(Cancelled);
-            }
-            let timeout = match wait.deadline {
-                None => PollTimeout::NONE,
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now()).as_millis();
-                    PollTimeout::try_from(left.min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX)
-                }
-            };
-            let mut fds = vec![PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN)];
-            if let Some(wake) = wait.cancel.wake_fd() {
-                fds.push(PollFd::new(wake, PollFlags::POLLIN));
-            }
-            if let Some(gate) = wait.gate {
-                gate.leave();
-            }
-            board::waiting(wait.deadline.is_some(), wait.what);
-            let polled = poll(&mut fds, timeout);
-            board::awake();
-            if let Some(gate) = wait.gate {
-                gate.enter();
-            }
-            if fds[0].revents().is_some_and(|r| !r.is_empty()) {
-                return Ok(true);
-            }
-            if matches!(polled, Ok(0)) && wait.deadline.is_some_and(|d| d <= Instant::now()) {
-                return Ok(false);
-            }
-        }
+        wait_pidfd(self.pidfd.as_fd(), wait)
     }
 
     /// Readable once the process has exited.
@@ -132,6 +95,54 @@ impl Child {
 
     pub fn signal(&self, signal: Signal) {
         let _ = kill(self.pid, signal);
+    }
+}
+
+/// A descriptor that becomes readable once process `pid` has exited.
+pub fn open_pidfd(pid: Pid) -> std::io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new
+    // descriptor or -1; it touches no memory of ours.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Waits until the process behind `pidfd` has exited: `Ok(true)`, or
+/// `Ok(false)` when the deadline passed; outside the fork gate meanwhile.
+pub fn wait_pidfd(pidfd: BorrowedFd<'_>, wait: Wait<'_>) -> Result<bool, Cancelled> {
+    loop {
+        if wait.cancel.is_cancelled() {
+            return Err(Cancelled);
+        }
+        let timeout = match wait.deadline {
+            None => PollTimeout::NONE,
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now()).as_millis();
+                PollTimeout::try_from(left.min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX)
+            }
+        };
+        let mut fds = vec![PollFd::new(pidfd, PollFlags::POLLIN)];
+        if let Some(wake) = wait.cancel.wake_fd() {
+            fds.push(PollFd::new(wake, PollFlags::POLLIN));
+        }
+        if let Some(gate) = wait.gate {
+            gate.leave();
+        }
+        board::waiting(wait.deadline.is_some(), wait.what);
+        let polled = poll(&mut fds, timeout);
+        board::awake();
+        if let Some(gate) = wait.gate {
+            gate.enter();
+        }
+        if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+            return Ok(true);
+        }
+        if matches!(polled, Ok(0)) && wait.deadline.is_some_and(|d| d <= Instant::now()) {
+            return Ok(false);
+        }
     }
 }
 

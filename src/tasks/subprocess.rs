@@ -6,17 +6,17 @@
 //! kill the whole group; the program is always reaped.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-
-use crate::sync::board::{self, What};
+use crate::runtime::child::{open_pidfd, wait_pidfd};
+use crate::sync::board::What;
 use crate::sync::cancel::CancelToken;
 use crate::sync::gate::{Gate, start_helper};
+use crate::sync::wait::Wait;
 
 /// What to run.
 pub struct Request {
@@ -112,43 +112,13 @@ fn collect(reader: Option<JoinHandle<Vec<u8>>>) -> Vec<u8> {
 /// Waits (outside the fork gate) until `pid` exits: `Err` when the
 /// deadline passes or the task is cancelled first.
 fn wait(pid: i32, timeout: Option<Duration>, cancel: &CancelToken, gate: &Gate, what: What) -> Result<(), Failure> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new
-    // descriptor or -1; it touches no memory of ours.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        // No pidfd (an old kernel): the caller's wait reaps it all the same.
-        return Ok(());
+    // No pidfd (an old kernel): the caller's wait reaps it all the same.
+    let Ok(pidfd) = open_pidfd(nix::unistd::Pid::from_raw(pid)) else { return Ok(()) };
+    match wait_pidfd(pidfd.as_fd(), Wait::new(cancel, timeout).in_gate(gate).doing(what)) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Failure::Timeout),
+        Err(_) => Err(Failure::Cancelled),
     }
-    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    let deadline = timeout.map(|t| Instant::now() + t);
-    gate.leave();
-    board::waiting(deadline.is_some(), what);
-    let outcome = loop {
-        if cancel.is_cancelled() {
-            break Err(Failure::Cancelled);
-        }
-        let left = match deadline {
-            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                Some(left) => {
-                    PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX)
-                }
-                None => break Err(Failure::Timeout),
-            },
-            None => PollTimeout::NONE,
-        };
-        let mut fds = vec![PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
-        if let Some(wake) = cancel.wake_fd() {
-            fds.push(PollFd::new(wake, PollFlags::POLLIN));
-        }
-        let _ = poll(&mut fds, left);
-        if fds[0].revents().is_some_and(|r| !r.is_empty()) {
-            break Ok(());
-        }
-    };
-    board::awake();
-    gate.enter();
-    outcome
 }
 
 /// Kills the program and everything it started in its group (the group

@@ -406,7 +406,7 @@ impl Table {
             self.hand_to(next);
         }
         self.lock.unlock();
-        self.park(me, gate)
+        self.park(me, chooser, gate)
     }
 
     /// One choice among `runnable`, counted and recorded.
@@ -469,7 +469,7 @@ impl Table {
 
     /// Waits until `me` holds the baton (or the run is released), outside
     /// the fork gate meanwhile.
-    pub fn park(&self, me: u32, gate: Option<&Gate>) -> Result<(), Stop> {
+    pub fn park(&self, me: u32, chooser: &dyn Chooser, gate: Option<&Gate>) -> Result<(), Stop> {
         if self.current.load(SeqCst) == me {
             return Ok(());
         }
@@ -504,7 +504,7 @@ impl Table {
             let slept = self.current.load(SeqCst) == me || futex::wait_for(&slot.go, go, Some(PATIENCE));
             slot.asleep.store(0, SeqCst);
             if !slept {
-                rescued = self.rescue_baton();
+                rescued = self.rescue_baton(chooser);
                 if rescued.is_err() {
                     break;
                 }
@@ -557,7 +557,7 @@ impl Table {
         let handed = self.hand_on(Some(me), chooser);
         self.lock.unlock();
         handed?;
-        self.park(me, gate)?;
+        self.park(me, chooser, gate)?;
         if self.verdict.load(SeqCst) != 0 && self.current.load(SeqCst) != me {
             return Ok(Woke::Released);
         }
@@ -690,7 +690,7 @@ impl Table {
 
     /// A parked task found the baton's holder silent: if its process died,
     /// its tasks are struck off and the baton goes on.
-    fn rescue_baton(&self) -> Result<(), Stop> {
+    fn rescue_baton(&self, chooser: &dyn Chooser) -> Result<(), Stop> {
         let holder = self.current.load(SeqCst);
         if holder == NONE {
             return Ok(());
@@ -703,7 +703,7 @@ impl Table {
         let mut handed = Ok(());
         if self.current.load(SeqCst) == holder && self.verdict.load(SeqCst) == 0 {
             self.strike_off_dead();
-            handed = self.hand_on(None, super::chooser());
+            handed = self.hand_on(None, chooser);
         }
         self.lock.unlock();
         handed

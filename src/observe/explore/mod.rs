@@ -83,12 +83,6 @@ pub fn table() -> Option<&'static Table> {
     run().map(|run| run.table)
 }
 
-/// The run's plan, for handing the baton on.
-pub(super) fn chooser() -> &'static Plan {
-    // Only reached from a table, which exists only in a controlled run.
-    &RUN.get().expect("a table without its run").plan
-}
-
 fn me() -> Option<u32> {
     ME.try_with(Cell::get).ok().filter(|&slot| slot != NONE)
 }
@@ -133,7 +127,7 @@ pub fn set_pid(ticket: Option<Ticket>, pid: i32) {
 pub fn begin(ticket: Option<Ticket>, gate: Option<&Gate>) {
     let (Some(run), Some(ticket)) = (run(), ticket) else { return };
     let _ = ME.try_with(|me| me.set(ticket.slot));
-    if let Err(stop) = run.table.park(ticket.slot, gate) {
+    if let Err(stop) = run.table.park(ticket.slot, &run.plan, gate) {
         halt(stop);
     }
 }

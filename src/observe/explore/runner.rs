@@ -12,7 +12,7 @@
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::io::{IsTerminal, Read, Seek, Write};
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -187,7 +187,7 @@ fn ending_signals() -> nix::sys::signal::SigSet {
 /// A signal sent to the explorer (`kill -INT`) is passed on to it; one
 /// from the terminal reached it already, with its whole process group.
 fn wait_child(child: nix::unistd::Pid) -> i32 {
-    if let (Some(signals), Ok(pidfd)) = (signals(), pidfd(child)) {
+    if let (Some(signals), Ok(pidfd)) = (signals(), crate::runtime::child::open_pidfd(child)) {
         loop {
             let mut fds =
                 [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN), PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
@@ -214,18 +214,6 @@ fn wait_child(child: nix::unistd::Pid) -> i32 {
             Err(_) => return EXIT_ERROR,
         }
     }
-}
-
-/// A descriptor that becomes readable when `child` exits.
-fn pidfd(child: nix::unistd::Pid) -> std::io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new
-    // descriptor or -1; it touches no memory of ours.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.as_raw(), 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// Runs `job` in a forked child (see [`start_child`]) and waits for it.
