@@ -2,6 +2,7 @@
 //! and what exit status it ends with.
 
 use std::io::{IsTerminal, Read};
+use std::path::Path;
 
 use clap::{CommandFactory, Parser};
 
@@ -9,7 +10,8 @@ use crate::eval::{Ctrl, DEFAULT_MAX_TASKS, Ends, Interp, Process, Recording, Wat
 use crate::observe::explore::runner::{self, Exploring};
 use crate::observe::explore::strategy::{Plan, Strategy};
 use crate::observe::{explore, race};
-use crate::report::{Report, Source};
+use crate::report::{Part, Report, Source};
+use crate::resolve::modules;
 use crate::runtime::output;
 use crate::sync::{board, history};
 use crate::{resolve, signals, syntax};
@@ -243,8 +245,8 @@ fn run(cli: Cli) -> i32 {
         return run_source(&source, script_args, &options);
     }
     // Parsed once: errors are told once, not once per schedule.
-    let program = match compile(&source) {
-        Ok(program) => program,
+    let (program, source) = match compile(&source) {
+        Ok(compiled) => compiled,
         Err(code) => return code,
     };
     let script = runner::Script { program: &program, source: &source, args: script_args, options: &options };
@@ -370,7 +372,7 @@ pub(crate) fn read_script(path: &str) -> Result<Source, String> {
     let bytes = read_limited(file, path)?;
     let text = String::from_utf8(bytes)
         .map_err(|e| format!("{path} is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()))?;
-    Ok(Source::new(path, &text))
+    Ok(Source::read_from(path, &text))
 }
 
 fn read_stdin() -> Result<Source, String> {
@@ -396,19 +398,20 @@ fn plain_io(error: &std::io::Error) -> String {
 
 /// Parses, resolves and (unless `check_only`) runs one program.
 pub fn run_source(source: &Source, args: Vec<String>, options: &Options) -> i32 {
-    let program = match compile(source) {
-        Ok(program) => program,
+    let (program, source) = match compile(source) {
+        Ok(compiled) => compiled,
         Err(code) => return code,
     };
     if options.check_only {
         return 0;
     }
-    run_program(&program, source, args, options)
+    run_program(&program, &source, args, options)
 }
 
-/// Parses and resolves a program; its errors are reported (the exit
-/// status is the `Err`).
-pub fn compile(source: &Source) -> Result<resolve::ir::Program, i32> {
+/// Parses a script, loads the modules it imports and resolves them all:
+/// the program, and its source with every module's text. Errors are
+/// reported (the exit status is the `Err`).
+pub fn compile(source: &Source) -> Result<(resolve::ir::Program, Source), i32> {
     let ast = match syntax::parse(&source.text) {
         Ok(ast) => ast,
         Err(errors) => {
@@ -416,10 +419,32 @@ pub fn compile(source: &Source) -> Result<resolve::ir::Program, i32> {
             return Err(report_all(&reports));
         }
     };
-    resolve::resolve(&ast).map_err(|errors| {
-        let reports: Vec<Report> = errors.iter().map(|e| Report::resolve(source, e)).collect();
+    let (dir, path) = match &source.file {
+        Some(file) => {
+            (file.parent().map_or_else(Default::default, Path::to_path_buf), std::fs::canonicalize(file).ok())
+        }
+        None => (std::path::PathBuf::from("."), None),
+    };
+    let main_part = Part { start: 0, name: source.name.clone() };
+    let mut text = modules::Text { text: source.text.to_string(), parts: vec![main_part] };
+    let mut globals = resolve::Globals::default();
+    let loaded = modules::load(ast, &dir, path, &source.name, &mut text, &globals);
+    // A script that imports nothing keeps a source of one part.
+    let source = match text.parts.len() {
+        1 => source.clone(),
+        _ => source.parted(&text.text, text.parts),
+    };
+    let units = loaded.map_err(|errors| {
+        let reports: Vec<Report> = errors.iter().map(|e| e.report(&source)).collect();
         report_all(&reports)
-    })
+    })?;
+    match resolve::resolve_with(&units, &mut globals) {
+        Ok(program) => Ok((program, source)),
+        Err(errors) => {
+            let reports: Vec<Report> = errors.iter().map(|e| Report::resolve(&source, e)).collect();
+            Err(report_all(&reports))
+        }
+    }
 }
 
 /// Runs a resolved program: the exit status.

@@ -7,7 +7,7 @@
 //! started by an input keep running in the background.
 
 use std::borrow::Cow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,9 +23,10 @@ use crate::eval::{
     Ctrl, DEFAULT_MAX_TASKS, Ends, Interp, Process, Watch, dump, finish_tasks, members, take_deadlocked,
 };
 use crate::observe::race;
-use crate::report::{Report, Source};
+use crate::report::{Part, Report, Source};
 use crate::resolve::Globals;
 use crate::resolve::builtin::Builtin;
+use crate::resolve::modules;
 use crate::runtime::task::{Task, TaskKind};
 use crate::runtime::{Value, output};
 use crate::sync::board;
@@ -156,7 +157,7 @@ pub fn run(race: bool) -> i32 {
             "quit" | "exit" | "help" if !session.named_values().iter().any(|(name, _)| name == input) => {
                 say(&format!("concsh: the command is :{}\n", if input == "help" { "help" } else { "quit" }))
             }
-            _ => session.eval(&entry),
+            _ => session.eval(&entry, Path::new(".")),
         }
     }
     let code = session.end();
@@ -294,10 +295,12 @@ fn history_file() -> Option<PathBuf> {
 /// What lives from one input to the next.
 struct Session {
     globals: Globals,
-    /// Every input so far, one after another.
+    /// Every input so far, and every module imported, one after another.
     text: String,
     /// Where each of them starts in `text`.
-    inputs: Vec<u32>,
+    parts: Vec<Part>,
+    /// How many inputs were taken.
+    inputs: u32,
     process: Option<Arc<Process>>,
     listener: Option<signals::Listener>,
     watch: Option<Watch>,
@@ -310,7 +313,8 @@ impl Default for Session {
         Session {
             globals: Globals::for_session(),
             text: String::new(),
-            inputs: Vec::new(),
+            parts: Vec::new(),
+            inputs: 0,
             process: None,
             listener: None,
             watch: None,
@@ -320,19 +324,22 @@ impl Default for Session {
 }
 
 impl Session {
-    fn eval(&mut self, input: &str) {
+    /// Runs one input; its imports are found from `dir`.
+    fn eval(&mut self, input: &str, dir: &Path) {
         // Earlier inputs are blanked byte for byte: spans count from the
         // session's start, and the parser skips the blank quickly.
         let blank: String = self.text.bytes().map(|b| if b == b'\n' { '\n' } else { ' ' }).collect();
-        let mut text = self.text.clone();
-        text.push_str(input);
-        text.push('\n');
-        let mut inputs = self.inputs.clone();
-        inputs.push(self.text.len() as u32);
-        let source = Source::session(&text, &inputs);
+        let mut text = modules::Text { text: self.text.clone(), parts: self.parts.clone() };
+        let name = format!("<input {}>", self.inputs + 1);
+        text.parts.push(Part { start: self.text.len() as u32, name: name.as_str().into() });
+        text.text.push_str(input);
+        text.text.push('\n');
         let mut ast = match syntax::parse(&format!("{blank}{input}\n")) {
             Ok(ast) => ast,
-            Err(errors) => return report_all(errors.iter().map(|e| Report::syntax(&source, e))),
+            Err(errors) => {
+                let source = Source::session(&text.text, text.parts);
+                return report_all(errors.iter().map(|e| Report::syntax(&source, e)));
+            }
         };
         // A final expression statement is echoed: its value goes to `_`.
         let echo = matches!(ast.stmts.last().map(|s| &s.kind), Some(StmtKind::Expr(_)));
@@ -343,13 +350,20 @@ impl Session {
             let name = Ident { name: LAST.into(), span: stmt.span };
             ast.stmts.push(Stmt { kind: StmtKind::Let(Pattern::Name(name), expr), span: stmt.span });
         }
-        let program = match resolve::resolve_with(&ast, &mut self.globals) {
+        let loaded = modules::load(ast, dir, None, &name, &mut text, &self.globals);
+        let source = Source::session(&text.text, text.parts.clone());
+        let units = match loaded {
+            Ok(units) => units,
+            Err(errors) => return report_all(errors.iter().map(|e| e.report(&source))),
+        };
+        let program = match resolve::resolve_with(&units, &mut self.globals) {
             Ok(program) => program,
             Err(errors) => return report_all(errors.iter().map(|e| Report::resolve(&source, e))),
         };
-        drop(ast);
-        self.text = text;
-        self.inputs = inputs;
+        drop(units);
+        self.text = text.text;
+        self.parts = text.parts;
+        self.inputs += 1;
         let process = match &self.process {
             Some(process) => {
                 process.extend(&program);
@@ -426,7 +440,7 @@ impl Session {
     /// Runs a file into the session: its functions and globals stay.
     fn load(&mut self, path: &str) {
         match std::fs::read_to_string(path) {
-            Ok(text) => self.eval(&text),
+            Ok(text) => self.eval(&text, Path::new(path).parent().unwrap_or(Path::new("."))),
             Err(e) => output::report(&format!("concsh: cannot load {path}: {e}\n")),
         }
     }
@@ -608,7 +622,7 @@ mod tests {
     fn the_help_examples_are_a_program_that_parses_and_resolves() {
         let program = EXAMPLES.join("\n");
         let ast = crate::syntax::parse(&program).unwrap_or_else(|e| panic!("{program}\n{e:?}"));
-        if let Err(e) = crate::resolve::resolve(&ast) {
+        if let Err(e) = crate::resolve::resolve(ast) {
             panic!("{program}\n{e:?}");
         }
     }

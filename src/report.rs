@@ -13,25 +13,88 @@ use crate::resolve::ResolveError;
 use crate::runtime::error::ErrorValue;
 use crate::syntax::{Span, SyntaxError};
 
-/// A script's name (as given on the command line) and text.
+/// A program's text: a script alone, or a script and the modules it
+/// imports, or a prompt session's inputs, one after another.
 #[derive(Clone, Debug)]
 pub struct Source {
+    /// The script's name as given on the command line.
     pub name: Arc<str>,
     pub text: Arc<str>,
-    /// At the prompt, where each input starts in the session's text: a
-    /// report is shown against the input it is about, its lines counted
-    /// from that input's first. Empty for a script.
-    pub inputs: Arc<[u32]>,
+    /// Where each file (or prompt input) starts in `text`, and its name: a
+    /// report is shown against the part it is about, its lines counted
+    /// from that part's first. Empty for a script that imports nothing.
+    pub parts: Arc<[Part]>,
+    /// The file the script was read from (`None` for `-c`, standard input
+    /// and the prompt): its imports are found from its folder.
+    pub file: Option<Arc<std::path::Path>>,
+}
+
+/// One file of a program, or one input at the prompt.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Part {
+    pub start: u32,
+    pub name: Arc<str>,
 }
 
 impl Source {
     pub fn new(name: &str, text: &str) -> Source {
-        Source { name: name.into(), text: text.into(), inputs: Arc::new([]) }
+        Source { name: name.into(), text: text.into(), parts: Arc::new([]), file: None }
     }
 
-    /// A prompt session's text, whose inputs start at `inputs`.
-    pub fn session(text: &str, inputs: &[u32]) -> Source {
-        Source { name: "<repl>".into(), text: text.into(), inputs: inputs.into() }
+    /// A script read from `path`.
+    pub fn read_from(path: &str, text: &str) -> Source {
+        Source { file: Some(std::path::Path::new(path).into()), ..Source::new(path, text) }
+    }
+
+    /// A prompt session's inputs (and the modules they imported).
+    pub fn session(text: &str, parts: Vec<Part>) -> Source {
+        Source::new("<repl>", "").parted(text, parts)
+    }
+
+    /// A program made of several parts (see [`Source::parts`]).
+    pub fn parted(&self, text: &str, parts: Vec<Part>) -> Source {
+        Source { text: text.into(), parts: parts.into(), ..self.clone() }
+    }
+
+    /// The script's own text, without the modules it imports.
+    pub fn script_text(&self) -> &str {
+        let end = self.parts.get(1).map_or(self.text.len(), |p| p.start as usize);
+        self.text.get(..end).unwrap_or(&self.text)
+    }
+
+    /// The part holding byte `offset`: its start, end and name.
+    fn part_of(&self, offset: u32) -> (u32, u32, &str) {
+        let len = self.text.len() as u32;
+        match self.parts.partition_point(|p| p.start <= offset).checked_sub(1) {
+            Some(k) => {
+                let end = self.parts.get(k + 1).map_or(len, |p| p.start);
+                (self.parts[k].start, end, &self.parts[k].name)
+            }
+            None => (0, len, &self.name),
+        }
+    }
+
+    /// The line (from 1) of byte `offset`, counted in its own file.
+    pub fn line(&self, offset: u32) -> usize {
+        let (start, _, _) = self.part_of(offset);
+        let text = self.text.as_bytes();
+        let end = (offset as usize).min(text.len());
+        text[(start as usize).min(end)..end].iter().filter(|&&b| b == b'\n').count() + 1
+    }
+
+    /// The name of the file (or `<input N>`) byte `offset` is in.
+    pub fn file(&self, offset: u32) -> &str {
+        self.part_of(offset).2
+    }
+
+    /// `line 4` in a script alone; `line 4 of lib.conc` in a program of
+    /// several files (or prompt inputs).
+    pub fn place(&self, offset: u32) -> String {
+        let line = self.line(offset);
+        match self.parts.is_empty() {
+            true => format!("line {line}"),
+            false => format!("line {line} of {}", self.file(offset)),
+        }
     }
 }
 
@@ -43,8 +106,8 @@ pub struct Report {
     labels: Vec<(Span, String)>,
     help: Option<String>,
     source: NamedSource<Arc<str>>,
-    /// See [`Source::inputs`].
-    inputs: Arc<[u32]>,
+    /// The whole program, when it has several parts (see [`Source::parts`]).
+    parted: Option<Source>,
 }
 
 impl std::fmt::Display for Report {
@@ -83,7 +146,8 @@ impl Diagnostic for Report {
 impl Report {
     fn new(source: &Source, message: String) -> Report {
         let named = NamedSource::new(&*source.name, source.text.clone());
-        Report { message, labels: Vec::new(), help: None, source: named, inputs: source.inputs.clone() }
+        let parted = (!source.parts.is_empty()).then(|| source.clone());
+        Report { message, labels: Vec::new(), help: None, source: named, parted }
     }
 
     pub fn syntax(source: &Source, error: &SyntaxError) -> Report {
@@ -146,14 +210,13 @@ impl Report {
         report
     }
 
-    /// At the prompt: the report against the input its first label is in,
-    /// named `<input N>`; labels in other inputs are left out.
+    /// For a program of several parts: the report against the part its
+    /// first label is in (a module's file, an `<input N>`); a label in
+    /// another part becomes a line of help naming its file and line.
     fn focused(&self) -> Option<Report> {
         let (primary, _) = self.labels.first()?;
-        let k = self.inputs.partition_point(|&start| start <= primary.start).checked_sub(1)?;
-        let text = self.source.inner();
-        let start = self.inputs[k];
-        let end = self.inputs.get(k + 1).copied().unwrap_or(text.len() as u32);
+        let whole = self.parted.as_ref()?;
+        let (start, end, name) = whole.part_of(primary.start);
         let within = |span: &Span| span.start >= start && span.end <= end;
         let labels = self
             .labels
@@ -161,9 +224,20 @@ impl Report {
             .filter(|(span, _)| within(span))
             .map(|(span, label)| (Span { start: span.start - start, end: span.end - start }, label.clone()))
             .collect();
-        let input: Arc<str> = text.get(start as usize..end as usize)?.into();
-        let source = NamedSource::new(format!("<input {}>", k + 1), input);
-        Some(Report { message: self.message.clone(), labels, help: self.help.clone(), source, inputs: Arc::new([]) })
+        let elsewhere: Vec<String> = self
+            .labels
+            .iter()
+            .filter(|(span, label)| !within(span) && !label.is_empty())
+            .map(|(span, label)| format!("{label}: {}, line {}", whole.file(span.start), whole.line(span.start)))
+            .collect();
+        let help = match (self.help.clone(), elsewhere.is_empty()) {
+            (help, true) => help,
+            (Some(help), false) => Some(format!("{}\n{help}", elsewhere.join("\n"))),
+            (None, false) => Some(elsewhere.join("\n")),
+        };
+        let text: Arc<str> = whole.text.get(start as usize..end as usize)?.into();
+        let source = NamedSource::new(name, text);
+        Some(Report { message: self.message.clone(), labels, help, source, parted: None })
     }
 
     /// The report as text, in colour as `runtime::color` says.
@@ -198,6 +272,7 @@ fn call_labels(error: &ErrorValue) -> Vec<(Span, String)> {
             continue;
         }
         let text = match (i + 1 == trace.len(), &error.task) {
+            _ if entry.function.starts_with("<module ") => "the module runs from this import".to_string(),
             (true, Some(_)) => format!("`{}` started as a task here", entry.function),
             _ => format!("in `{}`, called here", entry.function),
         };

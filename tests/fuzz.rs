@@ -61,7 +61,7 @@ const FRAGMENTS: &[&str] = &[
 
 fn parse_and_resolve(text: &str) {
     if let Ok(program) = concsh::syntax::parse(text) {
-        let _ = concsh::resolve::resolve(&program);
+        let _ = concsh::resolve::resolve(program);
     }
 }
 

@@ -3,8 +3,9 @@
 //! status with `NAME.code` (a missing file means empty output and status
 //! 0). `NAME.args` gives arguments, one per line; `NAME.flags` gives
 //! concsh's own options (before the script), one per line; `NAME.stdin` is
-//! fed to standard input. `CONCSH_BLESS=1 cargo test` rewrites the
-//! expectations.
+//! fed to standard input. A file in a `lib` folder is a module the
+//! scripts beside it import, not a script. `CONCSH_BLESS=1 cargo test`
+//! rewrites the expectations.
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +18,7 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut scripts = Vec::new();
     support::collect(&root.join("scripts"), "conc", &mut scripts);
+    scripts.retain(|script| !script.components().any(|c| c.as_os_str() == "lib"));
     scripts.sort();
     let trials = scripts
         .into_iter()

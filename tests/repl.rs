@@ -119,8 +119,8 @@ fn tasks_lists_a_running_process_and_load_and_reset_work() {
     enter(&mut s, "let p = spawn { wait e }");
     let seen = enter(&mut s, ":tasks");
     assert!(
-        seen.lines()
-            .any(|l| l.contains("process Process-1 (pid ") && l.contains("waits for an event no task sets, line 2")),
+        seen.lines().any(|l| l.contains("process Process-1 (pid ")
+            && l.contains("waits for an event no task sets, line 1 of <input 2>")),
         "the process is listed with what it waits on and where: {seen:?}"
     );
     assert!(!seen.contains("MainProcess"), "the prompt itself is not listed: {seen:?}");
@@ -385,4 +385,36 @@ fn ctrl_c_at_the_prompt_runs_finally_and_meets_catch_interrupted() {
     s.expect("concsh> ").unwrap();
     s.send_line(":quit").unwrap();
     s.expect(Eof).unwrap();
+}
+
+#[test]
+fn import_at_the_prompt_runs_a_module_once_and_load_finds_imports_beside_the_file() {
+    let dir = std::env::temp_dir().join(format!("concsh-repl-{}-import", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("lib.conc"),
+        "print(\"lib runs\")\nlet hits = 0\nfn hit() {\n  hits += 1\n  return hits\n}\n",
+    )
+    .unwrap();
+    // `main.conc` imports `lib.conc` beside it, not in the prompt's folder.
+    std::fs::write(dir.join("main.conc"), "import \"lib.conc\" as l\nprint(\"main sees\", l.hit())\n").unwrap();
+    let mut s = repl("import_at_the_prompt");
+    let lib = dir.join("lib.conc");
+    let seen = enter(&mut s, &format!("import \"{}\"", lib.display()));
+    assert!(seen.contains("lib runs"), "the module ran: {seen:?}");
+    let seen = enter(&mut s, "lib.hit()");
+    assert!(seen.contains("\n1\r\n"), "its function is reached by the file's stem: {seen:?}");
+    // The name stays bound in later inputs; importing again runs nothing.
+    let seen = enter(&mut s, &format!("import \"{}\" as again", lib.display()));
+    assert!(!seen.contains("lib runs"), "a module runs once per session: {seen:?}");
+    let seen = enter(&mut s, "again.hit() + lib.hit()");
+    assert!(seen.contains("\n5\r\n"), "both names reach the same globals (2 + 3): {seen:?}");
+    let seen = enter(&mut s, &format!(":load {}", dir.join("main.conc").display()));
+    assert!(seen.contains("main sees 4") && !seen.contains("lib runs"), "`:load` imports beside the file: {seen:?}");
+    let seen = enter(&mut s, "lib.nope");
+    assert!(seen.contains("has no `nope`") && seen.contains("<input 6>"), "a missing name is reported: {seen:?}");
+    s.send_line(":quit").unwrap();
+    s.expect(Eof).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -425,10 +425,10 @@ impl<'p> Interp<'p> {
     /// each `{"function": name, "line": n}` at its call).
     fn error_place(&self, e: &ErrorValue, name: &str) -> Value {
         let source = self.proc.source.read();
-        let line = |at: u32| Value::Int(crate::observe::dump::line_of(&source.text, at) as i64);
+        let line = |at: u32| Value::Int(source.line(at) as i64);
         match name {
             "line" => e.span.map_or(Value::Nil, |span| line(span.start)),
-            "file" => Value::str(&source.name),
+            "file" => Value::str(e.span.map_or(&*source.name, |span| source.file(span.start))),
             _ => Value::list(
                 e.trace
                     .iter()

@@ -74,7 +74,7 @@ pub(super) fn who(entry: &Entry) -> String {
 pub(super) fn at_line(entry: &Entry, source: &Source) -> String {
     let (start, end) = entry.what.span;
     match end > start {
-        true => format!(", line {}", line_of(&source.text, start)),
+        true => format!(", {}", source.place(start)),
         false => String::new(),
     }
 }
@@ -135,10 +135,4 @@ fn primitive(op: Op, handle: Handle, entries: &[Entry]) -> String {
 
 fn capacity(q: Queue) -> String {
     q.capacity().map_or(String::new(), |c| format!(" (capacity {c})"))
-}
-
-/// The line (from 1) of byte `offset` in `text`.
-pub(crate) fn line_of(text: &str, offset: u32) -> usize {
-    let end = (offset as usize).min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
 }

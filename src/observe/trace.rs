@@ -136,7 +136,7 @@ fn to_chrome(records: &[Record], source: &Source) -> Vec<Json> {
 fn named(op: Op, (start, end): (u32, u32), source: &Source) -> (String, Json) {
     let text = source.text.get(start as usize..end as usize).filter(|t| !t.is_empty());
     let line = match text {
-        Some(_) => json!(super::dump::line_of(&source.text, start)),
+        Some(_) => json!(source.line(start)),
         None => Json::Null,
     };
     let name = match (text, op) {

@@ -28,6 +28,10 @@ impl ResolveError {
         ResolveError::new("SyntaxError", span, message, label)
     }
 
+    pub fn import(span: Span, message: impl Into<String>, label: impl Into<String>) -> ResolveError {
+        ResolveError::new("ImportError", span, message, label)
+    }
+
     pub fn typ(span: Span, message: impl Into<String>, label: impl Into<String>) -> ResolveError {
         ResolveError::new("TypeError", span, message, label)
     }

@@ -8,10 +8,16 @@
 //! locals of enclosing functions by reference. Top-level functions exist
 //! before the first statement runs, so they may be called from above their
 //! definition; globals may not be read above their `let` at the top level.
+//!
+//! Modules: each file's top-level names are globals named with the
+//! module's prefix (`lib.count`), `lib.name` in an importing file is read
+//! straight from that global, and each module's top level becomes a
+//! function the script's top level calls first, dependencies first.
 
 pub mod builtin;
 mod error;
 pub mod ir;
+pub mod modules;
 mod scope;
 
 use std::collections::{HashMap, HashSet};
@@ -23,21 +29,33 @@ pub use scope::Globals;
 use crate::syntax::Span;
 use crate::syntax::ast::{self, ExprKind as A, StmtKind as S};
 use ir::*;
+pub use modules::Unit;
+use modules::{Bound, Known};
 use scope::{FnCtx, Local};
 
-/// Resolves a whole script with a fresh set of globals.
-pub fn resolve(program: &ast::Program) -> Result<Program, Vec<ResolveError>> {
-    resolve_with(program, &mut Globals::default())
+/// Resolves a script that imports nothing, with a fresh set of globals.
+pub fn resolve(program: ast::Program) -> Result<Program, Vec<ResolveError>> {
+    let unit = Unit {
+        ast: program,
+        prefix: "".into(),
+        name: "<script>".into(),
+        path: None,
+        imported_at: Span::default(),
+        imports: Vec::new(),
+    };
+    resolve_with(&[unit], &mut Globals::default())
 }
 
-/// Resolves a script against `globals` (the REPL keeps them between
-/// inputs), adding the globals it declares. On error `globals` is unchanged.
-pub fn resolve_with(program: &ast::Program, globals: &mut Globals) -> Result<Program, Vec<ResolveError>> {
+/// Resolves a script and its modules (`units`, in the order
+/// `modules::load` gives them) against `globals` (the REPL keeps them
+/// between inputs), adding the globals they declare. On error `globals`
+/// is unchanged.
+pub fn resolve_with(units: &[Unit], globals: &mut Globals) -> Result<Program, Vec<ResolveError>> {
     // Pass one finds which locals closures capture and which globals are
     // ever assigned; pass two knows them, and stores exactly those locals
     // in cells and reads the other globals without a lock.
     let mut first = Resolver::new(globals.clone(), HashSet::new(), HashSet::new());
-    first.program(program);
+    first.program(units);
     let (fixed, top_slots) = match globals.fixed_allowed() {
         true => {
             let fixed = first
@@ -55,7 +73,7 @@ pub fn resolve_with(program: &ast::Program, globals: &mut Globals) -> Result<Pro
     };
     let mut second = Resolver::new(globals.clone(), first.found_captures, fixed);
     second.top_slots = top_slots;
-    let main = second.program(program);
+    let main = second.program(units);
     if !second.errors.is_empty() {
         second.errors.sort_by_key(|e| e.span.start);
         return Err(second.errors);
@@ -84,6 +102,10 @@ struct Resolver {
     functions: Vec<(u32, Arc<FnDef>)>,
     all_functions: Vec<Arc<FnDef>>,
     errors: Vec<ResolveError>,
+    /// The file being resolved: its globals' prefix (empty for the
+    /// script) and the modules its imports bind.
+    prefix: Arc<str>,
+    aliases: Vec<Bound>,
 }
 
 impl Resolver {
@@ -102,6 +124,17 @@ impl Resolver {
             functions: Vec::new(),
             all_functions: Vec::new(),
             errors: Vec::new(),
+            prefix: "".into(),
+            aliases: Vec::new(),
+        }
+    }
+
+    /// What `name`, a top-level name of the file being resolved, is
+    /// called among the program's globals.
+    fn global_name<'n>(&self, name: &'n str) -> std::borrow::Cow<'n, str> {
+        match self.prefix.is_empty() {
+            true => name.into(),
+            false => format!("{}{name}", self.prefix).into(),
         }
     }
 
@@ -109,10 +142,79 @@ impl Resolver {
         self.errors.push(error);
     }
 
-    fn program(&mut self, program: &ast::Program) -> Arc<FnDef> {
+    /// The program's main function: each module's top level (in the
+    /// order they must run), then the script's.
+    fn program(&mut self, units: &[Unit]) -> Arc<FnDef> {
+        let mut inits = Vec::new();
+        let Some((main, modules)) = units.split_last() else {
+            return self.file(&[], "<main>", Vec::new());
+        };
+        for unit in modules {
+            self.prefix = unit.prefix.clone();
+            self.aliases = unit.imports.clone();
+            self.check_imports(&unit.ast.stmts, &unit.imports);
+            let init = self.file(&unit.ast.stmts, &format!("<module {}>", unit.name), Vec::new());
+            if let Some(path) = &unit.path {
+                let known = Known { path: path.clone(), prefix: unit.prefix.clone(), name: unit.name.clone() };
+                self.globals.add_module(known);
+            }
+            let span = unit.imported_at;
+            let callee = Expr { kind: ExprKind::Lambda(init), span };
+            let call = ExprKind::Call(Box::new(callee), Args::default());
+            inits.push(Stmt { kind: StmtKind::Expr(Expr { kind: call, span }), span });
+        }
+        self.prefix = main.prefix.clone();
+        // At the prompt, earlier inputs' imports stay bound.
+        self.globals.bind_aliases(&main.imports);
+        self.aliases = self.globals.aliases().to_vec();
+        self.check_imports(&main.ast.stmts, &main.imports);
+        // The modules run first: a call each, ahead of the script's code.
+        self.file(&main.ast.stmts, "<main>", inits)
+    }
+
+    /// A name an import binds may not be a top-level name of its file too
+    /// (nor, at the prompt, a variable of an earlier input).
+    fn check_imports(&mut self, stmts: &[ast::Stmt], imports: &[Bound]) {
+        let mut seen: HashMap<&str, Span> = HashMap::new();
+        for bound in imports {
+            if let Some(first) = seen.insert(&bound.alias, bound.span) {
+                let error =
+                    ResolveError::name(bound.span, format!("`{}` is imported twice", bound.alias), "again here")
+                        .with_label(first, "first here")
+                        .with_help("import the second one `as` another name");
+                self.error(error);
+            } else if self.globals.lookup(&self.global_name(&bound.alias)).is_some() {
+                let error = ResolveError::name(bound.span, format!("`{}` is already a variable", bound.alias), "here")
+                    .with_help("import the module `as` another name");
+                self.error(error);
+            }
+        }
+        for stmt in stmts {
+            let names: Vec<&ast::Ident> = match &stmt.kind {
+                S::Fn(def) => def.name.iter().collect(),
+                S::Let(pattern, _) => pattern_names(pattern),
+                _ => continue,
+            };
+            for name in names {
+                if let Some(bound) = self.aliases.iter().find(|b| b.alias == name.name) {
+                    let error = ResolveError::name(
+                        name.span,
+                        format!("`{}` is already the module {}", name.name, bound.module),
+                        "declared again here",
+                    )
+                    .with_label(bound.span, "imported here")
+                    .with_help("choose another name, or import the module `as` another name");
+                    self.error(error);
+                }
+            }
+        }
+    }
+
+    /// One file's top level, as a function: `before` runs first.
+    fn file(&mut self, stmts: &[ast::Stmt], name: &str, before: Vec<Stmt>) -> Arc<FnDef> {
         // Top-level functions are declared first so that any code may call them.
         let mut seen: HashMap<&str, Span> = HashMap::new();
-        for stmt in &program.stmts {
+        for stmt in stmts {
             if let S::Fn(def) = &stmt.kind
                 && let Some(name) = &def.name
             {
@@ -127,29 +229,44 @@ impl Resolver {
                     );
                 }
                 let params = def.params.iter().map(|p| (p.name.name.clone(), p.default.is_some())).collect();
-                self.globals.declare_fn(&name.name, name.span, params);
+                let global = self.global_name(&name.name);
+                let index = self.globals.declare_fn(&global, name.span, params);
+                self.module_global(index);
             }
         }
         // Top-level `let` names are known everywhere too, so a function may
         // use a global declared below it (top-level code may not, above the `let`).
-        for stmt in &program.stmts {
+        for stmt in stmts {
             if let S::Let(pattern, _) = &stmt.kind {
                 self.reserve_globals(pattern);
             }
         }
         self.fns.push(FnCtx::new());
-        let body = self.block_in_scope(&program.stmts);
+        let mut body = before;
+        body.extend(self.block_in_scope(stmts));
         let ctx = self.fns.pop().unwrap_or_else(FnCtx::new);
-        Arc::new(FnDef {
+        let def = Arc::new(FnDef {
             id: next_function_id(),
-            name: "<main>".into(),
+            name: name.into(),
             params: Vec::new(),
             slots: ctx.slots,
             cell_params: Vec::new(),
             code: self.compile(body, ctx.slots, Span::default()),
             captures: Vec::new(),
             span: Span::default(),
-        })
+        });
+        if !self.prefix.is_empty() {
+            self.all_functions.push(def.clone());
+        }
+        def
+    }
+
+    /// A module's global lives in the program's globals, never in a slot
+    /// of the top level's frame: other files read it.
+    fn module_global(&mut self, index: u32) {
+        if !self.prefix.is_empty() {
+            self.used_inside.insert(index);
+        }
     }
 
     /// A body's bytecode; an internal error (reported before anything
@@ -166,7 +283,10 @@ impl Resolver {
 
     fn reserve_globals(&mut self, pattern: &ast::Pattern) {
         match pattern {
-            ast::Pattern::Name(name) => self.globals.reserve(&name.name),
+            ast::Pattern::Name(name) => {
+                let global = self.global_name(&name.name);
+                self.globals.reserve(&global);
+            }
             ast::Pattern::List(items, _) => items.iter().for_each(|p| self.reserve_globals(p)),
         }
     }
@@ -193,6 +313,15 @@ impl Resolver {
 
     fn stmt(&mut self, stmt: &ast::Stmt) -> Option<Stmt> {
         let kind = match &stmt.kind {
+            // The loader bound the import; its module runs before the file.
+            S::Import { .. } if self.at_top_level() => return None,
+            S::Import { .. } => {
+                self.error(
+                    ResolveError::syntax(stmt.span, "`import` inside a block", "not at the top level")
+                        .with_help("imports belong at the top level of a file, where they run before its code"),
+                );
+                return None;
+            }
             S::Let(pattern, value) => {
                 let value = self.expr(value);
                 StmtKind::Let(self.declare_pattern(pattern), value)
@@ -201,7 +330,7 @@ impl Resolver {
                 let name = def.name.as_ref().expect("a declared fn has a name");
                 if self.at_top_level() {
                     let func = self.function(def, &name.name);
-                    if let Some(global) = self.globals.lookup(&name.name) {
+                    if let Some(global) = self.globals.lookup(&self.global_name(&name.name)) {
                         self.functions.push((global, func));
                     }
                     return None;
@@ -295,9 +424,11 @@ impl Resolver {
     /// Declares `name` in the innermost scope and says where it lives.
     fn declare(&mut self, name: &ast::Ident) -> Binding {
         if self.at_top_level() {
-            return match self.globals.declare(&name.name) {
+            let global = self.global_name(&name.name);
+            return match self.globals.declare(&global) {
                 Ok(index) => {
                     *self.declarations.entry(index).or_default() += 1;
+                    self.module_global(index);
                     if self.top_slots.contains(&index) {
                         return Binding::Local(self.top_slot(index));
                     }
@@ -403,7 +534,13 @@ impl Resolver {
                 return Some(ExprKind::Upvalue(self.upvalue(owner, local, depth)));
             }
         }
-        if let Some(global) = self.globals.lookup(name) {
+        if let Some(bound) = self.aliases.iter().find(|b| b.alias == name) {
+            let error = ResolveError::name(span, format!("`{name}` is a module, not a value"), "a module")
+                .with_help(format!("use what it defines: `{name}.something` (from {})", bound.module));
+            self.error(error);
+            return Some(ExprKind::Nil);
+        }
+        if let Some(global) = self.globals.lookup(&self.global_name(name)) {
             if self.fns.len() == 1 && !self.globals.is_declared(global) {
                 self.error(
                     ResolveError::name(span, format!("`{name}` is used before its `let`"), "not declared yet")
@@ -423,6 +560,53 @@ impl Resolver {
             });
         }
         Builtin::from_name(name).map(ExprKind::Builtin)
+    }
+
+    /// `lib` in `lib.name`, when it names a module this file imports (and
+    /// no local variable of that name hides it).
+    fn module_of(&self, base: &ast::Expr) -> Option<Bound> {
+        let A::Name(name) = &base.kind else { return None };
+        if self.fns.iter().any(|f| f.find(name).is_some()) {
+            return None;
+        }
+        self.aliases.iter().find(|b| b.alias == *name).cloned()
+    }
+
+    /// `lib.name`: the module's global, or an error naming what it has.
+    fn member(&mut self, module: &Bound, name: &ast::Ident) -> Option<u32> {
+        if let Some(global) = self.globals.lookup(&format!("{}{}", module.prefix, name.name)) {
+            if self.fns.len() > 1 {
+                self.used_inside.insert(global);
+            }
+            return Some(global);
+        }
+        let has: Vec<String> = self
+            .globals
+            .names()
+            .iter()
+            .filter_map(|n| n.strip_prefix(&*module.prefix).map(str::to_string))
+            .filter(|n| !n.starts_with('<'))
+            .collect();
+        let mut error = ResolveError::name(
+            name.span,
+            format!("module `{}` ({}) has no `{}`", module.alias, module.module, name.name),
+            "not defined there",
+        );
+        if let Some(near) = closest(&name.name, &has) {
+            error = error.with_help(format!("did you mean `{}.{near}`?", module.alias));
+        }
+        self.error(error);
+        None
+    }
+
+    /// What `lib.name` reads.
+    fn member_expr(&mut self, module: &Bound, name: &ast::Ident) -> ExprKind {
+        let Some(global) = self.member(module, name) else { return ExprKind::Nil };
+        match self.globals.function_index(global) {
+            Some(_) => ExprKind::Func(global),
+            None if self.fixed.contains(&global) => ExprKind::Fixed(global),
+            None => ExprKind::Global(global),
+        }
     }
 
     /// The upvalue index in function `user` for `local` of function `owner`,
@@ -446,7 +630,13 @@ impl Resolver {
 
     fn undefined(&mut self, name: &str, span: Span) {
         let mut candidates: Vec<String> = self.fns.iter().flat_map(|f| f.names()).collect();
-        candidates.extend(self.globals.names().iter().map(|n| n.to_string()));
+        // The file's own globals: unprefixed in the script, `lib.` in a module.
+        let own = |n: &Arc<str>| match self.prefix.is_empty() {
+            true => (!n.contains('.')).then(|| n.to_string()),
+            false => n.strip_prefix(&*self.prefix).map(str::to_string),
+        };
+        candidates.extend(self.globals.names().iter().filter_map(own));
+        candidates.extend(self.aliases.iter().map(|b| b.alias.clone()));
         candidates.extend(Builtin::ALL.iter().map(|b| b.name().to_string()));
         let mut error = ResolveError::name(span, format!("`{name}` is not defined"), "not defined");
         if let Some(near) = closest(name, &candidates) {
@@ -485,7 +675,21 @@ impl Resolver {
                 }
             },
             A::Index(base, index) => Place::Index(Box::new(self.expr(base)), Box::new(self.expr(index))),
-            A::Field(base, field) => Place::Field(Box::new(self.expr(base)), field.name.as_str().into()),
+            A::Field(base, field) => match self.module_of(base) {
+                Some(module) => match self.member(&module, field) {
+                    Some(global) if self.globals.function_index(global).is_some() => {
+                        let message = format!("cannot assign to function `{}.{}`", module.alias, field.name);
+                        self.error(ResolveError::name(target.span, message, "assigned here"));
+                        Place::Local(0)
+                    }
+                    Some(global) => {
+                        self.assigned.insert(global);
+                        Place::Global(global)
+                    }
+                    None => Place::Local(0),
+                },
+                None => Place::Field(Box::new(self.expr(base)), field.name.as_str().into()),
+            },
             _ => unreachable!("the parser accepts only names, items and fields as targets"),
         }
     }
@@ -541,7 +745,10 @@ impl Resolver {
                 let mut part = |p: &Option<ast::Expr>| p.as_ref().map(|e| self.expr(e));
                 ExprKind::Slice(base, Box::new([part(start), part(stop), part(step)]))
             }
-            A::Field(base, name) => ExprKind::Field(Box::new(self.expr(base)), name.name.as_str().into()),
+            A::Field(base, name) => match self.module_of(base) {
+                Some(module) => self.member_expr(&module, name),
+                None => ExprKind::Field(Box::new(self.expr(base)), name.name.as_str().into()),
+            },
             A::Call(callee, args) => return self.call(callee, args, span),
             A::Task { process, daemon, target, name } => {
                 let target = match target {
@@ -601,9 +808,17 @@ impl Resolver {
     fn call(&mut self, callee: &ast::Expr, args: &[ast::Arg], span: Span) -> Expr {
         let resolved = self.args(args);
         let kind = match &callee.kind {
-            A::Field(recv, method) => {
-                ExprKind::Method(Box::new(self.expr(recv)), method.name.as_str().into(), resolved)
-            }
+            A::Field(recv, method) => match self.module_of(recv) {
+                Some(module) => match self.member_expr(&module, method) {
+                    ExprKind::Func(global) => {
+                        self.check_call(&format!("{}.{}", module.alias, method.name), global, args, span);
+                        ExprKind::CallFunc(global, resolved)
+                    }
+                    ExprKind::Nil => ExprKind::Nil,
+                    kind => ExprKind::Call(Box::new(Expr { kind, span: callee.span }), resolved),
+                },
+                None => ExprKind::Method(Box::new(self.expr(recv)), method.name.as_str().into(), resolved),
+            },
             A::Name(name) => match self.lookup(name, callee.span) {
                 Some(ExprKind::Func(global)) => {
                     self.check_call(name, global, args, span);
@@ -706,4 +921,12 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     row[b.len()]
+}
+
+/// The names a `let` pattern declares.
+fn pattern_names(pattern: &ast::Pattern) -> Vec<&ast::Ident> {
+    match pattern {
+        ast::Pattern::Name(name) => vec![name],
+        ast::Pattern::List(items, _) => items.iter().flat_map(pattern_names).collect(),
+    }
 }

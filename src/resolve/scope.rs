@@ -22,6 +22,10 @@ pub struct Globals {
     /// A session whose inputs come one by one (the REPL) may assign a
     /// global later: none is ever treated as set once.
     session: bool,
+    /// The modules loaded so far (their globals are named with a prefix).
+    modules: Vec<super::modules::Known>,
+    /// The names earlier inputs' imports bound (at the prompt).
+    aliases: Vec<super::modules::Bound>,
 }
 
 impl Globals {
@@ -33,6 +37,31 @@ impl Globals {
     /// Whether a global assigned nowhere may be read without a lock.
     pub fn fixed_allowed(&self) -> bool {
         !self.session
+    }
+
+    /// The module loaded earlier from `path`.
+    pub fn module(&self, path: &std::path::Path) -> Option<&super::modules::Known> {
+        self.modules.iter().find(|m| m.path == path)
+    }
+
+    pub fn module_prefix_taken(&self, prefix: &str) -> bool {
+        self.modules.iter().any(|m| &*m.prefix == prefix)
+    }
+
+    pub fn add_module(&mut self, known: super::modules::Known) {
+        self.modules.push(known);
+    }
+
+    /// The names the script's imports bound so far.
+    pub fn aliases(&self) -> &[super::modules::Bound] {
+        &self.aliases
+    }
+
+    /// Binds the script's imports, a later one replacing an earlier one
+    /// of the same name.
+    pub fn bind_aliases(&mut self, bound: &[super::modules::Bound]) {
+        self.aliases.retain(|old| !bound.iter().any(|b| b.alias == old.alias));
+        self.aliases.extend(bound.iter().cloned());
     }
 
     pub fn names(&self) -> Vec<Arc<str>> {

@@ -28,6 +28,13 @@ pub struct Stmt {
 
 #[derive(Debug)]
 pub enum StmtKind {
+    /// `import "path" as name`: the path as written, where it is, and the
+    /// name (`None`: the file's stem).
+    Import {
+        path: String,
+        at: Span,
+        alias: Option<Ident>,
+    },
     Let(Pattern, Expr),
     Fn(FnDef),
     If {

@@ -63,6 +63,8 @@ fn is_keyword(rule: Rule) -> bool {
     matches!(
         rule,
         Rule::kw_let
+            | Rule::kw_import
+            | Rule::kw_as
             | Rule::kw_fn
             | Rule::kw_if
             | Rule::kw_else
@@ -121,6 +123,21 @@ impl Lower {
         let mut parts = children(pair);
         let mut next = || parts.next().expect("grammar guarantees the part");
         let kind = match rule {
+            Rule::import_stmt => {
+                let path = next();
+                let at = self::span(&path);
+                let path = match self.string(path) {
+                    ExprKind::Str(text) => text,
+                    _ => {
+                        self.errors.push(
+                            SyntaxError::new(at, "an import path is plain text", "not plain text")
+                                .with_help("write the path out: `import \"lib.conc\"`"),
+                        );
+                        String::new()
+                    }
+                };
+                StmtKind::Import { path, at, alias: parts.next().map(ident) }
+            }
             Rule::let_stmt => {
                 let pattern = self.pattern(next());
                 StmtKind::Let(pattern, self.expr(next()))

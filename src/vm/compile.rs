@@ -533,7 +533,7 @@ mod tests {
 
     fn ops_of(source: &str, function: &str) -> Vec<Op> {
         let ast = crate::syntax::parse(source).expect("parses");
-        let program = crate::resolve::resolve(&ast).expect("resolves");
+        let program = crate::resolve::resolve(ast).expect("resolves");
         let def = program.all_functions.iter().find(|d| &*d.name == function).expect("the function");
         def.code.ops.clone()
     }
@@ -552,7 +552,7 @@ mod tests {
         for script in scripts {
             let source = std::fs::read_to_string(&script).expect("readable");
             let Ok(ast) = crate::syntax::parse(&source) else { continue };
-            let program = match crate::resolve::resolve(&ast) {
+            let program = match crate::resolve::resolve(ast) {
                 Ok(program) => program,
                 Err(errors) => {
                     // Scripts that show resolve errors; none may be ours.

@@ -304,8 +304,7 @@ fn livelock(run: &Run) -> Report {
     let mut help = String::from("tasks still running, at their last scheduling point:");
     for (_, name, (start, end)) in &tasks {
         let span = Span { start: *start, end: *end };
-        let line = run.source.text.get(..*start as usize).map_or(0, |before| before.matches('\n').count()) + 1;
-        help.push_str(&format!("\n  {name} at line {line}"));
+        help.push_str(&format!("\n  {name} at {}", run.source.place(*start)));
         if span.is_empty() {
             continue;
         }

@@ -415,8 +415,8 @@ impl Failure {
             std::fs::canonicalize(&*source.name).map_or(source.name.to_string(), |p| p.display().to_string());
         let schedule = Schedule {
             script: script_path,
-            script_hash: hash(&source.text),
-            text: source.text.to_string(),
+            script_hash: hash(source.script_text()),
+            text: source.script_text().to_string(),
             args: script.args.clone(),
             strategy: self.strategy.label(),
             seed: self.seed,
@@ -487,8 +487,8 @@ pub fn replay(file: &Path, options: &Options, limit: u64) -> i32 {
         say("concsh: --replay: the kernel refused the scheduler's shared memory\n");
         return EXIT_ERROR;
     };
-    let program = match compile(&source) {
-        Ok(program) => program,
+    let (program, source) = match compile(&source) {
+        Ok(compiled) => compiled,
         Err(code) => return code,
     };
     let plan = Plan { strategy, replay: Some(schedule.choices) };

@@ -64,7 +64,7 @@ pub(super) fn race(proc: &Process, book: Book, place: &Place, now: Mark, access:
         .map(|(_, t)| match t.start {
             Started::Main => format!("{} is the main task", t.name),
             Started::At(s) => {
-                format!("{} was started at line {}", t.name, crate::observe::dump::line_of(&source.text, s))
+                format!("{} was started at {}", t.name, source.place(s))
             }
             Started::Unknown => format!("{} was started long before", t.name),
         })
