@@ -272,6 +272,24 @@ fn dropped_primitives_are_freed() {
     assert!(large < small + 256, "shared memory grew from {small} KiB to {large} KiB");
 }
 
+/// Shared lists and maps that grew (their slots moved to larger blocks,
+/// their entries rebuilt, spilled keys and values in blocks of their own)
+/// give every block back when nothing reaches them.
+#[test]
+fn grown_shared_lists_and_maps_are_freed() {
+    let script = |n: u32| {
+        format!(
+            "for round in range({n}) {{\n    let m = shared({{\"q\": queue()}})\n    let xs = shared([])\n\
+             \x20   for i in range(40) {{\n        m[\"a key long enough to spill {{i}}\"] = \"a value long enough to spill {{i}}\"\n\
+             \x20       xs.push(\"an item long enough to spill {{i}}\")\n    }}\n\
+             \x20   for i in range(0, 40, 2) {{ m.remove(\"a key long enough to spill {{i}}\"); xs.pop(0) }}\n}}\nprint(\"done\")\n"
+        )
+    };
+    let small = shared_peak_of(&script(20));
+    let large = shared_peak_of(&script(2_000));
+    assert!(large < small + 256, "shared memory grew from {small} KiB to {large} KiB");
+}
+
 /// What a process held is given back when it ends, whether it returned or
 /// was killed with SIGKILL: each round's child makes 2,000 queues, and
 /// twenty rounds use no more shared memory than two.

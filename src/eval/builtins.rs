@@ -564,6 +564,7 @@ fn length(value: &Value) -> Result<Value, Fault> {
     Ok(Value::Int(match value {
         Value::Handle(h) if h.kind() == HandleKind::Queue => crate::sync::queue::Queue(h.off()).len(),
         Value::Handle(h) if h.kind() == HandleKind::Array => crate::sync::cell::SharedCells(h.off()).len(),
+        Value::Handle(h) if h.kind() == HandleKind::Map => crate::sync::dict::SharedMap(h.off()).len(),
         Value::Str(s) => s.chars().count(),
         Value::Bytes(b) => b.len(),
         Value::List(l) => l.lock().len(),

@@ -10,7 +10,6 @@ use crate::resolve::ir::{Pattern, Stmt};
 use crate::runtime::Value;
 use crate::runtime::error::{Kind, type_error};
 use crate::runtime::handle::HandleKind;
-use crate::sync::cell::SharedCells;
 use crate::syntax::Span;
 
 impl<'p> Interp<'p> {
@@ -73,9 +72,20 @@ impl<'p> Interp<'p> {
                 }
             }
             Value::Handle(h) if h.kind() == HandleKind::Array => {
-                for i in 0..SharedCells(h.off()).len() {
-                    let item = self.shared_load(h.handle(), i).map_err(|e| fault_at(e, span))?;
+                let mut i = 0;
+                while let Some(item) = self.shared_list_item(h.handle(), i).map_err(|e| fault_at(e, span))? {
                     if !self.iteration(pattern, item, body, up)? {
+                        break;
+                    }
+                    i += 1;
+                }
+            }
+            Value::Handle(h) if h.kind() == HandleKind::Map => {
+                let keys = self.shared_map_keys(h.handle()).map_err(|e| fault_at(e, span))?;
+                let Value::List(keys) = keys else { return Ok(()) };
+                let keys = keys.lock().clone();
+                for key in keys {
+                    if !self.iteration(pattern, key, body, up)? {
                         break;
                     }
                 }

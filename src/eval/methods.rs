@@ -31,6 +31,10 @@ impl<'p> Interp<'p> {
             Value::Str(s) => string_method(s, name, args)?,
             Value::Bytes(b) => bytes_method(b, name, args)?,
             Value::Map(map) => map_method(map, name, args)?,
+            Value::Handle(h) => match self.shared_method(h.handle(), name, args) {
+                Some(result) => result?,
+                None => return Err(no_method(recv, name).into()),
+            },
             other => return Err(no_method(other, name).into()),
         })
     }
@@ -64,7 +68,14 @@ pub fn members(value: &Value) -> Vec<String> {
         }
         Value::Error(_) => ERROR_FIELDS,
         Value::Task(_) => crate::runtime::task::TASK_FIELDS,
-        Value::Handle(h) => h.kind().fields(),
+        Value::Handle(h) => {
+            let methods = match h.kind() {
+                crate::sync::handle::HandleKind::Array => super::shared::LIST_METHODS,
+                crate::sync::handle::HandleKind::Map => super::shared::MAP_METHODS,
+                _ => &[],
+            };
+            return h.kind().fields().iter().chain(methods).map(|m| m.to_string()).collect();
+        }
         Value::Pool(_) => &["size", "closed"],
         Value::Future(_) => &["ready"],
         Value::Cell(cell) => return members(&cell.lock()),

@@ -20,6 +20,7 @@ mod methods;
 pub(crate) mod ops;
 mod programs;
 mod race;
+mod shared;
 mod suggest;
 mod sync_ops;
 
@@ -889,6 +890,9 @@ impl<'p> Interp<'p> {
             self.race_item(base, index, Access::Read, span);
         }
         match base {
+            Value::Handle(h) if h.kind() == crate::sync::handle::HandleKind::Map => {
+                self.shared_map_get(h.handle(), index)
+            }
             Value::Handle(h) => self.shared_load(h.handle(), self.shared_index(h.handle(), index)?),
             _ => ops::index(base, index),
         }
@@ -905,6 +909,9 @@ impl<'p> Interp<'p> {
             self.race_item(base, index, Access::Write, span);
         }
         match base {
+            Value::Handle(h) if h.kind() == crate::sync::handle::HandleKind::Map => {
+                self.shared_map_set(h.handle(), index, &value)
+            }
             Value::Handle(h) => self.shared_store(h.handle(), self.shared_index(h.handle(), index)?, &value),
             _ => ops::set_index(base, index, value),
         }

@@ -310,6 +310,7 @@ pub fn contains(haystack: &Value, needle: &Value) -> Result<bool, Fault> {
             Value::Float(f) if f.fract() == 0.0 => r.contains(*f as i64),
             _ => false,
         }),
+        Value::Handle(h) if let Some(found) = super::shared::contains(h.handle(), needle) => found,
         other => Err(type_error(format!("`in` needs a list, map, string or range, not {}", other.type_name()))),
     }
 }

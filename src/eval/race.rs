@@ -56,6 +56,16 @@ impl Interp<'_> {
                     self.touch(Place::Shared(h.off(), i), access, span);
                 }
             }
+            // A shared map's key: its place is named by the key's hash
+            // (each operation is atomic; a read then a write is not).
+            (Value::Handle(h), key) if h.kind() == HandleKind::Map => {
+                if let Ok(bytes) = super::shared::key_bytes(key) {
+                    let mut hasher = std::hash::DefaultHasher::new();
+                    std::hash::Hasher::write(&mut hasher, &bytes);
+                    let place = std::hash::Hasher::finish(&hasher) as usize;
+                    self.touch(Place::Shared(h.off(), place), access, span);
+                }
+            }
             _ => {}
         }
     }

@@ -26,7 +26,7 @@ use crate::syntax::Span;
 
 /// A primitive failure in the language's words (never `Cancelled`: a
 /// cancel is not an error, see [`failure`]).
-fn sync_fault(error: SyncError) -> Fault {
+pub(super) fn sync_fault(error: SyncError) -> Fault {
     match error {
         SyncError::Timeout => ErrorValue::new(Kind::Timeout, "timed out"),
         SyncError::Closed => ErrorValue::new(Kind::QueueClosed, "the queue is closed"),
@@ -204,13 +204,20 @@ impl<'p> Interp<'p> {
     }
 
     fn lockable(&self, value: &Value, word: &str, span: Span) -> R<Lockable> {
-        let kinds =
-            [HandleKind::Lock, HandleKind::Semaphore, HandleKind::Condition, HandleKind::Cell, HandleKind::Array];
+        let kinds = [
+            HandleKind::Lock,
+            HandleKind::Semaphore,
+            HandleKind::Condition,
+            HandleKind::Cell,
+            HandleKind::Array,
+            HandleKind::Map,
+        ];
         let h = handle(value, &kinds, word).map_err(|e| fault_at(e, span))?;
         let lock = match h.kind() {
             HandleKind::Semaphore => return Ok(Lockable::Semaphore(Semaphore(h.off()))),
             HandleKind::Condition => Condition(h.off()).lock(),
             HandleKind::Cell | HandleKind::Array => SharedCells(h.off()).lock(),
+            HandleKind::Map => crate::sync::dict::SharedMap(h.off()).lock(),
             _ => Ok(Lock(h.off())),
         };
         Ok(Lockable::Lock(lock.map_err(|e| failure(e, span))?))
@@ -341,10 +348,8 @@ impl<'p> Interp<'p> {
                 Value::Bool(set)
             }
             (HandleKind::Cell, "value") => self.shared_load(h, 0)?,
-            (HandleKind::Array, "value") => {
-                let len = SharedCells(off).len();
-                Value::list((0..len).map(|i| self.shared_load(h, i)).collect::<Result<_, _>>()?)
-            }
+            (HandleKind::Array, "value") => self.shared_list_value(h)?,
+            (HandleKind::Map, "value") => self.shared_map_value(h)?,
             (kind, _) => {
                 let fields = match kind.fields() {
                     [] => "no fields".to_string(),
@@ -361,9 +366,8 @@ impl<'p> Interp<'p> {
     pub(crate) fn set_handle_field(&self, h: Handle, name: &str, value: Value) -> Result<(), Fault> {
         match (h.kind(), name) {
             (HandleKind::Cell, "value") => self.shared_store(h, 0, &value),
-            (HandleKind::Array, "value") => Err(type_error("a shared list cannot be replaced whole").with_help(
-                "its length is fixed when it is made: set items (`arr[0] = x`), or make another with `shared([...])`",
-            )),
+            (HandleKind::Array, "value") => self.shared_list_replace(h, &value),
+            (HandleKind::Map, "value") => self.shared_map_replace(h, &value),
             (kind, _) => Err(type_error(format!("cannot set `{name}` on a {}", kind.name()))
                 .with_help(format!("what `x.{name}` shows of a {} is read-only", kind.name()))),
         }
@@ -384,7 +388,7 @@ impl<'p> Interp<'p> {
     pub(crate) fn shared_index(&self, h: Handle, index: &Value) -> Result<usize, Fault> {
         // One shared value (a map, a number) is reached through `.value`.
         if h.kind() != HandleKind::Array {
-            let error = type_error("a shared value cannot be indexed: it is not a shared list")
+            let error = type_error("a shared value cannot be indexed: it is not a shared list or map")
                 .with_help("read what it holds with `.value` (`n.value[k]`), or change it under `lock n { ... }`");
             return Err(error);
         }
@@ -451,8 +455,18 @@ pub fn make(kind: HandleKind, args: &[Value]) -> Result<Value, Fault> {
             let end = |e: PipeEnd| Value::Handle(HandleRef::adopt(Handle::new(HandleKind::Pipe, e.0)));
             return Ok(Value::list(vec![end(a), end(b)]));
         }
-        HandleKind::Cell | HandleKind::Array => {
+        HandleKind::Cell | HandleKind::Array | HandleKind::Map => {
             let value = args.first().cloned().unwrap_or(Value::Nil);
+            if let Value::Map(map) = &value {
+                let entries = map.lock().clone();
+                let pairs = entries
+                    .iter()
+                    .map(|(k, v)| Ok((wire::encode(&k.to_value())?, wire::encode(v)?)))
+                    .collect::<Result<Vec<_>, Fault>>()?;
+                let made = crate::sync::dict::SharedMap::new(&pairs).map_err(sync_fault)?;
+                race::fresh(made.0, 0);
+                return Ok(Value::Handle(HandleRef::adopt(Handle::new(HandleKind::Map, made.0))));
+            }
             if let Value::List(list) = &value {
                 let items = list.lock().clone();
                 let encoded = items.iter().map(wire::encode).collect::<Result<Vec<_>, _>>()?;

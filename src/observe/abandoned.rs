@@ -26,6 +26,7 @@ pub fn recover(entries: &[Entry]) -> bool {
             HandleKind::Lock => Some(Lock(handle.off())),
             HandleKind::Condition => Condition(handle.off()).lock().ok(),
             HandleKind::Cell | HandleKind::Array => SharedCells(handle.off()).lock().ok(),
+            HandleKind::Map => crate::sync::dict::SharedMap(handle.off()).lock().ok(),
             HandleKind::Semaphore => {
                 let semaphore = Semaphore(handle.off());
                 for pid in semaphore.holders() {

@@ -255,6 +255,13 @@ fn handle_text(handle: Handle) -> String {
                 _ => format!("<shared [{}]>", values.join(", ")),
             }
         }
+        HandleKind::Map => {
+            let no_functions = FnTable::new();
+            let text = |b: &[u8]| decode(b, &no_functions).map_or("?".to_string(), |v| repr(&v));
+            let entries = crate::sync::dict::SharedMap(off).entries().unwrap_or_default();
+            let entries: Vec<String> = entries.iter().map(|(k, v)| format!("{}: {}", text(k), text(v))).collect();
+            format!("<shared {{{}}}>", entries.join(", "))
+        }
     }
 }
 

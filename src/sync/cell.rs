@@ -1,19 +1,22 @@
-//! Shared values: a cell, or a fixed-length array of cells, in the shared
-//! region, visible to every thread and process.
+//! Shared values: a cell, or a list of cells that grows and shrinks, in
+//! the shared region, visible to every thread and process.
 //!
 //! ```text
-//! [lock offset u64][guard mutex u32][len u32][len slots (see slot.rs)]
+//! [lock u64][guard u32][len u32][cap u32][pad u32][slots u64][cap slots (see slot.rs)]
 //! ```
 //!
-//! A single cell is an array of length 1. Each read or write of an element
-//! is atomic on its own (the guard is held while its slot is copied); the
-//! lock is the script's (`lock n { n.value += 1 }`), separate from the guard.
+//! A single cell is a list of length 1. The slots start inline after the
+//! header; a list that outgrows them moves them to a block twice the size
+//! (and frees the old block unless it was the inline one). Every operation
+//! (a read or write of an item, a push, a pop, an insert ...) holds the
+//! guard throughout, so each is atomic on its own; the lock is the
+//! script's (`lock n { n.value += 1 }`), separate from the guard.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::lock::Lock;
 use super::mutex::RawMutex;
-use super::shm::{Off, Shared};
+use super::shm::{Off, Region, Shared};
 use super::slot::{self, SLOT};
 use super::{SyncError, region};
 
@@ -22,12 +25,18 @@ struct Header {
     lock: AtomicU64,
     guard: RawMutex,
     len: AtomicU32,
+    cap: AtomicU32,
+    _pad: AtomicU32,
+    slots: AtomicU64,
 }
 
 // SAFETY: made only of atomics and other `Shared` types.
 unsafe impl Shared for Header {}
 
-const SLOTS_AT: u64 = 16;
+const SLOTS_AT: u64 = std::mem::size_of::<Header>() as u64;
+
+/// The most items a shared list holds (a slot's offset fits a u32 index).
+const MAX_ITEMS: usize = 1 << 28;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SharedCells(pub Off);
@@ -36,12 +45,17 @@ impl SharedCells {
     /// Cells holding `values` (already serialised), with a new lock.
     pub fn new(values: &[Vec<u8>]) -> Result<SharedCells, SyncError> {
         let region = region()?;
-        let len = u32::try_from(values.len()).map_err(|_| SyncError::NoSpace)?;
+        if values.len() > MAX_ITEMS {
+            return Err(SyncError::NoSpace);
+        }
+        let len = values.len() as u32;
         let lock = Lock::new()?;
         let off = region.alloc(SLOTS_AT as usize + values.len() * SLOT).ok_or(SyncError::NoSpace)?;
         let header = region.get::<Header>(off);
         header.lock.store(lock.0, Ordering::SeqCst);
         header.len.store(len, Ordering::SeqCst);
+        header.cap.store(len, Ordering::SeqCst);
+        header.slots.store(off + SLOTS_AT, Ordering::SeqCst);
         for (i, value) in values.iter().enumerate() {
             region.write(off + SLOTS_AT + (i * SLOT) as u64, &slot::pack(region, value)?);
         }
@@ -64,53 +78,230 @@ impl SharedCells {
         self.len() == 0
     }
 
-    fn slot(&self, index: usize) -> Result<Off, SyncError> {
-        match index < self.len() {
-            true => Ok(self.0 + SLOTS_AT + (index * SLOT) as u64),
-            false => Err(SyncError::OutOfRange),
+    /// Runs `f` on the items with the guard held.
+    fn guarded<T>(&self, f: impl FnOnce(&Items) -> Result<T, SyncError>) -> Result<T, SyncError> {
+        let region = region()?;
+        let header = self.header()?;
+        header.guard.with_intact(|| f(&Items { region, header, inline: self.0 + SLOTS_AT }))?
+    }
+
+    /// The serialised value of item `index`.
+    pub fn load(&self, index: usize) -> Result<slot::Taken, SyncError> {
+        self.guarded(|items| Ok(slot::copy(items.region, &items.raw(items.at(index)?))))
+    }
+
+    /// Item `index`, or `None` past the end (for iteration while others
+    /// change the list).
+    pub fn load_if_there(&self, index: usize) -> Result<Option<slot::Taken>, SyncError> {
+        self.guarded(|items| Ok(items.at(index).ok().map(|at| slot::copy(items.region, &items.raw(at)))))
+    }
+
+    /// Every item at one instant.
+    pub fn load_all(&self) -> Result<Vec<slot::Taken>, SyncError> {
+        self.guarded(|items| {
+            Ok((0..items.len()).map(|i| slot::copy(items.region, &items.raw(items.slot(i)))).collect())
+        })
+    }
+
+    /// Replaces item `index` with a serialised value.
+    pub fn store(&self, index: usize, bytes: &[u8]) -> Result<(), SyncError> {
+        let region = region()?;
+        let raw = slot::pack(region, bytes)?;
+        let old = self.guarded(|items| {
+            let at = items.at(index)?;
+            let old = items.raw(at);
+            region.write(at, &raw);
+            Ok(old)
+        });
+        match old {
+            Ok(old) => {
+                slot::discard(region, &old);
+                Ok(())
+            }
+            Err(e) => {
+                slot::discard(region, &raw);
+                Err(e)
+            }
         }
     }
 
-    /// The serialised value of element `index`.
-    pub fn load(&self, index: usize) -> Result<slot::Taken, SyncError> {
+    /// Inserts serialised values before item `at` (`None`: at the end; a
+    /// negative `at` counts from the end; past either end is clamped, as
+    /// Python's `insert` does), all in one step.
+    pub fn insert(&self, at: Option<i64>, values: &[Vec<u8>]) -> Result<(), SyncError> {
         let region = region()?;
-        let at = self.slot(index)?;
-        let header = self.header()?;
-        header.guard.with_intact(|| slot::copy(region, &slot::read(region, at)))
+        let raws = pack_all(region, values)?;
+        let done = self.guarded(|items| {
+            let len = items.len();
+            let index = match at {
+                None => len,
+                Some(i) if i < 0 => (i + len as i64).max(0) as usize,
+                Some(i) => (i as u64).min(len as u64) as usize,
+            };
+            items.reserve(len + raws.len())?;
+            items.shift(index, len, index + raws.len());
+            for (k, raw) in raws.iter().enumerate() {
+                region.write(items.slot(index + k), raw);
+            }
+            items.header.len.store((len + raws.len()) as u32, Ordering::SeqCst);
+            Ok(())
+        });
+        if done.is_err() {
+            raws.iter().for_each(|raw| slot::discard(region, raw));
+        }
+        done
     }
 
-    /// Replaces element `index` with a serialised value.
-    pub fn store(&self, index: usize, bytes: &[u8]) -> Result<(), SyncError> {
+    /// Takes item `at` out (`None`: the last; a negative `at` counts from
+    /// the end), closing the gap.
+    pub fn remove(&self, at: Option<i64>) -> Result<slot::Taken, SyncError> {
         let region = region()?;
-        let at = self.slot(index)?;
-        let raw = slot::pack(region, bytes)?;
-        let header = self.header()?;
-        let old = header.guard.with_intact(|| {
-            let old = slot::read(region, at);
-            region.write(at, &raw);
-            old
-        });
-        let old = match old {
-            Ok(old) => old,
-            Err(broken) => {
-                slot::discard(region, &raw);
-                return Err(broken);
+        let raw = self.guarded(|items| {
+            let len = items.len() as i64;
+            let index = match at {
+                None => len - 1,
+                Some(i) if i < 0 => i + len,
+                Some(i) => i,
+            };
+            let index = usize::try_from(index).map_err(|_| SyncError::OutOfRange)?;
+            let len = len as usize;
+            let raw = items.raw(items.at(index)?);
+            items.shift(index + 1, len, index);
+            items.header.len.store((len - 1) as u32, Ordering::SeqCst);
+            Ok(raw)
+        })?;
+        Ok(slot::take(region, &raw))
+    }
+
+    /// Takes out the first item `matches` says yes to, in one step.
+    pub fn remove_first(&self, matches: impl Fn(&[u8]) -> bool) -> Result<Option<slot::Taken>, SyncError> {
+        let region = region()?;
+        let raw = self.guarded(|items| {
+            let len = items.len();
+            let found = (0..len).find(|&i| matches(&slot::copy(region, &items.raw(items.slot(i)))));
+            Ok(found.map(|index| {
+                let raw = items.raw(items.slot(index));
+                items.shift(index + 1, len, index);
+                items.header.len.store((len - 1) as u32, Ordering::SeqCst);
+                raw
+            }))
+        })?;
+        Ok(raw.map(|raw| slot::take(region, &raw)))
+    }
+
+    /// Replaces every item with `values` (none: empties the list), in one step.
+    pub fn replace(&self, values: &[Vec<u8>]) -> Result<(), SyncError> {
+        let region = region()?;
+        let raws = pack_all(region, values)?;
+        let old = self.guarded(|items| {
+            items.reserve(raws.len())?;
+            let old: Vec<_> = (0..items.len()).map(|i| items.raw(items.slot(i))).collect();
+            for (i, raw) in raws.iter().enumerate() {
+                region.write(items.slot(i), raw);
             }
-        };
-        slot::discard(region, &old);
-        Ok(())
+            items.header.len.store(raws.len() as u32, Ordering::SeqCst);
+            Ok(old)
+        });
+        match old {
+            Ok(old) => {
+                old.iter().for_each(|raw| slot::discard(region, raw));
+                Ok(())
+            }
+            Err(e) => {
+                raws.iter().for_each(|raw| slot::discard(region, raw));
+                Err(e)
+            }
+        }
     }
 
     /// Frees cells no one references: their lock goes to `work` with the
     /// handles their values name (see `refs.rs`).
     pub(super) fn take_apart(&self, work: &mut Vec<super::handle::Handle>) {
-        let Ok(region) = region() else { return };
-        for at in (0..self.len()).filter_map(|index| self.slot(index).ok()) {
-            slot::discard_into(region, &slot::read(region, at), work);
+        let (Ok(region), Ok(header)) = (region(), self.header()) else { return };
+        let items = Items { region, header, inline: self.0 + SLOTS_AT };
+        for i in 0..items.len() {
+            slot::discard_into(region, &items.raw(items.slot(i)), work);
+        }
+        let slots = header.slots.load(Ordering::SeqCst);
+        if slots != items.inline {
+            region.free(slots);
         }
         if let Ok(lock) = self.lock() {
             work.push(super::handle::Handle::new(super::handle::HandleKind::Lock, lock.0));
         }
         region.free(self.0);
+    }
+}
+
+/// Slots for `values`; none are left filled if one fails.
+fn pack_all(region: &Region, values: &[Vec<u8>]) -> Result<Vec<slot::Raw>, SyncError> {
+    let mut raws = Vec::with_capacity(values.len());
+    for value in values {
+        match slot::pack(region, value) {
+            Ok(raw) => raws.push(raw),
+            Err(e) => {
+                raws.iter().for_each(|raw| slot::discard(region, raw));
+                return Err(e);
+            }
+        }
+    }
+    Ok(raws)
+}
+
+/// A list's items, reached with its guard held.
+struct Items {
+    region: &'static Region,
+    header: &'static Header,
+    /// Where the slots start when they have never moved.
+    inline: Off,
+}
+
+impl Items {
+    fn len(&self) -> usize {
+        self.header.len.load(Ordering::SeqCst) as usize
+    }
+
+    fn slot(&self, index: usize) -> Off {
+        self.header.slots.load(Ordering::SeqCst) + (index * SLOT) as u64
+    }
+
+    fn at(&self, index: usize) -> Result<Off, SyncError> {
+        match index < self.len() {
+            true => Ok(self.slot(index)),
+            false => Err(SyncError::OutOfRange),
+        }
+    }
+
+    fn raw(&self, at: Off) -> slot::Raw {
+        slot::read(self.region, at)
+    }
+
+    /// Makes room for `need` items, moving the slots to a larger block.
+    fn reserve(&self, need: usize) -> Result<(), SyncError> {
+        let cap = self.header.cap.load(Ordering::SeqCst) as usize;
+        if need <= cap {
+            return Ok(());
+        }
+        if need > MAX_ITEMS {
+            return Err(SyncError::NoSpace);
+        }
+        let grown = need.max(cap * 2).clamp(4, MAX_ITEMS);
+        let block = self.region.alloc(grown * SLOT).ok_or(SyncError::NoSpace)?;
+        let old = self.header.slots.load(Ordering::SeqCst);
+        self.region.write(block, &self.region.read(old, self.len() * SLOT));
+        self.header.slots.store(block, Ordering::SeqCst);
+        self.header.cap.store(grown as u32, Ordering::SeqCst);
+        if old != self.inline {
+            self.region.free(old);
+        }
+        Ok(())
+    }
+
+    /// Moves the slots `from..to` so they start at `dest`.
+    fn shift(&self, from: usize, to: usize, dest: usize) {
+        if from < to && from != dest {
+            let bytes = self.region.read(self.slot(from), (to - from) * SLOT);
+            self.region.write(self.slot(dest), &bytes);
+        }
     }
 }

@@ -14,10 +14,12 @@ pub enum HandleKind {
     Event = 5,
     /// `shared(v)` of a single value.
     Cell = 6,
-    /// `shared([...])`: a fixed-length shared list.
+    /// `shared([...])`: a shared list.
     Array = 7,
     /// One end of a pipe.
     Pipe = 8,
+    /// `shared({...})`: a shared map.
+    Map = 9,
 }
 
 impl HandleKind {
@@ -28,7 +30,7 @@ impl HandleKind {
             HandleKind::Semaphore => "semaphore",
             HandleKind::Condition => "condition",
             HandleKind::Event => "event",
-            HandleKind::Cell | HandleKind::Array => "shared",
+            HandleKind::Cell | HandleKind::Array | HandleKind::Map => "shared",
             HandleKind::Pipe => "pipe",
         }
     }
@@ -38,7 +40,7 @@ impl HandleKind {
         match self {
             HandleKind::Queue => &["size", "full", "empty", "capacity", "closed"],
             HandleKind::Lock => &["locked"],
-            HandleKind::Semaphore | HandleKind::Cell | HandleKind::Array => &["value"],
+            HandleKind::Semaphore | HandleKind::Cell | HandleKind::Array | HandleKind::Map => &["value"],
             HandleKind::Event => &["is_set"],
             HandleKind::Condition | HandleKind::Pipe => &[],
         }
@@ -54,6 +56,7 @@ impl HandleKind {
             6 => HandleKind::Cell,
             7 => HandleKind::Array,
             8 => HandleKind::Pipe,
+            9 => HandleKind::Map,
             _ => return None,
         })
     }

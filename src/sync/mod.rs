@@ -48,6 +48,7 @@ pub mod board;
 pub mod cancel;
 pub mod cell;
 pub mod condition;
+pub mod dict;
 pub mod event;
 pub(crate) mod futex;
 pub mod gate;

@@ -106,6 +106,7 @@ fn take_apart(handle: Handle, work: &mut Vec<Handle>) {
         HandleKind::Pipe => PipeEnd(off).take_apart(work),
         HandleKind::Condition => Condition(off).take_apart(work),
         HandleKind::Cell | HandleKind::Array => SharedCells(off).take_apart(work),
+        HandleKind::Map => crate::sync::dict::SharedMap(off).take_apart(work),
         HandleKind::Lock | HandleKind::Semaphore | HandleKind::Event => {
             if let Ok(region) = region() {
                 region.free(off);

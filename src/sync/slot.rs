@@ -64,6 +64,16 @@ pub fn discard(region: &Region, raw: &Raw) {
     }
 }
 
+/// Whether a slot holds exactly `bytes`.
+pub fn holds(region: &Region, raw: &Raw, bytes: &[u8]) -> bool {
+    let len = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize;
+    len == bytes.len()
+        && match block(raw) {
+            Some(off) => region.read(off, len) == bytes,
+            None => inline(raw) == bytes,
+        }
+}
+
 fn inline(raw: &Raw) -> &[u8] {
     let len = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize;
     &raw[8..8 + len.min(INLINE)]

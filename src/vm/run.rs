@@ -20,7 +20,6 @@ use crate::runtime::error::{Fault, Kind, MAX_LEN, overflow, too_large, type_erro
 use crate::runtime::handle::HandleKind;
 use crate::runtime::value::{Closure, Key, StrKey, VarCell};
 use crate::runtime::{Value, format};
-use crate::sync::cell::SharedCells;
 use crate::syntax::Span;
 
 /// The address of the frame at `base`, of `size` registers. The stack
@@ -669,6 +668,7 @@ impl<'p> Interp<'p> {
             Value::Handle(ref h) if matches!(h.kind(), HandleKind::Queue | HandleKind::Pipe | HandleKind::Array) => {
                 iterable
             }
+            Value::Handle(ref h) if h.kind() == HandleKind::Map => self.shared_map_keys(h.handle())?,
             other => {
                 return Err(type_error(format!("cannot loop over {}", other.type_name()))
                     .with_help("`for` takes a list, map, string, bytes, range or queue"));
@@ -680,15 +680,13 @@ impl<'p> Interp<'p> {
     /// or of a shared list, at position `i`.
     fn next_item(&mut self, iterable: &Value, i: usize, span: Span) -> R<Option<Value>> {
         match iterable {
-            Value::Handle(h) if h.kind() == HandleKind::Array => match i < SharedCells(h.off()).len() {
-                true => {
-                    if self.racing {
-                        self.race_item(iterable, &Value::Int(i as i64), Access::Read, span);
-                    }
-                    Ok(Some(self.shared_load(h.handle(), i).map_err(|e| fault_at(e, span))?))
+            Value::Handle(h) if h.kind() == HandleKind::Array => {
+                let item = self.shared_list_item(h.handle(), i).map_err(|e| fault_at(e, span))?;
+                if self.racing && item.is_some() {
+                    self.race_item(iterable, &Value::Int(i as i64), Access::Read, span);
                 }
-                false => Ok(None),
-            },
+                Ok(item)
+            }
             // Walked here only under `--race`: the dispatch loop takes the rest.
             Value::List(list) => {
                 let item = list.lock().get(i).cloned();

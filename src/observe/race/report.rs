@@ -152,6 +152,11 @@ fn describe(proc: &Process, place: &Place, texts: [&str; 2]) -> String {
         Place::Length(_) => format!("the length of list {base}"),
         Place::Key(_, k) => format!("map {base}[{}]", format::repr(&k.to_value())),
         Place::Keys(_) => format!("the keys of map {base}"),
+        // A shared map's key is named by its hash: the access's own words.
+        Place::Shared(_, i) if *i > u32::MAX as usize => match texts.iter().find(|t| t.contains('[')) {
+            Some(text) => format!("shared {}", text.trim()),
+            None => format!("shared map {base}"),
+        },
         Place::Shared(_, i) if texts.iter().any(|t| t.contains('[')) => format!("shared {base}[{i}]"),
         Place::Shared(..) => format!("shared {base}.value"),
     }
