@@ -11,7 +11,8 @@
 //!
 //! - [`syntax`]: text to AST; runs nothing. The only place that sees pest.
 //! - [`resolve`]: AST to IR; every name becomes a frame slot, a captured
-//!   cell, a global or a builtin; finds mistakes before anything runs.
+//!   cell, a global or a builtin; finds mistakes before anything runs;
+//!   loads the modules a script imports.
 //! - [`vm`]: function bodies compiled to register bytecode, and the loop
 //!   that runs them.
 //! - [`eval`]: a task's evaluator: its frames, calls, operators,

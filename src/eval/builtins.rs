@@ -18,6 +18,7 @@ use crate::runtime::stdin;
 use crate::runtime::value::{Key, Range, Value};
 use crate::runtime::{files, json};
 use crate::sync::board::{Op, What};
+use crate::sync::cell::Headed;
 use crate::syntax::Span;
 
 impl<'p> Interp<'p> {

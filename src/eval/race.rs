@@ -9,6 +9,7 @@ use super::Interp;
 use crate::observe::race::{self, Access, Place};
 use crate::runtime::handle::HandleKind;
 use crate::runtime::value::{Key, Value, VarCell};
+use crate::sync::cell::Headed;
 use crate::sync::cell::SharedCells;
 use crate::syntax::Span;
 

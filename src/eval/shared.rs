@@ -9,6 +9,7 @@ use crate::runtime::error::{ErrorValue, Fault, Kind, type_error, value_error};
 use crate::runtime::format;
 use crate::runtime::value::{Key, Value};
 use crate::runtime::wire::{self, FnTable};
+use crate::sync::cell::Headed;
 use crate::sync::cell::SharedCells;
 use crate::sync::dict::SharedMap;
 use crate::sync::handle::{Handle, HandleKind};

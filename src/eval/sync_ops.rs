@@ -14,6 +14,7 @@ use crate::runtime::value::Value;
 use crate::runtime::wire;
 use crate::sync::SyncError;
 use crate::sync::board::Op;
+use crate::sync::cell::Headed;
 use crate::sync::cell::SharedCells;
 use crate::sync::condition::Condition;
 use crate::sync::event::Event;

@@ -6,6 +6,7 @@
 
 use crate::runtime::handle::{Handle, HandleKind};
 use crate::sync::board::{Entry, Op, State};
+use crate::sync::cell::Headed;
 use crate::sync::cell::SharedCells;
 use crate::sync::condition::Condition;
 use crate::sync::lock::Lock;

@@ -5,7 +5,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use super::error::{Fault, io_error, value_error};
+use super::error::{ErrorValue, Fault, Kind, io_error, value_error};
 use super::value::Value;
 
 fn path_value(path: &Path) -> Value {
@@ -80,7 +80,8 @@ pub fn walk(dir: &str) -> Result<Value, Fault> {
     // A stack of folders still to read: no recursion, however deep.
     let mut folders = vec![PathBuf::new()];
     while let Some(folder) = folders.pop() {
-        let here = root.join(&folder);
+        // The root as given: `walk("file")` names no `file/` in its error.
+        let here = if folder.as_os_str().is_empty() { root.clone() } else { root.join(&folder) };
         let entries = std::fs::read_dir(&here).map_err(|e| io_error(&here.to_string_lossy(), e))?;
         for entry in entries {
             let entry = entry.map_err(|e| io_error(&here.to_string_lossy(), e))?;
@@ -103,6 +104,10 @@ pub fn rename(from: &str, to: &str) -> Result<Value, Fault> {
 /// `copy_file(src, dst)`: the kernel copies (copy_file_range), as `cp`
 /// does; gives the bytes copied.
 pub fn copy(from: &str, to: &str) -> Result<Value, Fault> {
+    if Path::new(from).is_dir() {
+        let error = ErrorValue::new(Kind::Io, format!("{from}: is a folder, not a file"));
+        return Err(error.with_help("copy a folder's files one by one: `for f in walk(dir) { ... }`"));
+    }
     let copied = std::fs::copy(from, to).map_err(|e| io_error(&format!("{from} -> {to}"), e))?;
     Ok(Value::Int(copied as i64))
 }

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::fmt::Write;
 use std::sync::Arc;
 
+use crate::sync::cell::Headed;
 use crate::syntax::ast::{Align, FormatSpec};
 
 use super::error::MAX_LEN;

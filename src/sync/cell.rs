@@ -20,11 +20,46 @@ use super::shm::{Off, Region, Shared};
 use super::slot::{self, SLOT};
 use super::{SyncError, region};
 
+/// What shared lists and maps both start with: the script's lock (its
+/// handle's offset), the guard every operation holds, the item count.
+#[repr(C)]
+pub(super) struct Head {
+    pub lock: AtomicU64,
+    pub guard: RawMutex,
+    pub len: AtomicU32,
+}
+
+// SAFETY: made only of atomics and other `Shared` types.
+unsafe impl Shared for Head {}
+
+/// A shared list or map: what both answer from their [`Head`].
+pub trait Headed {
+    /// Where the list or map starts in the region.
+    fn off(&self) -> Off;
+
+    /// The script's lock of it (`lock m { ... }`).
+    fn lock(&self) -> Result<Lock, SyncError> {
+        Ok(Lock(region()?.get::<Head>(self.off()).lock.load(Ordering::SeqCst)))
+    }
+
+    fn len(&self) -> usize {
+        region().map_or(0, |r| r.get::<Head>(self.off()).len.load(Ordering::SeqCst) as usize)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Headed for SharedCells {
+    fn off(&self) -> Off {
+        self.0
+    }
+}
+
 #[repr(C)]
 struct Header {
-    lock: AtomicU64,
-    guard: RawMutex,
-    len: AtomicU32,
+    head: Head,
     cap: AtomicU32,
     _pad: AtomicU32,
     slots: AtomicU64,
@@ -52,8 +87,8 @@ impl SharedCells {
         let lock = Lock::new()?;
         let off = region.alloc(SLOTS_AT as usize + values.len() * SLOT).ok_or(SyncError::NoSpace)?;
         let header = region.get::<Header>(off);
-        header.lock.store(lock.0, Ordering::SeqCst);
-        header.len.store(len, Ordering::SeqCst);
+        header.head.lock.store(lock.0, Ordering::SeqCst);
+        header.head.len.store(len, Ordering::SeqCst);
         header.cap.store(len, Ordering::SeqCst);
         header.slots.store(off + SLOTS_AT, Ordering::SeqCst);
         for (i, value) in values.iter().enumerate() {
@@ -66,23 +101,11 @@ impl SharedCells {
         Ok(region()?.get::<Header>(self.0))
     }
 
-    pub fn lock(&self) -> Result<Lock, SyncError> {
-        Ok(Lock(self.header()?.lock.load(Ordering::SeqCst)))
-    }
-
-    pub fn len(&self) -> usize {
-        self.header().map_or(0, |h| h.len.load(Ordering::SeqCst) as usize)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Runs `f` on the items with the guard held.
     fn guarded<T>(&self, f: impl FnOnce(&Items) -> Result<T, SyncError>) -> Result<T, SyncError> {
         let region = region()?;
         let header = self.header()?;
-        header.guard.with_intact(|| f(&Items { region, header, inline: self.0 + SLOTS_AT }))?
+        header.head.guard.with_intact(|| f(&Items { region, header, inline: self.0 + SLOTS_AT }))?
     }
 
     /// The serialised value of item `index`.
@@ -143,7 +166,7 @@ impl SharedCells {
             for (k, raw) in raws.iter().enumerate() {
                 region.write(items.slot(index + k), raw);
             }
-            items.header.len.store((len + raws.len()) as u32, Ordering::SeqCst);
+            items.header.head.len.store((len + raws.len()) as u32, Ordering::SeqCst);
             Ok(())
         });
         if done.is_err() {
@@ -167,7 +190,7 @@ impl SharedCells {
             let len = len as usize;
             let raw = items.raw(items.at(index)?);
             items.shift(index + 1, len, index);
-            items.header.len.store((len - 1) as u32, Ordering::SeqCst);
+            items.header.head.len.store((len - 1) as u32, Ordering::SeqCst);
             Ok(raw)
         })?;
         Ok(slot::take(region, &raw))
@@ -182,7 +205,7 @@ impl SharedCells {
             Ok(found.map(|index| {
                 let raw = items.raw(items.slot(index));
                 items.shift(index + 1, len, index);
-                items.header.len.store((len - 1) as u32, Ordering::SeqCst);
+                items.header.head.len.store((len - 1) as u32, Ordering::SeqCst);
                 raw
             }))
         })?;
@@ -199,7 +222,7 @@ impl SharedCells {
             for (i, raw) in raws.iter().enumerate() {
                 region.write(items.slot(i), raw);
             }
-            items.header.len.store(raws.len() as u32, Ordering::SeqCst);
+            items.header.head.len.store(raws.len() as u32, Ordering::SeqCst);
             Ok(old)
         });
         match old {
@@ -258,7 +281,7 @@ struct Items {
 
 impl Items {
     fn len(&self) -> usize {
-        self.header.len.load(Ordering::SeqCst) as usize
+        self.header.head.len.load(Ordering::SeqCst) as usize
     }
 
     fn slot(&self, index: usize) -> Off {

@@ -18,18 +18,16 @@
 use std::hash::Hasher;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use super::cell::{Head, Headed};
 use super::lock::Lock;
-use super::mutex::RawMutex;
 use super::shm::{Off, Region, Shared};
 use super::slot::{self, SLOT};
 use super::{SyncError, region};
 
 #[repr(C)]
 struct Header {
-    lock: AtomicU64,
-    guard: RawMutex,
-    /// Live entries.
-    len: AtomicU32,
+    /// The lock, the guard, and the number of live entries.
+    head: Head,
     /// Entries written, removed ones included.
     used: AtomicU32,
     cap: AtomicU32,
@@ -57,6 +55,12 @@ fn hash(key: &[u8]) -> u64 {
     hasher.finish() | 1
 }
 
+impl Headed for SharedMap {
+    fn off(&self) -> Off {
+        self.0
+    }
+}
+
 impl SharedMap {
     /// A map holding `pairs` (serialised keys and values), with a new lock.
     pub fn new(pairs: &[(Vec<u8>, Vec<u8>)]) -> Result<SharedMap, SyncError> {
@@ -64,7 +68,7 @@ impl SharedMap {
         let lock = Lock::new()?;
         let off = region.alloc(std::mem::size_of::<Header>()).ok_or(SyncError::NoSpace)?;
         let header = region.get::<Header>(off);
-        header.lock.store(lock.0, Ordering::SeqCst);
+        header.head.lock.store(lock.0, Ordering::SeqCst);
         let map = SharedMap(off);
         let made = map.guarded(|m| {
             m.rebuild(pairs.len())?;
@@ -83,22 +87,10 @@ impl SharedMap {
         Ok(region()?.get::<Header>(self.0))
     }
 
-    pub fn lock(&self) -> Result<Lock, SyncError> {
-        Ok(Lock(self.header()?.lock.load(Ordering::SeqCst)))
-    }
-
-    pub fn len(&self) -> usize {
-        self.header().map_or(0, |h| h.len.load(Ordering::SeqCst) as usize)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn guarded<T>(&self, f: impl FnOnce(&Entries) -> Result<T, SyncError>) -> Result<T, SyncError> {
         let region = region()?;
         let header = self.header()?;
-        header.guard.with_intact(|| f(&Entries { region, header }))?
+        header.head.guard.with_intact(|| f(&Entries { region, header }))?
     }
 
     /// The value under `key`, if any.
@@ -128,7 +120,7 @@ impl SharedMap {
             let raws = (m.key(e), m.value(e));
             m.region.write(m.entry(e), &0u64.to_le_bytes());
             m.region.write(m.bucket(bucket), &TOMBSTONE.to_le_bytes());
-            m.header.len.fetch_sub(1, Ordering::SeqCst);
+            m.header.head.len.fetch_sub(1, Ordering::SeqCst);
             Ok(Some(raws))
         })?;
         Ok(taken.map(|(key, value)| {
@@ -150,7 +142,7 @@ impl SharedMap {
         let old = self.guarded(|m| {
             let old: Vec<_> = m.live().flat_map(|e| [m.key(e), m.value(e)]).collect();
             m.header.used.store(0, Ordering::SeqCst);
-            m.header.len.store(0, Ordering::SeqCst);
+            m.header.head.len.store(0, Ordering::SeqCst);
             m.rebuild(pairs.len())?;
             for (k, v) in pairs {
                 m.set(k, v)?;
@@ -271,7 +263,7 @@ impl Entries {
             return Ok(Some(old));
         }
         if self.used() == self.cap()
-            && let Err(e) = self.rebuild(self.header.len.load(Ordering::SeqCst) as usize + 1)
+            && let Err(e) = self.rebuild(self.header.head.len.load(Ordering::SeqCst) as usize + 1)
         {
             slot::discard(self.region, &value_raw);
             return Err(e);
@@ -292,7 +284,7 @@ impl Entries {
         self.region.write(self.entry(e), &bytes);
         self.region.write(self.bucket(self.free_bucket(h)), &(e as u32 + 1).to_le_bytes());
         self.header.used.store(e as u32 + 1, Ordering::SeqCst);
-        self.header.len.fetch_add(1, Ordering::SeqCst);
+        self.header.head.len.fetch_add(1, Ordering::SeqCst);
         Ok(None)
     }
 

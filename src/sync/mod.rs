@@ -1,5 +1,6 @@
 //! The concurrency primitives: queues, pipes, locks, semaphores,
-//! conditions, events and shared cells. They know nothing of the syntax tree or of
+//! conditions, events, shared cells and lists (`cell.rs`) and shared maps
+//! (`dict.rs`). They know nothing of the syntax tree or of
 //! values: items and cell contents are byte strings (`runtime::wire`
 //! turns values into them).
 //!
