@@ -28,7 +28,7 @@ pub const EXIT_TERMINATED: i32 = 143;
     name = "concsh",
     version,
     about = "Run concsh scripts: real processes, real threads, one language for both.",
-    after_help = "Without a script, concsh opens an interactive prompt, or reads the program from standard input when it is not a terminal.\n\n`concsh completions bash|zsh|fish` prints shell completions; `concsh man` prints the man page."
+    after_help = "Without a script, concsh opens an interactive prompt, or reads the program from standard input when it is not a terminal.\n\n`concsh worker redis://HOST:PORT` runs a cluster worker; `concsh completions bash|zsh|fish` prints shell completions; `concsh man` prints the man page."
 )]
 pub struct Cli {
     /// Run CODE instead of a script file.
@@ -91,6 +91,15 @@ pub struct Cli {
     #[arg(long, value_name = "DIR", default_value = ".concsh/failures")]
     failures: std::path::PathBuf,
 
+    /// Run every process pool on the cluster at URL (redis://HOST:PORT),
+    /// whose workers are `concsh worker` processes; CONCSH_CLUSTER too.
+    #[arg(long, value_name = "URL")]
+    cluster: Option<String>,
+
+    /// Allow a cluster beyond this machine that has no password.
+    #[arg(long)]
+    insecure: bool,
+
     /// Most tasks (threads and processes) alive at once.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_TASKS as u32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     max_tasks: u32,
@@ -98,6 +107,58 @@ pub struct Cli {
     /// The script (`-` reads it from standard input), then its arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "SCRIPT [ARGS]")]
     args: Vec<String>,
+}
+
+/// `concsh worker URL`: a cluster's worker (see `cluster::worker`).
+#[derive(Parser, Debug)]
+#[command(name = "concsh worker", about = "Run tasks of cluster pools, from the Redis at URL.")]
+struct WorkerCli {
+    /// The cluster's Redis: redis://HOST:PORT, or redis://:PASSWORD@HOST:PORT.
+    url: String,
+    /// Tasks run at once (forked executors); the default is the cores.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    jobs: Option<u32>,
+    /// The worker's name in the cluster (default: host and pid).
+    #[arg(long, value_name = "W")]
+    name: Option<String>,
+    /// Allow a cluster beyond this machine that has no password.
+    #[arg(long)]
+    insecure: bool,
+}
+
+/// `concsh worker ...`: runs on a large stack, with the signals it
+/// handles blocked in every thread (it takes them with `sigwait`).
+fn worker_command(argv: &[std::ffi::OsString]) -> Option<i32> {
+    if argv.get(1)?.to_str()? != "worker" {
+        return None;
+    }
+    let cli = match WorkerCli::try_parse_from(argv[1..].iter()) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return Some(if e.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
+    let host = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "worker".into());
+    let options = crate::cluster::worker::Options {
+        url: cli.url,
+        jobs: cli.jobs.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |j| j as usize),
+        name: cli.name.unwrap_or_else(|| format!("{host}-{}", std::process::id())),
+        insecure: cli.insecure,
+    };
+    let mut signals = nix::sys::signal::SigSet::empty();
+    for signal in
+        [nix::sys::signal::Signal::SIGINT, nix::sys::signal::Signal::SIGTERM, nix::sys::signal::Signal::SIGCHLD]
+    {
+        signals.add(signal);
+    }
+    let _ = signals.thread_block();
+    let stack = crate::runtime::stack::main_size();
+    let thread = std::thread::Builder::new().name("concsh-worker".into()).stack_size(stack);
+    Some(match thread.spawn(move || crate::cluster::worker::run(&options)).map(|t| t.join()) {
+        Ok(Ok(code)) => code,
+        _ => EXIT_ERROR,
+    })
 }
 
 /// `concsh completions SHELL` and `concsh man`: what a packager installs,
@@ -135,7 +196,7 @@ pub fn main() -> i32 {
     // Before any thread exists: every thread inherits the mask.
     signals::route_children_signals();
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if let Some(code) = tool_command(&argv) {
+    if let Some(code) = tool_command(&argv).or_else(|| worker_command(&argv)) {
         return code;
     }
     let (ours, theirs) = split_after_code(explore_count(argv));
@@ -196,6 +257,14 @@ fn run(cli: Cli) -> i32 {
     if cli.strategy.is_some() && cli.explore.is_none() && cli.seed.is_none() {
         output::report("concsh: --strategy goes with --explore or --seed\n");
         return EXIT_USAGE;
+    }
+    let cluster = cli.cluster.clone().or_else(|| std::env::var("CONCSH_CLUSTER").ok().filter(|c| !c.is_empty()));
+    if let Some(url) = cluster {
+        if let Err(message) = crate::cluster::check_url(&url, cli.insecure) {
+            output::report(&format!("concsh: --cluster: {message}\n(--insecure runs it all the same)\n"));
+            return EXIT_USAGE;
+        }
+        crate::cluster::bridge::set_default(url, cli.insecure);
     }
     let options = Options {
         check_only: cli.check,
@@ -428,6 +497,7 @@ pub fn compile(source: &Source) -> Result<(resolve::ir::Program, Source), i32> {
     let main_part = Part { start: 0, name: source.name.clone() };
     let mut text = modules::Text { text: source.text.to_string(), parts: vec![main_part] };
     let mut globals = resolve::Globals::default();
+    let first_id = resolve::next_function_ids();
     let loaded = modules::load(ast, &dir, path, &source.name, &mut text, &globals);
     // A script that imports nothing keeps a source of one part.
     let source = match text.parts.len() {
@@ -439,7 +509,10 @@ pub fn compile(source: &Source) -> Result<(resolve::ir::Program, Source), i32> {
         report_all(&reports)
     })?;
     match resolve::resolve_with(&units, &mut globals) {
-        Ok(program) => Ok((program, source)),
+        Ok(program) => {
+            crate::cluster::program::remember(&units, &source, first_id);
+            Ok((program, source))
+        }
         Err(errors) => {
             let reports: Vec<Report> = errors.iter().map(|e| Report::resolve(&source, e)).collect();
             Err(report_all(&reports))

@@ -28,6 +28,7 @@
 //!   [`signals`]: Ctrl-C.
 
 pub mod cli;
+pub mod cluster;
 pub mod eval;
 pub mod observe;
 pub mod repl;

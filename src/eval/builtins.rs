@@ -30,7 +30,7 @@ impl<'p> Interp<'p> {
             return Err(type_error(arity_message(builtin.name(), min, max, given)).into());
         }
         let name = builtin.name();
-        let Named { sep, end, key, reverse, duplex, threads, progress, indent, program } =
+        let Named { sep, end, key, reverse, duplex, threads, progress, cluster, indent, program } =
             Named::take(builtin, &mut args);
         args.no_more_named(name)?;
         let a = args.positional;
@@ -333,7 +333,16 @@ impl<'p> Interp<'p> {
                         return Err(type_error(message).into());
                     }
                 };
-                Value::Pool(self.make_pool(a.first(), threads, bar, span)?)
+                let cluster = match cluster {
+                    Some(Value::Str(url)) => Some(url.to_string()),
+                    None | Some(Value::Nil) => (!threads).then(crate::cluster::bridge::default_cluster).flatten(),
+                    Some(Value::Bool(false)) => None,
+                    Some(other) => {
+                        let message = format!("cluster: takes a redis:// URL, not {}", other.type_name());
+                        return Err(type_error(message).into());
+                    }
+                };
+                Value::Pool(self.make_pool(a.first(), threads, bar, cluster, span)?)
             }
             Builtin::Pipe => sync_ops::make(HandleKind::Pipe, &duplex.into_iter().collect::<Vec<_>>())?,
             Builtin::Shared => sync_ops::make(HandleKind::Cell, &a)?,
@@ -372,6 +381,8 @@ struct Named {
     duplex: Option<Value>,
     threads: Option<Value>,
     progress: Option<Value>,
+    /// `pool(n, cluster: "redis://...")`.
+    cluster: Option<Value>,
     indent: Option<Value>,
     /// `run` and `sh`'s.
     program: Option<super::programs::Options>,
@@ -387,6 +398,7 @@ impl Named {
             duplex: None,
             threads: None,
             progress: None,
+            cluster: None,
             indent: None,
             program: None,
         };
@@ -405,6 +417,7 @@ impl Named {
             Builtin::Pool => {
                 named.threads = args.take_named("threads");
                 named.progress = args.take_named("progress");
+                named.cluster = args.take_named("cluster");
             }
             _ => {}
         }

@@ -1004,6 +1004,14 @@ pub(crate) fn unset_global(proc: &Process, global: u32, span: crate::syntax::Spa
     let names = proc.global_names.read();
     let name = names.get(global as usize).map_or("?", |n| &**n);
     let error = match proc.pool_worker.load(std::sync::atomic::Ordering::Relaxed) {
+        // A cluster's worker has the program's functions, never its globals.
+        true if crate::cluster::worker::on_worker() => ErrorValue::new(
+            Kind::Name,
+            format!("`{name}` was not set when this task's pool was made, or holds a primitive, which cannot travel"),
+        )
+        .with_help(format!(
+            "cluster workers see the script's globals as they were when the pool was made: pass `{name}` as an argument"
+        )),
         // A worker is a copy of the program made when its pool was made.
         true => ErrorValue::new(Kind::Name, format!("`{name}` was declared after this task's pool was made"))
             .with_help(format!(

@@ -879,9 +879,23 @@ impl Resolver {
 }
 
 /// Function ids are unique in the whole run, across REPL inputs.
+static NEXT_FUNCTION: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
 fn next_function_id() -> u32 {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    NEXT_FUNCTION.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The id the next function resolved will get. A program shipped to a
+/// cluster worker is resolved there from the same id on (see
+/// [`function_ids_from`]), so functions travel by id as between local
+/// processes.
+pub fn next_function_ids() -> u32 {
+    NEXT_FUNCTION.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Makes the next program resolved number its functions from `first`.
+pub fn function_ids_from(first: u32) {
+    NEXT_FUNCTION.store(first, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// "f takes 2 arguments but 3 were given", in the same words everywhere.

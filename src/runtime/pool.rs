@@ -51,6 +51,8 @@ pub struct Pool {
     pub helpers: Mutex<Vec<JoinHandle<()>>>,
     /// Cancelled to stop the helper threads.
     pub stop: CancelToken,
+    /// Its workers are a cluster's (see `cluster::bridge`): no local ones.
+    pub on_cluster: AtomicBool,
 }
 
 impl Pool {
@@ -71,6 +73,7 @@ impl Pool {
             closed: AtomicBool::new(false),
             helpers: Mutex::new(Vec::new()),
             stop: CancelToken::default(),
+            on_cluster: AtomicBool::new(false),
         }
     }
 

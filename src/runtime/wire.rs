@@ -38,6 +38,18 @@ pub fn encode_list(items: &[&[u8]]) -> Vec<u8> {
     out
 }
 
+/// The first and last items of a list whose first and last items are
+/// ints, read without decoding what lies between (a pool task's id and
+/// first item, where its function cannot be decoded).
+pub fn first_and_last_ints(bytes: &[u8]) -> Option<(i64, i64)> {
+    let int_at = |at: usize| -> Option<i64> {
+        (bytes.get(at) == Some(&3)).then_some(())?;
+        Some(i64::from_le_bytes(bytes.get(at + 1..at + 9)?.try_into().ok()?))
+    };
+    (bytes.first() == Some(&6)).then_some(())?;
+    Some((int_at(5)?, int_at(bytes.len().checked_sub(9)?)?))
+}
+
 /// The bytes of `value`.
 pub fn encode(value: &Value) -> Result<Vec<u8>, Fault> {
     let mut out = Vec::with_capacity(16);

@@ -97,7 +97,14 @@ fn pool_failure(error: SyncError) -> Fault {
 impl<'p> Interp<'p> {
     /// `pool(n)` / `pool(n, threads: true, progress: ...)`, and the pool of
     /// `pool n map`.
-    pub(crate) fn make_pool(&mut self, size: Option<&Value>, threads: bool, bar: Bar, span: Span) -> R<Arc<Pool>> {
+    pub(crate) fn make_pool(
+        &mut self,
+        size: Option<&Value>,
+        threads: bool,
+        bar: Bar,
+        cluster: Option<String>,
+        span: Span,
+    ) -> R<Arc<Pool>> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let size = match size {
             None | Some(Value::Nil) => cores,
@@ -118,6 +125,9 @@ impl<'p> Interp<'p> {
             Ok::<_, SyncError>(Pool::new(size, threads, bar, tasks, results, slots))
         })();
         let pool = Arc::new(made.map_err(|e| fault_at(pool_failure(e), span))?);
+        if let Some(url) = cluster {
+            return self.bridge_pool(pool, &url, threads, span);
+        }
         for index in 0..size {
             self.reserve_task(span)?;
             let worker = match threads {
@@ -170,6 +180,39 @@ impl<'p> Interp<'p> {
         Ok(pool)
     }
 
+    /// A pool whose workers are the cluster's at `url`.
+    fn bridge_pool(&mut self, pool: Arc<Pool>, url: &str, threads: bool, span: Span) -> R<Arc<Pool>> {
+        let refuse = |message: &str| Err(fault_at(value_error(message.to_string()), span));
+        if threads {
+            return refuse("a thread pool runs in this process: `cluster:` goes with a process pool");
+        }
+        if race::on() || crate::observe::explore::on() {
+            return refuse("--race and --explore watch this machine's tasks: run cluster pools without them");
+        }
+        pool.on_cluster.store(true, Ordering::SeqCst);
+        match crate::cluster::bridge::start(self.proc, &pool, url) {
+            Ok(helpers) => pool.helpers.lock().extend(helpers),
+            Err(message) => {
+                self.outside_gate(|proc| end_pool(proc, &pool, true));
+                return Err(fault_at(ErrorValue::new(Kind::Io, message), span));
+            }
+        }
+        let (proc, for_collector) = (self.proc.clone(), pool.clone());
+        let collector = start_helper(std::thread::Builder::new().name("concsh-pool-results".into()), move || {
+            collect(&proc, &for_collector)
+        });
+        match collector {
+            Ok(handle) => pool.helpers.lock().push(handle),
+            Err(e) => {
+                self.outside_gate(|proc| end_pool(proc, &pool, true));
+                let error = ErrorValue::new(Kind::Resource, format!("cannot start a pool thread: {e}"));
+                return Err(fault_at(error, span));
+            }
+        }
+        self.proc.pools.lock().push(Arc::downgrade(&pool));
+        Ok(pool)
+    }
+
     /// The pool a value is, usable by this process.
     fn usable_pool(&self, value: &Value, span: Span) -> R<Arc<Pool>> {
         match value {
@@ -193,75 +236,16 @@ impl<'p> Interp<'p> {
                 Err(SyncError::Cancelled) => return Err(Ctrl::Cancelled),
                 Err(_) => return Ok(()),
             };
-            let parts = match wire::decode(race::unstamp(&bytes), &self.tables.functions)? {
-                Value::List(parts) => parts.lock().clone(),
-                _ => return Ok(()),
+            let mut begins = |id: i64, first: i64| {
+                let held = wire::encode(&Value::list(vec![Value::Int(id), Value::Int(first)]));
+                if let Ok(held) = held {
+                    let _ = pool.slots.store(index, &held);
+                }
             };
-            let [Value::Int(id), func, Value::Int(kind), payload, Value::Int(first)] = &parts[..] else {
+            let Some(mut reply) =
+                self.run_pool_task(race::unstamp(&bytes), &mut begins, &mut |i| pool.set_progress(index, i))?
+            else {
                 return Ok(());
-            };
-            let _ = pool.slots.store(index, &wire::encode(&Value::list(vec![Value::Int(*id), Value::Int(*first)]))?);
-            let calls: Vec<ArgValues> = match (kind, payload) {
-                (&MAP, Value::List(items)) => {
-                    items.lock().iter().map(|item| ArgValues::positional(vec![item.clone()])).collect()
-                }
-                (&CALL, Value::List(call)) => {
-                    let call = call.lock().clone();
-                    let positional = match call.first() {
-                        Some(Value::List(args)) => args.lock().to_vec(),
-                        _ => Vec::new(),
-                    };
-                    let named = match call.get(1) {
-                        Some(Value::Map(named)) => named
-                            .lock()
-                            .iter()
-                            .map(|(k, v)| (format::display(&k.to_value()).into(), v.clone()))
-                            .collect(),
-                        _ => Vec::new(),
-                    };
-                    vec![ArgValues { positional, named }]
-                }
-                _ => Vec::new(),
-            };
-            // A chunk runs until an item fails: its values, then that error.
-            let mut values = Vec::with_capacity(calls.len());
-            let mut failure = Value::Nil;
-            for (i, args) in calls.into_iter().enumerate() {
-                // The item this worker holds now: if it dies, this one failed.
-                pool.set_progress(index, i);
-                let recorded = history::on();
-                if recorded {
-                    let label = format!("{}({})", function_name(func), list_text(&args.positional));
-                    history::record(history::Event::ItemBegins { label });
-                }
-                self.point(Span::default());
-                let result = self.call_value(func, args, Span::default());
-                if recorded {
-                    history::record(history::Event::ItemEnds);
-                }
-                self.point(Span::default());
-                match result {
-                    Ok(value) => values.push(value),
-                    Err(Ctrl::Error(mut error)) => {
-                        // The caller's report names the worker and shows this line.
-                        let task = &self.task;
-                        error.task = Some(named(&format!("{} {}", task.kind.name(), task.name), task.pid()));
-                        failure = Value::Error(Arc::new(*error));
-                        break;
-                    }
-                    Err(other) => return Err(other),
-                }
-            }
-            let reply = Value::list(vec![Value::Int(*id), Value::Int(*first), Value::list(values), failure]);
-            let mut reply = match wire::encode(&reply) {
-                Ok(reply) => reply,
-                // A result that cannot travel fails its item.
-                Err(error) => wire::encode(&Value::list(vec![
-                    Value::Int(*id),
-                    Value::Int(*first),
-                    Value::list(Vec::new()),
-                    Value::Error(Arc::new(*error)),
-                ]))?,
             };
             race::stamp(&mut reply);
             match pool.results.put(&reply, self.wait(None)) {
@@ -271,6 +255,87 @@ impl<'p> Interp<'p> {
             }
             let _ = pool.slots.store(index, &wire::encode(&Value::Nil)?);
         }
+    }
+
+    /// Runs one pool task (a chunk of a map, or a submitted call): its
+    /// reply, `None` if the bytes are not a task. `begins` is told the
+    /// task's id and first item, `item` each item as it starts (a local
+    /// worker records them, so its death fails the right item).
+    pub(crate) fn run_pool_task(
+        &mut self,
+        bytes: &[u8],
+        begins: &mut dyn FnMut(i64, i64),
+        item: &mut dyn FnMut(usize),
+    ) -> R<Option<Vec<u8>>> {
+        let parts = match wire::decode(bytes, &self.tables.functions)? {
+            Value::List(parts) => parts.lock().clone(),
+            _ => return Ok(None),
+        };
+        let [Value::Int(id), func, Value::Int(kind), payload, Value::Int(first)] = &parts[..] else {
+            return Ok(None);
+        };
+        begins(*id, *first);
+        let calls: Vec<ArgValues> = match (kind, payload) {
+            (&MAP, Value::List(items)) => {
+                items.lock().iter().map(|item| ArgValues::positional(vec![item.clone()])).collect()
+            }
+            (&CALL, Value::List(call)) => {
+                let call = call.lock().clone();
+                let positional = match call.first() {
+                    Some(Value::List(args)) => args.lock().to_vec(),
+                    _ => Vec::new(),
+                };
+                let named = match call.get(1) {
+                    Some(Value::Map(named)) => {
+                        named.lock().iter().map(|(k, v)| (format::display(&k.to_value()).into(), v.clone())).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                vec![ArgValues { positional, named }]
+            }
+            _ => Vec::new(),
+        };
+        // A chunk runs until an item fails: its values, then that error.
+        let mut values = Vec::with_capacity(calls.len());
+        let mut failure = Value::Nil;
+        for (i, args) in calls.into_iter().enumerate() {
+            // The item this worker holds now: if it dies, this one failed.
+            item(i);
+            let recorded = history::on();
+            if recorded {
+                let label = format!("{}({})", function_name(func), list_text(&args.positional));
+                history::record(history::Event::ItemBegins { label });
+            }
+            self.point(Span::default());
+            let result = self.call_value(func, args, Span::default());
+            if recorded {
+                history::record(history::Event::ItemEnds);
+            }
+            self.point(Span::default());
+            match result {
+                Ok(value) => values.push(value),
+                Err(Ctrl::Error(mut error)) => {
+                    // The caller's report names the worker and shows this line.
+                    let task = &self.task;
+                    error.task = Some(named(&format!("{} {}", task.kind.name(), task.name), task.pid()));
+                    failure = Value::Error(Arc::new(*error));
+                    break;
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        let reply = Value::list(vec![Value::Int(*id), Value::Int(*first), Value::list(values), failure]);
+        let reply = match wire::encode(&reply) {
+            Ok(reply) => reply,
+            // A result that cannot travel fails its item.
+            Err(error) => wire::encode(&Value::list(vec![
+                Value::Int(*id),
+                Value::Int(*first),
+                Value::list(Vec::new()),
+                Value::Error(Arc::new(*error)),
+            ]))?,
+        };
+        Ok(Some(reply))
     }
 
     /// `pool ... map f over items`.
@@ -295,7 +360,10 @@ impl<'p> Interp<'p> {
         };
         let (pool, owned) = match &size {
             Some(Value::Pool(_)) => (self.usable_pool(size.as_ref().unwrap_or(&Value::Nil), span)?, false),
-            _ => (self.make_pool(size.as_ref(), threads, Bar::Plain, span)?, true),
+            _ => {
+                let cluster = (!threads).then(crate::cluster::bridge::default_cluster).flatten();
+                (self.make_pool(size.as_ref(), threads, Bar::Plain, cluster, span)?, true)
+            }
         };
         let func_bytes = wire::encode(&func).map_err(|e| fault_at(e, span));
         let result = match func_bytes {
@@ -456,6 +524,14 @@ impl<'p> Interp<'p> {
                 value_error("join of a pool that is still open").with_help("close it first: `close pl; join pl`"),
                 span,
             ));
+        }
+        // A cluster's workers are not ours to join: the pool's tasks are
+        // done when every result came back.
+        while pool.on_cluster.load(Ordering::SeqCst) && !pool.pending.lock().is_empty() {
+            if self.cancel.is_cancelled() {
+                return Err(Ctrl::Cancelled);
+            }
+            self.outside_gate(|_| std::thread::sleep(Duration::from_millis(5)));
         }
         let workers: Vec<Arc<Task>> = pool.workers.lock().clone();
         for worker in workers {

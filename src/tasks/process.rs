@@ -134,6 +134,58 @@ impl Process {
         *self.global_names.write() = program.globals.clone();
     }
 
+    /// The globals that are set, as `[[index, value], ...]` bytes; a value
+    /// that cannot travel (a primitive, a task) is left out. What a
+    /// cluster's worker is given of the script's top level.
+    pub fn globals_snapshot(&self) -> Vec<u8> {
+        let cells = self.globals.read().clone();
+        let funcs = self.funcs.read().clone();
+        let mut items: Vec<Vec<u8>> = Vec::new();
+        for (i, cell) in cells.iter().enumerate() {
+            // A top-level function is bound on every worker already.
+            if funcs.get(i).is_some_and(Option::is_some) {
+                continue;
+            }
+            let value = match self.fixed.get(i).and_then(OnceLock::get) {
+                Some(value) => value.clone(),
+                None => cell.lock().clone(),
+            };
+            if matches!(value, Value::Unset) {
+                continue;
+            }
+            let Ok(bytes) = crate::runtime::wire::encode(&value) else { continue };
+            let mut names_primitive = false;
+            crate::runtime::wire::handles_in(&bytes, &mut |_| names_primitive = true);
+            if names_primitive {
+                continue;
+            }
+            let index = crate::runtime::wire::encode(&Value::Int(i as i64)).unwrap_or_default();
+            items.push(crate::runtime::wire::encode_list(&[&index, &bytes]));
+        }
+        let refs: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
+        crate::runtime::wire::encode_list(&refs)
+    }
+
+    /// Sets the globals a snapshot holds (see [`Process::globals_snapshot`]).
+    pub fn take_globals(&self, snapshot: &[u8]) -> Result<(), crate::runtime::error::Fault> {
+        let functions = self.functions.read().clone();
+        let Value::List(items) = crate::runtime::wire::decode(snapshot, &functions)? else { return Ok(()) };
+        let cells = self.globals.read().clone();
+        for item in items.lock().iter() {
+            let Value::List(pair) = item else { continue };
+            let pair = pair.lock();
+            let (Some(Value::Int(i)), Some(value)) = (pair.first(), pair.get(1)) else { continue };
+            let i = *i as usize;
+            if let Some(fixed) = self.fixed.get(i) {
+                let _ = fixed.set(value.clone());
+            }
+            if let Some(cell) = cells.get(i) {
+                *cell.lock() = value.clone();
+            }
+        }
+        Ok(())
+    }
+
     /// The tables as they are now.
     pub fn tables(&self) -> Tables {
         Tables {

@@ -1,0 +1,281 @@
+//! Pools across machines: each test starts its own `redis-server` on a
+//! free loopback port (no persistence, killed at the end) and its own
+//! `concsh worker` processes. When `redis-server` is missing it is
+//! installed (Debian's package); when that fails, the tests fail.
+
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+mod support;
+
+/// A worker's heartbeat lapses this fast here, so a dead worker's tasks
+/// move on quickly.
+const LAPSE_MS: &str = "1000";
+
+/// `redis-server`, installed if it is missing.
+fn redis_server() -> &'static str {
+    static FOUND: OnceLock<()> = OnceLock::new();
+    FOUND.get_or_init(|| {
+        let present = || Command::new("redis-server").arg("--version").output().is_ok_and(|o| o.status.success());
+        if present() {
+            return;
+        }
+        for step in [&["apt-get", "update"][..], &["apt-get", "install", "-y", "redis-server"][..]] {
+            let _ = Command::new(step[0]).args(&step[1..]).env("DEBIAN_FRONTEND", "noninteractive").status();
+        }
+        assert!(present(), "the cluster tests need redis-server, and `apt-get install -y redis-server` failed");
+    });
+    "redis-server"
+}
+
+/// A Redis of this test's own.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start() -> Server {
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("its address").port();
+        let child = Command::new(redis_server())
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        let url = format!("redis://127.0.0.1:{port}");
+        let server = Server { child, url };
+        let until = Instant::now() + Duration::from_secs(20);
+        while server.connection().is_none() {
+            assert!(Instant::now() < until, "redis-server did not answer on port {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    fn connection(&self) -> Option<redis::Connection> {
+        let mut connection = redis::Client::open(self.url.as_str()).ok()?.get_connection().ok()?;
+        redis::cmd("PING").query::<String>(&mut connection).ok()?;
+        Some(connection)
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A `concsh worker` with one executor.
+struct Worker(Child);
+
+impl Worker {
+    fn start(url: &str, name: &str) -> Worker {
+        let mut child = support::concsh()
+            .args(["worker", url, "--jobs", "1", "--name", name])
+            .env("CONCSH_CLUSTER_LAPSE_MS", LAPSE_MS)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("a worker starts");
+        // It says so once it is connected.
+        let mut line = String::new();
+        let mut stderr = std::io::BufReader::new(child.stderr.take().expect("piped"));
+        stderr.read_line(&mut line).expect("the worker's first line");
+        assert!(line.contains("executors on"), "the worker did not start: {line}");
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        Worker(child)
+    }
+
+    fn pid(&self) -> Pid {
+        Pid::from_raw(self.0.id() as i32)
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = kill(self.pid(), Signal::SIGTERM);
+        if !support::ends_within(self.pid(), Duration::from_secs(10)) {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+fn workers(server: &Server, count: usize) -> Vec<Worker> {
+    (0..count).map(|i| Worker::start(&server.url, &format!("w{i}"))).collect()
+}
+
+fn run_on(server: &Server, script: &Path) -> support::Run {
+    let args = vec!["--cluster".to_string(), server.url.clone(), script.display().to_string()];
+    support::run_concsh(&args, b"", Path::new(env!("CARGO_MANIFEST_DIR"))).expect("concsh runs")
+}
+
+/// Golden scripts give on a cluster of 1, 2 and 4 workers exactly what
+/// they give on a local pool (their `.out` and status).
+#[test]
+fn cluster_maps_return_what_local_pools_return() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let scripts =
+        ["scripts/cluster/maps", "scripts/pools/map_forms", "scripts/pools/failing_item", "scripts/pools/dead_worker"];
+    let server = Server::start();
+    for count in [1, 2, 4] {
+        let _workers = workers(&server, count);
+        for script in scripts {
+            let run = run_on(&server, &root.join(format!("{script}.conc")));
+            let expected = std::fs::read_to_string(root.join(format!("{script}.out"))).expect("the expected output");
+            assert_eq!(run.stdout, expected, "{script} on {count} worker(s); stderr: {}", run.stderr);
+            assert_eq!(run.code, 0, "{script} on {count} worker(s): {}", run.stderr);
+        }
+    }
+}
+
+/// SIGKILL of one of 4 workers in the middle of a map: the map completes
+/// with every result exactly once, and the killed worker's item ran again.
+#[test]
+fn a_killed_worker_s_items_run_again() {
+    let server = Server::start();
+    let workers = workers(&server, 4);
+    let scratch = support::Scratch::new("cluster-killed");
+    let log = scratch.join("ran.txt");
+    let script = format!(
+        "fn slow(x) {{\n    append_file({log:?}, \"{{x}} {{pid()}}\\n\")\n    sleep(0.3)\n    return x * x\n}}\n\
+         let squares = pool 4 map slow over range(24)\nprint(squares == [x * x for x in range(24)], len(squares))\n",
+        log = log.display().to_string()
+    );
+    let file = scratch.join("killed.conc");
+    std::fs::write(&file, script).expect("the script");
+    let started = Instant::now();
+    let main = std::thread::spawn({
+        let (url, file) = (server.url.clone(), file.clone());
+        move || {
+            let args = vec!["--cluster".to_string(), url, file.display().to_string()];
+            support::run_concsh(&args, b"", Path::new(".")).expect("concsh runs")
+        }
+    });
+    // Once every worker has begun an item, one of them is killed.
+    let lines = |path: &Path| std::fs::read_to_string(path).unwrap_or_default().lines().count();
+    while lines(&log) < 4 {
+        assert!(started.elapsed() < Duration::from_secs(60), "the map never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    kill(workers[1].pid(), Signal::SIGKILL).expect("kill a worker");
+    let killed_at = Instant::now();
+    let run = main.join().expect("the script's thread");
+    println!("the map ended {:?} after the kill", killed_at.elapsed());
+    assert_eq!(run.stdout, "true 24\n", "every result exactly once: {}", run.stderr);
+    let ran = std::fs::read_to_string(&log).expect("the log");
+    let mut counts = std::collections::HashMap::new();
+    for line in ran.lines() {
+        *counts.entry(line.split(' ').next().unwrap_or("").to_string()).or_insert(0) += 1;
+    }
+    assert_eq!(counts.len(), 24, "every item ran: {ran}");
+    assert!(counts.values().any(|&n| n > 1), "the killed worker's item ran again: {ran}");
+}
+
+/// A task that always kills its worker fails the map after exactly 3
+/// attempts, with an error naming the item.
+#[test]
+fn a_task_that_kills_its_worker_fails_after_three_attempts() {
+    let server = Server::start();
+    let _workers = workers(&server, 2);
+    let scratch = support::Scratch::new("cluster-deadly");
+    let log = scratch.join("attempts.txt");
+    let script = format!(
+        "fn deadly(x) {{\n    if x == 2 {{\n        append_file({log:?}, \"attempt\\n\")\n        run(\"kill\", \"-9\", str(pid()))\n    }}\n    return x\n}}\n\
+         try {{ pool 2 map deadly over range(4) }} catch e {{ print(e.kind, \"|\", e.message) }}\n",
+        log = log.display().to_string()
+    );
+    let file = scratch.join("deadly.conc");
+    std::fs::write(&file, script).expect("the script");
+    let run = run_on(&server, &file);
+    assert_eq!(
+        run.stdout,
+        "TaskFailed | pool task failed on item 2 (2): TaskFailed: its worker died 3 times running it (on the cluster); it is not tried again\n",
+        "{}",
+        run.stderr
+    );
+    let attempts = std::fs::read_to_string(&log).expect("the log").lines().count();
+    assert_eq!(attempts, 3, "run exactly three times");
+}
+
+/// A lock cannot travel (a clear TypeError); a server stopped in the
+/// middle of a map is an IOError, never a hang.
+#[test]
+fn a_lock_cannot_travel_and_a_stopped_server_is_an_error() {
+    let mut server = Server::start();
+    let _workers = workers(&server, 1);
+    let scratch = support::Scratch::new("cluster-errors");
+    let file = scratch.join("lock.conc");
+    std::fs::write(&file, "let m = lock()\nfn use(l) => l.locked\ntry { pool 1 map use over [m] } catch e { print(e.cause.kind, \"|\", e.cause.message) }\n").expect("the script");
+    let run = run_on(&server, &file);
+    assert_eq!(
+        run.stdout, "TypeError | a lock cannot be sent to a cluster worker (it lives in this machine's memory)\n",
+        "{}",
+        run.stderr
+    );
+    let file = scratch.join("stopped.conc");
+    let marker = scratch.join("started.txt");
+    std::fs::write(
+        &file,
+        format!(
+            "fn slow(x) {{\n    write_file({marker:?}, \"x\")\n    sleep(1)\n    return x\n}}\n\
+             try {{ pool 1 map slow over range(20) }} catch e {{ print(e.kind, e.cause.kind, \"|\", e.cause.message) }}\n",
+            marker = marker.display().to_string()
+        ),
+    )
+    .expect("the script");
+    let main = std::thread::spawn({
+        let (url, file) = (server.url.clone(), file.clone());
+        move || {
+            let args = vec!["--cluster".to_string(), url, file.display().to_string()];
+            support::run_concsh(&args, b"", Path::new(".")).expect("concsh runs")
+        }
+    });
+    let started = Instant::now();
+    while !marker.exists() {
+        assert!(started.elapsed() < Duration::from_secs(60), "the map never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    server.stop();
+    let run = main.join().expect("the script's thread");
+    assert!(
+        run.stdout.starts_with("TaskFailed IOError | the cluster at redis://127.0.0.1:"),
+        "{} / {}",
+        run.stdout,
+        run.stderr
+    );
+    assert!(run.stdout.contains("cannot be reached"), "{}", run.stdout);
+}
+
+/// After a run, Redis holds no task; every key a run made expires (a
+/// result sent after the run ended, by a worker still on a cancelled
+/// item, expires too).
+#[test]
+fn nothing_is_left_behind_in_redis() {
+    let server = Server::start();
+    let _workers = workers(&server, 2);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = run_on(&server, &root.join("scripts/cluster/maps.conc"));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mut connection = server.connection().expect("the server");
+    let queued: u64 = redis::cmd("XLEN").arg("concsh:tasks").query(&mut connection).expect("XLEN");
+    assert_eq!(queued, 0, "no task is left in the stream");
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut connection).expect("KEYS");
+    for key in keys.iter().filter(|k| *k != "concsh:tasks") {
+        let ttl: i64 = redis::cmd("TTL").arg(key).query(&mut connection).expect("TTL");
+        assert!(ttl > 0, "{key} never expires");
+    }
+}
