@@ -12,6 +12,11 @@ last line, so the two really did the same work. A script without a twin
 `python3 bench/run.py --race` instead measures what `--race` costs: the
 locked increments of two threads (w03), fib (w01) and a pool map (w11),
 each with and without it, alternately.
+
+`python3 bench/run.py --cluster` starts a redis-server of its own and
+`concsh worker`s on this machine, and measures cluster pools: trivial
+tasks per second with 2 workers (c01), the latency a cluster adds to a
+task over a local pool (c02), and fib(24) x 16 on 1 worker against 2 (c03).
 """
 
 import os
@@ -120,7 +125,56 @@ def copy_cost():
         shutil.rmtree(folder)
 
 
+def cluster_cost():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"redis://127.0.0.1:{port}"
+    server = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+                              stdout=subprocess.DEVNULL)
+    workers = []
+
+    def start_workers(count):
+        for w in workers:
+            w.terminate()
+            w.wait()
+        workers.clear()
+        for i in range(count):
+            w = subprocess.Popen([str(CONCSH), "worker", url, "--jobs", "1", "--name", f"bench{i}"],
+                                 stderr=subprocess.PIPE, text=True)
+            w.stderr.readline()
+            workers.append(w)
+
+    def median_line(script, cluster=True, field=1):
+        command = [str(CONCSH)] + (["--cluster", url] if cluster else []) + [str(HERE / f"{script}.conc")]
+        timed(command)
+        values = [float(timed(command)[1][0].split()[field]) for _ in range(PAIRS)]
+        return statistics.median(values)
+
+    try:
+        time.sleep(0.3)
+        start_workers(2)
+        rate = median_line("c01_cluster_tasks", field=1)
+        print(f"{'c01 cluster tasks/s':<28} {rate:>10.0f} (2 workers)")
+        local = median_line("c02_cluster_latency", cluster=False, field=3)
+        remote = median_line("c02_cluster_latency", field=3)
+        print(f"{'c02 ms per task':<28} local {local:.3f}, cluster {remote:.3f}: adds {remote - local:.3f} ms")
+        two = median_line("c03_cluster_fib", field=1)
+        start_workers(1)
+        one = median_line("c03_cluster_fib", field=1)
+        print(f"{'c03 fib(24) x 16 seconds':<28} 1 worker {one:.3f}, 2 workers {two:.3f}: {one / two:.2f}x")
+    finally:
+        for w in workers:
+            w.terminate()
+            w.wait()
+        server.terminate()
+        server.wait()
+
+
 def main(names):
+    if names == ["--cluster"]:
+        return cluster_cost()
     if names == ["--race"]:
         return race_cost()
     if names == ["--copy"]:
@@ -129,7 +183,8 @@ def main(names):
         return explore_rate()
     if not CONCSH.exists():
         sys.exit("build first: cargo build --release")
-    scripts = [s for s in sorted(HERE.glob("*.conc")) if s.stem != RACE_MEMORY and s.stem not in EXPLORE]
+    scripts = [s for s in sorted(HERE.glob("*.conc"))
+               if s.stem != RACE_MEMORY and s.stem not in EXPLORE and not s.stem.startswith("c0")]
     if names:
         scripts = [s for s in scripts if s.stem in names]
     print(f"{'workload':<24} {'concsh s':>9} {'python s':>9} {'ratio':>7}")
