@@ -279,3 +279,40 @@ fn nothing_is_left_behind_in_redis() {
         assert!(ttl > 0, "{key} never expires");
     }
 }
+
+/// Ctrl-C on the script drops its tasks not yet run: the workers skip
+/// them, and the task stream empties.
+#[test]
+fn ctrl_c_drops_the_script_s_tasks_on_the_cluster() {
+    let server = Server::start();
+    let _workers = workers(&server, 1);
+    let scratch = support::Scratch::new("cluster-ctrl-c");
+    let log = scratch.join("ran.txt");
+    let file = scratch.join("long.conc");
+    let script = format!(
+        "fn slow(x) {{\n    append_file({log:?}, \"{{x}}\\n\")\n    sleep(0.5)\n    return x\n}}\nprint(pool 1 map slow over range(40))\n",
+        log = log.display().to_string()
+    );
+    std::fs::write(&file, script).expect("the script");
+    let url = server.url.clone();
+    let (mut main, _stdout) = support::start(&["--cluster", &url, &file.display().to_string()]);
+    let started = Instant::now();
+    while !log.exists() {
+        assert!(started.elapsed() < Duration::from_secs(60), "the map never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    kill(Pid::from_raw(main.id() as i32), Signal::SIGINT).expect("Ctrl-C");
+    assert_eq!(main.wait().expect("the script ends").code(), Some(130));
+    let mut connection = server.connection().expect("the server");
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let queued: u64 = redis::cmd("XLEN").arg("concsh:tasks").query(&mut connection).expect("XLEN");
+        if queued == 0 {
+            break;
+        }
+        assert!(Instant::now() < until, "{queued} tasks are still queued 30 s after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ran = std::fs::read_to_string(&log).expect("the log").lines().count();
+    assert!(ran < 40, "the worker ran every item after Ctrl-C ({ran})");
+}

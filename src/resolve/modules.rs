@@ -160,8 +160,8 @@ impl Loader<'_> {
         dir: &Path,
         stack: &mut Vec<(Option<PathBuf>, Arc<str>)>,
     ) -> Option<Bound> {
-        let joined = dir.join(written);
-        let name: Arc<str> = joined.strip_prefix(".").unwrap_or(&joined).to_string_lossy().into();
+        let joined = tidy(&dir.join(written));
+        let name: Arc<str> = joined.to_string_lossy().into();
         let (alias, alias_span) = match alias {
             Some(ident) => (ident.name.clone(), ident.span),
             None => match stem(&joined) {
@@ -254,6 +254,26 @@ impl Loader<'_> {
             n += 1;
         }
         prefix.into()
+    }
+}
+
+/// `a/./b/../c` as `a/c`: the path as reports name it (`..` after a
+/// name goes back over it; leading ones stay).
+fn tidy(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component> = Vec::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    match out.is_empty() {
+        true => PathBuf::from("."),
+        false => out.iter().collect(),
     }
 }
 
