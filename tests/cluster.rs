@@ -123,6 +123,28 @@ fn run_on(server: &Server, script: &Path) -> support::Run {
     support::run_concsh(&args, b"", Path::new(env!("CARGO_MANIFEST_DIR"))).expect("concsh runs")
 }
 
+/// Runs `script` on the cluster in a thread of its own.
+fn run_in_background(server: &Server, script: &Path) -> std::thread::JoinHandle<support::Run> {
+    let args = vec!["--cluster".to_string(), server.url.clone(), script.display().to_string()];
+    std::thread::spawn(move || support::run_concsh(&args, b"", Path::new(".")).expect("concsh runs"))
+}
+
+/// Writes a script into `scratch`; its path.
+fn script(scratch: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let file = scratch.join(name);
+    std::fs::write(&file, text).expect("the script");
+    file
+}
+
+/// Waits (60 s at most) until `ready` says yes.
+fn wait_until(what: &str, ready: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !ready() {
+        assert!(started.elapsed() < Duration::from_secs(60), "{what} did not happen");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Golden scripts give on a cluster of 1, 2 and 4 workers exactly what
 /// they give on a local pool (their `.out` and status).
 #[test]
@@ -150,39 +172,37 @@ fn a_killed_worker_s_items_run_again() {
     let workers = workers(&server, 4);
     let scratch = support::Scratch::new("cluster-killed");
     let log = scratch.join("ran.txt");
-    let script = format!(
-        "fn slow(x) {{\n    append_file({log:?}, \"{{x}} {{pid()}}\\n\")\n    sleep(0.3)\n    return x * x\n}}\n\
+    let text = format!(
+        "fn slow(x) {{\n    append_file({log:?}, \"start {{x}} {{pid()}}\\n\")\n    sleep(0.3)\n\
+         \x20   append_file({log:?}, \"end {{x}} {{pid()}}\\n\")\n    return x * x\n}}\n\
          let squares = pool 4 map slow over range(24)\nprint(squares == [x * x for x in range(24)], len(squares))\n",
         log = log.display().to_string()
     );
-    let file = scratch.join("killed.conc");
-    std::fs::write(&file, script).expect("the script");
-    let started = Instant::now();
-    let main = std::thread::spawn({
-        let (url, file) = (server.url.clone(), file.clone());
-        move || {
-            let args = vec!["--cluster".to_string(), url, file.display().to_string()];
-            support::run_concsh(&args, b"", Path::new(".")).expect("concsh runs")
-        }
-    });
-    // Once every worker has begun an item, one of them is killed.
-    let lines = |path: &Path| std::fs::read_to_string(path).unwrap_or_default().lines().count();
-    while lines(&log) < 4 {
-        assert!(started.elapsed() < Duration::from_secs(60), "the map never started");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    kill(workers[1].pid(), Signal::SIGKILL).expect("kill a worker");
+    let main = run_in_background(&server, &script(&scratch, "killed.conc", &text));
+    // An executor in the middle of an item: its worker is killed.
+    let running = || -> Option<(String, i32)> {
+        let ran = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<Vec<&str>> = ran.lines().map(|l| l.split(' ').collect()).collect();
+        lines.iter().filter(|l| l[0] == "start").find_map(|l| {
+            let ended = lines.iter().any(|e| e[0] == "end" && e[1] == l[1]);
+            (!ended).then(|| (l[1].to_string(), l[2].parse().unwrap_or(0)))
+        })
+    };
+    wait_until("an item in the middle of its run", || running().is_some());
+    let (item, executor) = running().expect("an item running");
+    let stat = std::fs::read_to_string(format!("/proc/{executor}/stat")).unwrap_or_default();
+    let parent: i32 =
+        stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0);
+    let worker = workers.iter().find(|w| w.pid().as_raw() == parent).expect("the executor's worker is ours");
+    kill(worker.pid(), Signal::SIGKILL).expect("kill a worker");
     let killed_at = Instant::now();
     let run = main.join().expect("the script's thread");
     println!("the map ended {:?} after the kill", killed_at.elapsed());
     assert_eq!(run.stdout, "true 24\n", "every result exactly once: {}", run.stderr);
     let ran = std::fs::read_to_string(&log).expect("the log");
-    let mut counts = std::collections::HashMap::new();
-    for line in ran.lines() {
-        *counts.entry(line.split(' ').next().unwrap_or("").to_string()).or_insert(0) += 1;
-    }
-    assert_eq!(counts.len(), 24, "every item ran: {ran}");
-    assert!(counts.values().any(|&n| n > 1), "the killed worker's item ran again: {ran}");
+    let starts = |x: &str| ran.lines().filter(|l| l.split(' ').take(2).eq(["start", x])).count();
+    assert!((0..24).all(|x| starts(&x.to_string()) >= 1), "every item ran: {ran}");
+    assert_eq!(starts(&item), 2, "the killed worker's item ran again: {ran}");
 }
 
 /// A task that always kills its worker fails the map after exactly 3
@@ -193,14 +213,12 @@ fn a_task_that_kills_its_worker_fails_after_three_attempts() {
     let _workers = workers(&server, 2);
     let scratch = support::Scratch::new("cluster-deadly");
     let log = scratch.join("attempts.txt");
-    let script = format!(
+    let text = format!(
         "fn deadly(x) {{\n    if x == 2 {{\n        append_file({log:?}, \"attempt\\n\")\n        run(\"kill\", \"-9\", str(pid()))\n    }}\n    return x\n}}\n\
          try {{ pool 2 map deadly over range(4) }} catch e {{ print(e.kind, \"|\", e.message) }}\n",
         log = log.display().to_string()
     );
-    let file = scratch.join("deadly.conc");
-    std::fs::write(&file, script).expect("the script");
-    let run = run_on(&server, &file);
+    let run = run_on(&server, &script(&scratch, "deadly.conc", &text));
     assert_eq!(
         run.stdout,
         "TaskFailed | pool task failed on item 2 (2): TaskFailed: its worker died 3 times running it (on the cluster); it is not tried again\n",
@@ -218,37 +236,22 @@ fn a_lock_cannot_travel_and_a_stopped_server_is_an_error() {
     let mut server = Server::start();
     let _workers = workers(&server, 1);
     let scratch = support::Scratch::new("cluster-errors");
-    let file = scratch.join("lock.conc");
-    std::fs::write(&file, "let m = lock()\nfn use(l) => l.locked\ntry { pool 1 map use over [m] } catch e { print(e.cause.kind, \"|\", e.cause.message) }\n").expect("the script");
-    let run = run_on(&server, &file);
+    let text = "let m = lock()\nfn use(l) => l.locked\n\
+                try { pool 1 map use over [m] } catch e { print(e.cause.kind, \"|\", e.cause.message) }\n";
+    let run = run_on(&server, &script(&scratch, "lock.conc", text));
     assert_eq!(
         run.stdout, "TypeError | a lock cannot be sent to a cluster worker (it lives in this machine's memory)\n",
         "{}",
         run.stderr
     );
-    let file = scratch.join("stopped.conc");
     let marker = scratch.join("started.txt");
-    std::fs::write(
-        &file,
-        format!(
-            "fn slow(x) {{\n    write_file({marker:?}, \"x\")\n    sleep(1)\n    return x\n}}\n\
-             try {{ pool 1 map slow over range(20) }} catch e {{ print(e.kind, e.cause.kind, \"|\", e.cause.message) }}\n",
-            marker = marker.display().to_string()
-        ),
-    )
-    .expect("the script");
-    let main = std::thread::spawn({
-        let (url, file) = (server.url.clone(), file.clone());
-        move || {
-            let args = vec!["--cluster".to_string(), url, file.display().to_string()];
-            support::run_concsh(&args, b"", Path::new(".")).expect("concsh runs")
-        }
-    });
-    let started = Instant::now();
-    while !marker.exists() {
-        assert!(started.elapsed() < Duration::from_secs(60), "the map never started");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let text = format!(
+        "fn slow(x) {{\n    write_file({marker:?}, \"x\")\n    sleep(1)\n    return x\n}}\n\
+         try {{ pool 1 map slow over range(20) }} catch e {{ print(e.kind, e.cause.kind, \"|\", e.cause.message) }}\n",
+        marker = marker.display().to_string()
+    );
+    let main = run_in_background(&server, &script(&scratch, "stopped.conc", &text));
+    wait_until("the map's start", || marker.exists());
     server.stop();
     let run = main.join().expect("the script's thread");
     assert!(
@@ -288,19 +291,13 @@ fn ctrl_c_drops_the_script_s_tasks_on_the_cluster() {
     let _workers = workers(&server, 1);
     let scratch = support::Scratch::new("cluster-ctrl-c");
     let log = scratch.join("ran.txt");
-    let file = scratch.join("long.conc");
-    let script = format!(
+    let text = format!(
         "fn slow(x) {{\n    append_file({log:?}, \"{{x}}\\n\")\n    sleep(0.5)\n    return x\n}}\nprint(pool 1 map slow over range(40))\n",
         log = log.display().to_string()
     );
-    std::fs::write(&file, script).expect("the script");
-    let url = server.url.clone();
-    let (mut main, _stdout) = support::start(&["--cluster", &url, &file.display().to_string()]);
-    let started = Instant::now();
-    while !log.exists() {
-        assert!(started.elapsed() < Duration::from_secs(60), "the map never started");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let file = script(&scratch, "long.conc", &text);
+    let (mut main, _stdout) = support::start(&["--cluster", &server.url, &file.display().to_string()]);
+    wait_until("the map's start", || log.exists());
     kill(Pid::from_raw(main.id() as i32), Signal::SIGINT).expect("Ctrl-C");
     assert_eq!(main.wait().expect("the script ends").code(), Some(130));
     let mut connection = server.connection().expect("the server");

@@ -15,7 +15,7 @@ use super::backend::Backend;
 use super::program;
 use super::redis::Redis;
 use crate::runtime::error::{ErrorValue, Kind};
-use crate::runtime::pool::{Pool, Sink};
+use crate::runtime::pool::Pool;
 use crate::runtime::value::Value;
 use crate::runtime::wire;
 use crate::sync::board::{self, Op, What};
@@ -61,9 +61,9 @@ pub fn start(proc: &Arc<Process>, pool: &Arc<Pool>, url: &str) -> Result<Vec<Joi
         send(sender, &for_sender, &run_id, &hash)
     });
     threads.push(spawned.map_err(|e| format!("cannot start a cluster thread: {e}"))?);
-    let (for_receiver, proc) = (pool.clone(), proc.clone());
+    let (for_receiver, proc, url) = (pool.clone(), proc.clone(), url.to_string());
     let spawned = start_helper(std::thread::Builder::new().name("concsh-cluster-receive".into()), move || {
-        receive(receiver, &proc, &for_receiver, &run)
+        receive(receiver, &url, &proc, &for_receiver, &run)
     });
     threads.push(spawned.map_err(|e| format!("cannot start a cluster thread: {e}"))?);
     Ok(threads)
@@ -101,7 +101,7 @@ fn refuse(pool: &Pool, task: &[u8], message: &str) {
 
 /// The run's results, into the pool, until it ends; then the run's
 /// leftovers go.
-fn receive(mut backend: Redis, proc: &Process, pool: &Pool, run: &str) {
+fn receive(mut backend: Redis, url: &str, proc: &Process, pool: &Pool, run: &str) {
     // On the task board: while results are awaited, work on the cluster
     // is progress; with none awaited, the thread is idle (a script stuck
     // on its own is still a deadlock).
@@ -128,8 +128,12 @@ fn receive(mut backend: Redis, proc: &Process, pool: &Pool, run: &str) {
             }
             Err(message) => {
                 fail_pending(pool, &message);
-                // Looked at again shortly: the server may come back.
+                // Tried again shortly, on a new connection: the server
+                // may come back for the pool's later tasks.
                 std::thread::sleep(POLL);
+                if let Ok(again) = Redis::connect(url) {
+                    backend = again;
+                }
             }
         }
     }
@@ -140,15 +144,7 @@ fn receive(mut backend: Redis, proc: &Process, pool: &Pool, run: &str) {
     let _ = backend.end_run(run);
 }
 
-/// Every result still awaited fails with `message` (the cluster cannot be
-/// reached).
+/// Every result still awaited fails: the cluster cannot be reached.
 fn fail_pending(pool: &Pool, message: &str) {
-    let pending: Vec<Sink> = pool.pending.lock().drain().map(|(_, sink)| sink).collect();
-    for sink in pending {
-        let error = Arc::new(*ErrorValue::new(Kind::Io, message));
-        match sink {
-            crate::runtime::pool::Sink::Batch(batch) => batch.deliver(vec![(0, Err(error))]),
-            crate::runtime::pool::Sink::Future(future) => future.fill(Err(error)),
-        }
-    }
+    pool.fail_pending(Arc::new(*ErrorValue::new(Kind::Io, message)));
 }

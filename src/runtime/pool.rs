@@ -77,6 +77,17 @@ impl Pool {
         }
     }
 
+    /// Every result still awaited fails with `error`.
+    pub fn fail_pending(&self, error: Arc<crate::runtime::error::ErrorValue>) {
+        let pending: Vec<Sink> = self.pending.lock().drain().map(|(_, sink)| sink).collect();
+        for sink in pending {
+            match sink {
+                Sink::Batch(batch) => batch.deliver(vec![(0, Err(error.clone()))]),
+                Sink::Future(future) => future.fill(Err(error.clone())),
+            }
+        }
+    }
+
     /// A new task id, its result bound for `sink`.
     pub fn expect(&self, sink: Sink) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);

@@ -779,14 +779,7 @@ pub(crate) fn end_pool(proc: &Process, pool: &Pool, now: bool) {
     for helper in pool.helpers.lock().drain(..) {
         let _ = helper.join();
     }
-    let pending: Vec<Sink> = pool.pending.lock().drain().map(|(_, sink)| sink).collect();
-    for sink in pending {
-        let error = Arc::new(*ErrorValue::new(Kind::TaskFailed, "the pool was ended before this task ran"));
-        match sink {
-            Sink::Batch(batch) => batch.deliver(vec![(0, Err(error))]),
-            Sink::Future(future) => future.fill(Err(error)),
-        }
-    }
+    pool.fail_pending(Arc::new(*ErrorValue::new(Kind::TaskFailed, "the pool was ended before this task ran")));
 }
 
 /// At the end of a run: every pool still open is ended.
