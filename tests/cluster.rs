@@ -313,3 +313,74 @@ fn ctrl_c_drops_the_script_s_tasks_on_the_cluster() {
     let ran = std::fs::read_to_string(&log).expect("the log").lines().count();
     assert!(ran < 40, "the worker ran every item after Ctrl-C ({ran})");
 }
+
+/// Two concsh runs not related by fork, a producer and two consumers,
+/// move 100,000 items through a queue on the server: none is lost, none
+/// is got twice, and `for v in q` ends when the producer closes it.
+#[test]
+fn a_queue_on_the_server_moves_items_between_unrelated_runs() {
+    let server = Server::start();
+    let scratch = support::Scratch::new("cluster-queue");
+    let url = format!("{}/items", server.url);
+    let producer = script(
+        &scratch,
+        "producer.conc",
+        &format!("let q = queue({url:?}, 1000)\nfor i in range(100000) {{ put i into q }}\nclose q\nprint(\"sent\")\n"),
+    );
+    let consumer = script(
+        &scratch,
+        "consumer.conc",
+        &format!(
+            "let q = queue({url:?})\nlet n = 0\nlet total = 0\nfor v in q {{\n    n += 1\n    total += v\n}}\nprint(n, total)\n"
+        ),
+    );
+    let run = |file: std::path::PathBuf| {
+        std::thread::spawn(move || {
+            support::run_concsh(&[file.display().to_string()], b"", Path::new(".")).expect("concsh runs")
+        })
+    };
+    let consumers = [run(consumer.clone()), run(consumer)];
+    let sent = run(producer).join().expect("the producer");
+    assert_eq!(sent.stdout, "sent\n", "{}", sent.stderr);
+    let (mut count, mut total) = (0u64, 0u64);
+    for consumer in consumers {
+        let got = consumer.join().expect("a consumer");
+        let words: Vec<u64> = got.stdout.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+        assert_eq!(words.len(), 2, "{} / {}", got.stdout, got.stderr);
+        count += words[0];
+        total += words[1];
+    }
+    assert_eq!(count, 100_000, "every item got once");
+    assert_eq!(total, (0..100_000u64).sum::<u64>(), "each item got exactly once");
+}
+
+/// A queue on the server speaks as a local one: capacity, `nowait`,
+/// `timeout`, `close`, `for v in q`, and the same errors.
+#[test]
+fn a_queue_on_the_server_behaves_as_a_local_queue() {
+    let server = Server::start();
+    let scratch = support::Scratch::new("cluster-queue-words");
+    let text = format!(
+        "let q = queue({url:?}, 2)\nprint(len(q))\nput 1 into q\nput [2, \"two\"] into q\n\
+         try {{ put 3 into q nowait }} catch e {{ print(e.kind, e.message) }}\n\
+         try {{ put 3 into q timeout 0.2 }} catch e {{ print(e.kind, e.message) }}\n\
+         print(get q, get q)\ntry {{ get q nowait }} catch e {{ print(e.kind, e.message) }}\n\
+         try {{ get q timeout 0.3 }} catch e {{ print(e.kind, e.message) }}\n\
+         let p = spawn {{\n    for i in range(5) {{ put i into q }}\n    close q\n}}\n\
+         let got = []\nfor v in q {{ got.push(v) }}\njoin p\nprint(got)\n\
+         try {{ put 9 into q }} catch e {{ print(e.kind, e.message) }}\n\
+         try {{ get q }} catch e {{ print(e.kind, e.message) }}\n\
+         try {{ put lock() into q }} catch e {{ print(e.kind) }}\n",
+        url = format!("{}/words", server.url)
+    );
+    let file = script(&scratch, "words.conc", &text);
+    let run = support::run_concsh(&[file.display().to_string()], b"", Path::new(".")).expect("concsh runs");
+    assert_eq!(
+        run.stdout,
+        "0\nQueueFull the queue is full (capacity 2)\nQueueFull the queue is full (capacity 2), after waiting 0.2 s\n\
+         1 [2, \"two\"]\nQueueEmpty the queue is empty\nQueueEmpty the queue is empty, after waiting 0.3 s\n\
+         [0, 1, 2, 3, 4]\nQueueClosed put into a closed queue\nQueueClosed the queue is closed and empty\nTypeError\n",
+        "{}",
+        run.stderr
+    );
+}

@@ -36,7 +36,8 @@ pub fn default_cluster() -> Option<String> {
     DEFAULT.get().map(|(url, _)| url.clone())
 }
 
-fn insecure() -> bool {
+/// Whether `--insecure` was given.
+pub fn allows_insecure() -> bool {
     DEFAULT.get().is_some_and(|(_, insecure)| *insecure)
 }
 
@@ -46,7 +47,7 @@ const POLL: Duration = Duration::from_millis(100);
 
 /// Connects `pool` to the cluster at `url`: its two threads, started.
 pub fn start(proc: &Arc<Process>, pool: &Arc<Pool>, url: &str) -> Result<Vec<JoinHandle<()>>, String> {
-    super::check_url(url, insecure())?;
+    super::check_url(url, allows_insecure())?;
     let shipped = program::current().ok_or("a cluster pool runs a script's functions: not available at the prompt")?;
     let mut sender = Redis::connect(url)?;
     let receiver = Redis::connect(url)?;
@@ -75,11 +76,11 @@ fn send(mut backend: Redis, pool: &Pool, run: &str, program: &str) {
         let task = crate::observe::race::unstamp(&task);
         // A primitive lives in this machine's memory: it cannot travel.
         let mut kind = None;
-        wire::handles_in(task, &mut |handle| kind = kind.or(Some(handle.kind().name())));
+        wire::handles_in(task, &mut |handle| {
+            kind.get_or_insert_with(|| handle.kind().a_name());
+        });
         if let Some(kind) = kind {
-            let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
-            let message =
-                format!("{article} {kind} cannot be sent to a cluster worker (it lives in this machine's memory)");
+            let message = format!("{kind} cannot be sent to a cluster worker (it lives in this machine's memory)");
             refuse(pool, task, &message);
             continue;
         }

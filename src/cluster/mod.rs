@@ -18,6 +18,7 @@
 pub mod backend;
 pub mod bridge;
 pub mod program;
+pub mod queue;
 pub mod redis;
 pub mod worker;
 

@@ -58,7 +58,10 @@ impl<'p> Interp<'p> {
                     }
                 }
             }
-            Value::Handle(h) if matches!(h.kind(), HandleKind::Queue | HandleKind::Pipe) => {
+            Value::RemoteQueue(_) | Value::Handle(_)
+                if matches!(&iterable, Value::RemoteQueue(_))
+                    || matches!(&iterable, Value::Handle(h) if matches!(h.kind(), HandleKind::Queue | HandleKind::Pipe)) =>
+            {
                 // Until the queue is closed and drained.
                 loop {
                     let item = match self.next_from(&iterable, span) {

@@ -3,12 +3,15 @@
 //! constructors (`queue()`, `lock()`, ...) and properties (`q.size`,
 //! `e.is_set`, `n.value`), turned into calls on `crate::sync`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Ctrl, Interp, R, Up, fault_at};
+use crate::cluster::queue::{Refused, RemoteQueue};
 use crate::observe::race;
 use crate::resolve::ir::{Block, Expr, Limit};
 use crate::runtime::error::{ErrorValue, Fault, Kind, type_error, value_error};
+use crate::runtime::format;
 use crate::runtime::handle::{Handle, HandleKind, HandleRef};
 use crate::runtime::value::Value;
 use crate::runtime::wire;
@@ -48,6 +51,21 @@ pub(super) fn sync_fault(error: SyncError) -> Fault {
                 .with_help("the primitive is free again; what the holder was doing under it may be half done")
         }
     }
+}
+
+/// Why an operation on a queue on a server did not happen, as a local
+/// queue would say it.
+fn refused(why: Refused, q: &RemoteQueue, timeout: Option<Duration>, closed: &str, span: Span) -> Ctrl {
+    let error = match why {
+        Refused::Cancelled => return Ctrl::Cancelled,
+        Refused::Full => {
+            ErrorValue::new(Kind::QueueFull, format!("the queue is full (capacity {}){}", q.capacity, waited(timeout)))
+        }
+        Refused::Empty => ErrorValue::new(Kind::QueueEmpty, format!("the queue is empty{}", waited(timeout))),
+        Refused::Closed => ErrorValue::new(Kind::QueueClosed, closed),
+        Refused::Io(message) => ErrorValue::new(Kind::Io, message),
+    };
+    fault_at(error, span)
 }
 
 /// How a failed wait leaves the evaluator: a cancel unwinds the task,
@@ -161,6 +179,22 @@ impl<'p> Interp<'p> {
 
     /// `put value into queue` (or into a pipe end).
     pub(crate) fn put(&mut self, value: Value, target: &Value, timeout: Option<Duration>, span: Span) -> R<()> {
+        if let Value::RemoteQueue(q) = target {
+            let bytes = wire::encode(&value).map_err(|e| fault_at(e, span))?;
+            // A primitive lives in this machine's memory: it cannot travel.
+            let mut kind = None;
+            wire::handles_in(&bytes, &mut |h| {
+                kind.get_or_insert_with(|| h.kind().a_name());
+            });
+            if let Some(kind) = kind {
+                let message =
+                    format!("{kind} cannot be sent through a queue on a server (it lives in this machine's memory)");
+                return Err(fault_at(type_error(message), span));
+            }
+            return q
+                .put(&bytes, timeout, &self.cancel)
+                .map_err(|why| refused(why, q, timeout, "put into a closed queue", span));
+        }
         let q = self.put_queue(target, span)?;
         let mut bytes = wire::encode(&value).map_err(|e| fault_at(e, span))?;
         race::stamp(&mut bytes);
@@ -189,6 +223,11 @@ impl<'p> Interp<'p> {
     }
 
     fn receive(&mut self, source: &Value, timeout: Option<Duration>, op: Op, span: Span) -> R<Value> {
+        if let Value::RemoteQueue(q) = source {
+            let closed = "the queue is closed and empty";
+            let bytes = q.get(timeout, &self.cancel).map_err(|why| refused(why, q, timeout, closed, span))?;
+            return wire::decode(&bytes, &self.tables.functions).map_err(|e| fault_at(e, span));
+        }
         let q = self.get_queue(source, span)?;
         let bytes = q.get(self.wait_in(timeout, op, bits(source), span)).map_err(|e| match e {
             SyncError::Closed => {
@@ -264,6 +303,9 @@ impl<'p> Interp<'p> {
     }
 
     pub(crate) fn close(&mut self, target: &Value, span: Span) -> R<()> {
+        if let Value::RemoteQueue(q) = target {
+            return q.close().map_err(|why| refused(why, q, None, "", span));
+        }
         let h = handle(target, &[HandleKind::Queue, HandleKind::Pipe], "close").map_err(|e| fault_at(e, span))?;
         self.point(span);
         let closed = match h.kind() {
@@ -410,6 +452,23 @@ impl<'p> Interp<'p> {
 /// `event()`, `shared(v)`.
 pub fn make(kind: HandleKind, args: &[Value]) -> Result<Value, Fault> {
     let made = match kind {
+        // `queue("redis://host:6379/jobs")`, `queue("redis://...", 100)`.
+        HandleKind::Queue if matches!(args.first(), Some(Value::Str(url)) if url.starts_with("redis://")) => {
+            let capacity = match args.get(1) {
+                None | Some(Value::Nil) => None,
+                Some(Value::Int(n)) if *n >= 1 => Some(*n as u64),
+                Some(other) => {
+                    return Err(value_error(format!("a queue holds at least 1 item, not {}", format::repr(other))));
+                }
+            };
+            let url = format::display(&args[0]);
+            let queue = RemoteQueue::open(&url, capacity).map_err(|message| ErrorValue::new(Kind::Io, message))?;
+            return Ok(Value::RemoteQueue(Arc::new(queue)));
+        }
+        HandleKind::Queue if args.len() > 1 => {
+            return Err(type_error("`queue` takes 0 or 1 arguments but 2 were given")
+                .with_help("a queue on a server takes two: queue(\"redis://host:6379/NAME\", capacity)"));
+        }
         HandleKind::Queue => {
             let capacity = match args.first() {
                 None | Some(Value::Nil) => None,

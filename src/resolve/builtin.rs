@@ -93,7 +93,7 @@ builtins! {
     Sh "sh" 1 1,
     JsonEncode "json_encode" 1 1,
     JsonDecode "json_decode" 1 1,
-    Queue "queue" 0 1,
+    Queue "queue" 0 2,
     Lock "lock" 0 0,
     Semaphore "semaphore" 0 2,
     Condition "condition" 0 1,

@@ -182,6 +182,9 @@ impl<'s> Writer<'s> {
             Value::Task(task) => out.push_str(&task_text(task)),
             Value::Handle(handle) => out.push_str(&handle_text(handle.handle())),
             Value::ThreadLocal(_) => out.push_str("<threadlocal>"),
+            Value::RemoteQueue(q) => {
+                let _ = write!(out, "<queue {}>", q.url());
+            }
             Value::Pool(pool) => {
                 let kind = if pool.threads { "threads" } else { "processes" };
                 let state = if pool.is_closed() { " closed" } else { "" };

@@ -62,6 +62,8 @@ pub enum Value {
     Pool(Arc<Pool>),
     /// The result of a `submit`, when it comes.
     Future(Arc<FutureCell>),
+    /// A queue on a Redis server, shared by tasks on any machine.
+    RemoteQueue(Arc<crate::cluster::queue::RemoteQueue>),
     /// Internal: a frame slot holding a variable that a closure captured.
     /// Scripts never see one; the evaluator reads and writes through it.
     Cell(Arc<VarCell>),
@@ -105,6 +107,7 @@ impl Value {
             Value::ThreadLocal(t) => Value::ThreadLocal(t.clone()),
             Value::Pool(p) => Value::Pool(p.clone()),
             Value::Future(f) => Value::Future(f.clone()),
+            Value::RemoteQueue(q) => Value::RemoteQueue(q.clone()),
             Value::Cell(c) => Value::Cell(c.clone()),
             Value::Unset => Value::Unset,
         }
@@ -253,6 +256,7 @@ impl Value {
             Value::ThreadLocal(_) => "threadlocal",
             Value::Pool(_) => "pool",
             Value::Future(_) => "future",
+            Value::RemoteQueue(_) => "queue",
             Value::Cell(c) => c.lock().type_name(),
         }
     }
@@ -324,6 +328,7 @@ impl Value {
             (Value::ThreadLocal(a), Value::ThreadLocal(b)) => Arc::ptr_eq(a, b),
             (Value::Pool(a), Value::Pool(b)) => Arc::ptr_eq(a, b),
             (Value::Future(a), Value::Future(b)) => Arc::ptr_eq(a, b),
+            (Value::RemoteQueue(a), Value::RemoteQueue(b)) => a.url() == b.url(),
             _ => false,
         }
     }

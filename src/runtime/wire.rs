@@ -7,6 +7,7 @@
 //! nil 0 | false 1 | true 2 | int 3 i64 | float 4 f64 | string 5 len bytes
 //! list 6 n items | map 7 n (key value)* | range 8 start stop step
 //! handle 9 bits | builtin 10 index | error 11 ... | function 12 id name n upvalues
+//! bytes 13 len bytes | remote queue 14 url capacity
 //! ```
 //!
 //! A function travels by its id (every task of a run has the same program)
@@ -87,6 +88,12 @@ impl Encoder {
             Value::Str(s) => {
                 out.push(5);
                 text(out, s);
+            }
+            // A queue on a server travels as its name: any task can reach it.
+            Value::RemoteQueue(q) => {
+                out.push(14);
+                text(out, &q.url());
+                out.extend_from_slice(&q.capacity.to_le_bytes());
             }
             Value::Bytes(b) => {
                 let len = u32::try_from(b.len())
@@ -260,6 +267,7 @@ impl Scan<'_> {
             0..=2 => Some(()),
             3 | 4 => self.skip(8),
             5 | 13 => self.text(),
+            14 => self.text().and_then(|_| self.skip(8)),
             6 => (0..self.u32()?).try_for_each(|_| self.value(depth + 1, found)),
             7 => (0..self.u32()? as u64 * 2).try_for_each(|_| self.value(depth + 1, found)),
             8 => self.skip(24),
@@ -375,6 +383,13 @@ impl Reader<'_> {
             13 => {
                 let len = self.u32()? as usize;
                 Value::bytes(self.take(len)?.to_vec())
+            }
+            14 => {
+                let url = self.text()?;
+                let capacity = self.u64()?;
+                let queue = crate::cluster::queue::RemoteQueue::open(&url, Some(capacity))
+                    .map_err(|message| ErrorValue::new(Kind::Io, message))?;
+                Value::RemoteQueue(Arc::new(queue))
             }
             6 => {
                 let n = self.count()?;

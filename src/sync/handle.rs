@@ -35,6 +35,13 @@ impl HandleKind {
         }
     }
 
+    /// `a lock`, `an event`.
+    pub fn a_name(self) -> String {
+        let name = self.name();
+        let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+        format!("{article} {name}")
+    }
+
     /// The fields `x.name` reads on a primitive of this kind.
     pub fn fields(self) -> &'static [&'static str] {
         match self {

@@ -668,6 +668,7 @@ impl<'p> Interp<'p> {
             Value::Handle(ref h) if matches!(h.kind(), HandleKind::Queue | HandleKind::Pipe | HandleKind::Array) => {
                 iterable
             }
+            Value::RemoteQueue(_) => iterable,
             Value::Handle(ref h) if h.kind() == HandleKind::Map => self.shared_map_keys(h.handle())?,
             other => {
                 return Err(type_error(format!("cannot loop over {}", other.type_name()))
