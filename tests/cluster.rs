@@ -362,6 +362,7 @@ fn a_queue_on_the_server_behaves_as_a_local_queue() {
     let scratch = support::Scratch::new("cluster-queue-words");
     let text = format!(
         "let q = queue({url:?}, 2)\nprint(len(q))\nput 1 into q\nput [2, \"two\"] into q\n\
+         print(q.size, q.full, q.capacity, q.closed)\n\
          try {{ put 3 into q nowait }} catch e {{ print(e.kind, e.message) }}\n\
          try {{ put 3 into q timeout 0.2 }} catch e {{ print(e.kind, e.message) }}\n\
          print(get q, get q)\ntry {{ get q nowait }} catch e {{ print(e.kind, e.message) }}\n\
@@ -377,7 +378,7 @@ fn a_queue_on_the_server_behaves_as_a_local_queue() {
     let run = support::run_concsh(&[file.display().to_string()], b"", Path::new(".")).expect("concsh runs");
     assert_eq!(
         run.stdout,
-        "0\nQueueFull the queue is full (capacity 2)\nQueueFull the queue is full (capacity 2), after waiting 0.2 s\n\
+        "0\n2 true 2 false\nQueueFull the queue is full (capacity 2)\nQueueFull the queue is full (capacity 2), after waiting 0.2 s\n\
          1 [2, \"two\"]\nQueueEmpty the queue is empty\nQueueEmpty the queue is empty, after waiting 0.3 s\n\
          [0, 1, 2, 3, 4]\nQueueClosed put into a closed queue\nQueueClosed the queue is closed and empty\nTypeError\n",
         "{}",

@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use crate::runtime::error::{ErrorValue, Fault, Kind, type_error};
+use crate::runtime::value::Value;
 use crate::sync::cancel::CancelToken;
 
 /// How long one blocking pop waits on the server before the getter looks
@@ -191,6 +193,28 @@ impl RemoteQueue {
     /// lasts an hour: then the name can be used for a new queue.
     pub fn close(&self) -> Result<(), Refused> {
         self.with(|c| redis::cmd("SET").arg(self.closed_key()).arg(1).arg("EX").arg(3600).query::<()>(c))
+    }
+
+    /// `q.size`, `q.empty`, `q.full`, `q.capacity`, `q.closed`, as for a
+    /// local queue (each asks the server).
+    pub fn field(&self, name: &str) -> Result<Value, Fault> {
+        let asked = |answer: Result<Value, Refused>| match answer {
+            Ok(value) => Ok(value),
+            Err(Refused::Io(message)) => Err(ErrorValue::new(Kind::Io, message)),
+            Err(_) => Err(ErrorValue::new(Kind::Io, format!("the queue {} did not answer", self.url()))),
+        };
+        let size = || self.count().map(|n| n as u64);
+        match name {
+            "size" => asked(size().map(|n| Value::Int(n as i64))),
+            "empty" => asked(size().map(|n| Value::Bool(n == 0))),
+            "full" => asked(size().map(|n| Value::Bool(self.capacity > 0 && n >= self.capacity))),
+            "capacity" => Ok(if self.capacity == 0 { Value::Nil } else { Value::Int(self.capacity as i64) }),
+            "closed" => {
+                asked(self.with(|c| redis::cmd("EXISTS").arg(self.closed_key()).query::<bool>(c)).map(Value::Bool))
+            }
+            _ => Err(type_error(format!("a queue has no field `{name}`"))
+                .with_help("a queue has size, empty, full, capacity and closed")),
+        }
     }
 
     /// The items waiting (a `Result`: the server may not answer).

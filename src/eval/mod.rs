@@ -928,6 +928,7 @@ impl<'p> Interp<'p> {
             Value::Handle(h) => self.handle_field(h.handle(), name),
             Value::Future(future) if name == "ready" => Ok(Value::Bool(future.is_ready())),
             Value::Error(e) if matches!(name, "line" | "file" | "trace") => Ok(self.error_place(e, name)),
+            Value::RemoteQueue(q) => q.field(name),
             Value::Pool(pool) if name == "size" => Ok(Value::Int(pool.size as i64)),
             Value::Pool(pool) if name == "closed" => Ok(Value::Bool(pool.is_closed())),
             Value::ThreadLocal(tl) => tl.get(self.task.id, name).ok_or_else(|| {
