@@ -148,6 +148,7 @@ struct Ready {
 }
 
 const RUNS_KEPT: usize = 4;
+const PROGRAMS_KEPT: usize = 16;
 
 impl Ready {
     /// The run `delivery` belongs to, loaded if it is new.
@@ -156,6 +157,10 @@ impl Ready {
             return Ok(&self.runs[k].1);
         }
         if !self.programs.contains_key(&delivery.program) {
+            // A worker serving many scripts keeps a few programs only.
+            if self.programs.len() >= PROGRAMS_KEPT {
+                self.programs.clear();
+            }
             let program = match backend.program(&delivery.program)? {
                 Some(blob) => program::load(&blob).map(Arc::new),
                 None => Err("the script's program is no longer on the cluster".to_string()),
@@ -253,8 +258,14 @@ fn run_delivery(me: &str, backend: &mut Redis, ready: &mut Ready, delivery: &Del
     let reply = match ready.run(backend, delivery, me)? {
         _ if delivery.attempts > MAX_ATTEMPTS => gave_up(&delivery.task, delivery.attempts - 1),
         Ok(loaded) => {
+            // Running script code: inside the process's fork gate, as a
+            // local task runs (a `spawn` in the task leaves it to fork).
+            loaded.process.gate.enter();
             let mut interp = Interp::new(&loaded.process, &loaded.tables);
-            match interp.run_pool_task(&delivery.task, &mut |_, _| {}, &mut |_| {}) {
+            let ran = interp.run_pool_task(&delivery.task, &mut |_, _| {}, &mut |_| {});
+            drop(interp);
+            loaded.process.gate.leave();
+            match ran {
                 Ok(Some(reply)) => Some(reply),
                 Ok(None) => refused(&delivery.task, "the task does not read on this worker"),
                 Err(Ctrl::Exit(code)) => {
