@@ -42,8 +42,9 @@ pub fn allows_insecure() -> bool {
 }
 
 /// How long the receiver waits for results before it looks whether the
-/// pool ended.
-const POLL: Duration = Duration::from_millis(100);
+/// pool ended (a result wakes it at once): short, since a pool's end
+/// waits for it.
+const POLL: Duration = Duration::from_millis(10);
 
 /// Connects `pool` to the cluster at `url`: its two threads, started.
 pub fn start(proc: &Arc<Process>, pool: &Arc<Pool>, url: &str) -> Result<Vec<JoinHandle<()>>, String> {
