@@ -385,3 +385,26 @@ fn a_queue_on_the_server_behaves_as_a_local_queue() {
         run.stderr
     );
 }
+
+/// A cluster map on a terminal shows the progress bar of a local one.
+#[test]
+fn a_cluster_map_shows_its_progress_bar() {
+    use expectrl::{Eof, Expect, Session};
+    let server = Server::start();
+    let _workers = workers(&server, 2);
+    let scratch = support::Scratch::new("cluster-progress");
+    let text = format!(
+        "fn work(i) {{\n    sleep(0.03)\n    return i\n}}\nlet pl = pool(2, progress: \"copying\", cluster: {url:?})\n\
+         let r = pool pl map work over range(60)\nprint(\"done {{len(r)}}\")\nclose pl\njoin pl\n",
+        url = server.url
+    );
+    let file = script(&scratch, "bar.conc", &text);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_concsh"));
+    command.arg(&file).env("NO_COLOR", "1");
+    let mut session = Session::spawn(command).expect("concsh starts on a pseudo-terminal");
+    session.set_expect_timeout(Some(Duration::from_secs(60)));
+    let seen = session.expect(Eof).expect("the script ends");
+    let seen = String::from_utf8_lossy(seen.as_bytes());
+    assert!(seen.contains("copying ") && seen.contains("/s"), "the bar was drawn: {seen:?}");
+    assert!(seen.contains("done 60"), "{seen:?}");
+}
