@@ -76,12 +76,9 @@ fn send(mut backend: Redis, pool: &Pool, run: &str, program: &str) {
     while let Ok(task) = pool.tasks.get(Wait::new(&pool.stop, None)) {
         let task = crate::observe::race::unstamp(&task);
         // A primitive lives in this machine's memory: it cannot travel.
-        let mut kind = None;
-        wire::handles_in(task, &mut |handle| {
-            kind.get_or_insert_with(|| handle.kind().a_name());
-        });
-        if let Some(kind) = kind {
-            let message = format!("{kind} cannot be sent to a cluster worker (it lives in this machine's memory)");
+        if let Some(kind) = wire::primitive_in(task) {
+            let message =
+                format!("{} cannot be sent to a cluster worker (it lives in this machine's memory)", kind.a_name());
             refuse(pool, task, &message);
             continue;
         }

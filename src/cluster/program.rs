@@ -98,7 +98,7 @@ pub fn load(blob: &[u8]) -> Result<(Program, Source), String> {
     for unit in shipment["units"].as_array().into_iter().flatten() {
         let unit_name = unit["name"].as_str().unwrap_or("");
         let k = parts.iter().position(|p| &*p.name == unit_name).unwrap_or(0);
-        let start = parts[k].start as usize;
+        let start = parts.get(k).ok_or("a program without its texts")?.start as usize;
         let end = parts.get(k + 1).map_or(text.len(), |p| p.start as usize);
         let own = text.get(start..end).ok_or("a program whose parts do not fit its text")?;
         // Parsed at its place in the whole text, as the script's side did.

@@ -61,8 +61,19 @@ impl std::fmt::Debug for RemoteQueue {
 }
 
 impl RemoteQueue {
-    /// The queue named by `url` (`redis://host:port/NAME`).
+    /// The queue named by `url` (`redis://host:port/NAME`), checked to be
+    /// reachable: what `queue(url)` makes.
     pub fn open(url: &str, capacity: Option<u64>) -> Result<RemoteQueue, String> {
+        let queue = RemoteQueue::named(url, capacity)?;
+        // Unreachable now rather than at the first put.
+        let connection = queue.connection()?;
+        queue.give_back(connection);
+        Ok(queue)
+    }
+
+    /// The queue named by `url`, without asking the server: a queue value
+    /// that travelled (it connects when first used).
+    pub fn named(url: &str, capacity: Option<u64>) -> Result<RemoteQueue, String> {
         let rest = url.strip_prefix("redis://").ok_or_else(|| format!("`{url}` is not a redis:// URL"))?;
         let (server, name) = match rest.split_once('/') {
             Some((server, name)) if !name.is_empty() && !name.contains('/') => (server, name),
@@ -75,9 +86,6 @@ impl RemoteQueue {
             idle: Mutex::new(Vec::new()),
         };
         super::check_url(&queue.server, super::bridge::allows_insecure())?;
-        // Unreachable now rather than at the first put.
-        let connection = queue.connection()?;
-        queue.give_back(connection);
         Ok(queue)
     }
 
@@ -105,10 +113,7 @@ impl RemoteQueue {
             return Ok(idle.swap_remove(k).1);
         }
         drop(idle);
-        let client = redis::Client::open(self.server.as_str()).map_err(|e| self.failed(e))?;
-        let connection = client.get_connection_with_timeout(Duration::from_secs(5)).map_err(|e| self.failed(e))?;
-        connection.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| self.failed(e))?;
-        Ok(connection)
+        super::redis::open_connection(&self.server).map_err(|e| self.failed(e))
     }
 
     fn give_back(&self, connection: redis::Connection) {
@@ -121,14 +126,14 @@ impl RemoteQueue {
 
     /// Runs `f` on a connection of this process's; a connection that
     /// failed is not kept.
-    fn with<T>(&self, f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>) -> Result<T, Refused> {
-        let mut connection = self.connection().map_err(Refused::Io)?;
+    fn with<T>(&self, f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>) -> Result<T, String> {
+        let mut connection = self.connection()?;
         match f(&mut connection) {
             Ok(value) => {
                 self.give_back(connection);
                 Ok(value)
             }
-            Err(e) => Err(Refused::Io(self.failed(e))),
+            Err(e) => Err(self.failed(e)),
         }
     }
 
@@ -144,7 +149,7 @@ impl RemoteQueue {
                 .arg(self.capacity)
                 .arg(item)
                 .to_owned();
-            match self.with(|c| script.query::<i64>(c))? {
+            match self.with(|c| script.query::<i64>(c)).map_err(Refused::Io)? {
                 1 => return Ok(()),
                 -1 => return Err(Refused::Closed),
                 _ => {}
@@ -166,19 +171,12 @@ impl RemoteQueue {
         loop {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             let wait = left.map_or(SLICE, |left| left.min(SLICE));
-            let popped: Option<(String, Vec<u8>)> = match wait.is_zero() {
-                true => self
-                    .with(|c| redis::cmd("RPOP").arg(self.key()).query::<Option<Vec<u8>>>(c))?
-                    .map(|v| (String::new(), v)),
-                false => self.with(|c| redis::cmd("BRPOP").arg(self.key()).arg(wait.as_secs_f64()).query(c))?,
-            };
-            if let Some((_, item)) = popped {
+            if let Some(item) = self.pop(wait).map_err(Refused::Io)? {
                 return Ok(item);
             }
-            if self.with(|c| redis::cmd("EXISTS").arg(self.closed_key()).query::<bool>(c))? {
+            if self.is_closed().map_err(Refused::Io)? {
                 // An item put just before the close is still got.
-                let last: Option<Vec<u8>> = self.with(|c| redis::cmd("RPOP").arg(self.key()).query(c))?;
-                return last.ok_or(Refused::Closed);
+                return self.pop(Duration::ZERO).map_err(Refused::Io)?.ok_or(Refused::Closed);
             }
             if cancel.is_cancelled() {
                 return Err(Refused::Cancelled);
@@ -189,36 +187,51 @@ impl RemoteQueue {
         }
     }
 
+    /// The oldest item, waiting up to `wait` on the server for one.
+    fn pop(&self, wait: Duration) -> Result<Option<Vec<u8>>, String> {
+        match wait.is_zero() {
+            true => self.with(|c| redis::cmd("RPOP").arg(self.key()).query(c)),
+            false => {
+                let popped: Option<(String, Vec<u8>)> =
+                    self.with(|c| redis::cmd("BRPOP").arg(self.key()).arg(wait.as_secs_f64()).query(c))?;
+                Ok(popped.map(|(_, item)| item))
+            }
+        }
+    }
+
+    fn is_closed(&self) -> Result<bool, String> {
+        self.with(|c| redis::cmd("EXISTS").arg(self.closed_key()).query(c))
+    }
+
     /// `close q`: no more puts; getters drain what is left. The mark
     /// lasts an hour: then the name can be used for a new queue.
     pub fn close(&self) -> Result<(), Refused> {
         self.with(|c| redis::cmd("SET").arg(self.closed_key()).arg(1).arg("EX").arg(3600).query::<()>(c))
+            .map_err(Refused::Io)
     }
 
     /// `q.size`, `q.empty`, `q.full`, `q.capacity`, `q.closed`, as for a
     /// local queue (each asks the server).
     pub fn field(&self, name: &str) -> Result<Value, Fault> {
-        let asked = |answer: Result<Value, Refused>| match answer {
-            Ok(value) => Ok(value),
-            Err(Refused::Io(message)) => Err(ErrorValue::new(Kind::Io, message)),
-            Err(_) => Err(ErrorValue::new(Kind::Io, format!("the queue {} did not answer", self.url()))),
-        };
-        let size = || self.count().map(|n| n as u64);
+        let size = || self.size().map(|n| n as u64);
         match name {
-            "size" => asked(size().map(|n| Value::Int(n as i64))),
-            "empty" => asked(size().map(|n| Value::Bool(n == 0))),
-            "full" => asked(size().map(|n| Value::Bool(self.capacity > 0 && n >= self.capacity))),
+            "size" => size().map(|n| Value::Int(n as i64)),
+            "empty" => size().map(|n| Value::Bool(n == 0)),
+            "full" => size().map(|n| Value::Bool(self.capacity > 0 && n >= self.capacity)),
             "capacity" => Ok(if self.capacity == 0 { Value::Nil } else { Value::Int(self.capacity as i64) }),
-            "closed" => {
-                asked(self.with(|c| redis::cmd("EXISTS").arg(self.closed_key()).query::<bool>(c)).map(Value::Bool))
-            }
+            "closed" => self.is_closed().map(Value::Bool).map_err(io),
             _ => Err(type_error(format!("a queue has no field `{name}`"))
                 .with_help("a queue has size, empty, full, capacity and closed")),
         }
     }
 
-    /// The items waiting (a `Result`: the server may not answer).
-    pub fn count(&self) -> Result<usize, Refused> {
-        self.with(|c| redis::cmd("LLEN").arg(self.key()).query(c))
+    /// The items waiting (`len(q)`, `q.size`).
+    pub fn size(&self) -> Result<usize, Fault> {
+        self.with(|c| redis::cmd("LLEN").arg(self.key()).query(c)).map_err(io)
     }
+}
+
+/// A server that did not answer, as the script's `IOError`.
+fn io(message: String) -> Fault {
+    ErrorValue::new(Kind::Io, message)
 }

@@ -36,6 +36,15 @@ fn failed(url: &str, e: redis::RedisError) -> String {
     }
 }
 
+/// A connection to the server at `url`: 5 s to connect, and a server
+/// that stops answering is an error after 30 s, never a hang.
+pub fn open_connection(url: &str) -> redis::RedisResult<redis::Connection> {
+    let connection = redis::Client::open(url)?.get_connection_with_timeout(Duration::from_secs(5))?;
+    connection.set_read_timeout(Some(Duration::from_secs(30)))?;
+    connection.set_write_timeout(Some(Duration::from_secs(30)))?;
+    Ok(connection)
+}
+
 fn results_key(run: &str) -> String {
     format!("concsh:run:{run}:results")
 }
@@ -52,11 +61,10 @@ impl Redis {
     /// A connection to `url`, with the task stream and its group made if
     /// they are not there yet.
     pub fn connect(url: &str) -> Result<Redis> {
-        let client = redis::Client::open(url).map_err(|e| format!("`{url}` is not a Redis URL: {e}"))?;
-        let connection = client.get_connection_with_timeout(Duration::from_secs(5)).map_err(|e| failed(url, e))?;
-        // A server that stops answering is an error, never a hang.
-        connection.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| failed(url, e))?;
-        connection.set_write_timeout(Some(Duration::from_secs(30))).map_err(|e| failed(url, e))?;
+        let connection = open_connection(url).map_err(|e| match e.kind() {
+            redis::ErrorKind::InvalidClientConfig => format!("`{url}` is not a Redis URL: {e}"),
+            _ => failed(url, e),
+        })?;
         let mut redis = Redis { url: url.to_string(), connection };
         let made: redis::RedisResult<()> = redis::cmd("XGROUP")
             .arg("CREATE")

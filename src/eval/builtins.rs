@@ -577,10 +577,7 @@ fn round(value: &Value, digits: Option<&Value>) -> Result<Value, Fault> {
 fn length(value: &Value) -> Result<Value, Fault> {
     Ok(Value::Int(match value {
         Value::Handle(h) if h.kind() == HandleKind::Queue => crate::sync::queue::Queue(h.off()).len(),
-        Value::RemoteQueue(q) => q.count().map_err(|why| match why {
-            crate::cluster::queue::Refused::Io(message) => ErrorValue::new(Kind::Io, message),
-            _ => ErrorValue::new(Kind::Io, "the queue's length cannot be read"),
-        })?,
+        Value::RemoteQueue(q) => q.size()?,
         Value::Handle(h) if h.kind() == HandleKind::Array => crate::sync::cell::SharedCells(h.off()).len(),
         Value::Handle(h) if h.kind() == HandleKind::Map => crate::sync::dict::SharedMap(h.off()).len(),
         Value::Str(s) => s.chars().count(),

@@ -58,10 +58,7 @@ impl<'p> Interp<'p> {
                     }
                 }
             }
-            Value::RemoteQueue(_) | Value::Handle(_)
-                if matches!(&iterable, Value::RemoteQueue(_))
-                    || matches!(&iterable, Value::Handle(h) if matches!(h.kind(), HandleKind::Queue | HandleKind::Pipe)) =>
-            {
+            _ if drains(&iterable) => {
                 // Until the queue is closed and drained.
                 loop {
                     let item = match self.next_from(&iterable, span) {
@@ -114,5 +111,15 @@ impl<'p> Interp<'p> {
             Err(Ctrl::Break) => Ok(false),
             Err(other) => Err(other),
         }
+    }
+}
+
+/// Whether `for` takes items from `value` until it is closed and empty: a
+/// queue (here or on a server) or a pipe end.
+fn drains(value: &Value) -> bool {
+    match value {
+        Value::RemoteQueue(_) => true,
+        Value::Handle(h) => matches!(h.kind(), HandleKind::Queue | HandleKind::Pipe),
+        _ => false,
     }
 }

@@ -93,7 +93,7 @@ fn no_method(recv: &Value, name: &str) -> Fault {
 }
 
 /// Checks the argument count of a method.
-fn want(name: &str, args: &[Value], min: usize, max: usize) -> Result<(), Fault> {
+pub(super) fn want(name: &str, args: &[Value], min: usize, max: usize) -> Result<(), Fault> {
     if args.len() < min || args.len() > max {
         return Err(type_error(crate::resolve::arity_message(name, min, max, args.len())));
     }
@@ -338,7 +338,7 @@ fn map_method(map: &MapRef, name: &str, args: Vec<Value>) -> Result<Value, Fault
             want(name, &args, 1, 1)?;
             let key = Key::from_value(&args[0]).ok_or_else(|| ops::unhashable(&args[0]))?;
             let removed = map.lock().shift_remove(&key);
-            removed.ok_or_else(|| ErrorValue::new(Kind::Key, format!("key {} not found", format::repr(&args[0]))))
+            removed.ok_or_else(|| ops::missing_key(&args[0]))
         }
         "keys" | "values" | "items" => {
             want(name, &args, 0, 0)?;

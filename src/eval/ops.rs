@@ -446,7 +446,7 @@ pub fn update_in(base: &Value, slot: Slot, op: BinOp, rhs: &Value) -> Option<Res
     }
 }
 
-fn missing_key(key: &Value) -> Fault {
+pub(crate) fn missing_key(key: &Value) -> Fault {
     ErrorValue::new(Kind::Key, format!("key {} not found", format::repr(key)))
 }
 

@@ -61,9 +61,7 @@ impl Interp<'_> {
             // (each operation is atomic; a read then a write is not).
             (Value::Handle(h), key) if h.kind() == HandleKind::Map => {
                 if let Ok(bytes) = super::shared::key_bytes(key) {
-                    let mut hasher = std::hash::DefaultHasher::new();
-                    std::hash::Hasher::write(&mut hasher, &bytes);
-                    let place = std::hash::Hasher::finish(&hasher) as usize;
+                    let place = crate::sync::dict::key_hash(&bytes) as usize;
                     self.touch(Place::Shared(h.off(), place), access, span);
                 }
             }

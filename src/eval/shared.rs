@@ -4,6 +4,7 @@
 //! processes, as with Python's `Manager().list()` and `.dict()`.
 
 use super::Interp;
+use super::methods::want;
 use super::ops::{self, MAX_LEN, too_large};
 use crate::runtime::error::{ErrorValue, Fault, Kind, type_error, value_error};
 use crate::runtime::format;
@@ -24,15 +25,10 @@ pub fn key_bytes(key: &Value) -> Result<Vec<u8>, Fault> {
     wire::encode(&key.to_value())
 }
 
-fn missing(key: &Value) -> Fault {
-    ErrorValue::new(Kind::Key, format!("key {} not found", format::repr(key)))
-}
-
-fn want(name: &str, args: &[Value], min: usize, max: usize) -> Result<(), Fault> {
-    if args.len() < min || args.len() > max {
-        return Err(type_error(crate::resolve::arity_message(name, min, max, args.len())));
-    }
-    Ok(())
+/// A map's entries as the bytes of each key and value.
+pub fn map_pairs(map: &crate::runtime::value::MapRef) -> Result<crate::sync::dict::Pairs, Fault> {
+    let entries = map.lock().clone();
+    entries.iter().map(|(k, v)| Ok((wire::encode(&k.to_value())?, wire::encode(v)?))).collect()
 }
 
 impl Interp<'_> {
@@ -44,7 +40,7 @@ impl Interp<'_> {
     pub(crate) fn shared_map_get(&self, h: Handle, key: &Value) -> Result<Value, Fault> {
         match SharedMap(h.off()).get(&key_bytes(key)?).map_err(super::sync_ops::sync_fault)? {
             Some(bytes) => self.decode(&bytes),
-            None => Err(missing(key)),
+            None => Err(ops::missing_key(key)),
         }
     }
 
@@ -71,12 +67,7 @@ impl Interp<'_> {
         let Value::Map(map) = value else {
             return Err(type_error(format!("a shared map's value is a map, not {}", value.type_name())));
         };
-        let entries = map.lock().clone();
-        let pairs = entries
-            .iter()
-            .map(|(k, v)| Ok((wire::encode(&k.to_value())?, wire::encode(v)?)))
-            .collect::<Result<Vec<_>, Fault>>()?;
-        SharedMap(h.off()).replace(&pairs).map_err(super::sync_ops::sync_fault)
+        SharedMap(h.off()).replace(&map_pairs(map)?).map_err(super::sync_ops::sync_fault)
     }
 
     /// `arr.value = [...]`: every item replaced at once.
@@ -97,8 +88,21 @@ impl Interp<'_> {
 
     /// What a `for` walks over a shared map: its keys when the loop starts.
     pub(crate) fn shared_map_keys(&self, h: Handle) -> Result<Value, Fault> {
+        self.shared_map_list(h, "keys")
+    }
+
+    /// `m.keys()`, `m.values()` or `m.items()` of a shared map, at one instant.
+    fn shared_map_list(&self, h: Handle, what: &str) -> Result<Value, Fault> {
         let entries = SharedMap(h.off()).entries().map_err(super::sync_ops::sync_fault)?;
-        Ok(Value::list(entries.iter().map(|(k, _)| self.decode(k)).collect::<Result<_, _>>()?))
+        let mut out = Vec::with_capacity(entries.len());
+        for (k, v) in &entries {
+            out.push(match what {
+                "keys" => self.decode(k)?,
+                "values" => self.decode(v)?,
+                _ => Value::list(vec![self.decode(k)?, self.decode(v)?]),
+            });
+        }
+        Ok(Value::list(out))
     }
 
     /// Item `i` of a shared list, `None` once past its end (it may shrink
@@ -208,7 +212,7 @@ impl Interp<'_> {
                         want(name, &args, 1, 1)?;
                         match map.remove(&key_bytes(&args[0])?).map_err(fault)? {
                             Some(bytes) => self.decode(&bytes),
-                            None => Err(missing(&args[0])),
+                            None => Err(ops::missing_key(&args[0])),
                         }
                     }
                     "clear" => {
@@ -217,16 +221,7 @@ impl Interp<'_> {
                     }
                     _ => {
                         want(name, &args, 0, 0)?;
-                        let entries = map.entries().map_err(fault)?;
-                        let mut out = Vec::with_capacity(entries.len());
-                        for (k, v) in &entries {
-                            out.push(match name {
-                                "keys" => self.decode(k)?,
-                                "values" => self.decode(v)?,
-                                _ => Value::list(vec![self.decode(k)?, self.decode(v)?]),
-                            });
-                        }
-                        Ok(Value::list(out))
+                        self.shared_map_list(h, name)
                     }
                 })()
             }

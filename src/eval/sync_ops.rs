@@ -182,13 +182,11 @@ impl<'p> Interp<'p> {
         if let Value::RemoteQueue(q) = target {
             let bytes = wire::encode(&value).map_err(|e| fault_at(e, span))?;
             // A primitive lives in this machine's memory: it cannot travel.
-            let mut kind = None;
-            wire::handles_in(&bytes, &mut |h| {
-                kind.get_or_insert_with(|| h.kind().a_name());
-            });
-            if let Some(kind) = kind {
-                let message =
-                    format!("{kind} cannot be sent through a queue on a server (it lives in this machine's memory)");
+            if let Some(kind) = wire::primitive_in(&bytes) {
+                let message = format!(
+                    "{} cannot be sent through a queue on a server (it lives in this machine's memory)",
+                    kind.a_name()
+                );
                 return Err(fault_at(type_error(message), span));
             }
             return q
@@ -454,13 +452,7 @@ pub fn make(kind: HandleKind, args: &[Value]) -> Result<Value, Fault> {
     let made = match kind {
         // `queue("redis://host:6379/jobs")`, `queue("redis://...", 100)`.
         HandleKind::Queue if matches!(args.first(), Some(Value::Str(url)) if url.starts_with("redis://")) => {
-            let capacity = match args.get(1) {
-                None | Some(Value::Nil) => None,
-                Some(Value::Int(n)) if *n >= 1 => Some(*n as u64),
-                Some(other) => {
-                    return Err(value_error(format!("a queue holds at least 1 item, not {}", format::repr(other))));
-                }
-            };
+            let capacity = queue_capacity(args.get(1))?;
             let url = format::display(&args[0]);
             let queue = RemoteQueue::open(&url, capacity).map_err(|message| ErrorValue::new(Kind::Io, message))?;
             return Ok(Value::RemoteQueue(Arc::new(queue)));
@@ -470,18 +462,8 @@ pub fn make(kind: HandleKind, args: &[Value]) -> Result<Value, Fault> {
                 .with_help("a queue on a server takes two: queue(\"redis://host:6379/NAME\", capacity)"));
         }
         HandleKind::Queue => {
-            let capacity = match args.first() {
-                None | Some(Value::Nil) => None,
-                Some(Value::Int(n)) if *n >= 1 => Some(u32::try_from(*n).unwrap_or(u32::MAX - 1)),
-                Some(Value::Int(n)) => {
-                    return Err(value_error(format!("a queue holds at least 1 item, not {n}"))
-                        .with_help("queue() with no argument is unbounded"));
-                }
-                Some(other) => {
-                    return Err(type_error(format!("queue capacity must be an int, not {}", other.type_name())));
-                }
-            };
-            Queue::new(capacity).map(|q| q.0)
+            let capacity = queue_capacity(args.first())?;
+            Queue::new(capacity.map(|n| u32::try_from(n).unwrap_or(u32::MAX - 1))).map(|q| q.0)
         }
         HandleKind::Lock => Lock::new().map(|l| l.0),
         HandleKind::Semaphore => {
@@ -518,12 +500,7 @@ pub fn make(kind: HandleKind, args: &[Value]) -> Result<Value, Fault> {
         HandleKind::Cell | HandleKind::Array | HandleKind::Map => {
             let value = args.first().cloned().unwrap_or(Value::Nil);
             if let Value::Map(map) = &value {
-                let entries = map.lock().clone();
-                let pairs = entries
-                    .iter()
-                    .map(|(k, v)| Ok((wire::encode(&k.to_value())?, wire::encode(v)?)))
-                    .collect::<Result<Vec<_>, Fault>>()?;
-                let made = crate::sync::dict::SharedMap::new(&pairs).map_err(sync_fault)?;
+                let made = crate::sync::dict::SharedMap::new(&super::shared::map_pairs(map)?).map_err(sync_fault)?;
                 race::fresh(made.0, 0);
                 return Ok(Value::Handle(HandleRef::adopt(Handle::new(HandleKind::Map, made.0))));
             }
@@ -540,6 +517,17 @@ pub fn make(kind: HandleKind, args: &[Value]) -> Result<Value, Fault> {
     let off = made.map_err(sync_fault)?;
     race::fresh(off, usize::from(kind == HandleKind::Cell));
     Ok(Value::Handle(HandleRef::adopt(Handle::new(kind, off))))
+}
+
+/// A queue's capacity argument: `None` (unbounded), or at least 1.
+fn queue_capacity(arg: Option<&Value>) -> Result<Option<u64>, Fault> {
+    match arg {
+        None | Some(Value::Nil) => Ok(None),
+        Some(Value::Int(n)) if *n >= 1 => Ok(Some(*n as u64)),
+        Some(Value::Int(n)) => Err(value_error(format!("a queue holds at least 1 item, not {n}"))
+            .with_help("queue() with no argument is unbounded")),
+        Some(other) => Err(type_error(format!("queue capacity must be an int, not {}", other.type_name()))),
+    }
 }
 
 /// A primitive's handle bits, for the task board (0 for anything else).

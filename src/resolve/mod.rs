@@ -553,11 +553,7 @@ impl Resolver {
             if let Some(&slot) = self.slot_of.get(&global) {
                 return Some(ExprKind::Local(slot));
             }
-            return Some(match self.globals.function_index(global) {
-                Some(_) => ExprKind::Func(global),
-                None if self.fixed.contains(&global) => ExprKind::Fixed(global),
-                None => ExprKind::Global(global),
-            });
+            return Some(self.read_global(global));
         }
         Builtin::from_name(name).map(ExprKind::Builtin)
     }
@@ -602,6 +598,12 @@ impl Resolver {
     /// What `lib.name` reads.
     fn member_expr(&mut self, module: &Bound, name: &ast::Ident) -> ExprKind {
         let Some(global) = self.member(module, name) else { return ExprKind::Nil };
+        self.read_global(global)
+    }
+
+    /// How a global is read: a top-level function, a global set once (no
+    /// lock), or any other.
+    fn read_global(&self, global: u32) -> ExprKind {
         match self.globals.function_index(global) {
             Some(_) => ExprKind::Func(global),
             None if self.fixed.contains(&global) => ExprKind::Fixed(global),

@@ -51,6 +51,16 @@ pub fn first_and_last_ints(bytes: &[u8]) -> Option<(i64, i64)> {
     Some((int_at(5)?, int_at(bytes.len().checked_sub(9)?)?))
 }
 
+/// The kind of the first primitive `bytes` name, if any: what cannot
+/// leave this machine (a lock, a queue in the shared region ...).
+pub fn primitive_in(bytes: &[u8]) -> Option<crate::sync::handle::HandleKind> {
+    let mut kind = None;
+    handles_in(bytes, &mut |handle| {
+        kind.get_or_insert(handle.kind());
+    });
+    kind
+}
+
 /// The bytes of `value`.
 pub fn encode(value: &Value) -> Result<Vec<u8>, Fault> {
     let mut out = Vec::with_capacity(16);
@@ -387,7 +397,7 @@ impl Reader<'_> {
             14 => {
                 let url = self.text()?;
                 let capacity = self.u64()?;
-                let queue = crate::cluster::queue::RemoteQueue::open(&url, Some(capacity))
+                let queue = crate::cluster::queue::RemoteQueue::named(&url, Some(capacity))
                     .map_err(|message| ErrorValue::new(Kind::Io, message))?;
                 Value::RemoteQueue(Arc::new(queue))
             }

@@ -47,9 +47,12 @@ const MAX_ENTRIES: usize = 1 << 27;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SharedMap(pub Off);
 
-/// A key's hash: never 0 (0 marks a removed entry), the same in every
-/// process (SipHash with fixed keys).
-fn hash(key: &[u8]) -> u64 {
+/// Entries as they go in: each key's and value's serialised bytes.
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// A key's hash (of its serialised bytes): never 0 (0 marks a removed
+/// entry), the same in every process (SipHash with fixed keys).
+pub fn key_hash(key: &[u8]) -> u64 {
     let mut hasher = std::hash::DefaultHasher::new();
     hasher.write(key);
     hasher.finish() | 1
@@ -226,7 +229,7 @@ impl Entries {
 
     /// The bucket and entry holding `key`.
     fn find(&self, key: &[u8]) -> Option<(usize, usize)> {
-        let h = hash(key);
+        let h = key_hash(key);
         let mask = self.buckets().checked_sub(1)?;
         let mut b = h as usize & mask;
         loop {
@@ -275,7 +278,7 @@ impl Entries {
                 return Err(e);
             }
         };
-        let h = hash(key);
+        let h = key_hash(key);
         let e = self.used();
         let mut bytes = Vec::with_capacity(ENTRY);
         bytes.extend_from_slice(&h.to_le_bytes());

@@ -154,9 +154,7 @@ impl Process {
                 continue;
             }
             let Ok(bytes) = crate::runtime::wire::encode(&value) else { continue };
-            let mut names_primitive = false;
-            crate::runtime::wire::handles_in(&bytes, &mut |_| names_primitive = true);
-            if names_primitive {
+            if crate::runtime::wire::primitive_in(&bytes).is_some() {
                 continue;
             }
             let index = crate::runtime::wire::encode(&Value::Int(i as i64)).unwrap_or_default();
