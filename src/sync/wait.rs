@@ -23,12 +23,13 @@
 //! On a busy machine a woken sleeper may wait a while for a core: puts
 //! made meanwhile see its token and make no system call, where they would
 //! each have made one for nobody (a storm of useless `futex_wake`s).
-//! A sleeper that leaves without the futex waking it (its operation
-//! succeeded first, a timeout, a cancel) keeps no more tokens than
-//! sleepers remain, so no token is left for a sleeper that is gone. A
-//! sleeper killed asleep keeps its count and, at most, one token: the two
-//! cancel out, and the others are woken as before. A sleeper also looks
-//! again every [`BACKSTOP`] seconds, however it was (not) woken.
+//! Every sleeper takes a token back as it leaves, woken or not (its
+//! operation succeeded first, a timeout, a cancel): a token whose
+//! `futex_wake` found no one asleep belongs to a sleeper that will leave
+//! without sleeping, and must go with it. A sleeper killed asleep keeps
+//! its count and, at most, one token: the two cancel out, and the others
+//! are woken as before. A sleeper also looks again every [`BACKSTOP`]
+//! seconds, however it was (not) woken.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -161,17 +162,20 @@ impl WaitPoint {
         unsafe { &*(self.word.as_ptr() as *const AtomicU32) }
     }
 
-    /// Counts a sleeper out: one the futex woke takes a token back; any
-    /// other leaves no more tokens than sleepers.
-    fn count_out(&self, woken: bool) {
+    /// Counts a sleeper out, and takes a token back, however it leaves.
+    ///
+    /// A sleeper that leaves without the futex waking it (its operation
+    /// succeeded first, a timeout, a cancel) may have been the one a token
+    /// was issued for, while the `futex_wake` that came with it found no
+    /// one asleep. Keeping that token would leave as many tokens as
+    /// sleepers with a later sleeper really asleep: every later notify
+    /// would then believe a wake-up was on its way and send none. Taking
+    /// one back too many only costs a later notify one system call.
+    fn count_out(&self) {
         let _ = self.word.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |word| {
             let (seq, sleepers, tokens) = split(word);
             let sleepers = sleepers.saturating_sub(1);
-            let tokens = match woken {
-                true => tokens.saturating_sub(1),
-                false => tokens.min(sleepers),
-            };
-            Some(join(seq, sleepers, tokens))
+            Some(join(seq, sleepers, tokens.saturating_sub(1).min(sleepers)))
         });
     }
 
@@ -273,7 +277,7 @@ impl WaitPoint {
         board::awake();
         wait.cancel.publish(None);
         if counted {
-            self.count_out(matches!(outcome, Slept::Woken));
+            self.count_out();
         }
         match outcome {
             Slept::Interrupted(why) => {
@@ -385,8 +389,8 @@ mod tests {
         count_in(&point);
         point.notify(false);
         assert_eq!(counts(&point), (2, 2), "a second sleeper gets its own");
-        point.count_out(true);
-        point.count_out(true);
+        point.count_out();
+        point.count_out();
         assert_eq!(counts(&point), (0, 0));
     }
 
@@ -411,11 +415,28 @@ mod tests {
         let point = WaitPoint::default();
         count_in(&point);
         point.notify(false);
-        point.count_out(false);
+        point.count_out();
         assert_eq!(counts(&point), (0, 0));
         count_in(&point);
         point.notify(false);
         assert_eq!(counts(&point), (1, 1), "the next sleeper is woken");
+    }
+
+    /// The lost wake-up once seen in the stress tests: X counts in; a
+    /// change issues X a token, but its `futex_wake` finds no one asleep;
+    /// Y counts in and sleeps; X's operation succeeds and X leaves. When X
+    /// left its token behind, tokens equalled sleepers with Y asleep, and
+    /// no later change woke Y.
+    #[test]
+    fn a_sleeper_that_leaves_unwoken_takes_its_token_with_it() {
+        let point = WaitPoint::default();
+        count_in(&point); // X
+        point.notify(false);
+        count_in(&point); // Y, asleep on the new sequence
+        point.count_out(); // X, whose operation succeeded
+        assert_eq!(counts(&point), (1, 0), "no wake-up is on its way to Y");
+        point.notify(false);
+        assert_eq!(counts(&point), (1, 1), "the next change wakes Y");
     }
 
     /// A sleeper killed asleep keeps its count and a token; the others are
@@ -428,7 +449,7 @@ mod tests {
         count_in(&point);
         point.notify(false);
         assert_eq!(counts(&point), (2, 2));
-        point.count_out(true);
+        point.count_out();
         count_in(&point);
         point.notify(false);
         assert_eq!(counts(&point), (2, 2));

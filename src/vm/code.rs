@@ -9,9 +9,11 @@
 //! [`Code`], so an [`Op`] stays 16 bytes.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::resolve::ir::{BinOp, Builtin, Expr, FnDef, FormatSpec, Pattern, Stmt, UnOp};
 use crate::runtime::Value;
+use crate::runtime::value::{Key, StrKey, Table};
 use crate::syntax::Span;
 
 /// A register: an index into the running frame.
@@ -29,6 +31,8 @@ pub struct Code {
     pub consts: Vec<Value>,
     /// Field and method names.
     pub names: Vec<Arc<str>>,
+    /// Where each name was last found in a map, beside `names`.
+    pub hints: Vec<NameHint>,
     /// Argument lists: `args` of a call op is the first of `argc` entries.
     pub args: Vec<Reg>,
     /// Expressions and statements the tree evaluator runs for the VM.
@@ -41,6 +45,38 @@ pub struct Code {
     pub formats: Vec<Vec<Piece>>,
     /// Frame size: the function's slots, then its temporaries.
     pub frame: u32,
+}
+
+/// Where a name (`acc.total`, `acc.add(i)`) was found in the last map
+/// looked in: maps made by one constructor keep their keys in one order,
+/// so the next map usually has it at the same position, and checking that
+/// one key skips hashing the name. A hint is shared by every thread
+/// running the code; it is only ever a guess, checked before use.
+#[derive(Debug)]
+pub struct NameHint(AtomicU32);
+
+impl Default for NameHint {
+    fn default() -> NameHint {
+        NameHint(AtomicU32::new(u32::MAX))
+    }
+}
+
+impl NameHint {
+    /// The position of the string key `name` in `table`.
+    #[inline(always)]
+    pub fn find(&self, table: &Table, name: &str) -> Option<usize> {
+        let guess = self.0.load(Ordering::Relaxed) as usize;
+        if let Some((Key::Str(key), _)) = table.get_index(guess)
+            && key.as_str() == name
+        {
+            return Some(guess);
+        }
+        let found = table.get_index_of(&StrKey(name))?;
+        // Written only when it changes: the line stays shared between
+        // threads that read it.
+        self.0.store(found as u32, Ordering::Relaxed);
+        Some(found)
+    }
 }
 
 /// A piece of an interpolated string (`"item {i}: {x:>4}"`).

@@ -115,6 +115,7 @@ impl Compiler {
             Some(i) => i as u32,
             None => {
                 self.code.names.push(name);
+                self.code.hints.push(Default::default());
                 (self.code.names.len() - 1) as u32
             }
         }

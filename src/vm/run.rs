@@ -18,7 +18,7 @@ use crate::observe::race::Access;
 use crate::resolve::ir::{BinOp, Binding, FnDef};
 use crate::runtime::error::{Fault, Kind, MAX_LEN, overflow, too_large, type_error};
 use crate::runtime::handle::HandleKind;
-use crate::runtime::value::{Closure, Key, StrKey, VarCell};
+use crate::runtime::value::{Closure, Key, VarCell};
 use crate::runtime::{Value, format};
 use crate::syntax::Span;
 
@@ -351,7 +351,7 @@ impl<'p> Interp<'p> {
                     Op::Method { dst, name, args, argc } => {
                         let span = code.spans[pc - 1];
                         let args = &code.args[args as usize..(args + argc) as usize];
-                        let called = self.method_regs(&code.names[name as usize], args, span)?;
+                        let called = self.method_regs(code, name, args, span)?;
                         fresh!();
                         match called {
                             MethodCall::Done(value) => reg!(dst).set(value),
@@ -384,12 +384,32 @@ impl<'p> Interp<'p> {
                     Op::Field { dst, base: b, name } => {
                         let field = match &reg!(b) {
                             Value::Map(map) if !self.racing => {
-                                map.lock().get(&StrKey(&code.names[name as usize])).cloned()
+                                let entries = map.lock();
+                                let at = code.hints[name as usize].find(&entries, &code.names[name as usize]);
+                                at.map(|at| entries[at].clone())
                             }
                             _ => None,
                         };
                         match field {
                             Some(field) => reg!(dst).set(field),
+                            None => slow!(*op),
+                        }
+                    }
+                    // `obj.count += 1` on a map holding a number, in place.
+                    Op::UpdateField { op: how, base: b, name, src } => {
+                        let done = match (&reg!(b), &reg!(src)) {
+                            (Value::Map(map), rhs) if !self.racing && rhs.is_scalar() => {
+                                let mut entries = map.lock();
+                                let at = code.hints[name as usize].find(&entries, &code.names[name as usize]);
+                                match at.map(|at| &mut entries[at]) {
+                                    Some(field) if field.is_scalar() => Some(ops::update(how, field, rhs)),
+                                    _ => None,
+                                }
+                            }
+                            _ => None,
+                        };
+                        match done {
+                            Some(done) => at!(done),
                             None => slow!(*op),
                         }
                     }
@@ -625,15 +645,22 @@ impl<'p> Interp<'p> {
     /// `recv.name(args)`, the receiver in `regs[0]`. A map's function
     /// entry comes back to be called from the registers; `push` appends
     /// without building an argument list.
-    fn method_regs(&mut self, name: &str, regs: &[Reg], span: Span) -> R<MethodCall> {
+    fn method_regs(&mut self, code: &Code, name: u32, regs: &[Reg], span: Span) -> R<MethodCall> {
+        let (hint, name) = (&code.hints[name as usize], &*code.names[name as usize]);
         // The receiver is read where it is, not cloned: a clone is a write
         // to its reference count, a cache line every thread calling a
         // method of the same object would fight over.
         let recv = &self.stack[self.base + regs[0] as usize];
         match recv {
             Value::Map(map) => {
-                let stored = map.lock().get(&StrKey(name)).cloned();
-                if let Some(Value::Func(closure)) = stored {
+                let stored = {
+                    let entries = map.lock();
+                    hint.find(&entries, name).and_then(|at| match &entries[at] {
+                        Value::Func(closure) => Some(closure.clone()),
+                        _ => None,
+                    })
+                };
+                if let Some(closure) = stored {
                     if self.racing {
                         self.race_field(recv, name, Access::Read, span);
                     }
