@@ -131,8 +131,12 @@ impl<'p> Interp<'p> {
                 }
             }
             Builtin::Sum => {
-                let mut total = Value::Int(0);
-                for item in items(&arg(0), name)? {
+                let (total, rest) = match &arg(0) {
+                    Value::List(list) => sum_ints(&list.lock()),
+                    other => (0, items(other, name)?),
+                };
+                let mut total = Value::Int(total);
+                for item in rest {
                     total = ops::binary(BinOp::Add, &total, &item)?;
                 }
                 total
@@ -430,6 +434,20 @@ impl Named {
 /// comparison that checks types). Equal ints or strings cannot be told
 /// apart, so stability and reversing after sorting do not matter here.
 /// `false`: the list is of other values, left as it was.
+/// The sum of a list's leading ints, read in place under its lock, and
+/// copies of the items from the first other one on (added outside the
+/// lock: an error message may show a list, this one included).
+fn sum_ints(items: &[Value]) -> (i64, Vec<Value>) {
+    let mut total: i64 = 0;
+    for (at, item) in items.iter().enumerate() {
+        match item {
+            Value::Int(n) if let Some(sum) = total.checked_add(*n) => total = sum,
+            _ => return (total, items[at..].to_vec()),
+        }
+    }
+    (total, Vec::new())
+}
+
 fn sort_alike(values: &mut [Value], reverse: bool) -> bool {
     if values.iter().all(|v| matches!(v, Value::Int(_))) {
         values.sort_unstable_by_key(|v| match v {
