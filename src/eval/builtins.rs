@@ -15,7 +15,7 @@ use crate::runtime::handle::HandleKind;
 use crate::runtime::output::{self, Stream, Written};
 use crate::runtime::progress::Bar;
 use crate::runtime::stdin;
-use crate::runtime::value::{Key, Range, Value};
+use crate::runtime::value::{Range, Value};
 use crate::runtime::{files, json};
 use crate::sync::board::{Op, What};
 use crate::sync::cell::Headed;
@@ -189,7 +189,7 @@ impl<'p> Interp<'p> {
                 Value::Map(m) => {
                     let m = m.lock();
                     Value::list(match builtin {
-                        Builtin::Keys => m.keys().map(Key::to_value).collect(),
+                        Builtin::Keys => m.key_values().collect(),
                         _ => m.values().cloned().collect(),
                     })
                 }
@@ -487,7 +487,7 @@ fn text_arg<'a>(value: &'a Value, builtin: &str) -> Result<&'a str, Fault> {
 fn items(value: &Value, builtin: &str) -> Result<Vec<Value>, Fault> {
     Ok(match value {
         Value::List(l) => l.lock().to_vec(),
-        Value::Map(m) => m.lock().keys().map(Key::to_value).collect(),
+        Value::Map(m) => m.lock().key_values().collect(),
         Value::Str(s) => s.chars().map(|c| Value::Str(c.to_string().into())).collect(),
         Value::Range(r) => {
             if r.len() > MAX_LEN {

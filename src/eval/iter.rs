@@ -37,7 +37,7 @@ impl<'p> Interp<'p> {
                 }
             }
             Value::Map(map) => {
-                let keys: Vec<Value> = map.lock().keys().map(|k| k.to_value()).collect();
+                let keys: Vec<Value> = map.lock().key_values().collect();
                 for key in keys {
                     if !self.iteration(pattern, key, body, up)? {
                         break;

@@ -344,7 +344,7 @@ fn map_method(map: &MapRef, name: &str, args: Vec<Value>) -> Result<Value, Fault
             want(name, &args, 0, 0)?;
             let map = map.lock();
             Ok(Value::list(match name {
-                "keys" => map.keys().map(Key::to_value).collect(),
+                "keys" => map.key_values().collect(),
                 "values" => map.values().cloned().collect(),
                 _ => map.iter().map(|(k, v)| Value::list(vec![k.to_value(), v.clone()])).collect(),
             }))

@@ -108,7 +108,7 @@ impl Interp<'_> {
                 ("keys", _) => self.touch(Place::Keys(map), Access::Read, span),
                 ("values" | "items", _) => {
                     self.touch(Place::Keys(map), Access::Read, span);
-                    let keys: Vec<Key> = map.lock().keys().cloned().collect();
+                    let keys: Vec<Key> = map.lock().keys().collect();
                     for key in keys {
                         self.touch(Place::Key(map, key), Access::Read, span);
                     }

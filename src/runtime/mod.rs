@@ -15,6 +15,7 @@ pub mod pool;
 pub mod progress;
 pub mod stack;
 pub mod stdin;
+pub mod table;
 pub mod task;
 pub mod teardown;
 pub mod text;

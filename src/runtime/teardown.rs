@@ -127,16 +127,16 @@ impl Entries {
 
 impl IntoIterator for Entries {
     type Item = (Key, Value);
-    type IntoIter = indexmap::map::IntoIter<Key, Value>;
+    type IntoIter = <Table as IntoIterator>::IntoIter;
     fn into_iter(self) -> Self::IntoIter {
         self.into_map().into_iter()
     }
 }
 
 impl<'a> IntoIterator for &'a Entries {
-    type Item = (&'a Key, &'a Value);
-    type IntoIter = indexmap::map::Iter<'a, Key, Value>;
+    type Item = (Key, &'a Value);
+    type IntoIter = Box<dyn Iterator<Item = (Key, &'a Value)> + 'a>;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
+        Box::new(self.0.iter())
     }
 }

@@ -12,7 +12,6 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use indexmap::IndexMap;
 use parking_lot::Mutex;
 
 use crate::resolve::ir::{Builtin, FnDef};
@@ -27,13 +26,11 @@ use super::text::Str;
 use super::threadlocal::ThreadLocal;
 
 pub type ListRef = Arc<Mutex<Items>>;
-/// A map's table: insertion-ordered, hashed as `keyhash` says (SipHash, the
-/// std default, was a fifth of a method call's time).
-pub type Table = IndexMap<Key, Value, super::keyhash::KeyHashing>;
+pub use super::table::Table;
 
 /// An empty map table with room for `capacity` entries.
 pub fn table(capacity: usize) -> Table {
-    Table::with_capacity_and_hasher(capacity, Default::default())
+    Table::with_capacity(capacity)
 }
 pub type MapRef = Arc<Mutex<Entries>>;
 

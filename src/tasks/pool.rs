@@ -354,7 +354,7 @@ impl<'p> Interp<'p> {
         let items = match &items {
             Value::Range(r) => Items::Range(**r),
             Value::List(l) => Items::List(Arc::new(l.lock().to_vec())),
-            Value::Map(m) => Items::List(Arc::new(m.lock().keys().map(Key::to_value).collect())),
+            Value::Map(m) => Items::List(Arc::new(m.lock().key_values().collect())),
             Value::Str(s) => Items::List(Arc::new(s.chars().map(|c| Value::Str(c.to_string().into())).collect())),
             other => return Err(fault_at(type_error(format!("cannot map over {}", other.type_name())), span)),
         };

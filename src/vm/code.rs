@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::resolve::ir::{BinOp, Builtin, Expr, FnDef, FormatSpec, Pattern, Stmt, UnOp};
 use crate::runtime::Value;
-use crate::runtime::value::{Key, StrKey, Table};
+use crate::runtime::value::{StrKey, Table};
 use crate::syntax::Span;
 
 /// A register: an index into the running frame.
@@ -66,9 +66,7 @@ impl NameHint {
     #[inline(always)]
     pub fn find(&self, table: &Table, name: &str) -> Option<usize> {
         let guess = self.0.load(Ordering::Relaxed) as usize;
-        if let Some((Key::Str(key), _)) = table.get_index(guess)
-            && key.as_str() == name
-        {
+        if table.str_key_at(guess) == Some(name) {
             return Some(guess);
         }
         let found = table.get_index_of(&StrKey(name))?;

@@ -386,7 +386,7 @@ impl<'p> Interp<'p> {
                             Value::Map(map) if !self.racing => {
                                 let entries = map.lock();
                                 let at = code.hints[name as usize].find(&entries, &code.names[name as usize]);
-                                at.map(|at| entries[at].clone())
+                                at.and_then(|at| entries.value_at(at)).cloned()
                             }
                             _ => None,
                         };
@@ -401,7 +401,7 @@ impl<'p> Interp<'p> {
                             (Value::Map(map), rhs) if !self.racing && rhs.is_scalar() => {
                                 let mut entries = map.lock();
                                 let at = code.hints[name as usize].find(&entries, &code.names[name as usize]);
-                                match at.map(|at| &mut entries[at]) {
+                                match at.and_then(|at| entries.value_at_mut(at)) {
                                     Some(field) if field.is_scalar() => Some(ops::update(how, field, rhs)),
                                     _ => None,
                                 }
@@ -655,8 +655,8 @@ impl<'p> Interp<'p> {
             Value::Map(map) => {
                 let stored = {
                     let entries = map.lock();
-                    hint.find(&entries, name).and_then(|at| match &entries[at] {
-                        Value::Func(closure) => Some(closure.clone()),
+                    hint.find(&entries, name).and_then(|at| match entries.value_at(at) {
+                        Some(Value::Func(closure)) => Some(closure.clone()),
                         _ => None,
                     })
                 };
@@ -688,7 +688,7 @@ impl<'p> Interp<'p> {
     /// are walked as they are.
     fn loop_over(&self, iterable: Value) -> Result<Value, Fault> {
         Ok(match iterable {
-            Value::Map(map) => Value::list(map.lock().keys().map(|k| k.to_value()).collect()),
+            Value::Map(map) => Value::list(map.lock().key_values().collect()),
             Value::Str(s) => Value::list(s.chars().map(|c| Value::Str(c.into())).collect()),
             Value::Bytes(b) => Value::list(b.iter().map(|&byte| Value::Int(i64::from(byte))).collect()),
             Value::Range(_) | Value::List(_) => iterable,
