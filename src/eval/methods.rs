@@ -258,7 +258,13 @@ fn string_method(s: &str, name: &str, args: Vec<Value>) -> Result<Value, Fault> 
                     if sep.is_empty() {
                         return Err(value_error("empty separator"));
                     }
-                    s.split(sep).map(Value::str).collect()
+                    // One character (the usual `,` or `\n`): found with
+                    // memchr, several times faster than a string search.
+                    let mut chars = sep.chars();
+                    match (chars.next(), chars.next()) {
+                        (Some(c), None) => s.split(c).map(Value::str).collect(),
+                        _ => s.split(sep).map(Value::str).collect(),
+                    }
                 }
             };
             Ok(Value::list(parts))
