@@ -429,11 +429,6 @@ impl Named {
     }
 }
 
-/// Sorts a list of only ints or only strings in place, comparing them
-/// directly (the general sort goes through an order of indices and a
-/// comparison that checks types). Equal ints or strings cannot be told
-/// apart, so stability and reversing after sorting do not matter here.
-/// `false`: the list is of other values, left as it was.
 /// The sum of a list's leading ints, read in place under its lock, and
 /// copies of the items from the first other one on (added outside the
 /// lock: an error message may show a list, this one included).
@@ -448,6 +443,11 @@ fn sum_ints(items: &[Value]) -> (i64, Vec<Value>) {
     (total, Vec::new())
 }
 
+/// Sorts a list of only ints or only strings in place, comparing them
+/// directly (the general sort goes through an order of indices and a
+/// comparison that checks types). Equal ints or strings cannot be told
+/// apart, so stability and reversing after sorting do not matter here.
+/// `false`: the list is of other values, left as it was.
 fn sort_alike(values: &mut [Value], reverse: bool) -> bool {
     if values.iter().all(|v| matches!(v, Value::Int(_))) {
         values.sort_unstable_by_key(|v| match v {
