@@ -133,8 +133,17 @@ fn far_future() -> Instant {
 impl WaitPoint {
     /// Wakes one sleeper (or all), after the caller changed the state.
     pub fn notify(&self, all: bool) {
-        // The sequence moves, and in the same step a token goes to one
-        // more sleeper (every sleeper for `all`) if one has none on its way.
+        if self.issue(all) {
+            board::woken();
+            futex::wake(self.seq(), if all { u32::MAX } else { 1 });
+        }
+        crate::observe::explore::poke(self.seq());
+    }
+
+    /// Moves the sequence, and in the same step gives a token to one more
+    /// sleeper (every sleeper for `all`) if one has none on its way: true
+    /// when the caller must then wake the futex.
+    fn issue(&self, all: bool) -> bool {
         let mut issued = false;
         let _ = self.word.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |word| {
             let (seq, sleepers, tokens) = split(word);
@@ -146,11 +155,19 @@ impl WaitPoint {
             };
             Some(join(seq.wrapping_add(1), sleepers, tokens))
         });
-        if issued {
-            board::woken();
-            futex::wake(self.seq(), if all { u32::MAX } else { 1 });
+        issued
+    }
+
+    /// Counts a sleeper in, with the sequence as it was then, in one step:
+    /// the sequence to sleep on, and whether it was counted (past the
+    /// count's limit it is not).
+    fn count_in(&self) -> (u32, bool) {
+        match self.word.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |word| {
+            (split(word).1 < MOST_SLEEPERS).then_some(word + ONE_SLEEPER)
+        }) {
+            Ok(word) => (word as u32, true),
+            Err(word) => (word as u32, false),
         }
-        crate::observe::explore::poke(self.seq());
     }
 
     /// The sequence: the futex word, the low half of `word`.
@@ -249,15 +266,8 @@ impl WaitPoint {
 
     /// One sleep on the futex, between counting in and out as a sleeper.
     fn sleep_once<T>(&self, wait: Wait<'_>, attempt: &mut impl FnMut() -> Option<T>) -> Slept<T> {
-        // Counted in, with the sequence as it was then, in one step. Past
-        // the count's limit a sleeper is not counted and naps instead.
-        let counted = self.word.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |word| {
-            (split(word).1 < MOST_SLEEPERS).then_some(word + ONE_SLEEPER)
-        });
-        let (seen, counted) = match counted {
-            Ok(word) => (word as u32, true),
-            Err(word) => (word as u32, false),
-        };
+        // Past the count's limit a sleeper is not counted and naps instead.
+        let (seen, counted) = self.count_in();
         wait.cancel.publish(Some(self.seq()));
         board::asleep(self.seq(), seen, wait.deadline.is_some(), wait.what);
         let nap = Some(Instant::now() + if counted { BACKSTOP } else { UNCOUNTED_NAP });
@@ -367,10 +377,6 @@ impl Drop for SharedPoint {
 mod tests {
     use super::*;
 
-    fn count_in(point: &WaitPoint) {
-        point.word.fetch_add(ONE_SLEEPER, Ordering::SeqCst);
-    }
-
     fn counts(point: &WaitPoint) -> (u64, u64) {
         let (_, sleepers, tokens) = split(point.word.load(Ordering::SeqCst));
         (sleepers, tokens)
@@ -381,12 +387,12 @@ mod tests {
     #[test]
     fn one_token_per_sleeper() {
         let point = WaitPoint::default();
-        count_in(&point);
+        point.count_in();
         for _ in 0..1000 {
             point.notify(false);
         }
         assert_eq!(counts(&point), (1, 1));
-        count_in(&point);
+        point.count_in();
         point.notify(false);
         assert_eq!(counts(&point), (2, 2), "a second sleeper gets its own");
         point.count_out();
@@ -402,7 +408,7 @@ mod tests {
     #[test]
     fn a_token_comes_with_a_move_of_the_sequence() {
         let point = WaitPoint::default();
-        let seen = point.word.fetch_add(ONE_SLEEPER, Ordering::SeqCst) as u32;
+        let (seen, _) = point.count_in();
         point.notify(false);
         assert_eq!(counts(&point), (1, 1));
         assert_ne!(point.seq().load(Ordering::SeqCst), seen, "the sleeper's futex would not sleep");
@@ -413,11 +419,11 @@ mod tests {
     #[test]
     fn a_sleeper_that_was_not_woken_leaves_no_token() {
         let point = WaitPoint::default();
-        count_in(&point);
+        point.count_in();
         point.notify(false);
         point.count_out();
         assert_eq!(counts(&point), (0, 0));
-        count_in(&point);
+        point.count_in();
         point.notify(false);
         assert_eq!(counts(&point), (1, 1), "the next sleeper is woken");
     }
@@ -430,9 +436,9 @@ mod tests {
     #[test]
     fn a_sleeper_that_leaves_unwoken_takes_its_token_with_it() {
         let point = WaitPoint::default();
-        count_in(&point); // X
+        point.count_in(); // X
         point.notify(false);
-        count_in(&point); // Y, asleep on the new sequence
+        point.count_in(); // Y, asleep on the new sequence
         point.count_out(); // X, whose operation succeeded
         assert_eq!(counts(&point), (1, 0), "no wake-up is on its way to Y");
         point.notify(false);
@@ -444,16 +450,134 @@ mod tests {
     #[test]
     fn a_dead_sleeper_does_not_stop_the_others_being_woken() {
         let point = WaitPoint::default();
-        count_in(&point); // dies asleep
+        point.count_in(); // dies asleep
         point.notify(false);
-        count_in(&point);
+        point.count_in();
         point.notify(false);
         assert_eq!(counts(&point), (2, 2));
         point.count_out();
-        count_in(&point);
+        point.count_in();
         point.notify(false);
         assert_eq!(counts(&point), (2, 2));
         point.notify(true);
         assert_eq!(counts(&point), (2, 2));
+    }
+
+    /// Every interleaving of three consumers and three producers of one
+    /// item each, run on the protocol's own steps (the futex is modelled:
+    /// who sleeps on it, which wake-ups are on their way): none ends with
+    /// a consumer asleep and an item waiting. The version that let a
+    /// sleeper leaving unwoken keep its token fails here.
+    #[test]
+    fn no_interleaving_loses_a_wake_up() {
+        #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+        enum Consumer {
+            Try,
+            CountIn,
+            TryCounted(u32),
+            Sleep(u32),
+            Asleep,
+            Up,
+            Done,
+        }
+        #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+        enum Producer {
+            Put,
+            Notify,
+            Wake,
+            Done,
+        }
+        #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+        struct State {
+            word: u64,
+            items: u32,
+            consumers: [Consumer; 3],
+            producers: [Producer; 3],
+        }
+        // One step of the protocol on the state's word: the new word, and
+        // what the step said.
+        fn step<T>(word: u64, act: impl FnOnce(&WaitPoint) -> T) -> (u64, T) {
+            let point = WaitPoint { word: AtomicU64::new(word) };
+            let said = act(&point);
+            (point.word.load(Ordering::SeqCst), said)
+        }
+        let start = State { word: 0, items: 0, consumers: [Consumer::Try; 3], producers: [Producer::Put; 3] };
+        let mut seen = std::collections::HashSet::from([start]);
+        let mut todo = vec![start];
+        while let Some(state) = todo.pop() {
+            let mut next = Vec::new();
+            for (i, consumer) in state.consumers.iter().enumerate() {
+                let mut s = state;
+                s.consumers[i] = match *consumer {
+                    Consumer::Try if s.items > 0 => {
+                        s.items -= 1;
+                        Consumer::Done
+                    }
+                    Consumer::Try => Consumer::CountIn,
+                    Consumer::CountIn => {
+                        let (word, (sequence, _)) = step(s.word, WaitPoint::count_in);
+                        s.word = word;
+                        Consumer::TryCounted(sequence)
+                    }
+                    Consumer::TryCounted(_) if s.items > 0 => {
+                        s.items -= 1;
+                        s.word = step(s.word, WaitPoint::count_out).0;
+                        Consumer::Done
+                    }
+                    Consumer::TryCounted(sequence) => Consumer::Sleep(sequence),
+                    // The futex sleeps only while the word is as seen.
+                    Consumer::Sleep(sequence) if split(s.word).0 != sequence => Consumer::Up,
+                    Consumer::Sleep(_) => Consumer::Asleep,
+                    Consumer::Up => {
+                        s.word = step(s.word, WaitPoint::count_out).0;
+                        Consumer::Try
+                    }
+                    Consumer::Asleep | Consumer::Done => continue,
+                };
+                next.push(s);
+            }
+            for (i, producer) in state.producers.iter().enumerate() {
+                let mut s = state;
+                match *producer {
+                    Producer::Put => {
+                        s.items += 1;
+                        s.producers[i] = Producer::Notify;
+                    }
+                    Producer::Notify => {
+                        let (word, issued) = step(s.word, |p| p.issue(false));
+                        s.word = word;
+                        s.producers[i] = if issued { Producer::Wake } else { Producer::Done };
+                    }
+                    Producer::Wake => {
+                        // `futex_wake(1)` wakes any one sleeper, or none.
+                        s.producers[i] = Producer::Done;
+                        let asleep: Vec<usize> = (0..3).filter(|&c| state.consumers[c] == Consumer::Asleep).collect();
+                        for c in asleep {
+                            let mut woken = s;
+                            woken.consumers[c] = Consumer::Up;
+                            next.push(woken);
+                        }
+                        if state.consumers.contains(&Consumer::Asleep) {
+                            continue;
+                        }
+                    }
+                    Producer::Done => continue,
+                }
+                next.push(s);
+            }
+            if next.is_empty() {
+                assert!(
+                    state.consumers.iter().all(|c| *c == Consumer::Done),
+                    "a consumer sleeps with {} item(s) waiting",
+                    state.items
+                );
+            }
+            for s in next {
+                if seen.insert(s) {
+                    todo.push(s);
+                }
+            }
+        }
+        assert!(seen.len() > 10_000, "only {} states", seen.len());
     }
 }
