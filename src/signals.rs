@@ -9,9 +9,20 @@
 //! doing (a SIGKILLed child must not stay a zombie on the task board); it
 //! is blocked in every thread and read from a signalfd, so no handler runs
 //! for it (see [`route_children_signals`]).
+//!
+//! # A child starts without a listener
+//!
+//! Starting the thread cost a third of a `spawn` plus `join`. A child
+//! process, which has one task and no child of its own at first, instead
+//! has a handler of its own that only notes the signal and flags its main
+//! task ([`defer_for_child`]); the listener starts ([`listen_now`]) when a
+//! flagged task reaches its next statement, and before the child first
+//! blocks, starts a thread or starts a process: then it takes the
+//! signals noted so far, and everything goes on as in any process. A
+//! child that only computes never starts it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -19,13 +30,15 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, pthread_sigmask, sigaction};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use parking_lot::Mutex;
 use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM};
 use signal_hook::iterator::backend::{Handle, SignalDelivery};
 use signal_hook::iterator::exfiltrator::SignalOnly;
 
 use crate::eval::Process;
+use crate::sync::cancel::CancelToken;
 use crate::tasks::task::GRACE;
 
 /// Set once Ctrl-C (SIGINT) arrived.
@@ -120,13 +133,112 @@ impl Listener {
             .ok()?;
         Some(Listener { handle, thread: Some(thread) })
     }
+}
 
-    /// In a new child: forget what the parent received, then listen.
-    pub fn start_for_child(process: Arc<Process>) -> Option<Listener> {
-        INTERRUPTED.store(false, Ordering::SeqCst);
-        TERMINATED.store(false, Ordering::SeqCst);
-        Listener::listen(process, Scope::Child)
+/// The three signals a listener answers.
+const ANSWERED: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGQUIT];
+
+/// In a child whose listener has not started: true, and the signals that
+/// came meanwhile (a bit per signal number).
+static DEFERRING: AtomicBool = AtomicBool::new(false);
+static NOTED: AtomicU32 = AtomicU32::new(0);
+/// The cancel token of the child's main task, which the handler flags.
+static MAIN_TOKEN: AtomicPtr<CancelToken> = AtomicPtr::new(std::ptr::null_mut());
+
+/// What the listener, once started, needs: the process, and the actions
+/// (signal-hook's, inherited from the parent) the handler stands in for.
+struct Deferred {
+    process: Arc<Process>,
+    replaced: Vec<(Signal, SigAction)>,
+}
+
+static DEFERRED: Mutex<Option<Deferred>> = Mutex::new(None);
+/// The child's listener, once started.
+static CHILD_LISTENER: Mutex<Option<Listener>> = Mutex::new(None);
+
+/// In a new child, before it unblocks signals: forget what the parent
+/// received, and note signals rather than start a listener thread. `main`
+/// (the child's main task's token) must live until [`end_child`].
+pub fn defer_for_child(process: Arc<Process>, main: &Arc<CancelToken>) {
+    INTERRUPTED.store(false, Ordering::SeqCst);
+    TERMINATED.store(false, Ordering::SeqCst);
+    NOTED.store(0, Ordering::SeqCst);
+    // A listener inherited from the parent (itself a child) is the
+    // parent's: its thread does not exist here.
+    std::mem::forget(CHILD_LISTENER.lock().take());
+    MAIN_TOKEN.store(Arc::as_ptr(main).cast_mut(), Ordering::SeqCst);
+    // Restarted system calls: nothing blocks before the listener starts,
+    // and code that does not expect an interruption never sees one.
+    let noting = SigAction::new(SigHandler::Handler(note), SaFlags::SA_RESTART, SigSet::empty());
+    let mut replaced = Vec::new();
+    for signal in ANSWERED {
+        // SAFETY: `note` is async-signal-safe (two atomic updates).
+        if let Ok(old) = unsafe { sigaction(signal, &noting) } {
+            replaced.push((signal, old));
+        }
     }
+    *DEFERRED.lock() = Some(Deferred { process, replaced });
+    DEFERRING.store(true, Ordering::SeqCst);
+}
+
+/// The child's handler while it has no listener: notes the signal and
+/// flags the main task, which starts the listener at its next statement.
+extern "C" fn note(signal: libc::c_int) {
+    if (0..32).contains(&signal) {
+        NOTED.fetch_or(1 << signal, Ordering::SeqCst);
+    }
+    // SAFETY: the token lives until `end_child` clears the pointer.
+    if let Some(token) = unsafe { MAIN_TOKEN.load(Ordering::SeqCst).as_ref() } {
+        token.note_signal();
+    }
+}
+
+/// Starts this child's listener if it is still deferred: before the child
+/// blocks, starts a thread or a process, or once a signal came. Cheap
+/// otherwise (one load).
+#[inline]
+pub fn listen_now() {
+    if DEFERRING.load(Ordering::Relaxed) {
+        start_deferred();
+    }
+}
+
+#[cold]
+fn start_deferred() {
+    let Some(Deferred { process, replaced }) = DEFERRED.lock().take() else { return };
+    DEFERRING.store(false, Ordering::SeqCst);
+    // Held back while the actions change hands, then answered by the
+    // listener: none is lost, none is answered twice.
+    let mut answered = SigSet::empty();
+    ANSWERED.iter().for_each(|&signal| answered.add(signal));
+    let mut before = SigSet::empty();
+    let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&answered), Some(&mut before));
+    *CHILD_LISTENER.lock() = Listener::listen(process, Scope::Child);
+    for (signal, action) in replaced {
+        // SAFETY: puts back signal-hook's own handler, which its registry
+        // (inherited, and just given this child's listener) expects.
+        let _ = unsafe { sigaction(signal, &action) };
+    }
+    // Kept (the handler is gone, so nothing adds to it): `end_child`
+    // still sees a SIGTERM the listener had no time to answer.
+    let noted = NOTED.load(Ordering::SeqCst);
+    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&before), None);
+    for signal in ANSWERED {
+        if noted & (1 << signal as i32) != 0 {
+            let _ = nix::sys::signal::raise(signal);
+        }
+    }
+}
+
+/// At a child's end: stops its listener if one started. True when the
+/// child was terminated (SIGTERM), noted or answered.
+pub fn end_child() -> bool {
+    DEFERRING.store(false, Ordering::SeqCst);
+    MAIN_TOKEN.store(std::ptr::null_mut(), Ordering::SeqCst);
+    let noted = NOTED.load(Ordering::SeqCst) & (1 << libc::SIGTERM) != 0;
+    let terminated = terminated() || noted;
+    drop(CHILD_LISTENER.lock().take());
+    terminated
 }
 
 /// What a signal does: SIGQUIT dumps the tasks; SIGINT and SIGTERM cancel

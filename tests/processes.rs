@@ -12,9 +12,11 @@ use nix::unistd::Pid;
 mod support;
 
 /// A script whose main task, a child, and that child's child all print
-/// their pids and then wait forever.
+/// their pids and then wait forever; one more child computes forever
+/// (with no signal listener of its own started).
 const FAMILY: &str = r#"
 let forever = event()
+let spinner = spawn { print("pid", pid()); let n = 0; while true { n += 1 } }
 let child = spawn {
     let grandchild = spawn { print("pid", pid()); wait forever }
     print("pid", pid())
@@ -25,11 +27,11 @@ let thread_spawned = thread { let p = spawn { print("pid", pid()); wait forever 
 join child
 "#;
 
-/// Starts FAMILY and reads the pids of the four processes it spawned.
+/// Starts FAMILY and reads the pids of the five processes it spawned.
 fn start_family() -> (std::process::Child, Vec<Pid>) {
     let (main, mut lines) = support::start(&["-c", FAMILY]);
     let mut pids = Vec::new();
-    while pids.len() < 4 {
+    while pids.len() < 5 {
         let mut line = String::new();
         assert!(lines.read_line(&mut line).expect("a line") > 0, "concsh ended early");
         let pid: i32 = line.trim().strip_prefix("pid ").and_then(|p| p.parse().ok()).expect("a pid line");

@@ -51,10 +51,11 @@ fn reading_input_is_not_stuck() {
 }
 
 /// Ctrl-\\ (SIGQUIT) lists every live task of every process, with what
-/// it does and where; the run goes on.
+/// it does and where; the run goes on. (Process-3 only computes, so it
+/// answers with no signal listener of its own started yet.)
 #[test]
 fn sigquit_prints_a_task_dump_and_the_run_goes_on() {
-    let code = "let q = queue(3)\nlet e = event()\nfn busy() {\n  while true { }\n}\nlet t1 = thread { get q }\nlet t2 = thread busy()\nlet p = spawn { wait e }\nlet s = spawn { sleep(100) }\nprint(\"ready\")\njoin t1";
+    let code = "let q = queue(3)\nlet e = event()\nfn busy() {\n  while true { }\n}\nlet t1 = thread { get q }\nlet t2 = thread busy()\nlet p = spawn { wait e }\nlet s = spawn { sleep(100) }\nlet c = spawn busy()\nprint(\"ready\")\njoin t1";
     let (mut child, mut stdout) = support::start(&["-c", code]);
     let mut line = String::new();
     stdout.read_line(&mut line).expect("ready");
@@ -71,19 +72,20 @@ fn sigquit_prints_a_task_dump_and_the_run_goes_on() {
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGQUIT).expect("signal sent");
     let mut dump = Vec::new();
-    while dump.len() < 6 {
+    while dump.len() < 7 {
         match seen.recv_timeout(Duration::from_secs(10)) {
             Ok(line) => dump.push(line),
             Err(_) => panic!("no task dump after SIGQUIT: {dump:?}"),
         }
     }
     let has = |words: &[&str]| dump.iter().any(|l| words.iter().all(|w| l.contains(w)));
-    assert!(has(&["concsh: 5 live tasks"]), "{dump:?}");
-    assert!(has(&["process MainProcess", "waits to join thread Thread-1, line 11"]), "{dump:?}");
+    assert!(has(&["concsh: 6 live tasks"]), "{dump:?}");
+    assert!(has(&["process MainProcess", "waits to join thread Thread-1, line 12"]), "{dump:?}");
     assert!(has(&["thread Thread-1", "waits to get from a queue holding 0 items (capacity 3), line 6"]), "{dump:?}");
     assert!(has(&["thread Thread-2", "running, line 4"]), "{dump:?}");
     assert!(has(&["process Process-1", "waits for an event no task sets, line 8"]), "{dump:?}");
     assert!(has(&["process Process-2", "sleeping, line 9"]), "{dump:?}");
+    assert!(has(&["process Process-3", "running, line 4"]), "{dump:?}");
     assert_eq!(child.try_wait().expect("status"), None, "the run goes on after a dump");
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("signal sent");
     assert_eq!(child.wait().expect("ends").code(), Some(130));

@@ -139,6 +139,8 @@ impl RemoteQueue {
 
     /// `put`: waits while the queue is full, up to `timeout`.
     pub fn put(&self, item: &[u8], timeout: Option<Duration>, cancel: &CancelToken) -> Result<(), Refused> {
+        // A child about to block first starts its signal listener.
+        crate::signals::listen_now();
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             let script = redis::cmd("EVAL")
@@ -167,6 +169,8 @@ impl RemoteQueue {
     /// `get`: waits while the queue is empty, up to `timeout`; a closed
     /// queue gives what it still holds, then `Closed`.
     pub fn get(&self, timeout: Option<Duration>, cancel: &CancelToken) -> Result<Vec<u8>, Refused> {
+        // A child about to block first starts its signal listener.
+        crate::signals::listen_now();
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));

@@ -112,6 +112,9 @@ impl<'p> Interp<'p> {
         if self.cancel.take_where() {
             crate::sync::board::at((span.start, span.end));
         }
+        if self.cancel.take_signal() {
+            crate::signals::listen_now();
+        }
         if self.cancel.is_paused() {
             // Cleared before stepping out: a fork that starts later sets it again.
             self.cancel.resume();

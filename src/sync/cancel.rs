@@ -25,6 +25,8 @@ const PAUSE: u8 = 2;
 const WHERE: u8 = 4;
 /// The cancel is a `terminate` of this task.
 const TERMINATE: u8 = 8;
+/// A signal came to a child with no listener yet (see `signals`).
+const SIGNAL: u8 = 16;
 
 /// Set by a second Ctrl-C, or when the grace period after the first is
 /// over: `finally` blocks are no longer shielded from the cancel.
@@ -95,6 +97,17 @@ impl CancelToken {
     /// now answered).
     pub fn take_where(&self) -> bool {
         self.flag.load(Ordering::Relaxed) & WHERE != 0 && self.flag.fetch_and(!WHERE, Ordering::SeqCst) & WHERE != 0
+    }
+
+    /// Flags a signal for the task to pass on (async-signal-safe: one
+    /// atomic update).
+    pub fn note_signal(&self) {
+        self.flag.fetch_or(SIGNAL, Ordering::SeqCst);
+    }
+
+    /// Whether a signal was flagged (and the flag is now cleared).
+    pub fn take_signal(&self) -> bool {
+        self.flag.load(Ordering::Relaxed) & SIGNAL != 0 && self.flag.fetch_and(!SIGNAL, Ordering::SeqCst) & SIGNAL != 0
     }
 
     pub fn cancel(&self) {
@@ -170,6 +183,7 @@ impl CancelToken {
     /// A descriptor that becomes readable when the token is cancelled, for
     /// waits in `poll` beside another descriptor.
     pub fn wake_fd(&self) -> Option<BorrowedFd<'_>> {
+        crate::signals::listen_now();
         let pipe = self.pipe.get_or_init(|| nix::unistd::pipe().ok());
         let (read, write) = pipe.as_ref()?;
         // A cancel that came before the pipe existed still wakes the poll.

@@ -30,6 +30,8 @@ pub fn start_helper<T: Send + 'static>(
     builder: std::thread::Builder,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> std::io::Result<JoinHandle<T>> {
+    // A child's first thread: its signal listener comes first.
+    crate::signals::listen_now();
     let _no_fork = STARTS.lock();
     let (running, started) = crossbeam_channel::bounded(1);
     let handle = builder.spawn(move || {

@@ -113,6 +113,8 @@ pub struct Wait<'a> {
 
 impl<'a> Wait<'a> {
     pub fn new(cancel: &'a CancelToken, timeout: Option<Duration>) -> Wait<'a> {
+        // A child about to block first starts its signal listener.
+        crate::signals::listen_now();
         let deadline = timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future));
         Wait { deadline, timeout, cancel, gate: None, what: What::default() }
     }

@@ -341,7 +341,11 @@ fn child_main(
     board::forget_mine();
     let _listed = listing.map(|claim| claim.adopt(task.id, pid.as_raw()));
     history::record(history::Event::TaskBegins { name: task.name.clone(), process: true });
-    let listener = crate::signals::Listener::start_for_child(proc.clone());
+    crate::signals::defer_for_child(proc.clone(), &task.cancel);
+    // A controlled run's scheduler blocks in ways of its own: listen now.
+    if request.schedule.is_some() {
+        crate::signals::listen_now();
+    }
     let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&signal_mask), None);
 
     proc.gate.enter();
@@ -388,8 +392,7 @@ fn child_main(
     board::release_process(pid.as_raw());
     // Its last step: whoever joins it may go on.
     crate::observe::explore::end();
-    let terminated = crate::signals::terminated();
-    drop(listener);
+    let terminated = crate::signals::end_child();
     if terminated {
         // Ended by `terminate`: leave as if by SIGTERM, so the parent sees -15.
         // SAFETY: restoring the default action of a signal is async-signal-safe

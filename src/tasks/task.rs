@@ -220,6 +220,8 @@ pub(crate) fn start_thread_job(
     span: Span,
     job: impl FnOnce(&mut Interp) -> R<Value> + Send + 'static,
 ) -> Result<Arc<Task>, String> {
+    // A child's first thread: its signal listener comes first.
+    crate::signals::listen_now();
     // Before anything is made: a full table leaves nothing to undo.
     let pid = nix::unistd::getpid().as_raw();
     let ticket = explore::register(&name, pid)?;
