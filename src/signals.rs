@@ -219,9 +219,7 @@ fn start_deferred() {
         // (inherited, and just given this child's listener) expects.
         let _ = unsafe { sigaction(signal, &action) };
     }
-    // Kept (the handler is gone, so nothing adds to it): `end_child`
-    // still sees a SIGTERM the listener had no time to answer.
-    let noted = NOTED.load(Ordering::SeqCst);
+    let noted = NOTED.swap(0, Ordering::SeqCst);
     let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&before), None);
     for signal in ANSWERED {
         if noted & (1 << signal as i32) != 0 {
@@ -231,14 +229,15 @@ fn start_deferred() {
 }
 
 /// At a child's end: stops its listener if one started. True when the
-/// child was terminated (SIGTERM), noted or answered.
+/// child was terminated: a SIGTERM the listener answered (and no `catch
+/// Terminated` handled), or one noted too late for a listener.
 pub fn end_child() -> bool {
     DEFERRING.store(false, Ordering::SeqCst);
     MAIN_TOKEN.store(std::ptr::null_mut(), Ordering::SeqCst);
-    let noted = NOTED.load(Ordering::SeqCst) & (1 << libc::SIGTERM) != 0;
-    let terminated = terminated() || noted;
+    // Joined first: the listener answers every signal it was given
+    // before it stops.
     drop(CHILD_LISTENER.lock().take());
-    terminated
+    terminated() || NOTED.load(Ordering::SeqCst) & (1 << libc::SIGTERM) != 0
 }
 
 /// What a signal does: SIGQUIT dumps the tasks; SIGINT and SIGTERM cancel
