@@ -15,23 +15,39 @@ pub use crate::runtime::error::{MAX_LEN, too_large};
 #[inline]
 pub fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value, Fault> {
     if let (Value::Int(x), Value::Int(y)) = (a, b) {
-        let (x, y) = (*x, *y);
-        return Ok(match op {
-            BinOp::Add => Value::Int(x.checked_add(y).ok_or_else(overflow)?),
-            BinOp::Sub => Value::Int(x.checked_sub(y).ok_or_else(overflow)?),
-            BinOp::Mul => Value::Int(x.checked_mul(y).ok_or_else(overflow)?),
-            BinOp::Lt => Value::Bool(x < y),
-            BinOp::Le => Value::Bool(x <= y),
-            BinOp::Gt => Value::Bool(x > y),
-            BinOp::Ge => Value::Bool(x >= y),
-            BinOp::Eq => Value::Bool(x == y),
-            BinOp::Ne => Value::Bool(x != y),
-            BinOp::Div | BinOp::FloorDiv | BinOp::Mod | BinOp::Pow => return int_op(op, x, y),
+        if let Some(value) = int_binary(op, *x, *y) {
+            return Ok(value);
+        }
+        return match op {
+            BinOp::Add | BinOp::Sub | BinOp::Mul => Err(overflow()),
+            BinOp::Div | BinOp::FloorDiv | BinOp::Mod | BinOp::Pow => int_op(op, *x, *y),
             // `in` and the rest: the general path says what is wrong.
-            _ => return general(op, a, b),
-        });
+            _ => general(op, a, b),
+        };
     }
     general(op, a, b)
+}
+
+/// `x op y` for ints, for the operators whose int case cannot fail but by
+/// overflowing (`None`: [`binary`] decides, and reports). The VM's
+/// dispatch loop runs it inline: out of line, each result came back
+/// through memory and stalled the next op's read of it.
+#[inline(always)]
+pub fn int_binary(op: BinOp, x: i64, y: i64) -> Option<Value> {
+    Some(match op {
+        BinOp::Add => Value::Int(x.checked_add(y)?),
+        BinOp::Sub => Value::Int(x.checked_sub(y)?),
+        BinOp::Mul => Value::Int(x.checked_mul(y)?),
+        // Python's sign rule, for the usual positive divisor.
+        BinOp::Mod if y > 0 => Value::Int(x.rem_euclid(y)),
+        BinOp::Lt => Value::Bool(x < y),
+        BinOp::Le => Value::Bool(x <= y),
+        BinOp::Gt => Value::Bool(x > y),
+        BinOp::Ge => Value::Bool(x >= y),
+        BinOp::Eq => Value::Bool(x == y),
+        BinOp::Ne => Value::Bool(x != y),
+        _ => return None,
+    })
 }
 
 /// `current op= rhs`, in place: `s += t` appends to a string nothing else

@@ -47,27 +47,6 @@ fn add_sub(op: BinOp, a: i64, b: i64) -> Option<i64> {
     }
 }
 
-/// `x op y` for ints, inline, for the operators whose int case cannot
-/// fail but by overflowing (`None`: `ops::binary` decides, and reports).
-/// Out of line, each result came back through memory and stalled the
-/// next op's read of it.
-#[inline(always)]
-fn int_binary(op: BinOp, x: i64, y: i64) -> Option<Value> {
-    Some(match op {
-        BinOp::Add | BinOp::Sub => Value::Int(add_sub(op, x, y)?),
-        BinOp::Mul => Value::Int(x.checked_mul(y)?),
-        // Python's sign rule, for the usual positive divisor.
-        BinOp::Mod if y > 0 => Value::Int(x.rem_euclid(y)),
-        BinOp::Lt => Value::Bool(x < y),
-        BinOp::Le => Value::Bool(x <= y),
-        BinOp::Gt => Value::Bool(x > y),
-        BinOp::Ge => Value::Bool(x >= y),
-        BinOp::Eq => Value::Bool(x == y),
-        BinOp::Ne => Value::Bool(x != y),
-        _ => return None,
-    })
-}
-
 /// A VM frame: the running one, or one suspended while it calls another.
 ///
 /// `def` and `up` point into a closure that outlives the frame: a
@@ -283,7 +262,7 @@ impl<'p> Interp<'p> {
                     }
                     Op::Binary { op, dst, a, b } => {
                         let value = match (&reg!(a), &reg!(b)) {
-                            (Value::Int(x), Value::Int(y)) if let Some(value) = int_binary(op, *x, *y) => value,
+                            (Value::Int(x), Value::Int(y)) if let Some(value) = ops::int_binary(op, *x, *y) => value,
                             (x, y) => at!(ops::binary(op, x, y)),
                         };
                         reg!(dst).set(value);
