@@ -28,7 +28,7 @@ join child
 "#;
 
 /// Starts FAMILY and reads the pids of the five processes it spawned.
-fn start_family() -> (std::process::Child, Vec<Pid>) {
+fn start_family() -> (support::Running, Vec<Pid>) {
     let (main, mut lines) = support::start(&["-c", FAMILY]);
     let mut pids = Vec::new();
     while pids.len() < 5 {

@@ -26,7 +26,7 @@ pub fn concsh() -> Command {
 
 /// Starts `concsh ARGS` with its standard streams piped, stdout ready to
 /// be read line by line (the child's stdin is kept open, unwritten).
-pub fn start(args: &[&str]) -> (std::process::Child, std::io::BufReader<std::process::ChildStdout>) {
+pub fn start(args: &[&str]) -> (Running, std::io::BufReader<std::process::ChildStdout>) {
     let mut child = concsh()
         .args(args)
         .stdin(Stdio::piped())
@@ -35,7 +35,43 @@ pub fn start(args: &[&str]) -> (std::process::Child, std::io::BufReader<std::pro
         .spawn()
         .expect("concsh starts");
     let stdout = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
-    (child, stdout)
+    (Running(Some(child)), stdout)
+}
+
+/// A concsh started by [`start`], killed when dropped: a test that fails
+/// before it ends the run leaves no script running (its processes end
+/// with it, as children of a killed concsh do).
+pub struct Running(Option<std::process::Child>);
+
+impl Running {
+    /// [`std::process::Child::wait_with_output`]: the run is waited for,
+    /// so nothing is left to kill.
+    pub fn wait_with_output(mut self) -> std::io::Result<std::process::Output> {
+        self.0.take().expect("a running concsh").wait_with_output()
+    }
+}
+
+impl std::ops::Deref for Running {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        self.0.as_ref().expect("a running concsh")
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        self.0.as_mut().expect("a running concsh")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            // Both are no-ops for a run that was already waited for.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 /// Runs `concsh ARGS` in `dir` with `stdin`, killing it past [`LIMIT`].
