@@ -33,7 +33,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, pthread_sigmask, sigaction};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use parking_lot::Mutex;
-use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM};
+use signal_hook::consts::{SIGQUIT, SIGTERM};
 use signal_hook::iterator::backend::{Handle, SignalDelivery};
 use signal_hook::iterator::exfiltrator::SignalOnly;
 
@@ -79,7 +79,8 @@ impl Listener {
     fn listen(process: Arc<Process>, interrupt: Scope) -> Option<Listener> {
         let (read, write) = UnixStream::pair().ok()?;
         let pipe = read.as_raw_fd();
-        let mut signals = SignalDelivery::with_pipe(read, write, SignalOnly, [SIGINT, SIGTERM, SIGQUIT]).ok()?;
+        let mut signals =
+            SignalDelivery::with_pipe(read, write, SignalOnly, ANSWERED.map(|signal| signal as i32)).ok()?;
         let handle = signals.handle();
         let closed = handle.clone();
         let children =

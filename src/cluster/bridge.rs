@@ -75,10 +75,7 @@ pub fn start(proc: &Arc<Process>, pool: &Arc<Pool>, url: &str) -> Result<Vec<Joi
 fn send(mut backend: Redis, pool: &Pool, run: &str, program: &str) {
     while let Ok(task) = pool.tasks.get(Wait::new(&pool.stop, None)) {
         let task = crate::observe::race::unstamp(&task);
-        // A primitive lives in this machine's memory: it cannot travel.
-        if let Some(kind) = wire::primitive_in(task) {
-            let message =
-                format!("{} cannot be sent to a cluster worker (it lives in this machine's memory)", kind.a_name());
+        if let Some(message) = wire::cannot_leave(task, "to a cluster worker") {
             refuse(pool, task, &message);
             continue;
         }

@@ -446,7 +446,7 @@ pub fn update_in(base: &Value, slot: Slot, op: BinOp, rhs: &Value) -> Option<Res
     if !rhs.is_scalar() {
         return None;
     }
-    let apply = |current: &mut Value| current.is_scalar().then(|| update(op, current, rhs));
+    let apply = |current: &mut Value| update_scalar(op, current, rhs);
     match (base, slot) {
         (Value::Map(map), Slot::Field(name)) => apply(map.lock().get_mut(&StrKey(name))?),
         (Value::Map(map), Slot::Index(index)) => {
@@ -460,6 +460,13 @@ pub fn update_in(base: &Value, slot: Slot, op: BinOp, rhs: &Value) -> Option<Res
         }
         _ => None,
     }
+}
+
+/// `current op= rhs` in place when `current` is a number, string or the
+/// like (`None`: a list or map, which the caller updates its own way).
+#[inline]
+pub fn update_scalar(op: BinOp, current: &mut Value, rhs: &Value) -> Option<Result<(), Fault>> {
+    current.is_scalar().then(|| update(op, current, rhs))
 }
 
 pub(crate) fn missing_key(key: &Value) -> Fault {

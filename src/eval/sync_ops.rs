@@ -181,12 +181,7 @@ impl<'p> Interp<'p> {
     pub(crate) fn put(&mut self, value: Value, target: &Value, timeout: Option<Duration>, span: Span) -> R<()> {
         if let Value::RemoteQueue(q) = target {
             let bytes = wire::encode(&value).map_err(|e| fault_at(e, span))?;
-            // A primitive lives in this machine's memory: it cannot travel.
-            if let Some(kind) = wire::primitive_in(&bytes) {
-                let message = format!(
-                    "{} cannot be sent through a queue on a server (it lives in this machine's memory)",
-                    kind.a_name()
-                );
+            if let Some(message) = wire::cannot_leave(&bytes, "through a queue on a server") {
                 return Err(fault_at(type_error(message), span));
             }
             return q

@@ -95,14 +95,6 @@ impl Table {
         self.hashed.get_index_of(key)
     }
 
-    /// The entry at `position` in insertion order.
-    pub fn get_index(&self, position: usize) -> Option<(Key, &Value)> {
-        if self.is_array() {
-            return self.array.get(position).map(|value| (Key::Int(position as i64), value));
-        }
-        self.hashed.get_index(position).map(|(key, value)| (key.clone(), value))
-    }
-
     /// The string key at `position`, if that entry has one.
     #[inline]
     pub fn str_key_at(&self, position: usize) -> Option<&str> {

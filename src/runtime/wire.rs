@@ -61,6 +61,13 @@ pub fn primitive_in(bytes: &[u8]) -> Option<crate::sync::handle::HandleKind> {
     kind
 }
 
+/// Why `bytes` cannot be sent `whither` ("to a cluster worker"): the
+/// primitive it names lives in this machine's memory.
+pub fn cannot_leave(bytes: &[u8], whither: &str) -> Option<String> {
+    primitive_in(bytes)
+        .map(|kind| format!("{} cannot be sent {whither} (it lives in this machine's memory)", kind.a_name()))
+}
+
 /// The bytes of `value`.
 pub fn encode(value: &Value) -> Result<Vec<u8>, Fault> {
     let mut out = Vec::with_capacity(16);

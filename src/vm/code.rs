@@ -77,6 +77,14 @@ impl NameHint {
     }
 }
 
+impl Code {
+    /// Where `names[name]` is in `table`, guessed first from its hint.
+    #[inline(always)]
+    pub fn find_name(&self, name: u32, table: &Table) -> Option<usize> {
+        self.hints[name as usize].find(table, &self.names[name as usize])
+    }
+}
+
 /// A piece of an interpolated string (`"item {i}: {x:>4}"`).
 #[derive(Debug)]
 pub enum Piece {

@@ -397,7 +397,7 @@ impl<'p> Interp<'p> {
                         let field = match &reg!(b) {
                             Value::Map(map) if !self.racing => {
                                 let entries = map.lock();
-                                let at = code.hints[name as usize].find(&entries, &code.names[name as usize]);
+                                let at = code.find_name(name, &entries);
                                 at.and_then(|at| entries.value_at(at)).cloned()
                             }
                             _ => None,
@@ -412,11 +412,9 @@ impl<'p> Interp<'p> {
                         let done = match (&reg!(b), &reg!(src)) {
                             (Value::Map(map), rhs) if !self.racing && rhs.is_scalar() => {
                                 let mut entries = map.lock();
-                                let at = code.hints[name as usize].find(&entries, &code.names[name as usize]);
-                                match at.and_then(|at| entries.value_at_mut(at)) {
-                                    Some(field) if field.is_scalar() => Some(ops::update(how, field, rhs)),
-                                    _ => None,
-                                }
+                                let at = code.find_name(name, &entries);
+                                let field = at.and_then(|at| entries.value_at_mut(at));
+                                field.and_then(|field| ops::update_scalar(how, field, rhs))
                             }
                             _ => None,
                         };
@@ -657,8 +655,8 @@ impl<'p> Interp<'p> {
     /// `recv.name(args)`, the receiver in `regs[0]`. A map's function
     /// entry comes back to be called from the registers; `push` appends
     /// without building an argument list.
-    fn method_regs(&mut self, code: &Code, name: u32, regs: &[Reg], span: Span) -> R<MethodCall> {
-        let (hint, name) = (&code.hints[name as usize], &*code.names[name as usize]);
+    fn method_regs(&mut self, code: &Code, index: u32, regs: &[Reg], span: Span) -> R<MethodCall> {
+        let name = &*code.names[index as usize];
         // The receiver is read where it is, not cloned: a clone is a write
         // to its reference count, a cache line every thread calling a
         // method of the same object would fight over.
@@ -667,7 +665,7 @@ impl<'p> Interp<'p> {
             Value::Map(map) => {
                 let stored = {
                     let entries = map.lock();
-                    hint.find(&entries, name).and_then(|at| match entries.value_at(at) {
+                    code.find_name(index, &entries).and_then(|at| match entries.value_at(at) {
                         Some(Value::Func(closure)) => Some(closure.clone()),
                         _ => None,
                     })
