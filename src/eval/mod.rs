@@ -36,11 +36,11 @@ pub use methods::members;
 
 use crate::observe::race::Access;
 use crate::resolve::ir::*;
-use crate::runtime::Value;
 use crate::runtime::error::{ErrorValue, Fault, Kind, MAX_LEN, TraceEntry, too_large};
 use crate::runtime::format;
 use crate::runtime::task::Task;
 use crate::runtime::value::{Closure, Key, VarCell};
+use crate::runtime::{Str, Value};
 use crate::sync::board::{Op, What};
 use crate::sync::cancel::CancelToken;
 use crate::sync::wait::Wait;
@@ -607,7 +607,7 @@ impl<'p> Interp<'p> {
     pub(crate) fn update_field(
         &self,
         base: &Value,
-        name: &str,
+        name: &Str,
         op: BinOp,
         rhs: &Value,
         span: Span,
@@ -942,7 +942,7 @@ impl<'p> Interp<'p> {
         }
     }
 
-    pub(crate) fn set_field(&self, base: &Value, name: &str, value: Value, span: Span) -> Result<(), Box<ErrorValue>> {
+    pub(crate) fn set_field(&self, base: &Value, name: &Str, value: Value, span: Span) -> Result<(), Box<ErrorValue>> {
         if self.racing {
             self.race_field(base, name, Access::Write, span);
         }

@@ -515,14 +515,16 @@ fn no_field(base: &Value, name: &str) -> Fault {
     }
 }
 
-pub fn set_field(base: &Value, name: &str, value: Value) -> Result<(), Fault> {
+/// `base.name = value`; a new key is `name` itself, the program's copy
+/// (see `runtime::text::Interner`).
+pub fn set_field(base: &Value, name: &Str, value: Value) -> Result<(), Fault> {
     match base {
         Value::Map(map) => {
             let mut map = map.lock();
             match map.get_mut(&StrKey(name)) {
                 Some(slot) => *slot = value,
                 None => {
-                    map.insert(Key::Str(name.into()), value);
+                    map.insert(Key::Str(name.clone()), value);
                 }
             }
             Ok(())

@@ -14,6 +14,7 @@
 use std::sync::Arc;
 
 pub use super::builtin::Builtin;
+use crate::runtime::Str;
 use crate::syntax::Span;
 pub use crate::syntax::ast::{BinOp, FormatSpec, UnOp};
 pub use crate::syntax::ast::{Catch, Catches};
@@ -166,7 +167,7 @@ pub enum Place {
     Upvalue(u32),
     Global(u32),
     Index(Box<Expr>, Box<Expr>),
-    Field(Box<Expr>, Arc<str>),
+    Field(Box<Expr>, Str),
 }
 
 #[derive(Debug)]
@@ -202,14 +203,14 @@ pub enum ExprKind {
     Index(Box<Expr>, Box<Expr>),
     /// `base[start:stop:step]`, each part optional.
     Slice(Box<Expr>, Box<[Option<Expr>; 3]>),
-    Field(Box<Expr>, Arc<str>),
+    Field(Box<Expr>, Str),
     /// A call of any value.
     Call(Box<Expr>, Args),
     /// A call of a top-level function, known before the script runs.
     CallFunc(u32, Args),
     CallBuiltin(Builtin, Args),
     /// `recv.name(args)`.
-    Method(Box<Expr>, Arc<str>, Args),
+    Method(Box<Expr>, Str, Args),
     /// `thread` or (`process`) `spawn`.
     Task {
         process: bool,

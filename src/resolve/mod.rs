@@ -26,6 +26,7 @@ use std::sync::Arc;
 pub use error::ResolveError;
 pub use scope::Globals;
 
+use crate::runtime::text::Interner;
 use crate::syntax::Span;
 use crate::syntax::ast::{self, ExprKind as A, StmtKind as S};
 use ir::*;
@@ -106,6 +107,8 @@ struct Resolver {
     /// script) and the modules its imports bind.
     prefix: Arc<str>,
     aliases: Vec<Bound>,
+    /// The program's one copy of each literal and field name.
+    strings: Interner,
 }
 
 impl Resolver {
@@ -126,6 +129,7 @@ impl Resolver {
             errors: Vec::new(),
             prefix: "".into(),
             aliases: Vec::new(),
+            strings: Interner::default(),
         }
     }
 
@@ -690,7 +694,7 @@ impl Resolver {
                     }
                     None => Place::Local(0),
                 },
-                None => Place::Field(Box::new(self.expr(base)), field.name.as_str().into()),
+                None => Place::Field(Box::new(self.expr(base)), self.strings.get(&field.name)),
             },
             _ => unreachable!("the parser accepts only names, items and fields as targets"),
         }
@@ -705,7 +709,7 @@ impl Resolver {
         let kind = match &expr.kind {
             A::Int(n) => ExprKind::Int(*n),
             A::Float(f) => ExprKind::Float(*f),
-            A::Str(s) => ExprKind::Str(s.as_str().into()),
+            A::Str(s) => ExprKind::Str(self.strings.get(s)),
             A::Bool(b) => ExprKind::Bool(*b),
             A::Nil => ExprKind::Nil,
             A::Interp(parts) => ExprKind::Interp(
@@ -749,7 +753,7 @@ impl Resolver {
             }
             A::Field(base, name) => match self.module_of(base) {
                 Some(module) => self.member_expr(&module, name),
-                None => ExprKind::Field(Box::new(self.expr(base)), name.name.as_str().into()),
+                None => ExprKind::Field(Box::new(self.expr(base)), self.strings.get(&name.name)),
             },
             A::Call(callee, args) => return self.call(callee, args, span),
             A::Task { process, daemon, target, name } => {
@@ -819,7 +823,7 @@ impl Resolver {
                     ExprKind::Nil => ExprKind::Nil,
                     kind => ExprKind::Call(Box::new(Expr { kind, span: callee.span }), resolved),
                 },
-                None => ExprKind::Method(Box::new(self.expr(recv)), method.name.as_str().into(), resolved),
+                None => ExprKind::Method(Box::new(self.expr(recv)), self.strings.get(&method.name), resolved),
             },
             A::Name(name) => match self.lookup(name, callee.span) {
                 Some(ExprKind::Func(global)) => {

@@ -14,6 +14,7 @@ use std::hash::Hash;
 use indexmap::{Equivalent, IndexMap};
 
 use super::keyhash::KeyHashing;
+use super::text::Str;
 use super::value::{Key, StrKey, Value};
 
 type Hashed = IndexMap<Key, Value, KeyHashing>;
@@ -97,9 +98,9 @@ impl Table {
 
     /// The string key at `position`, if that entry has one.
     #[inline]
-    pub fn str_key_at(&self, position: usize) -> Option<&str> {
+    pub fn str_key_at(&self, position: usize) -> Option<&Str> {
         match self.hashed.get_index(position) {
-            Some((Key::Str(key), _)) => Some(key.as_str()),
+            Some((Key::Str(key), _)) => Some(key),
             _ => None,
         }
     }

@@ -5,6 +5,7 @@
 //! [`Value`]: super::Value
 
 use std::borrow::Borrow;
+use std::collections::HashSet;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
@@ -49,6 +50,27 @@ impl Str {
     /// Whether `a` and `b` are the same string object (not just equal).
     pub fn ptr_eq(a: &Str, b: &Str) -> bool {
         Arc::ptr_eq(&a.0, &b.0)
+    }
+}
+
+/// One copy of each string a program's text names: its string literals
+/// and the field and method names its code looks up. A map built from a
+/// literal (`{"total": 0}`) then holds the very key `acc.total` looks for,
+/// and a name's hint (`vm::code::NameHint`) confirms its guess by comparing
+/// two pointers, not two strings. Kept by one resolution (a script with
+/// its modules, or one REPL input), so nothing outlives the program.
+#[derive(Default)]
+pub struct Interner(HashSet<Str>);
+
+impl Interner {
+    /// The program's copy of `text`.
+    pub fn get(&mut self, text: &str) -> Str {
+        if let Some(known) = self.0.get(text) {
+            return known.clone();
+        }
+        let new = Str::from(text);
+        self.0.insert(new.clone());
+        new
     }
 }
 
@@ -162,5 +184,16 @@ mod tests {
         assert_eq!(s.as_str(), "abcd");
         assert_eq!(other.as_str(), "ab");
         assert!(!Str::ptr_eq(&s, &other));
+    }
+
+    #[test]
+    fn an_interner_gives_one_copy_of_each_text() {
+        let mut strings = Interner::default();
+        let a = strings.get("total");
+        let b = strings.get("total");
+        let c = strings.get("add");
+        assert!(Str::ptr_eq(&a, &b));
+        assert!(!Str::ptr_eq(&a, &c));
+        assert_eq!((a.as_str(), c.as_str()), ("total", "add"));
     }
 }

@@ -124,7 +124,7 @@ impl Value {
 
     /// Holds nothing to release (no reference count, no string).
     #[inline(always)]
-    fn is_scalar_copy(&self) -> bool {
+    pub fn is_scalar_copy(&self) -> bool {
         matches!(self, Value::Nil | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::Unset)
     }
 }

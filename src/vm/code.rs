@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::resolve::ir::{BinOp, Builtin, Expr, FnDef, FormatSpec, Pattern, Stmt, UnOp};
+use crate::runtime::Str;
 use crate::runtime::Value;
 use crate::runtime::value::{StrKey, Table};
 use crate::syntax::Span;
@@ -29,8 +30,9 @@ pub struct Code {
     /// The span each op reports an error at.
     pub spans: Vec<Span>,
     pub consts: Vec<Value>,
-    /// Field and method names.
-    pub names: Vec<Arc<str>>,
+    /// Field and method names, as the program's one copy of each
+    /// (`runtime::text::Interner`).
+    pub names: Vec<Str>,
     /// Where each name was last found in a map, beside `names`.
     pub hints: Vec<NameHint>,
     /// Argument lists: `args` of a call op is the first of `argc` entries.
@@ -64,12 +66,17 @@ impl Default for NameHint {
 impl NameHint {
     /// The position of the string key `name` in `table`.
     #[inline(always)]
-    pub fn find(&self, table: &Table, name: &str) -> Option<usize> {
+    pub fn find(&self, table: &Table, name: &Str) -> Option<usize> {
         let guess = self.0.load(Ordering::Relaxed) as usize;
-        if table.str_key_at(guess) == Some(name) {
+        // A key made from the program's text is the name's own copy: one
+        // pointer compare. Other keys (read from JSON, sent by a process)
+        // are compared as text.
+        if let Some(key) = table.str_key_at(guess)
+            && (Str::ptr_eq(key, name) || key.as_str() == name.as_str())
+        {
             return Some(guess);
         }
-        let found = table.get_index_of(&StrKey(name))?;
+        let found = table.get_index_of(&StrKey(name.as_str()))?;
         // Written only when it changes: the line stays shared between
         // threads that read it.
         self.0.store(found as u32, Ordering::Relaxed);
@@ -421,5 +428,32 @@ impl Code {
             Op::ReturnNil => true,
             Op::Exec { brk, cont, .. } => [brk, cont].iter().all(|&to| to == NO_LOOP || lands(to)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::value::Key;
+
+    fn table(keys: &[Str]) -> Table {
+        keys.iter().map(|k| (Key::Str(k.clone()), Value::Nil)).collect()
+    }
+
+    /// The hint is only a guess: found through the program's own copy, an
+    /// equal string of another origin, or a hash when the guess is wrong.
+    #[test]
+    fn a_hint_finds_a_name_whatever_made_the_key() {
+        let name = Str::from("total");
+        let hint = NameHint::default();
+        let own = table(&[Str::from("a"), name.clone()]);
+        assert_eq!(hint.find(&own, &name), Some(1));
+        assert_eq!(hint.find(&own, &name), Some(1), "a confirmed guess");
+        let other = table(&[Str::from("b"), Str::from("total")]);
+        assert_eq!(hint.find(&other, &name), Some(1), "an equal key made elsewhere");
+        let moved = table(&[Str::from("total"), Str::from("c")]);
+        assert_eq!(hint.find(&moved, &name), Some(0), "a wrong guess");
+        let none = table(&[Str::from("c"), Str::from("totals")]);
+        assert_eq!(hint.find(&none, &name), None);
     }
 }

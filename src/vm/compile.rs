@@ -8,11 +8,9 @@
 //! the VM and the tree evaluator share frame layout, so a body may mix the
 //! two freely and every guarantee of those constructs holds unchanged.
 
-use std::sync::Arc;
-
 use super::code::{Code, NO_LOOP, Op, Piece, Reg, holds_on};
 use crate::resolve::ir::*;
-use crate::runtime::Value;
+use crate::runtime::{Str, Value};
 use crate::syntax::Span;
 
 /// Compiles a function body whose resolved frame has `slots` slots; `None`
@@ -110,7 +108,7 @@ impl Compiler {
         self.load(dst, span, |dst| Op::Const { dst, index })
     }
 
-    fn name(&mut self, name: Arc<str>) -> u32 {
+    fn name(&mut self, name: Str) -> u32 {
         match self.code.names.iter().position(|n| *n == name) {
             Some(i) => i as u32,
             None => {
@@ -592,5 +590,29 @@ mod tests {
             ["TestInt", "Return", "Jump", "AddInt", "CallFunc", "AddInt", "CallFunc", "Binary", "Return", "ReturnNil"],
             "{ops:?}"
         );
+    }
+
+    /// A map literal's key and the name `acc.total` looks up are one
+    /// string, so a name's hint is confirmed by comparing pointers.
+    #[test]
+    fn a_literal_key_and_a_field_name_are_one_copy() {
+        let source = "fn f() {\n let acc = {\"total\": 0}\n acc.total += 1\n return acc.total\n}";
+        let ast = crate::syntax::parse(source).expect("parses");
+        let program = crate::resolve::resolve(ast).expect("resolves");
+        let def = program.all_functions.iter().find(|d| &*d.name == "f").expect("the function");
+        let code = &def.code;
+        assert_eq!(code.names.len(), 1, "{:?}", code.names);
+        let key = code
+            .exprs
+            .iter()
+            .find_map(|e| match &e.kind {
+                ExprKind::Map(entries) => entries.first().and_then(|(k, _)| match &k.kind {
+                    ExprKind::Str(s) => Some(s.clone()),
+                    _ => None,
+                }),
+                _ => None,
+            })
+            .expect("the literal's key");
+        assert!(Str::ptr_eq(&key, &code.names[0]));
     }
 }

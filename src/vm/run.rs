@@ -100,7 +100,7 @@ impl<'p> Interp<'p> {
             // SAFETY: a frame's `def` outlives it (see `Frame`).
             let (def, by) = unsafe { (&*cur.def, &*caller.def) };
             error = traced(error, &def.name, by.code.spans[caller.pc - 1]);
-            self.stack.truncate(cur.base);
+            self.drop_frame(cur.base);
             self.depth -= 1;
             *cur = caller;
             self.base = cur.base;
@@ -155,7 +155,7 @@ impl<'p> Interp<'p> {
     #[inline(always)]
     fn pop_frame(&mut self, cur: &mut Frame, frames: &mut Vec<Frame>, value: &mut Value) -> bool {
         let Some(caller) = frames.pop() else { return false };
-        self.stack.truncate(cur.base);
+        self.drop_frame(cur.base);
         self.depth -= 1;
         cur.def = caller.def;
         cur.up = caller.up;
@@ -170,8 +170,30 @@ impl<'p> Interp<'p> {
             // Only a call suspends a frame.
             _ => return true,
         };
-        self.stack[cur.base + dst as usize] = std::mem::take(value);
+        self.stack[cur.base + dst as usize].set(std::mem::take(value));
         true
+    }
+
+    /// Truncates the stack to `base`, releasing only the values that hold
+    /// something: a frame of numbers goes without a call per value.
+    #[inline(always)]
+    fn drop_frame(&mut self, base: usize) {
+        let top = self.stack.len();
+        if base >= top {
+            return;
+        }
+        // SAFETY: the values from `base` to `top` are initialised; the
+        // length drops first, so each is dropped exactly once, here.
+        unsafe {
+            self.stack.set_len(base);
+            let values = self.stack.as_mut_ptr().add(base);
+            for i in 0..top - base {
+                let value = values.add(i);
+                if !(*value).is_scalar_copy() {
+                    std::ptr::drop_in_place(value);
+                }
+            }
+        }
     }
 
     fn run_frames(&mut self, cur: &mut Frame, frames: &mut Vec<Frame>) -> R<Value> {
