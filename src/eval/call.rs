@@ -186,10 +186,14 @@ impl<'p> Interp<'p> {
     /// into cells (callers test that there are any: most functions have none).
     #[cold]
     pub(crate) fn cell_params(&mut self, def: &FnDef, base: usize) {
-        for &i in &def.cell_params {
+        for &(i, fixed) in &def.cell_params {
             let slot = base + i as usize;
             let value = std::mem::take(&mut self.stack[slot]);
-            self.stack[slot] = Value::Cell(Arc::new(VarCell::new(value)));
+            let cell = match fixed {
+                true => VarCell::fixed(value),
+                false => VarCell::new(value),
+            };
+            self.stack[slot] = Value::Cell(Arc::new(cell));
         }
     }
 

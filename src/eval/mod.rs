@@ -184,7 +184,7 @@ impl<'p> Interp<'p> {
             StmtKind::Fn(binding, def) => {
                 // A local function may call itself: its cell exists before
                 // the closure that captures it.
-                if let Binding::Cell(slot) = binding {
+                if let Binding::Cell(slot) | Binding::FixedCell(slot) = binding {
                     self.stack[self.base + *slot as usize] = Value::Cell(Arc::default());
                     let closure = self.closure(def, up);
                     self.assign_local_cell(*slot, closure, stmt.span);
@@ -375,6 +375,9 @@ impl<'p> Interp<'p> {
             Binding::Cell(slot) => {
                 self.stack[self.base + slot as usize] = Value::Cell(Arc::new(VarCell::new(value)));
             }
+            Binding::FixedCell(slot) => {
+                self.stack[self.base + slot as usize] = Value::Cell(Arc::new(VarCell::fixed(value)));
+            }
             Binding::Global(i) => *self.tables.globals[i as usize].lock() = value,
             // A top-level `let` runs once; there is nothing to overwrite.
             Binding::Fixed(i) => {
@@ -409,7 +412,7 @@ impl<'p> Interp<'p> {
         if self.racing {
             self.race_cell(None, cell, Access::Read, span);
         }
-        Ok(cell.lock().clone())
+        Ok(cell.read())
     }
 
     /// A global's value, once its `let` has run.
@@ -715,7 +718,7 @@ impl<'p> Interp<'p> {
                 if self.racing {
                     self.race_cell(None, &up[*i as usize], Access::Read, expr.span);
                 }
-                up[*i as usize].lock().clone()
+                up[*i as usize].read()
             }
             ExprKind::Float(f) => Value::Float(*f),
             ExprKind::Str(s) => Value::Str(s.clone()),

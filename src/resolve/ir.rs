@@ -45,8 +45,9 @@ pub struct FnDef {
     /// Parameters first, then every local of the body (the frame holds the
     /// code's temporaries after them: `code.frame` in all).
     pub slots: u32,
-    /// Parameters a closure captures, moved into cells on entry.
-    pub cell_params: Vec<u32>,
+    /// Parameters a closure captures, moved into cells on entry, each
+    /// with whether its cell is fixed.
+    pub cell_params: Vec<(u32, bool)>,
     /// The body, compiled.
     pub code: crate::vm::Code,
     /// Where each upvalue of a new closure comes from, in the creating frame.
@@ -70,8 +71,10 @@ impl FnDef {
 pub struct Param {
     pub name: Arc<str>,
     pub default: Option<Expr>,
-    /// The parameter's slot holds a cell (a closure captures it).
+    /// The parameter's slot holds a cell (a closure captures it), and
+    /// whether the body never assigns it (a fixed cell).
     pub cell: bool,
+    pub fixed: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,6 +151,9 @@ pub enum Binding {
     /// A fresh cell in this slot: every execution of the declaration makes
     /// a new one, so closures made in a loop each keep their own variable.
     Cell(u32),
+    /// A fresh cell, as `Cell`, of a variable nothing assigns after this
+    /// binding: read without a lock (`VarCell::fixed`).
+    FixedCell(u32),
     Global(u32),
     /// A global set once (see `ExprKind::Fixed`).
     Fixed(u32),

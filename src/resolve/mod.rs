@@ -73,6 +73,7 @@ pub fn resolve_with(units: &[Unit], globals: &mut Globals) -> Result<Program, Ve
         false => (HashSet::new(), HashSet::new()),
     };
     let mut second = Resolver::new(globals.clone(), first.found_captures, fixed);
+    second.reassigned = first.found_reassigned;
     second.top_slots = top_slots;
     let main = second.program(units);
     if !second.errors.is_empty() {
@@ -89,6 +90,10 @@ struct Resolver {
     /// Declarations (by the offset of their name) that a closure captures.
     captured: HashSet<u32>,
     found_captures: HashSet<u32>,
+    /// Local declarations assigned after their binding (or a local `fn`,
+    /// bound after its cell is made): their cells cannot be fixed.
+    reassigned: HashSet<u32>,
+    found_reassigned: HashSet<u32>,
     /// Globals set once and never assigned (from pass one).
     fixed: HashSet<u32>,
     /// How often each global is declared, and which are assigned.
@@ -118,6 +123,8 @@ impl Resolver {
             globals,
             captured,
             found_captures: HashSet::new(),
+            reassigned: HashSet::new(),
+            found_reassigned: HashSet::new(),
             fixed,
             declarations: HashMap::new(),
             assigned: HashSet::new(),
@@ -340,6 +347,7 @@ impl Resolver {
                     return None;
                 }
                 // Declared before its body is resolved, so it can call itself.
+                self.found_reassigned.insert(name.span.start);
                 let binding = self.declare(name);
                 let func = self.function(def, &name.name);
                 StmtKind::Fn(binding, func)
@@ -456,14 +464,16 @@ impl Resolver {
             };
         }
         let cell = self.captured.contains(&name.span.start);
+        let fixed = cell && !self.reassigned.contains(&name.span.start);
         let ctx = self.ctx();
         let slot = ctx.slots;
         ctx.slots += 1;
         let local = Local { slot, cell, decl: name.span.start };
         ctx.scopes.last_mut().expect("a scope is open").push((name.name.clone(), local));
-        match cell {
-            true => Binding::Cell(slot),
-            false => Binding::Local(slot),
+        match (cell, fixed) {
+            (true, true) => Binding::FixedCell(slot),
+            (true, false) => Binding::Cell(slot),
+            (false, _) => Binding::Local(slot),
         }
     }
 
@@ -497,7 +507,8 @@ impl Resolver {
             params.push(Param {
                 name: param.name.name.as_str().into(),
                 default,
-                cell: matches!(binding, Binding::Cell(_)),
+                cell: matches!(binding, Binding::Cell(_) | Binding::FixedCell(_)),
+                fixed: matches!(binding, Binding::FixedCell(_)),
             });
         }
         let body = match &def.body {
@@ -508,7 +519,7 @@ impl Resolver {
             }
         };
         let ctx = self.fns.pop().expect("pushed above");
-        let cell_params = params.iter().enumerate().filter(|(_, p)| p.cell).map(|(i, _)| i as u32).collect();
+        let cell_params = params.iter().enumerate().filter(|(_, p)| p.cell).map(|(i, p)| (i as u32, p.fixed)).collect();
         let def = Arc::new(FnDef {
             id: next_function_id(),
             name: name.into(),
@@ -651,9 +662,18 @@ impl Resolver {
         self.error(error);
     }
 
+    /// Notes that the local `name` (of this function or an enclosing one)
+    /// is assigned, so its cell cannot be fixed.
+    fn assigned_local(&mut self, name: &str) -> &mut Self {
+        if let Some(local) = self.fns.iter().rev().find_map(|f| f.find(name)) {
+            self.found_reassigned.insert(local.decl);
+        }
+        self
+    }
+
     fn place(&mut self, target: &ast::Expr) -> Place {
         match &target.kind {
-            A::Name(name) => match self.lookup(name, target.span) {
+            A::Name(name) => match self.assigned_local(name).lookup(name, target.span) {
                 Some(ExprKind::Local(slot)) => Place::Local(slot),
                 Some(ExprKind::LocalCell(slot)) => Place::LocalCell(slot),
                 Some(ExprKind::Upvalue(i)) => Place::Upvalue(i),

@@ -140,8 +140,48 @@ const _: fn() = || {
 // variant makes `Value` wider.
 const _: () = assert!(std::mem::size_of::<Value>() == 16);
 
-/// A variable shared by reference (captured by a closure, or a global).
-pub type VarCell = Mutex<Value>;
+/// A variable shared by reference: a global, or a local a closure captured.
+#[derive(Default)]
+pub struct VarCell {
+    var: Mutex<Value>,
+    /// The value of a captured variable that nothing assigns after its
+    /// binding (the resolver proves it; `Binding::FixedCell`): read with
+    /// no lock, so a closure reading it writes no line other threads read.
+    /// `var` holds it too, for whatever reads through the lock.
+    fixed: Option<Value>,
+}
+
+impl VarCell {
+    pub fn new(value: Value) -> VarCell {
+        VarCell { var: Mutex::new(value), fixed: None }
+    }
+
+    /// A cell never assigned after this.
+    pub fn fixed(value: Value) -> VarCell {
+        VarCell { var: Mutex::new(value.clone()), fixed: Some(value) }
+    }
+
+    #[inline]
+    pub fn lock(&self) -> parking_lot::MutexGuard<'_, Value> {
+        self.var.lock()
+    }
+
+    /// The value, the cell gone. (A fixed cell's second reference goes
+    /// first, so the value's last one is the one handed back.)
+    pub fn into_inner(self) -> Value {
+        drop(self.fixed);
+        self.var.into_inner()
+    }
+
+    /// The variable's value: without the lock when it is fixed.
+    #[inline(always)]
+    pub fn read(&self) -> Value {
+        match &self.fixed {
+            Some(value) => value.clone(),
+            None => self.var.lock().clone(),
+        }
+    }
+}
 
 /// `range(start, stop, step)`: lazy, so `range(10000000)` costs nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,7 +231,7 @@ impl Drop for Closure {
     fn drop(&mut self) {
         // A chain of closures each capturing the last frees without recursion.
         let captured = std::mem::take(&mut self.upvalues).into_vec();
-        defer(captured.into_iter().filter_map(|cell| Arc::into_inner(cell).map(Mutex::into_inner)));
+        defer(captured.into_iter().filter_map(|cell| Arc::into_inner(cell).map(VarCell::into_inner)));
     }
 }
 

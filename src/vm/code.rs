@@ -136,6 +136,8 @@ pub enum Op {
     NewCell {
         slot: Reg,
         src: Reg,
+        /// Never assigned after (`Binding::FixedCell`).
+        fixed: bool,
     },
     LoadUp {
         dst: Reg,
@@ -397,7 +399,7 @@ impl Code {
             Op::Move { dst, src } | Op::AddInt { dst, src, .. } | Op::Unary { dst, src, .. } => inside(&[dst, src]),
             Op::Update { dst, src, .. } => inside(&[dst, src]),
             Op::LoadCell { dst, slot } => inside(&[dst, slot]),
-            Op::StoreCell { slot, src } | Op::NewCell { slot, src } | Op::UpdateCell { slot, src, .. } => {
+            Op::StoreCell { slot, src } | Op::NewCell { slot, src, .. } | Op::UpdateCell { slot, src, .. } => {
                 inside(&[slot, src])
             }
             Op::Binary { dst, a, b, .. } => inside(&[dst, a, b]),

@@ -273,7 +273,8 @@ impl Compiler {
     fn bind(&mut self, binding: Binding, src: Reg, span: Span) {
         let op = match binding {
             Binding::Local(slot) => Op::Move { dst: slot, src },
-            Binding::Cell(slot) => Op::NewCell { slot, src },
+            Binding::Cell(slot) => Op::NewCell { slot, src, fixed: false },
+            Binding::FixedCell(slot) => Op::NewCell { slot, src, fixed: true },
             Binding::Global(index) => Op::StoreGlobal { index, src },
             Binding::Fixed(index) => Op::SetFixed { index, src },
         };
@@ -614,5 +615,28 @@ mod tests {
             })
             .expect("the literal's key");
         assert!(Str::ptr_eq(&key, &code.names[0]));
+    }
+
+    /// A captured variable nothing assigns after its binding gets a fixed
+    /// cell (read without a lock); one assigned anywhere does not.
+    #[test]
+    fn only_a_captured_variable_never_assigned_is_fixed() {
+        let source = "fn adder(k) { return fn(x) => x + k }\n\
+                      fn bumped(k) { let f = fn() => k\n k += 1\n return f }\n\
+                      fn kept() { let n = 1\n return fn() => n }\n\
+                      fn changed() { let n = 1\n let f = fn() { n = 2 }\n return f }";
+        let ast = crate::syntax::parse(source).expect("parses");
+        let program = crate::resolve::resolve(ast).expect("resolves");
+        let def = |name: &str| program.all_functions.iter().find(|d| &*d.name == name).expect("the function").clone();
+        assert_eq!(def("adder").cell_params, [(0, true)]);
+        assert_eq!(def("bumped").cell_params, [(0, false)]);
+        let new_cell = |name: &str| {
+            def(name).code.ops.iter().find_map(|op| match op {
+                Op::NewCell { fixed, .. } => Some(*fixed),
+                _ => None,
+            })
+        };
+        assert_eq!(new_cell("kept"), Some(true));
+        assert_eq!(new_cell("changed"), Some(false));
     }
 }

@@ -67,6 +67,35 @@ struct Frame {
     base: usize,
 }
 
+/// Pushes a suspended frame, each field written straight into the stack
+/// of frames. (`frames.push(Frame { .. })` builds the frame on the native
+/// stack and copies it in 16-byte pieces, each a load of two 8-byte
+/// stores still in flight, which the CPU cannot forward: a tenth of a
+/// call.)
+#[inline(always)]
+fn save(
+    frames: &mut Vec<Frame>,
+    def: *const FnDef,
+    up: *const [Arc<VarCell>],
+    owner: Option<Arc<Closure>>,
+    pc: usize,
+    base: usize,
+) {
+    frames.reserve(1);
+    let len = frames.len();
+    // SAFETY: `reserve` made room for one more frame at `len`; each of its
+    // fields is written once before `set_len` counts it.
+    unsafe {
+        let slot = frames.as_mut_ptr().add(len);
+        std::ptr::addr_of_mut!((*slot).def).write(def);
+        std::ptr::addr_of_mut!((*slot).up).write(up);
+        std::ptr::addr_of_mut!((*slot).owner).write(owner);
+        std::ptr::addr_of_mut!((*slot).pc).write(pc);
+        std::ptr::addr_of_mut!((*slot).base).write(base);
+        frames.set_len(len + 1);
+    }
+}
+
 /// What a method call comes to.
 enum MethodCall {
     Done(Value),
@@ -109,7 +138,9 @@ impl<'p> Interp<'p> {
     }
 
     /// Starts a VM frame for `def` with the values of `regs` (as many as
-    /// its parameters), suspending `cur`, whose `pc` is already saved.
+    /// its parameters), suspending `cur` to go on at `pc`. (Given here,
+    /// not stored in `cur` first: the frame is then written from values
+    /// in registers, not read back from a store still in flight.)
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn push_frame(
@@ -120,6 +151,7 @@ impl<'p> Interp<'p> {
         up: Up,
         owner: Option<Arc<Closure>>,
         regs: &[Reg],
+        pc: usize,
         call: Span,
     ) -> R<()> {
         if self.depth >= MAX_DEPTH {
@@ -139,7 +171,8 @@ impl<'p> Interp<'p> {
         if !def.cell_params.is_empty() {
             self.cell_params(def, base);
         }
-        frames.push(Frame { def: cur.def, up: cur.up, owner: cur.owner.take(), pc: cur.pc, base: cur.base });
+        let (owner_now, base_now) = (cur.owner.take(), cur.base);
+        save(frames, cur.def, cur.up, owner_now, pc, base_now);
         cur.def = def;
         cur.up = up;
         cur.owner = owner;
@@ -346,8 +379,7 @@ impl<'p> Interp<'p> {
                         };
                         let args = &code.args[args as usize..(args + argc) as usize];
                         if args.len() == closure.def.params.len() {
-                            cur.pc = pc;
-                            self.push_frame(cur, frames, &closure.def, &closure.upvalues, None, args, span)?;
+                            self.push_frame(cur, frames, &closure.def, &closure.upvalues, None, args, pc, span)?;
                             continue 'frames;
                         }
                         let value = self.call_regs(&closure.def, &closure.upvalues, args, span)?;
@@ -360,7 +392,6 @@ impl<'p> Interp<'p> {
                         if let Value::Func(closure) = &reg!(callee)
                             && args.len() == closure.def.params.len()
                         {
-                            cur.pc = pc;
                             let (def, upvals) = (&*closure.def as *const FnDef, &*closure.upvalues as *const _);
                             // SAFETY: the callee's register holds the closure
                             // (a reference of its own: a variable that can
@@ -369,7 +400,7 @@ impl<'p> Interp<'p> {
                             // frame writes its registers. Borrowing it spares
                             // two atomic writes to the closure's count.
                             let (def, upvals) = unsafe { (&*def, &*upvals) };
-                            self.push_frame(cur, frames, def, upvals, None, args, span)?;
+                            self.push_frame(cur, frames, def, upvals, None, args, pc, span)?;
                             continue 'frames;
                         }
                         let value = match reg!(callee).clone() {
@@ -390,11 +421,10 @@ impl<'p> Interp<'p> {
                         match called {
                             MethodCall::Done(value) => reg!(dst).set(value),
                             MethodCall::Call(closure) if args.len() - 1 == closure.def.params.len() => {
-                                cur.pc = pc;
                                 let (def, upvals) = (&*closure.def as *const FnDef, &*closure.upvalues as *const _);
                                 // SAFETY: `closure` moves into the frame as its owner and keeps both alive.
                                 let (def, upvals) = unsafe { (&*def, &*upvals) };
-                                self.push_frame(cur, frames, def, upvals, Some(closure), &args[1..], span)?;
+                                self.push_frame(cur, frames, def, upvals, Some(closure), &args[1..], pc, span)?;
                                 continue 'frames;
                             }
                             MethodCall::Call(closure) => {
@@ -404,7 +434,11 @@ impl<'p> Interp<'p> {
                             }
                         }
                     }
-                    Op::Return { src } => give!(std::mem::take(&mut reg!(src))),
+                    // A number is copied field by field (see `ForNext`).
+                    Op::Return { src } => give!(match reg!(src) {
+                        Value::Int(n) => Value::Int(n),
+                        _ => std::mem::take(&mut reg!(src)),
+                    }),
                     Op::ReturnNil => give!(Value::Nil),
                     // A closure's captured variable, and a map's field: hot in
                     // closures and in the object idiom.
@@ -412,7 +446,7 @@ impl<'p> Interp<'p> {
                         if self.racing {
                             self.race_cell(None, &up[index as usize], Access::Read, code.spans[pc - 1]);
                         }
-                        let value = up[index as usize].lock().clone();
+                        let value = up[index as usize].read();
                         reg!(dst).set(value);
                     }
                     Op::Field { dst, base: b, name } => {
@@ -487,8 +521,18 @@ impl<'p> Interp<'p> {
                     }
                     Op::ForNext { iter, dst, to } => {
                         let Value::Int(i) = reg!(iter + 1) else { continue };
+                        // A range's int is written as an int: built as a
+                        // `Value` in memory and copied whole, it is a store
+                        // the CPU cannot forward to the load right after.
+                        if let Value::Range(range) = &reg!(iter) {
+                            if let Some(n) = range.nth(i) {
+                                reg!(iter + 1).set(Value::Int(i + 1));
+                                reg!(dst).set(Value::Int(n));
+                                jump!(to);
+                            }
+                            continue;
+                        }
                         let item = match &reg!(iter) {
-                            Value::Range(range) => range.nth(i).map(Value::Int),
                             Value::List(list) if !self.racing => list.lock().get(i as usize).cloned(),
                             _ => {
                                 let iterable = reg!(iter).clone();
@@ -540,7 +584,10 @@ impl<'p> Interp<'p> {
                 let value = reg!(src).clone();
                 self.assign_local_cell(slot, value, span);
             }
-            Op::NewCell { slot, src } => self.bind_one(Binding::Cell(slot), reg!(src).clone()),
+            Op::NewCell { slot, src, fixed } => {
+                let binding = if fixed { Binding::FixedCell(slot) } else { Binding::Cell(slot) };
+                self.bind_one(binding, reg!(src).clone());
+            }
             Op::StoreUp { index, src } => {
                 if self.racing {
                     self.race_cell(None, &up[index as usize], Access::Write, span);
