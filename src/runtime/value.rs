@@ -173,6 +173,12 @@ impl VarCell {
         self.var.into_inner()
     }
 
+    /// The value of a fixed cell, where it is.
+    #[inline(always)]
+    pub fn fixed_value(&self) -> Option<&Value> {
+        self.fixed.as_ref()
+    }
+
     /// The variable's value: without the lock when it is fixed.
     #[inline(always)]
     pub fn read(&self) -> Value {

@@ -242,6 +242,20 @@ pub enum Op {
         name: u32,
         src: Reg,
     },
+    /// `Field` and `UpdateField` on a captured variable (`acc.total` in
+    /// the object idiom): a fixed cell's map is read where it is, not
+    /// copied out (a write to its count) first.
+    FieldUp {
+        dst: Reg,
+        index: u32,
+        name: u32,
+    },
+    UpdateFieldUp {
+        op: BinOp,
+        index: u32,
+        name: u32,
+        src: Reg,
+    },
     Jump {
         to: u32,
     },
@@ -381,6 +395,7 @@ impl Code {
         self.ops.iter().all(|op| match *op {
             Op::Const { dst, .. }
             | Op::LoadUp { dst, .. }
+            | Op::FieldUp { dst, .. }
             | Op::LoadGlobal { dst, .. }
             | Op::LoadFixed { dst, .. }
             | Op::LoadFunc { dst, .. }
@@ -392,6 +407,7 @@ impl Code {
             | Op::StoreGlobal { src, .. }
             | Op::SetFixed { src, .. }
             | Op::UpdateUp { src, .. }
+            | Op::UpdateFieldUp { src, .. }
             | Op::UpdateGlobal { src, .. }
             | Op::Return { src }
             | Op::Throw { src }

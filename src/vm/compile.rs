@@ -43,6 +43,12 @@ struct Compiler {
     loops: Vec<Loop>,
 }
 
+/// An expression that runs no code of the script's: reading it first or
+/// last is all one.
+fn plain(expr: &Expr) -> bool {
+    matches!(expr.kind, ExprKind::Local(_) | ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Str(_))
+}
+
 /// A small int constant that fits an immediate operand.
 fn small_int(expr: &Expr) -> Option<i32> {
     match expr.kind {
@@ -349,6 +355,16 @@ impl Compiler {
                 self.emit(Op::UpdateItem { op, base, index, src }, span);
             }
             Place::Field(base, name) => {
+                // Fused only when the value cannot run code that changes
+                // the variable: the variable is read after the value here.
+                if let ExprKind::Upvalue(index) = base.kind
+                    && plain(&value)
+                {
+                    let src = self.expr(value, None);
+                    let name = self.name(name);
+                    self.emit(Op::UpdateFieldUp { op, index, name, src }, span);
+                    return;
+                }
                 let base = self.expr(*base, None);
                 let src = self.expr(value, None);
                 let name = self.name(name);
@@ -466,6 +482,10 @@ impl Compiler {
                 let base = self.expr(*base, None);
                 let index = self.expr(*index, None);
                 self.load(dst, span, |dst| Op::Index { dst, base, index })
+            }
+            ExprKind::Field(base, name) if let ExprKind::Upvalue(index) = base.kind => {
+                let name = self.name(name);
+                self.load(dst, span, |dst| Op::FieldUp { dst, index, name })
             }
             ExprKind::Field(base, name) => {
                 let base = self.expr(*base, None);

@@ -96,13 +96,6 @@ fn save(
     }
 }
 
-/// What a method call comes to.
-enum MethodCall {
-    Done(Value),
-    /// A map's function entry, to call with the arguments after the receiver.
-    Call(Arc<Closure>),
-}
-
 impl<'p> Interp<'p> {
     /// Runs `def`'s code on the frame at `self.base` (set up by `enter`),
     /// and every VM function it calls, on frames of its own: a call from
@@ -416,23 +409,25 @@ impl<'p> Interp<'p> {
                     Op::Method { dst, name, args, argc } => {
                         let span = code.spans[pc - 1];
                         let args = &code.args[args as usize..(args + argc) as usize];
-                        let called = self.method_regs(code, name, args, span)?;
-                        fresh!();
-                        match called {
-                            MethodCall::Done(value) => reg!(dst).set(value),
-                            MethodCall::Call(closure) if args.len() - 1 == closure.def.params.len() => {
+                        // A map's own function first: the object idiom's call.
+                        if let Some(&recv) = args.first()
+                            && let Some(closure) = self.map_method(code, name, &reg!(recv), span)
+                        {
+                            if args.len() - 1 == closure.def.params.len() {
                                 let (def, upvals) = (&*closure.def as *const FnDef, &*closure.upvalues as *const _);
                                 // SAFETY: `closure` moves into the frame as its owner and keeps both alive.
                                 let (def, upvals) = unsafe { (&*def, &*upvals) };
                                 self.push_frame(cur, frames, def, upvals, Some(closure), &args[1..], pc, span)?;
                                 continue 'frames;
                             }
-                            MethodCall::Call(closure) => {
-                                let value = self.call_regs(&closure.def, &closure.upvalues, &args[1..], span)?;
-                                fresh!();
-                                reg!(dst).set(value);
-                            }
+                            let value = self.call_regs(&closure.def, &closure.upvalues, &args[1..], span)?;
+                            fresh!();
+                            reg!(dst).set(value);
+                            continue;
                         }
+                        let called = self.method_regs(code, name, args, span)?;
+                        fresh!();
+                        reg!(dst).set(called);
                     }
                     // A number is copied field by field (see `ForNext`).
                     Op::Return { src } => give!(match reg!(src) {
@@ -443,10 +438,7 @@ impl<'p> Interp<'p> {
                     // A closure's captured variable, and a map's field: hot in
                     // closures and in the object idiom.
                     Op::LoadUp { dst, index } => {
-                        if self.racing {
-                            self.race_cell(None, &up[index as usize], Access::Read, code.spans[pc - 1]);
-                        }
-                        let value = up[index as usize].read();
+                        let value = self.upvalue(up, index, code.spans[pc - 1]);
                         reg!(dst).set(value);
                     }
                     Op::Field { dst, base: b, name } => {
@@ -460,6 +452,35 @@ impl<'p> Interp<'p> {
                         };
                         match field {
                             Some(field) => reg!(dst).set(field),
+                            None => slow!(*op),
+                        }
+                    }
+                    Op::FieldUp { dst, index, name } => {
+                        let field = match up[index as usize].fixed_value() {
+                            Some(Value::Map(map)) if !self.racing => {
+                                let entries = map.lock();
+                                let at = code.find_name(name, &entries);
+                                at.and_then(|at| entries.value_at(at)).cloned()
+                            }
+                            _ => None,
+                        };
+                        match field {
+                            Some(field) => reg!(dst).set(field),
+                            None => slow!(*op),
+                        }
+                    }
+                    Op::UpdateFieldUp { op: how, index, name, src } => {
+                        let done = match (up[index as usize].fixed_value(), &reg!(src)) {
+                            (Some(Value::Map(map)), rhs) if !self.racing && rhs.is_scalar() => {
+                                let mut entries = map.lock();
+                                let at = code.find_name(name, &entries);
+                                let field = at.and_then(|at| entries.value_at_mut(at));
+                                field.and_then(|field| ops::update_scalar(how, field, rhs))
+                            }
+                            _ => None,
+                        };
+                        match done {
+                            Some(done) => at!(done),
                             None => slow!(*op),
                         }
                     }
@@ -632,6 +653,15 @@ impl<'p> Interp<'p> {
                 let value = self.field(&reg!(b), &code.names[name as usize], span).map_err(at)?;
                 reg!(dst) = value;
             }
+            Op::FieldUp { dst, index, name } => {
+                let target = self.upvalue(up, index, span);
+                let value = self.field(&target, &code.names[name as usize], span).map_err(at)?;
+                reg!(dst) = value;
+            }
+            Op::UpdateFieldUp { op, index, name, src } => {
+                let (target, rhs) = (self.upvalue(up, index, span), reg!(src).clone());
+                self.update_field(&target, &code.names[name as usize], op, &rhs, span).map_err(at)?;
+            }
             Op::SetField { base: b, name, src } => {
                 let value = reg!(src).clone();
                 self.set_field(&reg!(b), &code.names[name as usize], value, span).map_err(at)?;
@@ -673,6 +703,15 @@ impl<'p> Interp<'p> {
             other => return Err(internal(&format!("the dispatch loop runs {other:?}"), span)),
         }
         Ok(())
+    }
+
+    /// The value of captured variable `index`, told to the race detector.
+    #[inline(always)]
+    fn upvalue(&self, up: Up, index: u32, span: Span) -> Value {
+        if self.racing {
+            self.race_cell(None, &up[index as usize], Access::Read, span);
+        }
+        up[index as usize].read()
     }
 
     /// An interpolated string: text, strings and ints written straight into
@@ -721,45 +760,48 @@ impl<'p> Interp<'p> {
         self.call_def(def, upvals, values, span)
     }
 
-    /// `recv.name(args)`, the receiver in `regs[0]`. A map's function
-    /// entry comes back to be called from the registers; `push` appends
-    /// without building an argument list.
-    fn method_regs(&mut self, code: &Code, index: u32, regs: &[Reg], span: Span) -> R<MethodCall> {
+    /// The function entry `recv.name` of a map, to be called with the
+    /// arguments after the receiver. The receiver is read where it is, not
+    /// cloned: a clone is a write to its reference count, a cache line
+    /// every thread calling a method of the same object would fight over.
+    #[inline(always)]
+    fn map_method(&self, code: &Code, index: u32, recv: &Value, span: Span) -> Option<Arc<Closure>> {
+        let Value::Map(map) = recv else { return None };
+        let closure = {
+            let entries = map.lock();
+            match entries.value_at(code.find_name(index, &entries)?) {
+                Some(Value::Func(closure)) => closure.clone(),
+                _ => return None,
+            }
+        };
+        if self.racing {
+            self.race_field(recv, &code.names[index as usize], Access::Read, span);
+        }
+        Some(closure)
+    }
+
+    /// `recv.name(args)`, the receiver in `regs[0]`, for every receiver
+    /// but a map's function entry (`map_method`); `push` appends without
+    /// building an argument list.
+    fn method_regs(&mut self, code: &Code, index: u32, regs: &[Reg], span: Span) -> R<Value> {
         let name = &*code.names[index as usize];
-        // The receiver is read where it is, not cloned: a clone is a write
-        // to its reference count, a cache line every thread calling a
-        // method of the same object would fight over.
         let recv = &self.stack[self.base + regs[0] as usize];
-        match recv {
-            Value::Map(map) => {
-                let stored = {
-                    let entries = map.lock();
-                    code.find_name(index, &entries).and_then(|at| match entries.value_at(at) {
-                        Some(Value::Func(closure)) => Some(closure.clone()),
-                        _ => None,
-                    })
-                };
-                if let Some(closure) = stored {
-                    if self.racing {
-                        self.race_field(recv, name, Access::Read, span);
-                    }
-                    return Ok(MethodCall::Call(closure));
-                }
+        if let Value::List(list) = recv
+            && name == "push"
+            && regs.len() == 2
+            && !self.racing
+        {
+            let item = self.stack[self.base + regs[1] as usize].clone();
+            let mut items = list.lock();
+            if items.len() >= MAX_LEN {
+                return Err(fault_at(too_large("list"), span));
             }
-            Value::List(list) if name == "push" && regs.len() == 2 && !self.racing => {
-                let item = self.stack[self.base + regs[1] as usize].clone();
-                let mut items = list.lock();
-                if items.len() >= MAX_LEN {
-                    return Err(fault_at(too_large("list"), span));
-                }
-                items.push(item);
-                return Ok(MethodCall::Done(Value::Nil));
-            }
-            _ => {}
+            items.push(item);
+            return Ok(Value::Nil);
         }
         let recv = recv.clone();
         let args = self.arg_values(regs, 1);
-        self.method(&recv, name, args, span).map(MethodCall::Done).map_err(|c| c.at(span))
+        self.method(&recv, name, args, span).map_err(|c| c.at(span))
     }
 
     /// What a `for` walks: a map's keys and a string's characters are
