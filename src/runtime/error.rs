@@ -136,7 +136,7 @@ pub fn text_room(n: usize) -> Result<String, Fault> {
     Ok(text)
 }
 
-fn out_of_memory(what: &str) -> Fault {
+pub fn out_of_memory(what: &str) -> Fault {
     ErrorValue::new(Kind::Resource, format!("out of memory: no room for the {what}"))
         .with_help("the machine or the address-space limit (ulimit -v) has no room left")
 }

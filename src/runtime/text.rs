@@ -9,47 +9,104 @@ use std::collections::HashSet;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
-use std::sync::Arc;
 
-use super::error::{Fault, MAX_LEN, text_room, too_large};
+use triomphe::{Arc, ThinArc};
+
+use super::error::{Fault, MAX_LEN, out_of_memory, too_large};
+
+/// A string's one heap block: a count, how many of the bytes the text
+/// uses (the header), and the bytes, the rest of them room to append
+/// into. One allocation per string, and one pointer to reach the text.
+type Block = ThinArc<usize, u8>;
 
 /// An immutable-looking, shared string. Clones share the text; the one
 /// owner of a string may append to it ([`Str::append`]).
-#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Str(Arc<String>);
+#[derive(Clone)]
+pub struct Str(Block);
 
 impl Str {
+    #[inline]
     pub fn as_str(&self) -> &str {
-        &self.0
+        let block = &*self.0;
+        let used = block.header.header.min(block.slice.len());
+        // SAFETY: the used bytes are always whole UTF-8 text: only the
+        // constructors and `append` write them, each a `str` at a time.
+        unsafe { std::str::from_utf8_unchecked(&block.slice[..used]) }
     }
 
-    /// Appends `tail`: in place when this is the string's only holder
-    /// (amortised linear over a loop of appends), else into a copy.
+    /// A string of `text` with room for `room` more bytes, for `append`.
+    pub fn with_room(text: &str, room: usize) -> Result<Str, Fault> {
+        let size = text.len().checked_add(room).filter(|n| *n <= MAX_LEN).ok_or_else(|| too_large("string"))?;
+        let block = match room {
+            0 => ThinArc::try_from_header_and_slice(text.len(), text.as_bytes()),
+            _ => ThinArc::try_from_header_and_iter(text.len(), std::iter::repeat_n(0u8, size)),
+        };
+        let mut block = block.map_err(|_| out_of_memory("string"))?;
+        if room > 0 {
+            block.with_arc_mut(|arc| {
+                if let Some(fresh) = Arc::get_mut(arc) {
+                    fresh.slice_mut()[..text.len()].copy_from_slice(text.as_bytes());
+                }
+            });
+        }
+        Ok(Str(block))
+    }
+
+    /// Appends `tail`: in place when this is the string's only holder and
+    /// its block has room, else into a new block of twice the size
+    /// (amortised linear over a loop of appends).
     pub fn append(&mut self, tail: &str) -> Result<(), Fault> {
-        let len = self.0.len() + tail.len();
+        let used = self.as_str().len();
+        let len = used + tail.len();
         if len > MAX_LEN {
             return Err(too_large("string"));
         }
-        match Arc::get_mut(&mut self.0) {
-            Some(text) => {
-                if text.try_reserve(tail.len()).is_err() {
-                    return Err(too_large("string"));
-                }
-                text.push_str(tail);
+        let done = self.0.with_arc_mut(|arc| match Arc::get_mut(arc) {
+            Some(block) if block.slice().len() >= len => {
+                block.slice_mut()[used..len].copy_from_slice(tail.as_bytes());
+                *block.header_mut() = len;
+                true
             }
-            None => {
-                let mut text = text_room(len)?;
-                text.push_str(&self.0);
-                text.push_str(tail);
-                self.0 = Arc::new(text);
-            }
+            _ => false,
+        });
+        if !done {
+            let room = len.max(self.0.slice.len().saturating_mul(2)).min(MAX_LEN) - used;
+            let mut grown = Str::with_room(self.as_str(), room)?;
+            grown.append(tail)?;
+            *self = grown;
         }
         Ok(())
     }
 
     /// Whether `a` and `b` are the same string object (not just equal).
     pub fn ptr_eq(a: &Str, b: &Str) -> bool {
-        Arc::ptr_eq(&a.0, &b.0)
+        a.0.ptr() == b.0.ptr()
+    }
+}
+
+impl Default for Str {
+    fn default() -> Str {
+        Str::from("")
+    }
+}
+
+impl PartialEq for Str {
+    fn eq(&self, other: &Str) -> bool {
+        Str::ptr_eq(self, other) || self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Str {}
+
+impl PartialOrd for Str {
+    fn partial_cmp(&self, other: &Str) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Str {
+    fn cmp(&self, other: &Str) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
     }
 }
 
@@ -78,19 +135,19 @@ impl Deref for Str {
     type Target = str;
     #[inline]
     fn deref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl AsRef<str> for Str {
     fn as_ref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl Borrow<str> for Str {
     fn borrow(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
@@ -103,13 +160,13 @@ impl Hash for Str {
 
 impl From<String> for Str {
     fn from(text: String) -> Str {
-        Str(Arc::new(text))
+        Str::from(text.as_str())
     }
 }
 
 impl From<&str> for Str {
     fn from(text: &str) -> Str {
-        Str(Arc::new(text.to_owned()))
+        Str(ThinArc::from_header_and_slice(text.len(), text.as_bytes()))
     }
 }
 
@@ -119,21 +176,21 @@ impl From<&String> for Str {
     }
 }
 
-impl From<Arc<str>> for Str {
-    fn from(text: Arc<str>) -> Str {
+impl From<std::sync::Arc<str>> for Str {
+    fn from(text: std::sync::Arc<str>) -> Str {
         Str::from(&*text)
     }
 }
 
-impl From<&Arc<str>> for Str {
-    fn from(text: &Arc<str>) -> Str {
+impl From<&std::sync::Arc<str>> for Str {
+    fn from(text: &std::sync::Arc<str>) -> Str {
         Str::from(&**text)
     }
 }
 
 impl From<char> for Str {
     fn from(c: char) -> Str {
-        Str(Arc::new(c.to_string()))
+        Str::from(c.encode_utf8(&mut [0; 4]) as &str)
     }
 }
 
@@ -165,15 +222,31 @@ impl fmt::Debug for Str {
 mod tests {
     use super::*;
 
+    /// A loop of appends to the only holder copies the text only when the
+    /// block is full, into one twice as large: a handful of copies for a
+    /// thousand appends.
     #[test]
     fn append_grows_the_only_copy_in_place() {
         let mut s = Str::from("ab");
-        let holder = Arc::as_ptr(&s.0);
-        for _ in 0..10 {
+        let mut blocks = 1;
+        for _ in 0..1000 {
+            let before = s.0.ptr();
             s.append("x").unwrap();
+            blocks += usize::from(s.0.ptr() != before);
         }
-        assert_eq!(s.as_str(), "abxxxxxxxxxx");
-        assert_eq!(Arc::as_ptr(&s.0), holder, "the only holder's string was copied");
+        assert_eq!(s.as_str(), format!("ab{}", "x".repeat(1000)));
+        assert!(blocks <= 12, "{blocks} blocks for 1000 appends");
+    }
+
+    #[test]
+    fn a_string_with_room_appends_in_place() {
+        let mut s = Str::with_room("héllo", 10).unwrap();
+        let block = s.0.ptr();
+        s.append(", wörld").unwrap();
+        assert_eq!(s.as_str(), "héllo, wörld");
+        assert_eq!(s.0.ptr(), block);
+        assert_eq!(s, Str::from("héllo, wörld"));
+        assert!(Str::with_room("x", MAX_LEN).is_err());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::resolve::ir::{BinOp, Binding, FnDef};
 use crate::runtime::error::{Fault, Kind, MAX_LEN, overflow, too_large, type_error};
 use crate::runtime::handle::HandleKind;
 use crate::runtime::value::{Closure, Key, VarCell};
-use crate::runtime::{Value, format};
+use crate::runtime::{Str, Value, format};
 use crate::syntax::Span;
 
 /// The address of the frame at `base`, of `size` registers. The stack
@@ -678,7 +678,7 @@ impl<'p> Interp<'p> {
             Op::Closure { dst, def } => reg!(dst) = self.closure(&code.defs[def as usize], up),
             Op::Format { dst, pieces } => {
                 let text = self.format(&code.formats[pieces as usize], base)?;
-                reg!(dst) = Value::Str(text.into());
+                reg!(dst) = Value::Str(text);
             }
             Op::Throw { src } => {
                 let value = std::mem::take(&mut reg!(src));
@@ -716,24 +716,21 @@ impl<'p> Interp<'p> {
 
     /// An interpolated string: text, strings and ints written straight into
     /// one buffer; other values as `print` shows them.
-    fn format(&self, pieces: &[Piece], base: usize) -> R<String> {
+    fn format(&self, pieces: &[Piece], base: usize) -> R<Str> {
         // Room for the text and a short value per piece: one allocation
         // for the usual string, not a growth per piece.
         let room = pieces.iter().map(|p| if let Piece::Text(t) = p { t.len() } else { 12 }).sum();
-        let mut text = String::with_capacity(room);
+        let mut text = Str::with_room("", room)?;
         for piece in pieces {
             match piece {
-                Piece::Text(t) => text.push_str(t),
+                Piece::Text(t) => text.append(t)?,
                 Piece::Value(r, spec) => match (&self.stack[base + *r as usize], spec) {
                     (_, Some(spec)) if spec.width > MAX_LEN => return Err(too_large("string").into()),
-                    (value, Some(spec)) => text.push_str(&format::with_spec(value, spec)),
-                    (Value::Str(s), None) => text.push_str(s),
-                    (Value::Int(n), None) => text.push_str(itoa::Buffer::new().format(*n)),
-                    (value, None) => text.push_str(&self.text_of(value)?),
+                    (value, Some(spec)) => text.append(&format::with_spec(value, spec))?,
+                    (Value::Str(s), None) => text.append(s)?,
+                    (Value::Int(n), None) => text.append(itoa::Buffer::new().format(*n))?,
+                    (value, None) => text.append(&self.text_of(value)?)?,
                 },
-            }
-            if text.len() > MAX_LEN {
-                return Err(too_large("string").into());
             }
         }
         Ok(text)
