@@ -67,6 +67,38 @@ struct Frame {
     base: usize,
 }
 
+/// Field `names[name]` of `base` when it is a map that has it (not under
+/// `--race`, which sees every access through the slow path).
+#[inline(always)]
+fn map_field(code: &Code, name: u32, base: Option<&Value>, racing: bool) -> Option<Value> {
+    let Some(Value::Map(map)) = base else { return None };
+    if racing {
+        return None;
+    }
+    let entries = map.lock();
+    entries.value_at(code.find_name(name, &entries)?).cloned()
+}
+
+/// `base.name op= rhs` in place, when `base` is a map whose field and
+/// `rhs` are numbers (see `ops::update_scalar`).
+#[inline(always)]
+fn update_map_field(
+    code: &Code,
+    how: BinOp,
+    name: u32,
+    base: Option<&Value>,
+    rhs: &Value,
+    racing: bool,
+) -> Option<Result<(), Fault>> {
+    let Some(Value::Map(map)) = base else { return None };
+    if racing || !rhs.is_scalar() {
+        return None;
+    }
+    let mut entries = map.lock();
+    let at = code.find_name(name, &entries)?;
+    ops::update_scalar(how, entries.value_at_mut(at)?, rhs)
+}
+
 /// Pushes a suspended frame, each field written straight into the stack
 /// of frames. (`frames.push(Frame { .. })` builds the frame on the native
 /// stack and copies it in 16-byte pieces, each a load of two 8-byte
@@ -441,61 +473,27 @@ impl<'p> Interp<'p> {
                         let value = self.upvalue(up, index, code.spans[pc - 1]);
                         reg!(dst).set(value);
                     }
-                    Op::Field { dst, base: b, name } => {
-                        let field = match &reg!(b) {
-                            Value::Map(map) if !self.racing => {
-                                let entries = map.lock();
-                                let at = code.find_name(name, &entries);
-                                at.and_then(|at| entries.value_at(at)).cloned()
-                            }
-                            _ => None,
-                        };
-                        match field {
-                            Some(field) => reg!(dst).set(field),
-                            None => slow!(*op),
-                        }
-                    }
+                    // A map's field, read and updated in place (`obj.count
+                    // += 1` on a number); the rest through `rare_op`.
+                    Op::Field { dst, base: b, name } => match map_field(code, name, Some(&reg!(b)), self.racing) {
+                        Some(field) => reg!(dst).set(field),
+                        None => slow!(*op),
+                    },
                     Op::FieldUp { dst, index, name } => {
-                        let field = match up[index as usize].fixed_value() {
-                            Some(Value::Map(map)) if !self.racing => {
-                                let entries = map.lock();
-                                let at = code.find_name(name, &entries);
-                                at.and_then(|at| entries.value_at(at)).cloned()
-                            }
-                            _ => None,
-                        };
-                        match field {
+                        match map_field(code, name, up[index as usize].fixed_value(), self.racing) {
                             Some(field) => reg!(dst).set(field),
                             None => slow!(*op),
                         }
                     }
-                    Op::UpdateFieldUp { op: how, index, name, src } => {
-                        let done = match (up[index as usize].fixed_value(), &reg!(src)) {
-                            (Some(Value::Map(map)), rhs) if !self.racing && rhs.is_scalar() => {
-                                let mut entries = map.lock();
-                                let at = code.find_name(name, &entries);
-                                let field = at.and_then(|at| entries.value_at_mut(at));
-                                field.and_then(|field| ops::update_scalar(how, field, rhs))
-                            }
-                            _ => None,
-                        };
-                        match done {
+                    Op::UpdateField { op: how, base: b, name, src } => {
+                        match update_map_field(code, how, name, Some(&reg!(b)), &reg!(src), self.racing) {
                             Some(done) => at!(done),
                             None => slow!(*op),
                         }
                     }
-                    // `obj.count += 1` on a map holding a number, in place.
-                    Op::UpdateField { op: how, base: b, name, src } => {
-                        let done = match (&reg!(b), &reg!(src)) {
-                            (Value::Map(map), rhs) if !self.racing && rhs.is_scalar() => {
-                                let mut entries = map.lock();
-                                let at = code.find_name(name, &entries);
-                                let field = at.and_then(|at| entries.value_at_mut(at));
-                                field.and_then(|field| ops::update_scalar(how, field, rhs))
-                            }
-                            _ => None,
-                        };
-                        match done {
+                    Op::UpdateFieldUp { op: how, index, name, src } => {
+                        let base = up[index as usize].fixed_value();
+                        match update_map_field(code, how, name, base, &reg!(src), self.racing) {
                             Some(done) => at!(done),
                             None => slow!(*op),
                         }
