@@ -137,7 +137,7 @@ impl Listener {
 }
 
 /// The three signals a listener answers.
-const ANSWERED: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGQUIT];
+pub const ANSWERED: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGQUIT];
 
 /// In a child whose listener has not started: true, and the signals that
 /// came meanwhile (a bit per signal number).
@@ -173,7 +173,7 @@ pub fn defer_for_child(process: Arc<Process>, main: &Arc<CancelToken>) {
     let noting = SigAction::new(SigHandler::Handler(note), SaFlags::SA_RESTART, SigSet::empty());
     let mut replaced = Vec::new();
     for signal in ANSWERED {
-        // SAFETY: `note` is async-signal-safe (two atomic updates).
+        // SAFETY: `note` is async-signal-safe (atomic updates only).
         if let Ok(old) = unsafe { sigaction(signal, &noting) } {
             replaced.push((signal, old));
         }
@@ -184,12 +184,18 @@ pub fn defer_for_child(process: Arc<Process>, main: &Arc<CancelToken>) {
 
 /// The child's handler while it has no listener: notes the signal and
 /// flags the main task, which starts the listener at its next statement.
+/// A SIGQUIT (a task dump) also asks the main task where it is at once:
+/// its answer must not wait for a listener thread to start, since the
+/// dump gives answers only a moment.
 extern "C" fn note(signal: libc::c_int) {
     if (0..32).contains(&signal) {
         NOTED.fetch_or(1 << signal, Ordering::SeqCst);
     }
     // SAFETY: the token lives until `end_child` clears the pointer.
     if let Some(token) = unsafe { MAIN_TOKEN.load(Ordering::SeqCst).as_ref() } {
+        if signal == libc::SIGQUIT {
+            token.ask_where();
+        }
         token.note_signal();
     }
 }

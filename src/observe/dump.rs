@@ -2,7 +2,7 @@
 //! in words (SIGQUIT, Ctrl-\, and `:tasks` at the prompt). The deadlock
 //! report describes its tasks with the same words.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::eval::Process;
 use crate::report::Source;
@@ -14,8 +14,14 @@ use crate::sync::lock::Lock;
 use crate::sync::queue::Queue;
 use crate::sync::semaphore::Semaphore;
 
-/// How long running tasks get to say which statement they are at.
-const ANSWER: Duration = Duration::from_millis(50);
+/// How long running tasks get to say which statement they are at. Most
+/// answer within a millisecond; one descheduled on a busy machine, or a
+/// child process just starting, may take longer. The dump waits for the
+/// last answer, up to this long (a task inside a long builtin call cannot
+/// answer, and shows as `running` with no line).
+const ANSWER: Duration = Duration::from_secs(1);
+/// How often the dump looks for the answers.
+const ANSWER_POLL: Duration = Duration::from_millis(2);
 
 /// Asks this process's running tasks where they are (each answers at its
 /// next statement); child processes are asked by their own listeners.
@@ -32,7 +38,10 @@ pub fn dump(proc: &Process, hide: Option<u64>) -> String {
     proc.gate.enter();
     ask_where(proc);
     proc.gate.leave();
-    std::thread::sleep(ANSWER);
+    let asked = Instant::now();
+    while asked.elapsed() < ANSWER && unanswered(hide) {
+        std::thread::sleep(ANSWER_POLL);
+    }
     let Some(entries) = board::scan() else {
         return "concsh: no task dump (more tasks than the board holds)\n".into();
     };
@@ -46,6 +55,14 @@ pub fn dump(proc: &Process, hide: Option<u64>) -> String {
         text.push_str(&format!("  {:<36} {}\n", who(task), doing(task, &entries, &source)));
     }
     text
+}
+
+/// Whether a running task (but `hide`) has not yet said where it is.
+fn unanswered(hide: Option<u64>) -> bool {
+    let Some(entries) = board::scan() else { return false };
+    entries
+        .iter()
+        .any(|e| e.owner != Owner::Helper && Some(e.id) != hide && e.state == State::Running && e.what.op != Op::At)
 }
 
 /// `running, line 4`, `sleeping, line 9`, `waits to get from ...`.

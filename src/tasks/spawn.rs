@@ -235,12 +235,14 @@ fn fork_at_safepoint(proc: &Arc<Process>, request: ForkRequest) -> nix::Result<F
     let one_at_a_time = proc.fork_lock.lock();
     let parent = nix::unistd::getpid();
     // A signal sent to the child before it can handle one (say, a
-    // `terminate` right after `spawn`) must wait, not be lost: the child
-    // is born with these blocked and unblocks them once its own listener
-    // runs.
+    // `terminate` right after `spawn`, or a task dump's SIGQUIT) must
+    // wait, not be lost (or run the parent's handler, which would pass it
+    // to the parent's listener): the child is born with these blocked and
+    // unblocks them once it answers them itself.
     let mut stopping = SigSet::empty();
-    stopping.add(Signal::SIGINT);
-    stopping.add(Signal::SIGTERM);
+    for signal in crate::signals::ANSWERED {
+        stopping.add(signal);
+    }
     let mut before = SigSet::empty();
     let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&stopping), Some(&mut before));
     proc.gate.close();
