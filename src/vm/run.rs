@@ -99,15 +99,15 @@ fn update_map_field(
     ops::update_scalar(how, entries.value_at_mut(at)?, rhs)
 }
 
+// `save` writes each field of a `Frame` by name: this fails to compile
+// when one is added, so that it is written there too.
+const _: () = assert!(std::mem::size_of::<Frame>() == 48);
+
 /// Pushes a suspended frame, each field written straight into the stack
 /// of frames. (`frames.push(Frame { .. })` builds the frame on the native
 /// stack and copies it in 16-byte pieces, each a load of two 8-byte
 /// stores still in flight, which the CPU cannot forward: a tenth of a
 /// call.)
-// `save` writes each field of a `Frame` by name: this fails to compile
-// when one is added, so that it is written there too.
-const _: () = assert!(std::mem::size_of::<Frame>() == 48);
-
 #[inline(always)]
 fn save(
     frames: &mut Vec<Frame>,
