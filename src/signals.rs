@@ -139,6 +139,13 @@ impl Listener {
 /// The three signals a listener answers.
 pub const ANSWERED: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGQUIT];
 
+/// [`ANSWERED`], as a set to block.
+pub fn answered_set() -> SigSet {
+    let mut set = SigSet::empty();
+    ANSWERED.iter().for_each(|&signal| set.add(signal));
+    set
+}
+
 /// In a child whose listener has not started: true, and the signals that
 /// came meanwhile (a bit per signal number).
 static DEFERRING: AtomicBool = AtomicBool::new(false);
@@ -216,10 +223,8 @@ fn start_deferred() {
     DEFERRING.store(false, Ordering::SeqCst);
     // Held back while the actions change hands, then answered by the
     // listener: none is lost, none is answered twice.
-    let mut answered = SigSet::empty();
-    ANSWERED.iter().for_each(|&signal| answered.add(signal));
     let mut before = SigSet::empty();
-    let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&answered), Some(&mut before));
+    let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&answered_set()), Some(&mut before));
     *CHILD_LISTENER.lock() = Listener::listen(process, Scope::Child);
     for (signal, action) in replaced {
         // SAFETY: puts back signal-hook's own handler, which its registry

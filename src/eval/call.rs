@@ -189,11 +189,7 @@ impl<'p> Interp<'p> {
         for &(i, fixed) in &def.cell_params {
             let slot = base + i as usize;
             let value = std::mem::take(&mut self.stack[slot]);
-            let cell = match fixed {
-                true => VarCell::fixed(value),
-                false => VarCell::new(value),
-            };
-            self.stack[slot] = Value::Cell(Arc::new(cell));
+            self.stack[slot] = Value::Cell(Arc::new(VarCell::bound(value, fixed)));
         }
     }
 

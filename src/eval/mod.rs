@@ -372,11 +372,9 @@ impl<'p> Interp<'p> {
     pub(crate) fn bind_one(&mut self, binding: Binding, value: Value) {
         match binding {
             Binding::Local(slot) => self.stack[self.base + slot as usize] = value,
-            Binding::Cell(slot) => {
-                self.stack[self.base + slot as usize] = Value::Cell(Arc::new(VarCell::new(value)));
-            }
-            Binding::FixedCell(slot) => {
-                self.stack[self.base + slot as usize] = Value::Cell(Arc::new(VarCell::fixed(value)));
+            Binding::Cell(slot) | Binding::FixedCell(slot) => {
+                let cell = VarCell::bound(value, matches!(binding, Binding::FixedCell(_)));
+                self.stack[self.base + slot as usize] = Value::Cell(Arc::new(cell));
             }
             Binding::Global(i) => *self.tables.globals[i as usize].lock() = value,
             // A top-level `let` runs once; there is nothing to overwrite.

@@ -161,6 +161,14 @@ impl VarCell {
         VarCell { var: Mutex::new(value.clone()), fixed: Some(value) }
     }
 
+    /// The cell a binding makes: fixed when nothing assigns it after.
+    pub fn bound(value: Value, fixed: bool) -> VarCell {
+        match fixed {
+            true => VarCell::fixed(value),
+            false => VarCell::new(value),
+        }
+    }
+
     #[inline]
     pub fn lock(&self) -> parking_lot::MutexGuard<'_, Value> {
         self.var.lock()

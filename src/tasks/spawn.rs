@@ -239,12 +239,8 @@ fn fork_at_safepoint(proc: &Arc<Process>, request: ForkRequest) -> nix::Result<F
     // wait, not be lost (or run the parent's handler, which would pass it
     // to the parent's listener): the child is born with these blocked and
     // unblocks them once it answers them itself.
-    let mut stopping = SigSet::empty();
-    for signal in crate::signals::ANSWERED {
-        stopping.add(signal);
-    }
     let mut before = SigSet::empty();
-    let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&stopping), Some(&mut before));
+    let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&crate::signals::answered_set()), Some(&mut before));
     proc.gate.close();
     let paused = proc.all_tasks();
     for task in &paused {
