@@ -128,10 +128,11 @@ fn arithmetic(op: BinOp, a: &Value, b: &Value) -> Result<Value, Fault> {
             if x.len() + y.len() > MAX_LEN {
                 return Err(too_large("string"));
             }
-            let mut s = text_room(x.len() + y.len())?;
-            s.push_str(x);
-            s.push_str(y);
-            Ok(Value::Str(s.into()))
+            // Straight into the new string's block: built as a `String`,
+            // it would be copied again into one.
+            let mut s = Str::with_room(x, y.len())?;
+            s.append(y)?;
+            Ok(Value::Str(s))
         }
         (BinOp::Add, Value::Bytes(x), Value::Bytes(y)) => {
             let len = x.len().saturating_add(y.len());
