@@ -52,3 +52,29 @@ print(acc.total, acc.calls, acc.items)
 "#;
     assert_eq!(run(script).trim(), "19999900000 200000 [100000, 100000]");
 }
+
+/// Two threads calling a shared object's method while a third replaces it
+/// over and over: every call runs one whole function, old or new (a
+/// replaced function stays alive while a call runs it), and none is lost.
+#[test]
+fn a_method_replaced_while_two_threads_call_it_loses_no_call() {
+    let script = r#"
+let obj = {"hits": 0, "made": 0}
+fn make() {
+    obj.made += 1
+    let big = [1, 2, 3]
+    return fn() { obj.hits += len(big) - 2 }
+}
+obj.f = make()
+fn work(n) { for i in range(n) { obj.f() } }
+fn swap(n) { for i in range(n) { obj.f = make() } }
+let a = thread work(50000)
+let b = thread work(50000)
+let c = thread swap(20000)
+join a
+join b
+join c
+print(obj.hits, obj.made)
+"#;
+    assert_eq!(run(script).trim(), "100000 20001");
+}

@@ -83,6 +83,8 @@ pub struct Interp<'p> {
     stack_floor: usize,
     /// `--race` is on: every read and write is told to the detector.
     pub(crate) racing: bool,
+    /// Maps' functions this task called as methods.
+    pub(crate) methods: crate::vm::methods::MethodCache,
 }
 
 pub(crate) type Up<'a> = &'a [Arc<VarCell>];
@@ -99,7 +101,18 @@ impl<'p> Interp<'p> {
         let stack_floor = crate::runtime::stack::floor();
         // A controlled run schedules at the accesses the detector watches.
         let racing = crate::observe::race::checking() || crate::observe::explore::on();
-        Interp { proc, tables, task, cancel, stack: Vec::with_capacity(1024), base: 0, depth: 0, stack_floor, racing }
+        Interp {
+            proc,
+            tables,
+            task,
+            cancel,
+            stack: Vec::with_capacity(1024),
+            base: 0,
+            depth: 0,
+            stack_floor,
+            racing,
+            methods: Default::default(),
+        }
     }
 
     /// The task was cancelled, or asked to pause for a fork: a pause steps

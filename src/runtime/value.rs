@@ -10,7 +10,9 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::hash::{Hash, Hasher};
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
@@ -32,7 +34,71 @@ pub use super::table::Table;
 pub fn table(capacity: usize) -> Table {
     Table::with_capacity(capacity)
 }
-pub type MapRef = Arc<Mutex<Entries>>;
+pub type MapRef = Arc<MapCell>;
+
+/// A map: its entries behind a lock, and a count of the changes made to
+/// them, which a method cache reads without the lock (`vm::methods`): a
+/// cached entry is the map's while the count is the one it was taken at.
+#[derive(Default)]
+pub struct MapCell {
+    changes: AtomicU64,
+    entries: Mutex<Entries>,
+}
+
+impl MapCell {
+    pub fn new(entries: Table) -> MapCell {
+        MapCell { changes: AtomicU64::new(0), entries: Mutex::new(Entries(entries)) }
+    }
+
+    #[inline]
+    pub fn lock(&self) -> MapGuard<'_> {
+        MapGuard { changes: &self.changes, entries: self.entries.lock() }
+    }
+
+    /// How many times the entries were open for writing. Counted before the
+    /// write, so a reader that sees the count it cached sees no write begun
+    /// since.
+    #[inline(always)]
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
+    }
+}
+
+/// A map's entries, locked: reading is free; every write access counts as
+/// a change, but for an update of a scalar in place (`scalar_at_mut`).
+pub struct MapGuard<'a> {
+    changes: &'a AtomicU64,
+    entries: parking_lot::MutexGuard<'a, Entries>,
+}
+
+impl MapGuard<'_> {
+    /// The value at `position` to update in place, when it is a number,
+    /// string or the like: an update leaves one (`ops::update_scalar`), so
+    /// no function entry changes and the change is not counted (an
+    /// object's counter, updated by its own method, keeps that method's
+    /// cache).
+    #[inline(always)]
+    pub fn scalar_at_mut(&mut self, position: usize) -> Option<&mut Value> {
+        self.entries.0.value_at_mut(position).filter(|v| v.is_scalar())
+    }
+}
+
+impl Deref for MapGuard<'_> {
+    type Target = Entries;
+    #[inline(always)]
+    fn deref(&self) -> &Entries {
+        &self.entries
+    }
+}
+
+impl DerefMut for MapGuard<'_> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut Entries {
+        // Only the lock's holder writes the count: a load and a store.
+        self.changes.store(self.changes.load(Ordering::Relaxed) + 1, Ordering::Release);
+        &mut self.entries
+    }
+}
 
 #[derive(Default)]
 pub enum Value {
@@ -263,7 +329,7 @@ impl Value {
     }
 
     pub fn map(entries: Table) -> Value {
-        Value::Map(Arc::new(Mutex::new(Entries(entries))))
+        Value::Map(Arc::new(MapCell::new(entries)))
     }
 
     #[inline]

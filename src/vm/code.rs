@@ -45,8 +45,20 @@ pub struct Code {
     pub defs: Vec<Arc<FnDef>>,
     /// The pieces of interpolated strings.
     pub formats: Vec<Vec<Piece>>,
+    /// What each `MethodFixed` calls.
+    pub fixed_calls: Vec<FixedCall>,
     /// Frame size: the function's slots, then its temporaries.
     pub frame: u32,
+}
+
+/// `g.name(...)` on a set-once global `g` (`Op::MethodFixed`).
+#[derive(Debug, Clone, Copy)]
+pub struct FixedCall {
+    pub global: u32,
+    /// Index into `names`.
+    pub name: u32,
+    /// The receiver's span, for an error reading it.
+    pub recv: Span,
 }
 
 /// Where a name (`acc.total`, `acc.add(i)`) was found in the last map
@@ -314,6 +326,16 @@ pub enum Op {
         args: u32,
         argc: u32,
     },
+    /// `g.name(args)` on a set-once global `g` (`fixed_calls[call]`): a map's function is called with the map read
+    /// where it is, not cloned (each clone is a write to its count, which
+    /// every thread calling the object shares); any other receiver is
+    /// loaded into the first of `args` and called as by `Method`.
+    MethodFixed {
+        dst: Reg,
+        call: u32,
+        args: u32,
+        argc: u32,
+    },
     MakeList {
         dst: Reg,
         args: u32,
@@ -431,6 +453,12 @@ impl Code {
             | Op::CallBuiltin { dst, args, argc, .. }
             | Op::Method { dst, args, argc, .. }
             | Op::MakeList { dst, args, argc } => inside(&[dst]) && list(args, argc).is_some_and(inside),
+            Op::MethodFixed { dst, call, args, argc } => {
+                inside(&[dst])
+                    && argc > 0
+                    && list(args, argc).is_some_and(inside)
+                    && self.fixed_calls.get(call as usize).is_some_and(|call| (call.name as usize) < self.names.len())
+            }
             Op::CallValue { dst, callee, args, argc } => inside(&[dst, callee]) && list(args, argc).is_some_and(inside),
             Op::Format { dst, pieces } => {
                 inside(&[dst])

@@ -47,14 +47,21 @@ fn add_sub(op: BinOp, a: i64, b: i64) -> Option<i64> {
     }
 }
 
+/// A map's function found by `map_method`.
+enum Found {
+    /// In the method cache's slot.
+    Cached(u32),
+    Owned(Arc<Closure>),
+}
+
 /// A VM frame: the running one, or one suspended while it calls another.
 ///
 /// `def` and `up` point into a closure that outlives the frame: a
 /// top-level function's, held by the evaluator's tables for its whole life;
 /// one called as a value, held by the caller's register the call reads;
-/// or a map's method, which `owner` keeps alive until the frame ends (the
-/// call may change the map). (References cannot say this: a frame would
-/// borrow from itself.)
+/// or a map's method, which the method cache's slot `pin` holds until the
+/// frame ends, or else `owner` (the call may change the map). (References
+/// cannot say this: a frame would borrow from itself.)
 struct Frame {
     def: *const FnDef,
     up: *const [Arc<VarCell>],
@@ -63,7 +70,10 @@ struct Frame {
     owner: Option<Arc<Closure>>,
     /// The next op to run (saved while the frame is suspended: the op
     /// before it is the call, which says where the result goes).
-    pc: usize,
+    pc: u32,
+    /// The method cache's slot this frame's function is pinned in, plus
+    /// one (0: none).
+    pin: u32,
     base: usize,
 }
 
@@ -96,7 +106,7 @@ fn update_map_field(
     }
     let mut entries = map.lock();
     let at = code.find_name(name, &entries)?;
-    ops::update_scalar(how, entries.value_at_mut(at)?, rhs)
+    ops::update_scalar(how, entries.scalar_at_mut(at)?, rhs)
 }
 
 // `save` writes each field of a `Frame` by name: this fails to compile
@@ -115,6 +125,7 @@ fn save(
     up: *const [Arc<VarCell>],
     owner: Option<Arc<Closure>>,
     pc: usize,
+    pin: u32,
     base: usize,
 ) {
     frames.reserve(1);
@@ -126,7 +137,8 @@ fn save(
         std::ptr::addr_of_mut!((*slot).def).write(def);
         std::ptr::addr_of_mut!((*slot).up).write(up);
         std::ptr::addr_of_mut!((*slot).owner).write(owner);
-        std::ptr::addr_of_mut!((*slot).pc).write(pc);
+        std::ptr::addr_of_mut!((*slot).pc).write(pc as u32);
+        std::ptr::addr_of_mut!((*slot).pin).write(pin);
         std::ptr::addr_of_mut!((*slot).base).write(base);
         frames.set_len(len + 1);
     }
@@ -142,7 +154,7 @@ impl<'p> Interp<'p> {
         if self.cancel.needs_attention() {
             self.attend(def.span)?;
         }
-        let mut cur = Frame { def, up, owner: None, pc: 0, base: self.base };
+        let mut cur = Frame { def, up, owner: None, pc: 0, pin: 0, base: self.base };
         match self.run_frames(&mut cur, &mut frames) {
             Ok(value) => Ok(value),
             Err(error) => Err(self.unwind(error, &mut cur, &mut frames)),
@@ -157,8 +169,8 @@ impl<'p> Interp<'p> {
         while let Some(caller) = frames.pop() {
             // SAFETY: a frame's `def` outlives it (see `Frame`).
             let (def, by) = unsafe { (&*cur.def, &*caller.def) };
-            error = traced(error, &def.name, by.code.spans[caller.pc - 1]);
-            self.drop_frame(cur.base);
+            error = traced(error, &def.name, by.code.spans[caller.pc as usize - 1]);
+            self.end_frame(cur);
             self.depth -= 1;
             *cur = caller;
             self.base = cur.base;
@@ -179,6 +191,7 @@ impl<'p> Interp<'p> {
         def: &FnDef,
         up: Up,
         owner: Option<Arc<Closure>>,
+        pin: u32,
         regs: &[Reg],
         pc: usize,
         call: Span,
@@ -201,11 +214,12 @@ impl<'p> Interp<'p> {
             self.cell_params(def, base);
         }
         let (owner_now, base_now) = (cur.owner.take(), cur.base);
-        save(frames, cur.def, cur.up, owner_now, pc, base_now);
+        save(frames, cur.def, cur.up, owner_now, pc, cur.pin, base_now);
         cur.def = def;
         cur.up = up;
         cur.owner = owner;
         cur.pc = 0;
+        cur.pin = pin;
         cur.base = base;
         self.base = base;
         self.depth += 1;
@@ -217,23 +231,36 @@ impl<'p> Interp<'p> {
     #[inline(always)]
     fn pop_frame(&mut self, cur: &mut Frame, frames: &mut Vec<Frame>, value: &mut Value) -> bool {
         let Some(caller) = frames.pop() else { return false };
-        self.drop_frame(cur.base);
+        self.end_frame(cur);
         self.depth -= 1;
         cur.def = caller.def;
         cur.up = caller.up;
         cur.owner = caller.owner;
         cur.pc = caller.pc;
+        cur.pin = caller.pin;
         cur.base = caller.base;
         self.base = cur.base;
         // SAFETY: a frame's `def` outlives it (see `Frame`).
         let code = unsafe { &(*cur.def).code };
-        let dst = match code.ops[cur.pc - 1] {
-            Op::CallFunc { dst, .. } | Op::CallValue { dst, .. } | Op::Method { dst, .. } => dst,
+        let dst = match code.ops[cur.pc as usize - 1] {
+            Op::CallFunc { dst, .. }
+            | Op::CallValue { dst, .. }
+            | Op::Method { dst, .. }
+            | Op::MethodFixed { dst, .. } => dst,
             // Only a call suspends a frame.
             _ => return true,
         };
         self.stack[cur.base + dst as usize].set(std::mem::take(value));
         true
+    }
+
+    /// Releases a returning frame's registers and its pin.
+    #[inline(always)]
+    fn end_frame(&mut self, frame: &Frame) {
+        self.drop_frame(frame.base);
+        if frame.pin != 0 {
+            self.methods.unpin(frame.pin - 1);
+        }
     }
 
     /// Truncates the stack to `base`, releasing only the values that hold
@@ -264,7 +291,7 @@ impl<'p> Interp<'p> {
             let (def, up): (&FnDef, Up) = unsafe { (&*cur.def, &*cur.up) };
             let code = &def.code;
             let base = cur.base;
-            let mut pc = cur.pc;
+            let mut pc = cur.pc as usize;
             // The frame's registers, addressed without a bounds check or a
             // reload of the stack's address per operand (a fifth of a call).
             // Valid while the stack is not reallocated: `fresh!` takes the
@@ -321,6 +348,52 @@ impl<'p> Interp<'p> {
                     }
                     continue 'frames;
                 }};
+            }
+            // `recv.name(args)` when `recv` is a map holding a function
+            // (the object idiom): the call, from the method cache or the
+            // map; falls through for any other receiver.
+            macro_rules! method {
+                ($dst:expr, $name:expr, $args:expr, $recv:expr) => {
+                    let span = code.spans[pc - 1];
+                    match $recv.and_then(|recv| self.map_method(code, $name, recv, span)) {
+                        Some(Found::Cached(at)) if let Some(closure) = self.methods.pin(at) => {
+                            // SAFETY: pinned: the slot keeps the closure until `unpin`,
+                            // which the frame's end (or the call below) does.
+                            let closure = unsafe { &*closure };
+                            if $args.len() - 1 == closure.def.params.len() {
+                                let (def, upvals) = (&*closure.def, &*closure.upvalues);
+                                let pushed =
+                                    self.push_frame(cur, frames, def, upvals, None, at + 1, &$args[1..], pc, span);
+                                if let Err(error) = pushed {
+                                    self.methods.unpin(at);
+                                    return Err(error);
+                                }
+                                continue 'frames;
+                            }
+                            let value = self.call_regs(&closure.def, &closure.upvalues, &$args[1..], span);
+                            self.methods.unpin(at);
+                            let value = value?;
+                            fresh!();
+                            reg!($dst).set(value);
+                            continue;
+                        }
+                        Some(Found::Owned(closure)) => {
+                            if $args.len() - 1 == closure.def.params.len() {
+                                let (def, upvals) = (&*closure.def as *const FnDef, &*closure.upvalues as *const _);
+                                // SAFETY: `closure` moves into the frame as its owner and keeps both alive.
+                                let (def, upvals) = unsafe { (&*def, &*upvals) };
+                                let owner = Some(closure);
+                                self.push_frame(cur, frames, def, upvals, owner, 0, &$args[1..], pc, span)?;
+                                continue 'frames;
+                            }
+                            let value = self.call_regs(&closure.def, &closure.upvalues, &$args[1..], span)?;
+                            fresh!();
+                            reg!($dst).set(value);
+                            continue;
+                        }
+                        _ => {}
+                    }
+                };
             }
             loop {
                 // Matched in place: a copy of the op to the stack, then a
@@ -408,7 +481,7 @@ impl<'p> Interp<'p> {
                         };
                         let args = &code.args[args as usize..(args + argc) as usize];
                         if args.len() == closure.def.params.len() {
-                            self.push_frame(cur, frames, &closure.def, &closure.upvalues, None, args, pc, span)?;
+                            self.push_frame(cur, frames, &closure.def, &closure.upvalues, None, 0, args, pc, span)?;
                             continue 'frames;
                         }
                         let value = self.call_regs(&closure.def, &closure.upvalues, args, span)?;
@@ -429,7 +502,7 @@ impl<'p> Interp<'p> {
                             // frame writes its registers. Borrowing it spares
                             // two atomic writes to the closure's count.
                             let (def, upvals) = unsafe { (&*def, &*upvals) };
-                            self.push_frame(cur, frames, def, upvals, None, args, pc, span)?;
+                            self.push_frame(cur, frames, def, upvals, None, 0, args, pc, span)?;
                             continue 'frames;
                         }
                         let value = match reg!(callee).clone() {
@@ -443,25 +516,21 @@ impl<'p> Interp<'p> {
                         reg!(dst).set(value);
                     }
                     Op::Method { dst, name, args, argc } => {
-                        let span = code.spans[pc - 1];
                         let args = &code.args[args as usize..(args + argc) as usize];
-                        // A map's own function first: the object idiom's call.
-                        if let Some(&recv) = args.first()
-                            && let Some(closure) = self.map_method(code, name, &reg!(recv), span)
-                        {
-                            if args.len() - 1 == closure.def.params.len() {
-                                let (def, upvals) = (&*closure.def as *const FnDef, &*closure.upvalues as *const _);
-                                // SAFETY: `closure` moves into the frame as its owner and keeps both alive.
-                                let (def, upvals) = unsafe { (&*def, &*upvals) };
-                                self.push_frame(cur, frames, def, upvals, Some(closure), &args[1..], pc, span)?;
-                                continue 'frames;
-                            }
-                            let value = self.call_regs(&closure.def, &closure.upvalues, &args[1..], span)?;
-                            fresh!();
-                            reg!(dst).set(value);
-                            continue;
-                        }
-                        let called = self.method_regs(code, name, args, span)?;
+                        // SAFETY: `compile` gives a method call its receiver's register first.
+                        let recv = args.first().map(|r| unsafe { &*regs.add(*r as usize) });
+                        method!(dst, name, args, recv);
+                        let called = self.method_regs(code, name, args, code.spans[pc - 1])?;
+                        fresh!();
+                        reg!(dst).set(called);
+                    }
+                    Op::MethodFixed { dst, call, args, argc } => {
+                        let args = &code.args[args as usize..(args + argc) as usize];
+                        let call = code.fixed_calls[call as usize];
+                        let proc = self.proc;
+                        method!(dst, call.name, args, proc.fixed[call.global as usize].get());
+                        reg!(args[0]) = self.fixed(call.global, call.recv)?;
+                        let called = self.method_regs(code, call.name, args, code.spans[pc - 1])?;
                         fresh!();
                         reg!(dst).set(called);
                     }
@@ -760,23 +829,36 @@ impl<'p> Interp<'p> {
     }
 
     /// The function entry `recv.name` of a map, to be called with the
-    /// arguments after the receiver. The receiver is read where it is, not
-    /// cloned: a clone is a write to its reference count, a cache line
-    /// every thread calling a method of the same object would fight over.
+    /// arguments after the receiver: from the method cache when the map
+    /// has not changed since, else read under the map's lock (and cached).
+    /// The receiver is read where it is, not cloned: a clone is a write to
+    /// its reference count, a cache line every thread calling a method of
+    /// the same object would fight over.
     #[inline(always)]
-    fn map_method(&self, code: &Code, index: u32, recv: &Value, span: Span) -> Option<Arc<Closure>> {
+    fn map_method(&mut self, code: &Code, index: u32, recv: &Value, span: Span) -> Option<Found> {
         let Value::Map(map) = recv else { return None };
-        let closure = {
+        let name = &code.names[index as usize];
+        // Under `--race` the detector sees every access, through the map.
+        if !self.racing
+            && let Some(at) = self.methods.find(map, name)
+        {
+            return Some(Found::Cached(at));
+        }
+        let (closure, changes) = {
             let entries = map.lock();
             match entries.value_at(code.find_name(index, &entries)?) {
-                Some(Value::Func(closure)) => closure.clone(),
+                Some(Value::Func(closure)) => (closure.clone(), map.changes()),
                 _ => return None,
             }
         };
         if self.racing {
-            self.race_field(recv, &code.names[index as usize], Access::Read, span);
+            self.race_field(recv, name, Access::Read, span);
+            return Some(Found::Owned(closure));
         }
-        Some(closure)
+        Some(match self.methods.fill(map, name, changes, closure) {
+            Ok(at) => Found::Cached(at),
+            Err(closure) => Found::Owned(closure),
+        })
     }
 
     /// `recv.name(args)`, the receiver in `regs[0]`, for every receiver

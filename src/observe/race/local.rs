@@ -20,8 +20,8 @@ use parking_lot::Mutex;
 
 use super::clock::Clock;
 use super::shadow::{Access, Conflict, Mark, Shadow};
-use crate::runtime::teardown::{Entries, Items};
-use crate::runtime::value::{Key, VarCell};
+use crate::runtime::teardown::Items;
+use crate::runtime::value::{Key, MapCell, MapRef, VarCell};
 
 /// What a task reads or writes.
 pub enum Place<'a> {
@@ -34,10 +34,10 @@ pub enum Place<'a> {
     /// A list's length (`push`, `pop`, `len`...).
     Length(&'a Arc<Mutex<Items>>),
     /// A map's key (`m["k"]`, `m.k`).
-    Key(&'a Arc<Mutex<Entries>>, Key),
+    Key(&'a MapRef, Key),
     /// A map's set of keys: a new key or a removal writes it; `len`,
     /// `keys()` and walking the map read it.
-    Keys(&'a Arc<Mutex<Entries>>),
+    Keys(&'a MapRef),
     /// A shared value's cell: its offset, and the index in a shared list.
     Shared(u64, usize),
 }
@@ -67,7 +67,7 @@ struct Object {
 enum Pin {
     Cell(Weak<VarCell>),
     List(Weak<Mutex<Items>>),
-    Map(Weak<Mutex<Entries>>),
+    Map(Weak<MapCell>),
 }
 
 impl Pin {
@@ -198,7 +198,7 @@ fn grow<T>(shadows: &mut Vec<T>, len: usize, empty: impl FnMut() -> T) {
 
 /// `m.remove(key)` is about to remove `key`: the shadows after it move
 /// down with their keys.
-pub fn removing(map: &Arc<Mutex<Entries>>, key: &Key) {
+pub fn removing(map: &MapRef, key: &Key) {
     let Some(i) = map.lock().get_index_of(key) else { return };
     let mut table = TABLE.lock();
     let Some(table) = table.as_mut() else { return };

@@ -31,10 +31,8 @@ pub mod shadow;
 mod slots;
 
 use std::cell::RefCell;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
-
-use parking_lot::Mutex;
 
 pub use local::Place;
 pub use shadow::Access;
@@ -44,8 +42,7 @@ use clock::{Clock, Tid};
 use shadow::{Mark, Shadow, Site};
 pub use slots::TaskId;
 
-use crate::runtime::teardown::Entries;
-use crate::runtime::value::Key;
+use crate::runtime::value::{Key, MapRef};
 use crate::syntax::Span;
 use crate::tasks::process::Process;
 
@@ -313,7 +310,7 @@ pub fn access(proc: &Process, place: Place, access: Access, span: Span) {
 }
 
 /// `m.remove(key)` is about to remove `key` from the map `map`.
-pub fn removing(map: &Arc<Mutex<Entries>>, key: &Key) {
+pub fn removing(map: &MapRef, key: &Key) {
     if checking() {
         local::removing(map, key);
     }
