@@ -45,20 +45,30 @@ pub struct Code {
     pub defs: Vec<Arc<FnDef>>,
     /// The pieces of interpolated strings.
     pub formats: Vec<Vec<Piece>>,
-    /// What each `MethodFixed` calls.
-    pub fixed_calls: Vec<FixedCall>,
+    /// What each `MethodHeld` calls.
+    pub held_calls: Vec<HeldCall>,
     /// Frame size: the function's slots, then its temporaries.
     pub frame: u32,
 }
 
-/// `g.name(...)` on a set-once global `g` (`Op::MethodFixed`).
+/// `obj.name(...)` where `obj` is a variable held outside the frame
+/// (`Op::MethodHeld`).
 #[derive(Debug, Clone, Copy)]
-pub struct FixedCall {
-    pub global: u32,
+pub struct HeldCall {
+    pub recv: Held,
     /// Index into `names`.
     pub name: u32,
     /// The receiver's span, for an error reading it.
-    pub recv: Span,
+    pub span: Span,
+}
+
+/// Where a `MethodHeld` receiver is.
+#[derive(Debug, Clone, Copy)]
+pub enum Held {
+    /// A set-once global.
+    Global(u32),
+    /// A captured variable (`up[i]`): read in place when nothing assigns it.
+    Up(u32),
 }
 
 /// Where a name (`acc.total`, `acc.add(i)`) was found in the last map
@@ -326,11 +336,12 @@ pub enum Op {
         args: u32,
         argc: u32,
     },
-    /// `g.name(args)` on a set-once global `g` (`fixed_calls[call]`): a map's function is called with the map read
+    /// `obj.name(args)` on a set-once global or a captured variable
+    /// (`held_calls[call]`): a map's function is called with the map read
     /// where it is, not cloned (each clone is a write to its count, which
     /// every thread calling the object shares); any other receiver is
     /// loaded into the first of `args` and called as by `Method`.
-    MethodFixed {
+    MethodHeld {
         dst: Reg,
         call: u32,
         args: u32,
@@ -453,11 +464,11 @@ impl Code {
             | Op::CallBuiltin { dst, args, argc, .. }
             | Op::Method { dst, args, argc, .. }
             | Op::MakeList { dst, args, argc } => inside(&[dst]) && list(args, argc).is_some_and(inside),
-            Op::MethodFixed { dst, call, args, argc } => {
+            Op::MethodHeld { dst, call, args, argc } => {
                 inside(&[dst])
                     && argc > 0
                     && list(args, argc).is_some_and(inside)
-                    && self.fixed_calls.get(call as usize).is_some_and(|call| (call.name as usize) < self.names.len())
+                    && self.held_calls.get(call as usize).is_some_and(|call| (call.name as usize) < self.names.len())
             }
             Op::CallValue { dst, callee, args, argc } => inside(&[dst, callee]) && list(args, argc).is_some_and(inside),
             Op::Format { dst, pieces } => {

@@ -8,7 +8,7 @@
 //! the VM and the tree evaluator share frame layout, so a body may mix the
 //! two freely and every guarantee of those constructs holds unchanged.
 
-use super::code::{Code, FixedCall, NO_LOOP, Op, Piece, Reg, holds_on};
+use super::code::{Code, Held, HeldCall, NO_LOOP, Op, Piece, Reg, holds_on};
 use crate::resolve::ir::*;
 use crate::runtime::{Str, Value};
 use crate::syntax::Span;
@@ -505,19 +505,24 @@ impl Compiler {
                 let (args, argc) = c.arg_list(args.positional, None);
                 Op::CallBuiltin { dst, builtin, args, argc }
             }),
-            // A set-once global's method: the receiver is read where it is.
+            // The method of a set-once global or a captured variable: the
+            // receiver is read where it is.
             ExprKind::Method(recv, name, args)
                 if args.named.is_empty()
-                    && let ExprKind::Fixed(global) = recv.kind =>
+                    && let ExprKind::Fixed(index) | ExprKind::Upvalue(index) = recv.kind =>
             {
+                let held = match recv.kind {
+                    ExprKind::Fixed(_) => Held::Global(index),
+                    _ => Held::Up(index),
+                };
                 let recv_span = recv.span;
                 self.with_operands(dst, span, |c, dst| {
                     let recv = c.temp();
                     let (args, argc) = c.arg_list(args.positional, Some(recv));
                     let name = c.name(name);
-                    let call = c.code.fixed_calls.len() as u32;
-                    c.code.fixed_calls.push(FixedCall { global, name, recv: recv_span });
-                    Op::MethodFixed { dst, call, args, argc }
+                    let call = c.code.held_calls.len() as u32;
+                    c.code.held_calls.push(HeldCall { recv: held, name, span: recv_span });
+                    Op::MethodHeld { dst, call, args, argc }
                 })
             }
             ExprKind::Method(recv, name, args) if args.named.is_empty() => self.with_operands(dst, span, |c, dst| {

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use super::code::{Code, NO_LOOP, Op, Piece, Reg};
+use super::code::{Code, Held, NO_LOOP, Op, Piece, Reg};
 use crate::eval::call::ArgValues;
 use crate::eval::{Ctrl, Interp, MAX_DEPTH, R, Up, fault_at, internal, ops, thrown, traced, unset_global};
 use crate::observe::race::Access;
@@ -246,7 +246,7 @@ impl<'p> Interp<'p> {
             Op::CallFunc { dst, .. }
             | Op::CallValue { dst, .. }
             | Op::Method { dst, .. }
-            | Op::MethodFixed { dst, .. } => dst,
+            | Op::MethodHeld { dst, .. } => dst,
             // Only a call suspends a frame.
             _ => return true,
         };
@@ -524,12 +524,33 @@ impl<'p> Interp<'p> {
                         fresh!();
                         reg!(dst).set(called);
                     }
-                    Op::MethodFixed { dst, call, args, argc } => {
+                    Op::MethodHeld { dst, call, args, argc } => {
                         let args = &code.args[args as usize..(args + argc) as usize];
-                        let call = code.fixed_calls[call as usize];
+                        let call = code.held_calls[call as usize];
                         let proc = self.proc;
-                        method!(dst, call.name, args, proc.fixed[call.global as usize].get());
-                        reg!(args[0]) = self.fixed(call.global, call.recv)?;
+                        // In place: a set-once global, or a captured variable
+                        // nothing assigns (but under `--race`, whose detector
+                        // is told of the variable's read).
+                        let held = match call.recv {
+                            Held::Global(g) => proc.fixed[g as usize].get(),
+                            Held::Up(i) if !self.racing => up[i as usize].fixed_value(),
+                            Held::Up(_) => None,
+                        };
+                        let recv = match held {
+                            Some(recv) => recv,
+                            None => {
+                                reg!(args[0]) = match call.recv {
+                                    Held::Global(g) => self.fixed(g, call.span)?,
+                                    Held::Up(i) => self.upvalue(up, i, call.span),
+                                };
+                                // SAFETY: the receiver's register, just written.
+                                unsafe { &*regs.add(args[0] as usize) }
+                            }
+                        };
+                        method!(dst, call.name, args, Some(recv));
+                        if let Some(recv) = held {
+                            reg!(args[0]) = recv.clone();
+                        }
                         let called = self.method_regs(code, call.name, args, code.spans[pc - 1])?;
                         fresh!();
                         reg!(dst).set(called);
