@@ -90,7 +90,7 @@ impl MethodCache {
     #[inline(always)]
     pub(crate) fn unpin(&mut self, at: u32) {
         if let Some(Some(slot)) = self.slots.get_mut(at as usize) {
-            slot.pins -= 1;
+            slot.pins = slot.pins.saturating_sub(1);
         }
     }
 }
