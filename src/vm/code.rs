@@ -47,6 +47,8 @@ pub struct Code {
     pub formats: Vec<Vec<Piece>>,
     /// What each `MethodHeld` calls.
     pub held_calls: Vec<HeldCall>,
+    /// The objects of `acquire` and `release` read where they are.
+    pub held_places: Vec<HeldPlace>,
     /// Frame size: the function's slots, then its temporaries.
     pub frame: u32,
 }
@@ -55,20 +57,35 @@ pub struct Code {
 /// (`Op::MethodHeld`).
 #[derive(Debug, Clone, Copy)]
 pub struct HeldCall {
-    pub recv: Held,
+    pub recv: HeldPlace,
     /// Index into `names`.
     pub name: u32,
-    /// The receiver's span, for an error reading it.
+}
+
+/// A variable held outside the frame, which an op reads where it is
+/// rather than as a clone (cloning an object or a lock is a write to its
+/// count, which every thread using it shares).
+#[derive(Debug, Clone, Copy)]
+pub struct HeldPlace {
+    pub held: Held,
+    /// Its span, for an error reading it.
     pub span: Span,
 }
 
-/// Where a `MethodHeld` receiver is.
 #[derive(Debug, Clone, Copy)]
 pub enum Held {
     /// A set-once global.
     Global(u32),
     /// A captured variable (`up[i]`): read in place when nothing assigns it.
     Up(u32),
+}
+
+/// The object of `acquire` or `release`.
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    Reg(Reg),
+    /// `held_places[i]`.
+    Held(u32),
 }
 
 /// Where a name (`acc.total`, `acc.add(i)`) was found in the last map
@@ -347,6 +364,15 @@ pub enum Op {
         args: u32,
         argc: u32,
     },
+    /// `dst = acquire target`, with no timeout (true once held).
+    Acquire {
+        dst: Reg,
+        target: Target,
+    },
+    /// `release target`.
+    Release {
+        target: Target,
+    },
     MakeList {
         dst: Reg,
         args: u32,
@@ -420,6 +446,14 @@ impl Code {
     /// Every register an op names lies inside the frame, and every jump
     /// lands on an op: what the dispatch loop relies on to address
     /// registers without a bounds check. `compile` asserts it.
+    /// Whether `target` is a register of the frame or a place in `held_places`.
+    fn reaches(&self, target: Target) -> bool {
+        match target {
+            Target::Reg(r) => r < self.frame,
+            Target::Held(i) => (i as usize) < self.held_places.len(),
+        }
+    }
+
     pub fn well_formed(&self) -> bool {
         let frame = self.frame;
         let list = |args: u32, argc: u32| self.args.get(args as usize..(args + argc) as usize);
@@ -464,6 +498,8 @@ impl Code {
             | Op::CallBuiltin { dst, args, argc, .. }
             | Op::Method { dst, args, argc, .. }
             | Op::MakeList { dst, args, argc } => inside(&[dst]) && list(args, argc).is_some_and(inside),
+            Op::Acquire { dst, target } => inside(&[dst]) && self.reaches(target),
+            Op::Release { target } => self.reaches(target),
             Op::MethodHeld { dst, call, args, argc } => {
                 inside(&[dst])
                     && argc > 0

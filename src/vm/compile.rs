@@ -8,7 +8,7 @@
 //! the VM and the tree evaluator share frame layout, so a body may mix the
 //! two freely and every guarantee of those constructs holds unchanged.
 
-use super::code::{Code, Held, HeldCall, NO_LOOP, Op, Piece, Reg, holds_on};
+use super::code::{Code, Held, HeldCall, HeldPlace, NO_LOOP, Op, Piece, Reg, Target, holds_on};
 use crate::resolve::ir::*;
 use crate::runtime::{Str, Value};
 use crate::syntax::Span;
@@ -251,6 +251,10 @@ impl Compiler {
                 let src = self.expr(value, None);
                 self.emit(Op::Throw { src }, span);
             }
+            StmtKind::Release(target) => {
+                let target = self.target(target);
+                self.emit(Op::Release { target }, span);
+            }
             kind => self.exec(Stmt { kind, span }),
         }
         self.temps = mark;
@@ -415,6 +419,19 @@ impl Compiler {
     }
 
     /// The registers of `args`, in a run of the argument table.
+    /// The object of `acquire` or `release`: a set-once global or a
+    /// captured variable is read where it is, as the tree evaluator's
+    /// `subject` does; anything else is computed into a register.
+    fn target(&mut self, expr: Expr) -> Target {
+        let held = match expr.kind {
+            ExprKind::Fixed(index) => Held::Global(index),
+            ExprKind::Upvalue(index) => Held::Up(index),
+            _ => return Target::Reg(self.expr(expr, None)),
+        };
+        self.code.held_places.push(HeldPlace { held, span: expr.span });
+        Target::Held(self.code.held_places.len() as u32 - 1)
+    }
+
     fn arg_list(&mut self, args: Vec<Expr>, first: Option<Reg>) -> (u32, u32) {
         let regs: Vec<Reg> = first.into_iter().chain(args.into_iter().map(|a| self.expr(a, None))).collect();
         let start = self.code.args.len() as u32;
@@ -515,13 +532,13 @@ impl Compiler {
                     ExprKind::Fixed(_) => Held::Global(index),
                     _ => Held::Up(index),
                 };
-                let recv_span = recv.span;
+                let place = HeldPlace { held, span: recv.span };
                 self.with_operands(dst, span, |c, dst| {
                     let recv = c.temp();
                     let (args, argc) = c.arg_list(args.positional, Some(recv));
                     let name = c.name(name);
                     let call = c.code.held_calls.len() as u32;
-                    c.code.held_calls.push(HeldCall { recv: held, name, span: recv_span });
+                    c.code.held_calls.push(HeldCall { recv: place, name });
                     Op::MethodHeld { dst, call, args, argc }
                 })
             }
@@ -530,6 +547,10 @@ impl Compiler {
                 let (args, argc) = c.arg_list(args.positional, Some(recv));
                 let name = c.name(name);
                 Op::Method { dst, name, args, argc }
+            }),
+            ExprKind::Acquire(target, Limit::Forever) => self.with_operands(dst, span, |c, dst| {
+                let target = c.target(*target);
+                Op::Acquire { dst, target }
             }),
             ExprKind::List(items) => self.with_operands(dst, span, |c, dst| {
                 let (args, argc) = c.arg_list(items, None);

@@ -11,9 +11,9 @@
 
 use std::sync::Arc;
 
-use super::code::{Code, Held, NO_LOOP, Op, Piece, Reg};
+use super::code::{Code, Held, HeldPlace, NO_LOOP, Op, Piece, Reg, Target};
 use crate::eval::call::ArgValues;
-use crate::eval::{Ctrl, Interp, MAX_DEPTH, R, Up, fault_at, internal, ops, thrown, traced, unset_global};
+use crate::eval::{Ctrl, Interp, MAX_DEPTH, R, Subject, Up, fault_at, internal, ops, thrown, traced, unset_global};
 use crate::observe::race::Access;
 use crate::resolve::ir::{BinOp, Binding, FnDef};
 use crate::runtime::error::{Fault, Kind, MAX_LEN, overflow, too_large, type_error};
@@ -21,6 +21,7 @@ use crate::runtime::handle::HandleKind;
 use crate::runtime::value::{Closure, Key, VarCell};
 use crate::runtime::{Str, Value, format};
 use crate::syntax::Span;
+use crate::tasks::process::Process;
 
 /// The address of the frame at `base`, of `size` registers. The stack
 /// holds them all (`enter` and `push_frame` made the frame that large, and
@@ -44,6 +45,18 @@ fn add_sub(op: BinOp, a: i64, b: i64) -> Option<i64> {
     match op {
         BinOp::Add => a.checked_add(b),
         _ => a.checked_sub(b),
+    }
+}
+
+/// A held place's value where it is: a set-once global once its `let`
+/// ran, or a captured variable nothing assigns (but under `--race`, whose
+/// detector is told of the variable's read).
+#[inline(always)]
+fn held_value<'a>(proc: &'a Process, up: Up<'a>, held: Held, racing: bool) -> Option<&'a Value> {
+    match held {
+        Held::Global(g) => proc.fixed.get(g as usize)?.get(),
+        Held::Up(i) if !racing => up.get(i as usize)?.fixed_value(),
+        Held::Up(_) => None,
     }
 }
 
@@ -527,22 +540,11 @@ impl<'p> Interp<'p> {
                     Op::MethodHeld { dst, call, args, argc } => {
                         let args = &code.args[args as usize..(args + argc) as usize];
                         let call = code.held_calls[call as usize];
-                        let proc = self.proc;
-                        // In place: a set-once global, or a captured variable
-                        // nothing assigns (but under `--race`, whose detector
-                        // is told of the variable's read).
-                        let held = match call.recv {
-                            Held::Global(g) => proc.fixed[g as usize].get(),
-                            Held::Up(i) if !self.racing => up[i as usize].fixed_value(),
-                            Held::Up(_) => None,
-                        };
+                        let held = held_value(self.proc, up, call.recv.held, self.racing);
                         let recv = match held {
                             Some(recv) => recv,
                             None => {
-                                reg!(args[0]) = match call.recv {
-                                    Held::Global(g) => self.fixed(g, call.span)?,
-                                    Held::Up(i) => self.upvalue(up, i, call.span),
-                                };
+                                reg!(args[0]) = self.load_held(call.recv, up)?;
                                 // SAFETY: the receiver's register, just written.
                                 unsafe { &*regs.add(args[0] as usize) }
                             }
@@ -554,6 +556,18 @@ impl<'p> Interp<'p> {
                         let called = self.method_regs(code, call.name, args, code.spans[pc - 1])?;
                         fresh!();
                         reg!(dst).set(called);
+                    }
+                    // The object is read where it is, as `Interp::subject` does.
+                    Op::Acquire { dst, target } => {
+                        let target = self.target(code, target, up, regs)?;
+                        let held = self.acquire(&target, None, code.spans[pc - 1])?;
+                        fresh!();
+                        reg!(dst).set(Value::Bool(held));
+                    }
+                    Op::Release { target } => {
+                        let target = self.target(code, target, up, regs)?;
+                        self.release(&target, code.spans[pc - 1])?;
+                        fresh!();
                     }
                     // A number is copied field by field (see `ForNext`).
                     Op::Return { src } => give!(match reg!(src) {
@@ -847,6 +861,37 @@ impl<'p> Interp<'p> {
         }
         let values = self.arg_values(regs, 0);
         self.call_def(def, upvals, values, span)
+    }
+
+    /// A held place's value, as a clone: a global before its `let` ran (an
+    /// error), a variable something assigns, or any under `--race`.
+    fn load_held(&self, place: HeldPlace, up: Up) -> R<Value> {
+        match place.held {
+            Held::Global(g) => self.fixed(g, place.span),
+            Held::Up(i) => Ok(self.upvalue(up, i, place.span)),
+        }
+    }
+
+    /// The object of `acquire` or `release`: borrowed where it is when it
+    /// can be (cloning a lock is a write to its count, which every thread
+    /// using it shares).
+    fn target<'a>(&self, code: &Code, target: Target, up: Up<'a>, regs: *mut Value) -> R<Subject<'a>>
+    where
+        'p: 'a,
+    {
+        Ok(match target {
+            // SAFETY: `compile` gives the op a register of the frame, which
+            // the sync operation reads and nothing writes meanwhile (it runs
+            // no script code).
+            Target::Reg(r) => Subject::Borrowed(unsafe { &*regs.add(r as usize) }),
+            Target::Held(i) => {
+                let place = code.held_places[i as usize];
+                match held_value(self.proc, up, place.held, self.racing) {
+                    Some(value) => Subject::Borrowed(value),
+                    None => Subject::Owned(self.load_held(place, up)?),
+                }
+            }
+        })
     }
 
     /// The function entry `recv.name` of a map, to be called with the
