@@ -87,6 +87,15 @@ pub enum Interrupted {
 /// round trip through the kernel (about 20-25 us here).
 const SPIN_FOR: Duration = Duration::from_micros(8);
 
+/// The most pauses between two looks while spinning; the gap doubles
+/// from one up to this. A spinner that looks at once after every change
+/// takes a contended lock on every release, and the lock's line then
+/// moves between the cores on every pass (two threads incrementing one
+/// counter ran four times slower than one); looking more and more
+/// rarely lets the releaser go on for a while, and costs a hand-off at
+/// most this many pauses.
+const MAX_PAUSE: u32 = 64;
+
 /// How long a sleeper past the count's limit (65,535 on one wait point)
 /// sleeps before it looks again, since no token can be issued for it.
 const UNCOUNTED_NAP: Duration = Duration::from_millis(1);
@@ -245,13 +254,18 @@ impl WaitPoint {
         }
     }
 
-    /// Spins for up to [`SPIN_FOR`], retrying whenever the sequence moves.
+    /// Spins for up to [`SPIN_FOR`], retrying whenever the sequence moved,
+    /// looking at it after gaps that double up to [`MAX_PAUSE`] pauses.
     fn spin<T>(&self, attempt: &mut impl FnMut() -> Option<T>) -> Option<T> {
         let mut seen = self.seq().load(Ordering::SeqCst);
         let spin_until = Instant::now() + SPIN_FOR;
         let mut spins = 0u32;
+        let mut pause = 1u32;
         loop {
-            std::hint::spin_loop();
+            for _ in 0..pause {
+                std::hint::spin_loop();
+            }
+            pause = (pause * 2).min(MAX_PAUSE);
             let now = self.seq().load(Ordering::SeqCst);
             if now != seen {
                 seen = now;
@@ -260,7 +274,7 @@ impl WaitPoint {
                 }
             }
             spins += 1;
-            if spins.is_multiple_of(64) && Instant::now() >= spin_until {
+            if (pause == MAX_PAUSE || spins.is_multiple_of(64)) && Instant::now() >= spin_until {
                 return None;
             }
         }
