@@ -466,8 +466,8 @@ fn sort_alike(values: &mut [Value], reverse: bool) -> bool {
 }
 
 /// Sorts values that are all ints: as bare `i64`s when there is memory
-/// for a copy (half the bytes to move, and a primitive compare: twice as
-/// fast on a million), else in place.
+/// for a copy (half the bytes to move, and a primitive compare), else in
+/// place.
 fn sort_ints(values: &mut [Value]) {
     let int = |v: &Value| match v {
         Value::Int(n) => *n,

@@ -72,6 +72,7 @@ pub struct HeldPlace {
     pub span: Span,
 }
 
+/// Where a held variable is.
 #[derive(Debug, Clone, Copy)]
 pub enum Held {
     /// A set-once global.
@@ -443,9 +444,6 @@ pub fn holds_on(op: BinOp) -> u8 {
 const _: () = assert!(std::mem::size_of::<Op>() <= 20);
 
 impl Code {
-    /// Every register an op names lies inside the frame, and every jump
-    /// lands on an op: what the dispatch loop relies on to address
-    /// registers without a bounds check. `compile` asserts it.
     /// Whether `target` is a register of the frame or a place in `held_places`.
     fn reaches(&self, target: Target) -> bool {
         match target {
@@ -454,6 +452,9 @@ impl Code {
         }
     }
 
+    /// Every register an op names lies inside the frame, and every jump
+    /// lands on an op: what the dispatch loop relies on to address
+    /// registers without a bounds check. `compile` asserts it.
     pub fn well_formed(&self) -> bool {
         let frame = self.frame;
         let list = |args: u32, argc: u32| self.args.get(args as usize..(args + argc) as usize);

@@ -57,6 +57,17 @@ fn small_int(expr: &Expr) -> Option<i32> {
     }
 }
 
+/// A set-once global or a captured variable, which an op can read where
+/// it is instead of cloning it into a register.
+fn held_place(expr: &Expr) -> Option<HeldPlace> {
+    let held = match expr.kind {
+        ExprKind::Fixed(index) => Held::Global(index),
+        ExprKind::Upvalue(index) => Held::Up(index),
+        _ => return None,
+    };
+    Some(HeldPlace { held, span: expr.span })
+}
+
 impl Compiler {
     fn emit(&mut self, op: Op, span: Span) -> usize {
         self.code.ops.push(op);
@@ -418,20 +429,20 @@ impl Compiler {
         at
     }
 
-    /// The registers of `args`, in a run of the argument table.
     /// The object of `acquire` or `release`: a set-once global or a
     /// captured variable is read where it is, as the tree evaluator's
     /// `subject` does; anything else is computed into a register.
     fn target(&mut self, expr: Expr) -> Target {
-        let held = match expr.kind {
-            ExprKind::Fixed(index) => Held::Global(index),
-            ExprKind::Upvalue(index) => Held::Up(index),
-            _ => return Target::Reg(self.expr(expr, None)),
-        };
-        self.code.held_places.push(HeldPlace { held, span: expr.span });
-        Target::Held(self.code.held_places.len() as u32 - 1)
+        match held_place(&expr) {
+            Some(place) => {
+                self.code.held_places.push(place);
+                Target::Held(self.code.held_places.len() as u32 - 1)
+            }
+            None => Target::Reg(self.expr(expr, None)),
+        }
     }
 
+    /// The registers of `args`, in a run of the argument table.
     fn arg_list(&mut self, args: Vec<Expr>, first: Option<Reg>) -> (u32, u32) {
         let regs: Vec<Reg> = first.into_iter().chain(args.into_iter().map(|a| self.expr(a, None))).collect();
         let start = self.code.args.len() as u32;
@@ -526,13 +537,8 @@ impl Compiler {
             // receiver is read where it is.
             ExprKind::Method(recv, name, args)
                 if args.named.is_empty()
-                    && let ExprKind::Fixed(index) | ExprKind::Upvalue(index) = recv.kind =>
+                    && let Some(place) = held_place(&recv) =>
             {
-                let held = match recv.kind {
-                    ExprKind::Fixed(_) => Held::Global(index),
-                    _ => Held::Up(index),
-                };
-                let place = HeldPlace { held, span: recv.span };
                 self.with_operands(dst, span, |c, dst| {
                     let recv = c.temp();
                     let (args, argc) = c.arg_list(args.positional, Some(recv));
