@@ -137,7 +137,7 @@ impl Listener {
 }
 
 /// The three signals a listener answers.
-pub const ANSWERED: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGQUIT];
+const ANSWERED: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGQUIT];
 
 /// [`ANSWERED`], as a set to block.
 pub fn answered_set() -> SigSet {

@@ -39,7 +39,6 @@ pub type MapRef = Arc<MapCell>;
 /// A map: its entries behind a lock, and a count of the changes made to
 /// them, which a method cache reads without the lock (`vm::methods`): a
 /// cached entry is the map's while the count is the one it was taken at.
-#[derive(Default)]
 pub struct MapCell {
     changes: AtomicU64,
     entries: Mutex<Entries>,
