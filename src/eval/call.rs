@@ -151,7 +151,7 @@ impl<'p> Interp<'p> {
         if self.depth >= MAX_DEPTH || crate::runtime::stack::below(self.stack_floor) {
             return Err(self.too_deep(def, base, span));
         }
-        self.grow_stack(base + def.code.frame as usize);
+        self.stack.grow_to(base + def.code.frame as usize);
         let saved = std::mem::replace(&mut self.base, base);
         self.depth += 1;
         let mut result = Ok(());
@@ -172,14 +172,6 @@ impl<'p> Interp<'p> {
             Ok(value) | Err(Ctrl::Return(value)) => Ok(value),
             Err(other) => Err(traced(other, &def.name, span)),
         }
-    }
-
-    /// Grows the stack with `nil` up to `top`, a new frame's end. (Not
-    /// `resize`: its clone per slot was a sixth of a call.)
-    #[inline(always)]
-    pub(crate) fn grow_stack(&mut self, top: usize) {
-        let more = top.saturating_sub(self.stack.len());
-        self.stack.extend((0..more).map(|_| Value::Nil));
     }
 
     /// Moves the parameters a closure captures, in the frame at `base`,

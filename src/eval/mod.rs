@@ -76,7 +76,7 @@ pub struct Interp<'p> {
     pub(crate) task: Arc<Task>,
     /// The task's cancel token (Ctrl-C, `terminate`).
     pub(crate) cancel: Arc<CancelToken>,
-    pub(crate) stack: Vec<Value>,
+    pub(crate) stack: crate::vm::values::ValueStack,
     pub(crate) base: usize,
     pub(crate) depth: usize,
     /// How low this thread's native stack may go (`runtime::stack`).
@@ -106,7 +106,7 @@ impl<'p> Interp<'p> {
             tables,
             task,
             cancel,
-            stack: Vec::with_capacity(1024),
+            stack: crate::vm::values::ValueStack::default(),
             base: 0,
             depth: 0,
             stack_floor,

@@ -288,7 +288,7 @@ impl Resolver {
                 ResolveError::syntax(span, "internal error: this function compiled to ill-formed code", "here")
                     .with_help("this is a bug in concsh; please report it with the script"),
             );
-            crate::vm::Code::default()
+            crate::vm::Code::nothing()
         })
     }
 

@@ -187,6 +187,20 @@ impl Value {
         }
     }
 
+    /// Stores the int `n` here: two plain writes when the old value holds
+    /// nothing to release (a `Value` built first and copied whole is
+    /// written piece by piece, padding included).
+    #[inline(always)]
+    pub fn set_int(&mut self, n: i64) {
+        if self.is_scalar_copy() {
+            // SAFETY: the old value needs no drop, so overwriting it
+            // without one loses nothing.
+            unsafe { std::ptr::write(self, Value::Int(n)) }
+        } else {
+            *self = Value::Int(n);
+        }
+    }
+
     /// Holds nothing to release (no reference count, no string).
     #[inline(always)]
     pub fn is_scalar_copy(&self) -> bool {

@@ -23,8 +23,9 @@ pub type Reg = u32;
 /// No loop encloses this point (an `Exec` op's `brk`/`cont`).
 pub const NO_LOOP: u32 = u32::MAX;
 
-/// A compiled function body.
-#[derive(Debug, Default)]
+/// A compiled function body. Its last op is `ReturnNil`, so running it
+/// never steps past its end (`well_formed` checks it).
+#[derive(Debug)]
 pub struct Code {
     pub ops: Vec<Op>,
     /// The span each op reports an error at.
@@ -452,10 +453,45 @@ impl Code {
         }
     }
 
-    /// Every register an op names lies inside the frame, and every jump
-    /// lands on an op: what the dispatch loop relies on to address
-    /// registers without a bounds check. `compile` asserts it.
+    /// A body that does nothing: what a function whose body failed to
+    /// compile holds (the script is refused, but the function exists).
+    pub fn nothing() -> Code {
+        let mut code = Code::empty();
+        code.ops.push(Op::ReturnNil);
+        code.spans.push(Span::default());
+        code
+    }
+
+    /// A body with no ops yet, for the compiler to fill (ill-formed until
+    /// it ends in `ReturnNil`).
+    pub(super) fn empty() -> Code {
+        Code {
+            ops: Vec::new(),
+            spans: Vec::new(),
+            consts: Vec::new(),
+            names: Vec::new(),
+            hints: Vec::new(),
+            args: Vec::new(),
+            exprs: Vec::new(),
+            stmts: Vec::new(),
+            patterns: Vec::new(),
+            defs: Vec::new(),
+            formats: Vec::new(),
+            held_calls: Vec::new(),
+            held_places: Vec::new(),
+            frame: 0,
+        }
+    }
+
+    /// Every register an op names lies inside the frame, every jump lands
+    /// on an op, and the last op returns: what the dispatch loop relies on
+    /// to address registers and fetch ops without a bounds check.
+    /// `compile` asserts it.
     pub fn well_formed(&self) -> bool {
+        self.spans.len() == self.ops.len() && matches!(self.ops.last(), Some(Op::ReturnNil)) && self.ops_well_formed()
+    }
+
+    fn ops_well_formed(&self) -> bool {
         let frame = self.frame;
         let list = |args: u32, argc: u32| self.args.get(args as usize..(args + argc) as usize);
         let inside = |regs: &[Reg]| regs.iter().all(|r| *r < frame);

@@ -17,7 +17,7 @@ use crate::syntax::Span;
 /// if the code came out ill-formed (a bug of this compiler, stopped here
 /// rather than met at run time as a read past a frame).
 pub fn compile(body: Block, slots: u32) -> Option<Code> {
-    let mut c = Compiler { code: Code::default(), slots, temps: 0, most: 0, loops: Vec::new() };
+    let mut c = Compiler { code: Code::empty(), slots, temps: 0, most: 0, loops: Vec::new() };
     for stmt in body {
         c.stmt(stmt);
     }

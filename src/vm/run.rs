@@ -12,6 +12,7 @@
 use std::sync::Arc;
 
 use super::code::{Code, Held, HeldPlace, NO_LOOP, Op, Piece, Reg, Target};
+use super::values::ValueStack;
 use crate::eval::call::ArgValues;
 use crate::eval::{Ctrl, Interp, MAX_DEPTH, R, Subject, Up, fault_at, internal, ops, thrown, traced, unset_global};
 use crate::observe::race::Access;
@@ -28,8 +29,8 @@ use crate::tasks::process::Process;
 /// nothing shrinks the stack below a running frame's top); a stack that did
 /// not would be a bug here, stopped by this check rather than read past.
 #[inline(always)]
-fn frame_start(stack: &mut [Value], base: usize, size: u32) -> *mut Value {
-    stack[base..base + size as usize].as_mut_ptr()
+fn frame_start(stack: &mut ValueStack, base: usize, size: u32) -> *mut Value {
+    stack.frame(base, size as usize)
 }
 
 /// Whether `jump_on` (see `Op::Test`) says to jump for ints `x` and `y`.
@@ -87,6 +88,8 @@ struct Frame {
     /// The method cache's slot this frame's function is pinned in, plus
     /// one (0: none).
     pin: u32,
+    /// The register a suspended frame's call writes its result to.
+    dst: Reg,
     base: usize,
 }
 
@@ -124,7 +127,7 @@ fn update_map_field(
 
 // `save` writes each field of a `Frame` by name: this fails to compile
 // when one is added, so that it is written there too.
-const _: () = assert!(std::mem::size_of::<Frame>() == 48);
+const _: () = assert!(std::mem::size_of::<Frame>() == 56);
 
 /// Pushes a suspended frame, each field written straight into the stack
 /// of frames. (`frames.push(Frame { .. })` builds the frame on the native
@@ -132,6 +135,7 @@ const _: () = assert!(std::mem::size_of::<Frame>() == 48);
 /// stores still in flight, which the CPU cannot forward: a tenth of a
 /// call.)
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn save(
     frames: &mut Vec<Frame>,
     def: *const FnDef,
@@ -139,6 +143,7 @@ fn save(
     owner: Option<Arc<Closure>>,
     pc: usize,
     pin: u32,
+    dst: Reg,
     base: usize,
 ) {
     frames.reserve(1);
@@ -152,6 +157,7 @@ fn save(
         std::ptr::addr_of_mut!((*slot).owner).write(owner);
         std::ptr::addr_of_mut!((*slot).pc).write(pc as u32);
         std::ptr::addr_of_mut!((*slot).pin).write(pin);
+        std::ptr::addr_of_mut!((*slot).dst).write(dst);
         std::ptr::addr_of_mut!((*slot).base).write(base);
         frames.set_len(len + 1);
     }
@@ -167,7 +173,7 @@ impl<'p> Interp<'p> {
         if self.cancel.needs_attention() {
             self.attend(def.span)?;
         }
-        let mut cur = Frame { def, up, owner: None, pc: 0, pin: 0, base: self.base };
+        let mut cur = Frame { def, up, owner: None, pc: 0, pin: 0, dst: 0, base: self.base };
         match self.run_frames(&mut cur, &mut frames) {
             Ok(value) => Ok(value),
             Err(error) => Err(self.unwind(error, &mut cur, &mut frames)),
@@ -192,9 +198,10 @@ impl<'p> Interp<'p> {
     }
 
     /// Starts a VM frame for `def` with the values of `regs` (as many as
-    /// its parameters), suspending `cur` to go on at `pc`. (Given here,
-    /// not stored in `cur` first: the frame is then written from values
-    /// in registers, not read back from a store still in flight.)
+    /// its parameters), suspending `cur` to go on at `pc` and to take the
+    /// result in `dst`. (Given here, not stored in `cur` first: the frame
+    /// is then written from values in registers, not read back from a
+    /// store still in flight.)
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn push_frame(
@@ -207,6 +214,7 @@ impl<'p> Interp<'p> {
         pin: u32,
         regs: &[Reg],
         pc: usize,
+        dst: Reg,
         call: Span,
     ) -> R<()> {
         if self.depth >= MAX_DEPTH {
@@ -217,17 +225,30 @@ impl<'p> Interp<'p> {
         }
         let base = self.stack.len();
         let size = def.code.frame as usize;
-        self.stack.reserve(size);
-        for r in regs {
-            let value = self.stack[cur.base + *r as usize].clone();
-            self.stack.push(value);
+        if regs.len() > size {
+            return Err(internal("a call passes more values than its frame holds", call));
         }
-        self.grow_stack(base + size);
+        self.stack.reserve(size);
+        // SAFETY: `reserve` made room for `size` slots from `base`, each
+        // holding `nil` (which needs no drop): the arguments are written
+        // over them. They are registers of `cur`'s frame, which lies below
+        // `base` (`compile` keeps them inside it). A number is copied as
+        // bits: a clone dispatches on every kind of value.
+        unsafe {
+            let stack = self.stack.as_mut_ptr();
+            let (from, to) = (stack.add(cur.base), stack.add(base));
+            for (i, r) in regs.iter().enumerate() {
+                let value = &*from.add(*r as usize);
+                let copy = if value.is_scalar_copy() { std::ptr::read(value) } else { value.clone() };
+                to.add(i).write(copy);
+            }
+            self.stack.set_top(base + size);
+        }
         if !def.cell_params.is_empty() {
             self.cell_params(def, base);
         }
         let (owner_now, base_now) = (cur.owner.take(), cur.base);
-        save(frames, cur.def, cur.up, owner_now, pc, cur.pin, base_now);
+        save(frames, cur.def, cur.up, owner_now, pc, cur.pin, dst, base_now);
         cur.def = def;
         cur.up = up;
         cur.owner = owner;
@@ -239,11 +260,12 @@ impl<'p> Interp<'p> {
         Ok(())
     }
 
-    /// Ends the running frame with `value`, resuming its caller; false
-    /// when it is the first frame (its value is `run_code`'s).
+    /// Ends the running frame with `value`, resuming its caller with the
+    /// value in the call's register; gives the value back when this is
+    /// the first frame (its value is `run_code`'s).
     #[inline(always)]
-    fn pop_frame(&mut self, cur: &mut Frame, frames: &mut Vec<Frame>, value: &mut Value) -> bool {
-        let Some(caller) = frames.pop() else { return false };
+    fn pop_frame(&mut self, cur: &mut Frame, frames: &mut Vec<Frame>, value: Value) -> Result<(), Value> {
+        let Some(caller) = frames.pop() else { return Err(value) };
         self.end_frame(cur);
         self.depth -= 1;
         cur.def = caller.def;
@@ -253,48 +275,23 @@ impl<'p> Interp<'p> {
         cur.pin = caller.pin;
         cur.base = caller.base;
         self.base = cur.base;
-        // SAFETY: a frame's `def` outlives it (see `Frame`).
-        let code = unsafe { &(*cur.def).code };
-        let dst = match code.ops[cur.pc as usize - 1] {
-            Op::CallFunc { dst, .. }
-            | Op::CallValue { dst, .. }
-            | Op::Method { dst, .. }
-            | Op::MethodHeld { dst, .. } => dst,
-            // Only a call suspends a frame.
-            _ => return true,
-        };
-        self.stack[cur.base + dst as usize].set(std::mem::take(value));
-        true
+        // An int is written as an int: the value was just stored as a tag
+        // and a number, which a copy as one 16-byte piece cannot read
+        // without stalling.
+        let slot = &mut self.stack[cur.base + caller.dst as usize];
+        match value {
+            Value::Int(n) => slot.set_int(n),
+            value => slot.set(value),
+        }
+        Ok(())
     }
 
     /// Releases a returning frame's registers and its pin.
     #[inline(always)]
     fn end_frame(&mut self, frame: &Frame) {
-        self.drop_frame(frame.base);
+        self.stack.truncate(frame.base);
         if frame.pin != 0 {
             self.methods.unpin(frame.pin - 1);
-        }
-    }
-
-    /// Truncates the stack to `base`, releasing only the values that hold
-    /// something: a frame of numbers goes without a call per value.
-    #[inline(always)]
-    fn drop_frame(&mut self, base: usize) {
-        let top = self.stack.len();
-        if base >= top {
-            return;
-        }
-        // SAFETY: the values from `base` to `top` are initialised; the
-        // length drops first, so each is dropped exactly once, here.
-        unsafe {
-            self.stack.set_len(base);
-            let values = self.stack.as_mut_ptr().add(base);
-            for i in 0..top - base {
-                let value = values.add(i);
-                if !(*value).is_scalar_copy() {
-                    std::ptr::drop_in_place(value);
-                }
-            }
         }
     }
 
@@ -355,8 +352,7 @@ impl<'p> Interp<'p> {
             // The function returns `$value`: to the suspended caller, or out.
             macro_rules! give {
                 ($value:expr) => {{
-                    let mut value = $value;
-                    if !self.pop_frame(cur, frames, &mut value) {
+                    if let Err(value) = self.pop_frame(cur, frames, $value) {
                         return Ok(value);
                     }
                     continue 'frames;
@@ -375,8 +371,18 @@ impl<'p> Interp<'p> {
                             let closure = unsafe { &*closure };
                             if $args.len() - 1 == closure.def.params.len() {
                                 let (def, upvals) = (&*closure.def, &*closure.upvalues);
-                                let pushed =
-                                    self.push_frame(cur, frames, def, upvals, None, at + 1, &$args[1..], pc, span);
+                                let pushed = self.push_frame(
+                                    cur,
+                                    frames,
+                                    def,
+                                    upvals,
+                                    None,
+                                    at + 1,
+                                    &$args[1..],
+                                    pc,
+                                    $dst,
+                                    span,
+                                );
                                 if let Err(error) = pushed {
                                     self.methods.unpin(at);
                                     return Err(error);
@@ -396,7 +402,7 @@ impl<'p> Interp<'p> {
                                 // SAFETY: `closure` moves into the frame as its owner and keeps both alive.
                                 let (def, upvals) = unsafe { (&*def, &*upvals) };
                                 let owner = Some(closure);
-                                self.push_frame(cur, frames, def, upvals, owner, 0, &$args[1..], pc, span)?;
+                                self.push_frame(cur, frames, def, upvals, owner, 0, &$args[1..], pc, $dst, span)?;
                                 continue 'frames;
                             }
                             let value = self.call_regs(&closure.def, &closure.upvalues, &$args[1..], span)?;
@@ -411,6 +417,9 @@ impl<'p> Interp<'p> {
             loop {
                 // Matched in place: a copy of the op to the stack, then a
                 // load of its tag back, stalled every dispatch.
+                // SAFETY: `pc` is on an op: it starts at 0, a jump lands on
+                // an op, and stepping on never passes the last op, which
+                // returns (`Code::well_formed`).
                 let op = &code.ops[pc];
                 pc += 1;
                 match *op {
@@ -420,14 +429,13 @@ impl<'p> Interp<'p> {
                         reg!(dst).set(value);
                     }
                     Op::AddInt { op, dst, src, value } => {
-                        let result = match reg!(src) {
-                            Value::Int(n) => add_sub(op, n, value as i64).map(Value::Int),
-                            _ => None,
-                        };
-                        let result = match result {
-                            Some(result) => result,
-                            None => at!(ops::binary(op, &reg!(src), &Value::Int(value as i64))),
-                        };
+                        if let Value::Int(n) = reg!(src)
+                            && let Some(sum) = add_sub(op, n, value as i64)
+                        {
+                            reg!(dst).set(Value::Int(sum));
+                            continue;
+                        }
+                        let result = at!(ops::binary(op, &reg!(src), &Value::Int(value as i64)));
                         reg!(dst).set(result);
                     }
                     Op::Binary { op, dst, a, b } => {
@@ -494,7 +502,18 @@ impl<'p> Interp<'p> {
                         };
                         let args = &code.args[args as usize..(args + argc) as usize];
                         if args.len() == closure.def.params.len() {
-                            self.push_frame(cur, frames, &closure.def, &closure.upvalues, None, 0, args, pc, span)?;
+                            self.push_frame(
+                                cur,
+                                frames,
+                                &closure.def,
+                                &closure.upvalues,
+                                None,
+                                0,
+                                args,
+                                pc,
+                                dst,
+                                span,
+                            )?;
                             continue 'frames;
                         }
                         let value = self.call_regs(&closure.def, &closure.upvalues, args, span)?;
@@ -515,7 +534,7 @@ impl<'p> Interp<'p> {
                             // frame writes its registers. Borrowing it spares
                             // two atomic writes to the closure's count.
                             let (def, upvals) = unsafe { (&*def, &*upvals) };
-                            self.push_frame(cur, frames, def, upvals, None, 0, args, pc, span)?;
+                            self.push_frame(cur, frames, def, upvals, None, 0, args, pc, dst, span)?;
                             continue 'frames;
                         }
                         let value = match reg!(callee).clone() {
