@@ -125,6 +125,16 @@ fn update_map_field(
     ops::update_scalar(how, entries.scalar_at_mut(at)?, rhs)
 }
 
+/// The span of the call before `pc` in `frame`'s code: read only when a
+/// call fails or stops, not on every call.
+#[cold]
+#[inline(never)]
+fn call_span(frame: &Frame, pc: usize) -> Span {
+    // SAFETY: a frame's `def` outlives it (see `Frame`).
+    let def = unsafe { &*frame.def };
+    def.code.spans[pc - 1]
+}
+
 // `save` writes each field of a `Frame` by name: this fails to compile
 // when one is added, so that it is written there too.
 const _: () = assert!(std::mem::size_of::<Frame>() == 56);
@@ -198,8 +208,8 @@ impl<'p> Interp<'p> {
     }
 
     /// Starts a VM frame for `def` with the values of `regs` (as many as
-    /// its parameters), suspending `cur` to go on at `pc` and to take the
-    /// result in `dst`. (Given here, not stored in `cur` first: the frame
+    /// its parameters), suspending `cur` to go on at `pc` (just after the
+    /// call, whose span an error reports) and to take the result in `dst`. (Given here, not stored in `cur` first: the frame
     /// is then written from values in registers, not read back from a
     /// store still in flight.)
     #[inline(always)]
@@ -215,18 +225,17 @@ impl<'p> Interp<'p> {
         regs: &[Reg],
         pc: usize,
         dst: Reg,
-        call: Span,
     ) -> R<()> {
         if self.depth >= MAX_DEPTH {
-            return Err(self.too_deep(def, self.stack.len(), call));
+            return Err(self.too_deep(def, self.stack.len(), call_span(cur, pc)));
         }
         if self.cancel.needs_attention() {
-            self.attend(call)?;
+            self.attend(call_span(cur, pc))?;
         }
         let base = self.stack.len();
         let size = def.code.frame as usize;
         if regs.len() > size {
-            return Err(internal("a call passes more values than its frame holds", call));
+            return Err(internal("a call passes more values than its frame holds", call_span(cur, pc)));
         }
         self.stack.reserve(size);
         // SAFETY: `reserve` made room for `size` slots from `base`, each
@@ -363,33 +372,23 @@ impl<'p> Interp<'p> {
             // map; falls through for any other receiver.
             macro_rules! method {
                 ($dst:expr, $name:expr, $args:expr, $recv:expr) => {
-                    let span = code.spans[pc - 1];
-                    match $recv.and_then(|recv| self.map_method(code, $name, recv, span)) {
+                    match $recv.and_then(|recv| self.map_method(code, $name, recv, pc)) {
                         Some(Found::Cached(at)) if let Some(closure) = self.methods.pin(at) => {
                             // SAFETY: pinned: the slot keeps the closure until `unpin`,
                             // which the frame's end (or the call below) does.
                             let closure = unsafe { &*closure };
                             if $args.len() - 1 == closure.def.params.len() {
                                 let (def, upvals) = (&*closure.def, &*closure.upvalues);
-                                let pushed = self.push_frame(
-                                    cur,
-                                    frames,
-                                    def,
-                                    upvals,
-                                    None,
-                                    at + 1,
-                                    &$args[1..],
-                                    pc,
-                                    $dst,
-                                    span,
-                                );
+                                let pushed =
+                                    self.push_frame(cur, frames, def, upvals, None, at + 1, &$args[1..], pc, $dst);
                                 if let Err(error) = pushed {
                                     self.methods.unpin(at);
                                     return Err(error);
                                 }
                                 continue 'frames;
                             }
-                            let value = self.call_regs(&closure.def, &closure.upvalues, &$args[1..], span);
+                            let value =
+                                self.call_regs(&closure.def, &closure.upvalues, &$args[1..], code.spans[pc - 1]);
                             self.methods.unpin(at);
                             let value = value?;
                             fresh!();
@@ -402,10 +401,11 @@ impl<'p> Interp<'p> {
                                 // SAFETY: `closure` moves into the frame as its owner and keeps both alive.
                                 let (def, upvals) = unsafe { (&*def, &*upvals) };
                                 let owner = Some(closure);
-                                self.push_frame(cur, frames, def, upvals, owner, 0, &$args[1..], pc, $dst, span)?;
+                                self.push_frame(cur, frames, def, upvals, owner, 0, &$args[1..], pc, $dst)?;
                                 continue 'frames;
                             }
-                            let value = self.call_regs(&closure.def, &closure.upvalues, &$args[1..], span)?;
+                            let value =
+                                self.call_regs(&closure.def, &closure.upvalues, &$args[1..], code.spans[pc - 1])?;
                             fresh!();
                             reg!($dst).set(value);
                             continue;
@@ -496,32 +496,19 @@ impl<'p> Interp<'p> {
                     }
                     Op::CallFunc { dst, func, args, argc } => {
                         let tables = self.tables;
-                        let span = code.spans[pc - 1];
                         let Some(closure) = &tables.funcs[func as usize] else {
-                            return Err(unset_global(self.proc, func, span));
+                            return Err(unset_global(self.proc, func, code.spans[pc - 1]));
                         };
                         let args = &code.args[args as usize..(args + argc) as usize];
                         if args.len() == closure.def.params.len() {
-                            self.push_frame(
-                                cur,
-                                frames,
-                                &closure.def,
-                                &closure.upvalues,
-                                None,
-                                0,
-                                args,
-                                pc,
-                                dst,
-                                span,
-                            )?;
+                            self.push_frame(cur, frames, &closure.def, &closure.upvalues, None, 0, args, pc, dst)?;
                             continue 'frames;
                         }
-                        let value = self.call_regs(&closure.def, &closure.upvalues, args, span)?;
+                        let value = self.call_regs(&closure.def, &closure.upvalues, args, code.spans[pc - 1])?;
                         fresh!();
                         reg!(dst).set(value);
                     }
                     Op::CallValue { dst, callee, args, argc } => {
-                        let span = code.spans[pc - 1];
                         let args = &code.args[args as usize..(args + argc) as usize];
                         if let Value::Func(closure) = &reg!(callee)
                             && args.len() == closure.def.params.len()
@@ -534,9 +521,10 @@ impl<'p> Interp<'p> {
                             // frame writes its registers. Borrowing it spares
                             // two atomic writes to the closure's count.
                             let (def, upvals) = unsafe { (&*def, &*upvals) };
-                            self.push_frame(cur, frames, def, upvals, None, 0, args, pc, dst, span)?;
+                            self.push_frame(cur, frames, def, upvals, None, 0, args, pc, dst)?;
                             continue 'frames;
                         }
+                        let span = code.spans[pc - 1];
                         let value = match reg!(callee).clone() {
                             Value::Func(closure) => self.call_regs(&closure.def, &closure.upvalues, args, span)?,
                             other => {
@@ -920,7 +908,7 @@ impl<'p> Interp<'p> {
     /// its reference count, a cache line every thread calling a method of
     /// the same object would fight over.
     #[inline(always)]
-    fn map_method(&mut self, code: &Code, index: u32, recv: &Value, span: Span) -> Option<Found> {
+    fn map_method(&mut self, code: &Code, index: u32, recv: &Value, pc: usize) -> Option<Found> {
         let Value::Map(map) = recv else { return None };
         let name = &code.names[index as usize];
         // Under `--race` the detector sees every access, through the map.
@@ -937,7 +925,7 @@ impl<'p> Interp<'p> {
             }
         };
         if self.racing {
-            self.race_field(recv, name, Access::Read, span);
+            self.race_field(recv, name, Access::Read, code.spans[pc - 1]);
             return Some(Found::Owned(closure));
         }
         Some(match self.methods.fill(map, name, changes, closure) {

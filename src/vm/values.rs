@@ -105,7 +105,10 @@ impl ValueStack {
     /// caller, stopped here rather than read past).
     #[inline(always)]
     pub fn frame(&mut self, base: usize, size: usize) -> *mut Value {
-        self.slots[..self.top][base..base + size].as_mut_ptr()
+        assert!(base.saturating_add(size) <= self.top, "a frame above the stack's top");
+        // SAFETY: `top` never passes the buffer's end (`reserve` grows the
+        // buffer before `top` moves), so `base` is inside it.
+        unsafe { self.slots.as_mut_ptr().add(base) }
     }
 
     /// The first slot; every slot to the buffer's end is initialised.
@@ -131,14 +134,18 @@ impl Index<usize> for ValueStack {
 
     #[inline(always)]
     fn index(&self, i: usize) -> &Value {
-        &self.slots[..self.top][i]
+        assert!(i < self.top, "a register above the stack's top");
+        // SAFETY: below `top`, so inside the buffer (see `frame`).
+        unsafe { self.slots.get_unchecked(i) }
     }
 }
 
 impl IndexMut<usize> for ValueStack {
     #[inline(always)]
     fn index_mut(&mut self, i: usize) -> &mut Value {
-        &mut self.slots[..self.top][i]
+        assert!(i < self.top, "a register above the stack's top");
+        // SAFETY: below `top`, so inside the buffer (see `frame`).
+        unsafe { self.slots.get_unchecked_mut(i) }
     }
 }
 
