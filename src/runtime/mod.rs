@@ -1,6 +1,7 @@
 //! What the evaluator computes with and on: values, errors, printing,
 //! output. Knows nothing of the syntax tree.
 
+pub mod bias;
 pub mod child;
 pub mod color;
 pub mod error;

@@ -66,8 +66,20 @@ impl DerefMut for Items {
 
 impl Drop for Items {
     fn drop(&mut self) {
-        if self.0.iter().any(nests) {
-            defer(std::mem::take(&mut self.0));
+        let mut counted = false;
+        for item in &self.0 {
+            if nests(item) {
+                defer(std::mem::take(&mut self.0));
+                return;
+            }
+            counted |= !item.is_scalar_copy();
+        }
+        if !counted {
+            // A list of numbers: the one pass above is its whole release,
+            // not a second one calling a drop per item.
+            // SAFETY: no item holds anything to release, so forgetting
+            // them loses nothing.
+            unsafe { self.0.set_len(0) }
         }
     }
 }

@@ -18,6 +18,7 @@ use parking_lot::Mutex;
 
 use crate::resolve::ir::{Builtin, FnDef};
 
+use super::bias::{Biased, BiasedGuard};
 use super::error::ErrorValue;
 use super::future::FutureCell;
 use super::handle::HandleRef;
@@ -27,7 +28,8 @@ use super::teardown::{Entries, Items, defer};
 use super::text::Str;
 use super::threadlocal::ThreadLocal;
 
-pub type ListRef = Arc<Mutex<Items>>;
+/// A list: its items behind a lock its maker skips (see `bias`).
+pub type ListRef = Arc<Biased<Items>>;
 pub use super::table::Table;
 
 /// An empty map table with room for `capacity` entries.
@@ -39,14 +41,16 @@ pub type MapRef = Arc<MapCell>;
 /// A map: its entries behind a lock, and a count of the changes made to
 /// them, which a method cache reads without the lock (`vm::methods`): a
 /// cached entry is the map's while the count is the one it was taken at.
+/// The thread that made the map skips the lock until another thread uses
+/// the map too (see `bias`).
 pub struct MapCell {
     changes: AtomicU64,
-    entries: Mutex<Entries>,
+    entries: Biased<Entries>,
 }
 
 impl MapCell {
     pub fn new(entries: Table) -> MapCell {
-        MapCell { changes: AtomicU64::new(0), entries: Mutex::new(Entries(entries)) }
+        MapCell { changes: AtomicU64::new(0), entries: Biased::new(Entries(entries)) }
     }
 
     #[inline]
@@ -63,11 +67,12 @@ impl MapCell {
     }
 }
 
-/// A map's entries, locked: reading is free; every write access counts as
-/// a change, but for an update of a scalar in place (`scalar_at_mut`).
+/// A map's entries, held by this thread alone: reading is free; every
+/// write access counts as a change, but for an update of a scalar in place
+/// (`scalar_at_mut`).
 pub struct MapGuard<'a> {
     changes: &'a AtomicU64,
-    entries: parking_lot::MutexGuard<'a, Entries>,
+    entries: BiasedGuard<'a, Entries>,
 }
 
 impl MapGuard<'_> {
@@ -93,7 +98,7 @@ impl Deref for MapGuard<'_> {
 impl DerefMut for MapGuard<'_> {
     #[inline(always)]
     fn deref_mut(&mut self) -> &mut Entries {
-        // Only the lock's holder writes the count: a load and a store.
+        // Only the guard's holder writes the count: a load and a store.
         self.changes.store(self.changes.load(Ordering::Relaxed) + 1, Ordering::Release);
         &mut self.entries
     }
@@ -338,7 +343,7 @@ impl Value {
     }
 
     pub fn list(items: Vec<Value>) -> Value {
-        Value::List(Arc::new(Mutex::new(Items(items))))
+        Value::List(Arc::new(Biased::new(Items(items))))
     }
 
     pub fn map(entries: Table) -> Value {

@@ -20,8 +20,9 @@ use parking_lot::Mutex;
 
 use super::clock::Clock;
 use super::shadow::{Access, Conflict, Mark, Shadow};
+use crate::runtime::bias::Biased;
 use crate::runtime::teardown::Items;
-use crate::runtime::value::{Key, MapCell, MapRef, VarCell};
+use crate::runtime::value::{Key, ListRef, MapCell, MapRef, VarCell};
 
 /// What a task reads or writes.
 pub enum Place<'a> {
@@ -30,9 +31,9 @@ pub enum Place<'a> {
     /// A variable a closure captured.
     Captured(&'a Arc<VarCell>),
     /// A list's item (an index inside the list).
-    Item(&'a Arc<Mutex<Items>>, usize),
+    Item(&'a ListRef, usize),
     /// A list's length (`push`, `pop`, `len`...).
-    Length(&'a Arc<Mutex<Items>>),
+    Length(&'a ListRef),
     /// A map's key (`m["k"]`, `m.k`).
     Key(&'a MapRef, Key),
     /// A map's set of keys: a new key or a removal writes it; `len`,
@@ -66,7 +67,7 @@ struct Object {
 
 enum Pin {
     Cell(Weak<VarCell>),
-    List(Weak<Mutex<Items>>),
+    List(Weak<Biased<Items>>),
     Map(Weak<MapCell>),
 }
 
@@ -215,7 +216,7 @@ mod tests {
     use super::*;
     use crate::runtime::Value;
 
-    fn list(items: Vec<Value>) -> Arc<Mutex<Items>> {
+    fn list(items: Vec<Value>) -> ListRef {
         match Value::list(items) {
             Value::List(list) => list,
             _ => unreachable!(),
