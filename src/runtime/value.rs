@@ -2,7 +2,8 @@
 //!
 //! A [`Value`] is 16 bytes and `Send + Sync`: threads of one process share
 //! every variable, so lists and maps are shared, mutable containers behind
-//! an `Arc` and a lock, and reading a variable copies only a pointer.
+//! an `Arc` and a lock (which the thread that made one skips until another
+//! thread uses it: `bias`), and reading a variable copies only a pointer.
 //! Each container operation takes its lock once and never holds two locks
 //! at a time (comparisons and printing work on snapshots), so two threads
 //! can never deadlock inside the interpreter.
