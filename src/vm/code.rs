@@ -156,9 +156,9 @@ pub enum Op {
         dst: Reg,
         src: Reg,
     },
-    /// `dst = src op value`, `op` being `+` or `-`, for a small int
-    /// constant (`n - 1`, `i + 1`).
-    AddInt {
+    /// `dst = src op value` for a small int constant (`n - 1`, `i * 7919`,
+    /// `x % 2`): no register and no op to load the constant.
+    BinaryInt {
         op: BinOp,
         dst: Reg,
         src: Reg,
@@ -516,7 +516,7 @@ impl Code {
             | Op::Return { src }
             | Op::Throw { src }
             | Op::Unpack { src, .. } => inside(&[src]),
-            Op::Move { dst, src } | Op::AddInt { dst, src, .. } | Op::Unary { dst, src, .. } => inside(&[dst, src]),
+            Op::Move { dst, src } | Op::BinaryInt { dst, src, .. } | Op::Unary { dst, src, .. } => inside(&[dst, src]),
             Op::Update { dst, src, .. } => inside(&[dst, src]),
             Op::LoadCell { dst, slot } => inside(&[dst, slot]),
             Op::StoreCell { slot, src } | Op::NewCell { slot, src, .. } | Op::UpdateCell { slot, src, .. } => {

@@ -476,10 +476,11 @@ impl Compiler {
             ExprKind::Fixed(index) => self.load(dst, span, |dst| Op::LoadFixed { dst, index }),
             ExprKind::Func(index) => self.load(dst, span, |dst| Op::LoadFunc { dst, index }),
             ExprKind::Builtin(builtin) => self.load(dst, span, |dst| Op::LoadBuiltin { dst, builtin }),
-            ExprKind::Binary(op @ (BinOp::Add | BinOp::Sub), a, b) if small_int(&b).is_some() => {
+            // The constant is read as `binary` would read its register.
+            ExprKind::Binary(op, a, b) if !matches!(op, BinOp::And | BinOp::Or) && small_int(&b).is_some() => {
                 let value = small_int(&b).unwrap_or(0);
                 let src = self.expr(*a, None);
-                self.load(dst, span, |dst| Op::AddInt { op, dst, src, value })
+                self.load(dst, span, |dst| Op::BinaryInt { op, dst, src, value })
             }
             ExprKind::Binary(op, a, b) => self.binary(op, *a, *b, dst, span),
             ExprKind::Unary(op, inner) => {
@@ -655,7 +656,18 @@ mod tests {
             ops.iter().map(|op| format!("{op:?}").split([' ', '{']).next().unwrap_or("").to_string()).collect();
         assert_eq!(
             names,
-            ["TestInt", "Return", "Jump", "AddInt", "CallFunc", "AddInt", "CallFunc", "Binary", "Return", "ReturnNil"],
+            [
+                "TestInt",
+                "Return",
+                "Jump",
+                "BinaryInt",
+                "CallFunc",
+                "BinaryInt",
+                "CallFunc",
+                "Binary",
+                "Return",
+                "ReturnNil"
+            ],
             "{ops:?}"
         );
     }

@@ -428,12 +428,18 @@ impl<'p> Interp<'p> {
                         let value = reg!(src).clone();
                         reg!(dst).set(value);
                     }
-                    Op::AddInt { op, dst, src, value } => {
-                        if let Value::Int(n) = reg!(src)
-                            && let Some(sum) = add_sub(op, n, value as i64)
-                        {
-                            reg!(dst).set(Value::Int(sum));
-                            continue;
+                    Op::BinaryInt { op, dst, src, value } => {
+                        // `n - 1` and `i + 1` first: the calls' and loops' case.
+                        if let Value::Int(n) = reg!(src) {
+                            if matches!(op, BinOp::Add | BinOp::Sub) {
+                                if let Some(sum) = add_sub(op, n, value as i64) {
+                                    reg!(dst).set(Value::Int(sum));
+                                    continue;
+                                }
+                            } else if let Some(result) = ops::int_binary(op, n, value as i64) {
+                                reg!(dst).set(result);
+                                continue;
+                            }
                         }
                         let result = at!(ops::binary(op, &reg!(src), &Value::Int(value as i64)));
                         reg!(dst).set(result);
