@@ -24,7 +24,7 @@ pub type Reg = u32;
 pub const NO_LOOP: u32 = u32::MAX;
 
 /// A compiled function body. Its last op is `ReturnNil`, so running it
-/// never steps past its end (`well_formed` checks it).
+/// never steps past its end (`well_formed` checks it; no body is empty).
 #[derive(Debug)]
 pub struct Code {
     pub ops: Vec<Op>,
@@ -485,8 +485,8 @@ impl Code {
 
     /// Every register an op names lies inside the frame, every jump lands
     /// on an op, and the last op returns: what the dispatch loop relies on
-    /// to address registers and fetch ops without a bounds check.
-    /// `compile` asserts it.
+    /// to address registers without a bounds check and never to step past
+    /// the last op. `compile` asserts it.
     pub fn well_formed(&self) -> bool {
         self.spans.len() == self.ops.len() && matches!(self.ops.last(), Some(Op::ReturnNil)) && self.ops_well_formed()
     }

@@ -209,9 +209,10 @@ impl<'p> Interp<'p> {
 
     /// Starts a VM frame for `def` with the values of `regs` (as many as
     /// its parameters), suspending `cur` to go on at `pc` (just after the
-    /// call, whose span an error reports) and to take the result in `dst`. (Given here, not stored in `cur` first: the frame
-    /// is then written from values in registers, not read back from a
-    /// store still in flight.)
+    /// call, whose span an error reports) and to take the result in `dst`.
+    /// (Given here, not stored in `cur` first: the frame is then written
+    /// from values in registers, not read back from a store still in
+    /// flight.)
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn push_frame(
@@ -417,9 +418,6 @@ impl<'p> Interp<'p> {
             loop {
                 // Matched in place: a copy of the op to the stack, then a
                 // load of its tag back, stalled every dispatch.
-                // SAFETY: `pc` is on an op: it starts at 0, a jump lands on
-                // an op, and stepping on never passes the last op, which
-                // returns (`Code::well_formed`).
                 let op = &code.ops[pc];
                 pc += 1;
                 match *op {
