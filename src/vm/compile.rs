@@ -477,8 +477,10 @@ impl Compiler {
             ExprKind::Func(index) => self.load(dst, span, |dst| Op::LoadFunc { dst, index }),
             ExprKind::Builtin(builtin) => self.load(dst, span, |dst| Op::LoadBuiltin { dst, builtin }),
             // The constant is read as `binary` would read its register.
-            ExprKind::Binary(op, a, b) if !matches!(op, BinOp::And | BinOp::Or) && small_int(&b).is_some() => {
-                let value = small_int(&b).unwrap_or(0);
+            ExprKind::Binary(op, a, b)
+                if !matches!(op, BinOp::And | BinOp::Or)
+                    && let Some(value) = small_int(&b) =>
+            {
                 let src = self.expr(*a, None);
                 self.load(dst, span, |dst| Op::BinaryInt { op, dst, src, value })
             }

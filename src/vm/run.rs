@@ -12,7 +12,6 @@
 use std::sync::Arc;
 
 use super::code::{Code, Held, HeldPlace, NO_LOOP, Op, Piece, Reg, Target};
-use super::values::ValueStack;
 use crate::eval::call::ArgValues;
 use crate::eval::{Ctrl, Interp, MAX_DEPTH, R, Subject, Up, fault_at, internal, ops, thrown, traced, unset_global};
 use crate::observe::race::Access;
@@ -23,15 +22,6 @@ use crate::runtime::value::{Closure, Key, VarCell};
 use crate::runtime::{Str, Value, format};
 use crate::syntax::Span;
 use crate::tasks::process::Process;
-
-/// The address of the frame at `base`, of `size` registers. The stack
-/// holds them all (`enter` and `push_frame` made the frame that large, and
-/// nothing shrinks the stack below a running frame's top); a stack that did
-/// not would be a bug here, stopped by this check rather than read past.
-#[inline(always)]
-fn frame_start(stack: &mut ValueStack, base: usize, size: u32) -> *mut Value {
-    stack.frame(base, size as usize)
-}
 
 /// Whether `jump_on` (see `Op::Test`) says to jump for ints `x` and `y`.
 #[inline(always)]
@@ -83,7 +73,7 @@ struct Frame {
     #[allow(dead_code)]
     owner: Option<Arc<Closure>>,
     /// The next op to run (saved while the frame is suspended: the op
-    /// before it is the call, which says where the result goes).
+    /// before it is the call, whose span an error's trace names).
     pc: u32,
     /// The method cache's slot this frame's function is pinned in, plus
     /// one (0: none).
@@ -316,10 +306,10 @@ impl<'p> Interp<'p> {
             // reload of the stack's address per operand (a fifth of a call).
             // Valid while the stack is not reallocated: `fresh!` takes the
             // address again after anything that may run script code.
-            let mut regs = frame_start(&mut self.stack, base, code.frame);
+            let mut regs = self.stack.frame(base, code.frame as usize);
             macro_rules! fresh {
                 () => {
-                    regs = frame_start(&mut self.stack, base, code.frame)
+                    regs = self.stack.frame(base, code.frame as usize)
                 };
             }
             macro_rules! reg {
