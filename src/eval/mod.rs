@@ -85,6 +85,8 @@ pub struct Interp<'p> {
     pub(crate) racing: bool,
     /// Maps' functions this task called as methods.
     pub(crate) methods: crate::vm::methods::MethodCache,
+    /// The dispatch loop's stack of frames, kept for its next run.
+    pub(crate) spare_frames: crate::vm::run::SpareFrames,
 }
 
 pub(crate) type Up<'a> = &'a [Arc<VarCell>];
@@ -112,6 +114,7 @@ impl<'p> Interp<'p> {
             stack_floor,
             racing,
             methods: Default::default(),
+            spare_frames: Default::default(),
         }
     }
 

@@ -8,7 +8,7 @@
 pub mod code;
 pub mod compile;
 pub(crate) mod methods;
-mod run;
+pub(crate) mod run;
 pub(crate) mod values;
 
 pub use code::Code;

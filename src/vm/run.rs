@@ -58,7 +58,8 @@ enum Found {
     Owned(Arc<Closure>),
 }
 
-/// A VM frame: the running one, or one suspended while it calls another.
+/// A VM frame's record, kept on the loop's stack of frames: the running
+/// frame's on top, its callers' below it.
 ///
 /// `def` and `up` point into a closure that outlives the frame: a
 /// top-level function's, held by the evaluator's tables for its whole life;
@@ -66,22 +67,34 @@ enum Found {
 /// or a map's method, which the method cache's slot `pin` holds until the
 /// frame ends, or else `owner` (the call may change the map). (References
 /// cannot say this: a frame would borrow from itself.)
-struct Frame {
+///
+/// The dispatch loop keeps the running frame's `def`, `up`, `base` and
+/// `pc` in locals: a call writes the caller's `pc` and pushes the callee's
+/// record, a return pops it and reads the caller's back. Nothing is copied
+/// out and back.
+pub(crate) struct Frame {
     def: *const FnDef,
     up: *const [Arc<VarCell>],
     // Held, never read: it keeps `def` and `up` alive.
     #[allow(dead_code)]
     owner: Option<Arc<Closure>>,
-    /// The next op to run (saved while the frame is suspended: the op
-    /// before it is the call, whose span an error's trace names).
+    /// The next op to run, written when the frame calls another (the op
+    /// before it is the call, whose span an error's trace names); stale
+    /// while the frame runs.
     pc: u32,
     /// The method cache's slot this frame's function is pinned in, plus
     /// one (0: none).
     pin: u32,
-    /// The register a suspended frame's call writes its result to.
+    /// The caller's register this frame's result goes to.
     dst: Reg,
     base: usize,
 }
+
+/// The allocation of a stack of frames, kept between runs of the loop so
+/// that a call into the VM from outside it (a builtin calling back, the
+/// tree evaluator) does not allocate one each time.
+#[derive(Default)]
+pub(crate) struct SpareFrames(Vec<Frame>);
 
 /// Field `names[name]` of `base` when it is a map that has it (not under
 /// `--race`, which sees every access through the slow path).
@@ -115,14 +128,12 @@ fn update_map_field(
     ops::update_scalar(how, entries.scalar_at_mut(at)?, rhs)
 }
 
-/// The span of the call before `pc` in `frame`'s code: read only when a
-/// call fails or stops, not on every call.
+/// The span of the op before `pc` in `code`: read only when a call fails
+/// or stops, not on every call.
 #[cold]
 #[inline(never)]
-fn call_span(frame: &Frame, pc: usize) -> Span {
-    // SAFETY: a frame's `def` outlives it (see `Frame`).
-    let def = unsafe { &*frame.def };
-    def.code.spans[pc - 1]
+fn call_span(code: &Code, pc: usize) -> Span {
+    code.spans[pc - 1]
 }
 
 // `save` writes each field of a `Frame` by name: this fails to compile
@@ -169,46 +180,69 @@ impl<'p> Interp<'p> {
     /// the VM to the VM is a jump, not a Rust call. Gives the value `def`
     /// returns.
     pub(crate) fn run_code(&mut self, def: &FnDef, up: Up) -> R<Value> {
-        let mut frames: Vec<Frame> = Vec::new();
         if self.cancel.needs_attention() {
             self.attend(def.span)?;
         }
-        let mut cur = Frame { def, up, owner: None, pc: 0, pin: 0, dst: 0, base: self.base };
-        match self.run_frames(&mut cur, &mut frames) {
+        // A run inside this one (a builtin calling back) finds no spare
+        // and makes its own, which the next one then reuses.
+        let mut frames = std::mem::take(&mut self.spare_frames.0);
+        save(&mut frames, def, up, None, 0, 0, 0, self.base);
+        let result = match self.run_frames(&mut frames) {
             Ok(value) => Ok(value),
-            Err(error) => Err(self.unwind(error, &mut cur, &mut frames)),
-        }
+            Err(error) => Err(self.unwind(error, &mut frames)),
+        };
+        // Only the first frame is left: `enter` ends it.
+        frames.clear();
+        self.spare_frames.0 = frames;
+        result
     }
 
     /// Ends the frames an error leaves (the first one excepted: `enter`
     /// ends it), adding each to the error's trace, as `enter` does.
     #[cold]
     #[inline(never)]
-    fn unwind(&mut self, mut error: Ctrl, cur: &mut Frame, frames: &mut Vec<Frame>) -> Ctrl {
-        while let Some(caller) = frames.pop() {
+    fn unwind(&mut self, mut error: Ctrl, frames: &mut Vec<Frame>) -> Ctrl {
+        while frames.len() > 1 {
+            let Some(done) = frames.pop() else { break };
+            let Some(caller) = frames.last() else { break };
             // SAFETY: a frame's `def` outlives it (see `Frame`).
-            let (def, by) = unsafe { (&*cur.def, &*caller.def) };
+            let (def, by) = unsafe { (&*done.def, &*caller.def) };
             error = traced(error, &def.name, by.code.spans[caller.pc as usize - 1]);
-            self.end_frame(cur);
+            self.base = caller.base;
+            self.end_frame(done.base, done.pin);
             self.depth -= 1;
-            *cur = caller;
-            self.base = cur.base;
         }
         error
     }
 
+    /// Whether `def` may start a frame, called from `pc` in `code` with
+    /// `argc` values: the depth limit, a cancel or pause pending.
+    #[inline(always)]
+    fn may_call(&mut self, code: &Code, def: &FnDef, argc: usize, pc: usize) -> R<()> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.too_deep(def, self.stack.len(), call_span(code, pc)));
+        }
+        if self.cancel.needs_attention() {
+            self.attend(call_span(code, pc))?;
+        }
+        if argc > def.code.frame as usize {
+            return Err(internal("a call passes more values than its frame holds", call_span(code, pc)));
+        }
+        Ok(())
+    }
+
     /// Starts a VM frame for `def` with the values of `regs` (as many as
-    /// its parameters), suspending `cur` to go on at `pc` (just after the
-    /// call, whose span an error reports) and to take the result in `dst`.
-    /// (Given here, not stored in `cur` first: the frame is then written
-    /// from values in registers, not read back from a store still in
-    /// flight.)
+    /// its parameters) of the running frame, at `base` in `code`: that
+    /// frame is suspended to go on at `pc` (just after the call, whose span
+    /// an error reports), and the result goes to its register `dst`. Gives
+    /// the new frame's base; a frame that cannot start releases its `pin`.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn push_frame(
         &mut self,
-        cur: &mut Frame,
         frames: &mut Vec<Frame>,
+        code: &Code,
+        base: usize,
         def: &FnDef,
         up: Up,
         owner: Option<Arc<Closure>>,
@@ -216,92 +250,100 @@ impl<'p> Interp<'p> {
         regs: &[Reg],
         pc: usize,
         dst: Reg,
-    ) -> R<()> {
-        if self.depth >= MAX_DEPTH {
-            return Err(self.too_deep(def, self.stack.len(), call_span(cur, pc)));
+    ) -> R<usize> {
+        if let Err(error) = self.may_call(code, def, regs.len(), pc) {
+            if pin != 0 {
+                self.methods.unpin(pin - 1);
+            }
+            return Err(error);
         }
-        if self.cancel.needs_attention() {
-            self.attend(call_span(cur, pc))?;
-        }
-        let base = self.stack.len();
+        let new = self.stack.len();
         let size = def.code.frame as usize;
-        if regs.len() > size {
-            return Err(internal("a call passes more values than its frame holds", call_span(cur, pc)));
-        }
         self.stack.reserve(size);
-        // SAFETY: `reserve` made room for `size` slots from `base`, each
+        // SAFETY: `reserve` made room for `size` slots from `new`, each
         // holding `nil` (which needs no drop): the arguments are written
-        // over them. They are registers of `cur`'s frame, which lies below
-        // `base` (`compile` keeps them inside it). A number is copied as
-        // bits: a clone dispatches on every kind of value.
+        // over them. They are registers of the running frame, which lies
+        // below `new` (`compile` keeps them inside it). A number is copied
+        // as bits: a clone dispatches on every kind of value.
         unsafe {
             let stack = self.stack.as_mut_ptr();
-            let (from, to) = (stack.add(cur.base), stack.add(base));
+            let (from, to) = (stack.add(base), stack.add(new));
             for (i, r) in regs.iter().enumerate() {
                 let value = &*from.add(*r as usize);
                 let copy = if value.is_scalar_copy() { std::ptr::read(value) } else { value.clone() };
                 to.add(i).write(copy);
             }
-            self.stack.set_top(base + size);
+            self.stack.set_top(new + size);
         }
         if !def.cell_params.is_empty() {
-            self.cell_params(def, base);
+            self.cell_params(def, new);
         }
-        let (owner_now, base_now) = (cur.owner.take(), cur.base);
-        save(frames, cur.def, cur.up, owner_now, pc, cur.pin, dst, base_now);
-        cur.def = def;
-        cur.up = up;
-        cur.owner = owner;
-        cur.pc = 0;
-        cur.pin = pin;
-        cur.base = base;
-        self.base = base;
+        if let Some(caller) = frames.last_mut() {
+            caller.pc = pc as u32;
+        }
+        save(frames, def, up, owner, 0, pin, dst, new);
+        self.base = new;
         self.depth += 1;
-        Ok(())
+        Ok(new)
     }
 
-    /// Ends the running frame with `value`, resuming its caller with the
-    /// value in the call's register; gives the value back when this is
-    /// the first frame (its value is `run_code`'s).
+    /// Ends the running frame with `value`, written to its caller's
+    /// register; gives the caller, to resume, or the value back when this
+    /// is the first frame (its value is `run_code`'s).
     #[inline(always)]
-    fn pop_frame(&mut self, cur: &mut Frame, frames: &mut Vec<Frame>, value: Value) -> Result<(), Value> {
-        let Some(caller) = frames.pop() else { return Err(value) };
-        self.end_frame(cur);
+    fn pop_frame<'f>(&mut self, frames: &'f mut Vec<Frame>, value: Value) -> Result<&'f Frame, Value> {
+        let len = frames.len();
+        if len < 2 {
+            return Err(value);
+        }
+        // The record is read in place, not moved out whole: a move copies
+        // it to the native stack and back.
+        // SAFETY: `len - 1` is a record; its `owner` is moved out before
+        // `set_len` forgets it, and nothing else of it needs a drop.
+        let (owner, done_base, pin, dst) = unsafe {
+            let done = &*frames.as_ptr().add(len - 1);
+            let owner = std::ptr::read(&done.owner);
+            frames.set_len(len - 1);
+            (owner, done.base, done.pin, done.dst)
+        };
+        self.end_frame(done_base, pin);
+        drop(owner);
+        let caller = &frames[len - 2];
         self.depth -= 1;
-        cur.def = caller.def;
-        cur.up = caller.up;
-        cur.owner = caller.owner;
-        cur.pc = caller.pc;
-        cur.pin = caller.pin;
-        cur.base = caller.base;
-        self.base = cur.base;
+        self.base = caller.base;
         // An int is written as an int: the value was just stored as a tag
         // and a number, which a copy as one 16-byte piece cannot read
         // without stalling.
-        let slot = &mut self.stack[cur.base + caller.dst as usize];
+        let slot = &mut self.stack[caller.base + dst as usize];
         match value {
-            Value::Int(n) => slot.set_int(n),
+            Value::Int(n) => {
+                slot.set_int(n);
+                // Nothing to drop: this spares a call to the drop glue.
+                std::mem::forget(value);
+            }
             value => slot.set(value),
         }
-        Ok(())
+        Ok(caller)
     }
 
-    /// Releases a returning frame's registers and its pin.
+    /// Releases a returning frame's registers, from `base`, and its pin.
     #[inline(always)]
-    fn end_frame(&mut self, frame: &Frame) {
-        self.stack.truncate(frame.base);
-        if frame.pin != 0 {
-            self.methods.unpin(frame.pin - 1);
+    fn end_frame(&mut self, base: usize, pin: u32) {
+        self.stack.truncate(base);
+        if pin != 0 {
+            self.methods.unpin(pin - 1);
         }
     }
 
-    fn run_frames(&mut self, cur: &mut Frame, frames: &mut Vec<Frame>) -> R<Value> {
+    fn run_frames(&mut self, frames: &mut Vec<Frame>) -> R<Value> {
+        // The running frame: its record is `frames`' top.
+        let Some(first) = frames.last() else { return Ok(Value::Nil) };
+        let (mut def_at, mut up_at) = (first.def, first.up);
+        let (mut base, mut pc) = (first.base, first.pc as usize);
         'frames: loop {
             // SAFETY: a frame's `def` and `up` outlive it (see `Frame`).
-            let (def, up): (&FnDef, Up) = unsafe { (&*cur.def, &*cur.up) };
+            let (def, up): (&FnDef, Up) = unsafe { (&*def_at, &*up_at) };
             let code = &def.code;
-            let base = cur.base;
-            let mut pc = cur.pc as usize;
             // The frame's registers, addressed without a bounds check or a
             // reload of the stack's address per operand (a fifth of a call).
             // Valid while the stack is not reallocated: `fresh!` takes the
@@ -352,9 +394,22 @@ impl<'p> Interp<'p> {
             // The function returns `$value`: to the suspended caller, or out.
             macro_rules! give {
                 ($value:expr) => {{
-                    if let Err(value) = self.pop_frame(cur, frames, $value) {
-                        return Ok(value);
+                    match self.pop_frame(frames, $value) {
+                        Ok(caller) => {
+                            (def_at, up_at, base, pc) = (caller.def, caller.up, caller.base, caller.pc as usize);
+                            continue 'frames;
+                        }
+                        Err(value) => return Ok(value),
                     }
+                }};
+            }
+            // Calls `$def` with the values of registers `$args`, its result
+            // going to register `$dst`: the loop goes on in the new frame.
+            macro_rules! call {
+                ($def:expr, $up:expr, $owner:expr, $pin:expr, $args:expr, $dst:expr) => {{
+                    let (callee, callee_up): (&FnDef, Up) = ($def, $up);
+                    base = self.push_frame(frames, code, base, callee, callee_up, $owner, $pin, $args, pc, $dst)?;
+                    (def_at, up_at, pc) = (callee, callee_up, 0);
                     continue 'frames;
                 }};
             }
@@ -369,14 +424,7 @@ impl<'p> Interp<'p> {
                             // which the frame's end (or the call below) does.
                             let closure = unsafe { &*closure };
                             if $args.len() - 1 == closure.def.params.len() {
-                                let (def, upvals) = (&*closure.def, &*closure.upvalues);
-                                let pushed =
-                                    self.push_frame(cur, frames, def, upvals, None, at + 1, &$args[1..], pc, $dst);
-                                if let Err(error) = pushed {
-                                    self.methods.unpin(at);
-                                    return Err(error);
-                                }
-                                continue 'frames;
+                                call!(&closure.def, &closure.upvalues, None, at + 1, &$args[1..], $dst);
                             }
                             let value =
                                 self.call_regs(&closure.def, &closure.upvalues, &$args[1..], code.spans[pc - 1]);
@@ -391,9 +439,7 @@ impl<'p> Interp<'p> {
                                 let (def, upvals) = (&*closure.def as *const FnDef, &*closure.upvalues as *const _);
                                 // SAFETY: `closure` moves into the frame as its owner and keeps both alive.
                                 let (def, upvals) = unsafe { (&*def, &*upvals) };
-                                let owner = Some(closure);
-                                self.push_frame(cur, frames, def, upvals, owner, 0, &$args[1..], pc, $dst)?;
-                                continue 'frames;
+                                call!(def, upvals, Some(closure), 0, &$args[1..], $dst);
                             }
                             let value =
                                 self.call_regs(&closure.def, &closure.upvalues, &$args[1..], code.spans[pc - 1])?;
@@ -495,8 +541,7 @@ impl<'p> Interp<'p> {
                         };
                         let args = &code.args[args as usize..(args + argc) as usize];
                         if args.len() == closure.def.params.len() {
-                            self.push_frame(cur, frames, &closure.def, &closure.upvalues, None, 0, args, pc, dst)?;
-                            continue 'frames;
+                            call!(&closure.def, &closure.upvalues, None, 0, args, dst);
                         }
                         let value = self.call_regs(&closure.def, &closure.upvalues, args, code.spans[pc - 1])?;
                         fresh!();
@@ -515,8 +560,7 @@ impl<'p> Interp<'p> {
                             // frame writes its registers. Borrowing it spares
                             // two atomic writes to the closure's count.
                             let (def, upvals) = unsafe { (&*def, &*upvals) };
-                            self.push_frame(cur, frames, def, upvals, None, 0, args, pc, dst)?;
-                            continue 'frames;
+                            call!(def, upvals, None, 0, args, dst);
                         }
                         let span = code.spans[pc - 1];
                         let value = match reg!(callee).clone() {
