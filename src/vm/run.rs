@@ -479,10 +479,19 @@ impl<'p> Interp<'p> {
                         reg!(dst).set(result);
                     }
                     Op::Binary { op, dst, a, b } => {
-                        let value = match (&reg!(a), &reg!(b)) {
-                            (Value::Int(x), Value::Int(y)) if let Some(value) = ops::int_binary(op, *x, *y) => value,
-                            (x, y) => at!(ops::binary(op, x, y)),
-                        };
+                        // `+` and `-` of ints first, as in `BinaryInt`.
+                        if let (&Value::Int(x), &Value::Int(y)) = (&reg!(a), &reg!(b)) {
+                            if matches!(op, BinOp::Add | BinOp::Sub) {
+                                if let Some(sum) = add_sub(op, x, y) {
+                                    reg!(dst).set(Value::Int(sum));
+                                    continue;
+                                }
+                            } else if let Some(result) = ops::int_binary(op, x, y) {
+                                reg!(dst).set(result);
+                                continue;
+                            }
+                        }
+                        let value = at!(ops::binary(op, &reg!(a), &reg!(b)));
                         reg!(dst).set(value);
                     }
                     Op::Update { op, dst, src } => {
