@@ -125,7 +125,14 @@ fn update_map_field(
     }
     let mut entries = map.lock();
     let at = code.find_name(name, &entries)?;
-    ops::update_scalar(how, entries.scalar_at_mut(at)?, rhs)
+    let field = entries.scalar_at_mut(at)?;
+    // A counter (`self.total += n`) in place, without the call.
+    if let (Value::Int(x), Value::Int(y)) = (&mut *field, rhs)
+        && matches!(how, BinOp::Add | BinOp::Sub)
+    {
+        return Some(add_sub(how, *x, *y).map(|n| *x = n).ok_or_else(overflow));
+    }
+    ops::update_scalar(how, field, rhs)
 }
 
 /// The span of the op before `pc` in `code`: read only when a call fails
