@@ -86,7 +86,7 @@ pub struct Interp<'p> {
     /// Maps' functions this task called as methods.
     pub(crate) methods: crate::vm::methods::MethodCache,
     /// The dispatch loop's stack of frames, kept for its next run.
-    pub(crate) spare_frames: crate::vm::run::SpareFrames,
+    pub(crate) spare_frames: crate::vm::SpareFrames,
 }
 
 pub(crate) type Up<'a> = &'a [Arc<VarCell>];

@@ -8,8 +8,9 @@
 pub mod code;
 pub mod compile;
 pub(crate) mod methods;
-pub(crate) mod run;
+mod run;
 pub(crate) mod values;
 
 pub use code::Code;
 pub use compile::compile;
+pub(crate) use run::SpareFrames;
