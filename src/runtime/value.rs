@@ -305,13 +305,11 @@ impl Range {
         self.start + self.step * i as i64
     }
 
-    /// The `i`-th member, if the range has one: a bound test, not a
-    /// count of the members (a 128-bit division), for a `for` loop's step.
-    #[inline]
-    pub fn nth(&self, i: i64) -> Option<i64> {
-        let n = self.step.checked_mul(i).and_then(|offset| self.start.checked_add(offset))?;
-        let inside = if self.step > 0 { n < self.stop } else { n > self.stop };
-        inside.then_some(n)
+    /// Whether `n`, reached from the start by steps, is still a member:
+    /// the bound test alone.
+    #[inline(always)]
+    pub fn holds_next(&self, n: i64) -> bool {
+        if self.step > 0 { n < self.stop } else { n > self.stop }
     }
 
     pub fn contains(&self, n: i64) -> bool {

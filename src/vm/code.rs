@@ -397,7 +397,8 @@ pub enum Op {
         src: Reg,
     },
     /// Readies `iter` (holding the iterable) for `ForNext`; `iter + 1`
-    /// holds the position.
+    /// holds the position: a range's next member, any other iterable's
+    /// index.
     ForPrep {
         iter: Reg,
     },

@@ -713,9 +713,12 @@ impl<'p> Interp<'p> {
                         // `Value` in memory and copied whole, it is a store
                         // the CPU cannot forward to the load right after.
                         if let Value::Range(range) = &reg!(iter) {
-                            if let Some(n) = range.nth(i) {
-                                reg!(iter + 1).set(Value::Int(i + 1));
-                                reg!(dst).set(Value::Int(n));
+                            // `i` is the next member. Past the int range the
+                            // sum stops at its end, which the next pass's
+                            // test then refuses.
+                            if range.holds_next(i) {
+                                reg!(iter + 1).set(Value::Int(i.saturating_add(range.step)));
+                                reg!(dst).set(Value::Int(i));
                                 jump!(to);
                             }
                             continue;
@@ -856,8 +859,11 @@ impl<'p> Interp<'p> {
                 if self.racing {
                     self.race_size(&iterable, span);
                 }
-                reg!(iter) = self.loop_over(iterable).map_err(at)?;
-                reg!(iter + 1) = Value::Int(0);
+                let iterable = self.loop_over(iterable).map_err(at)?;
+                // A range is walked by its members, an addition per pass;
+                // the rest by index.
+                reg!(iter + 1) = Value::Int(if let Value::Range(range) = &iterable { range.start } else { 0 });
+                reg!(iter) = iterable;
             }
             Op::Unpack { pattern, src } => {
                 let value = reg!(src).clone();
