@@ -301,8 +301,10 @@ impl Range {
         self.len() == 0
     }
 
+    /// Member `i` (below `len()`). The member fits in an int but
+    /// `step * i` may not: arithmetic modulo 2^64 gives it exactly.
     pub fn get(&self, i: usize) -> i64 {
-        self.start + self.step * i as i64
+        self.start.wrapping_add(self.step.wrapping_mul(i as i64))
     }
 
     /// Whether `n`, reached from the start by steps, is still a member:
