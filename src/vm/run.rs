@@ -390,6 +390,22 @@ impl<'p> Interp<'p> {
                     pc = to;
                 }};
             }
+            // `$x op $y` for two ints into `$dst`, and on to the next op,
+            // when the int case applies; `+` and `-` first (`n - 1`, `i + 1`,
+            // `a + b`), before the jump `int_binary` makes on the operator.
+            macro_rules! int_fast {
+                ($op:expr, $dst:expr, $x:expr, $y:expr) => {
+                    if matches!($op, BinOp::Add | BinOp::Sub) {
+                        if let Some(sum) = add_sub($op, $x, $y) {
+                            reg!($dst).set(Value::Int(sum));
+                            continue;
+                        }
+                    } else if let Some(result) = ops::int_binary($op, $x, $y) {
+                        reg!($dst).set(result);
+                        continue;
+                    }
+                };
+            }
             // An op the loop leaves to `rare_op` (wholly, or when its fast
             // case does not apply), which may move the stack.
             macro_rules! slow {
@@ -470,33 +486,15 @@ impl<'p> Interp<'p> {
                         reg!(dst).set(value);
                     }
                     Op::BinaryInt { op, dst, src, value } => {
-                        // `n - 1` and `i + 1` first: the calls' and loops' case.
                         if let Value::Int(n) = reg!(src) {
-                            if matches!(op, BinOp::Add | BinOp::Sub) {
-                                if let Some(sum) = add_sub(op, n, value as i64) {
-                                    reg!(dst).set(Value::Int(sum));
-                                    continue;
-                                }
-                            } else if let Some(result) = ops::int_binary(op, n, value as i64) {
-                                reg!(dst).set(result);
-                                continue;
-                            }
+                            int_fast!(op, dst, n, value as i64);
                         }
                         let result = at!(ops::binary(op, &reg!(src), &Value::Int(value as i64)));
                         reg!(dst).set(result);
                     }
                     Op::Binary { op, dst, a, b } => {
-                        // `+` and `-` of ints first, as in `BinaryInt`.
                         if let (&Value::Int(x), &Value::Int(y)) = (&reg!(a), &reg!(b)) {
-                            if matches!(op, BinOp::Add | BinOp::Sub) {
-                                if let Some(sum) = add_sub(op, x, y) {
-                                    reg!(dst).set(Value::Int(sum));
-                                    continue;
-                                }
-                            } else if let Some(result) = ops::int_binary(op, x, y) {
-                                reg!(dst).set(result);
-                                continue;
-                            }
+                            int_fast!(op, dst, x, y);
                         }
                         let value = at!(ops::binary(op, &reg!(a), &reg!(b)));
                         reg!(dst).set(value);
