@@ -392,6 +392,13 @@ pub enum Op {
     Return {
         src: Reg,
     },
+    /// `return a op b`: the result goes straight to the caller, with no
+    /// register of its own and no `Return` op to dispatch.
+    ReturnBinary {
+        op: BinOp,
+        a: Reg,
+        b: Reg,
+    },
     ReturnNil,
     Throw {
         src: Reg,
@@ -524,6 +531,7 @@ impl Code {
                 inside(&[slot, src])
             }
             Op::Binary { dst, a, b, .. } => inside(&[dst, a, b]),
+            Op::ReturnBinary { a, b, .. } => inside(&[a, b]),
             Op::UpdateItem { base, index, src, .. } | Op::SetIndex { base, index, src } => inside(&[base, index, src]),
             Op::UpdateField { base, src, .. } | Op::SetField { base, src, .. } => inside(&[base, src]),
             Op::Index { dst, base, index } => inside(&[dst, base, index]),

@@ -242,6 +242,13 @@ impl Compiler {
                 self.end_loop(next);
             }
             StmtKind::Return(value) => match value {
+                Some(Expr { kind: ExprKind::Binary(op, a, b), span })
+                    if !matches!(op, BinOp::And | BinOp::Or) && small_int(&b).is_none() =>
+                {
+                    let a = self.expr(*a, None);
+                    let b = self.expr(*b, None);
+                    self.emit(Op::ReturnBinary { op, a, b }, span);
+                }
                 Some(value) => {
                     let src = self.expr(value, None);
                     self.emit(Op::Return { src }, span);
@@ -666,8 +673,7 @@ mod tests {
                 "CallFunc",
                 "BinaryInt",
                 "CallFunc",
-                "Binary",
-                "Return",
+                "ReturnBinary",
                 "ReturnNil"
             ],
             "{ops:?}"

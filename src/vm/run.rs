@@ -276,9 +276,12 @@ impl<'p> Interp<'p> {
             let stack = self.stack.as_mut_ptr();
             let (from, to) = (stack.add(base), stack.add(new));
             for (i, r) in regs.iter().enumerate() {
-                let value = &*from.add(*r as usize);
-                let copy = if value.is_scalar_copy() { std::ptr::read(value) } else { value.clone() };
-                to.add(i).write(copy);
+                let value = from.add(*r as usize);
+                if (*value).is_scalar_copy() {
+                    std::ptr::copy_nonoverlapping(value, to.add(i), 1);
+                } else {
+                    to.add(i).write((*value).clone());
+                }
             }
             self.stack.set_top(new + size);
         }
@@ -315,19 +318,25 @@ impl<'p> Interp<'p> {
         };
         self.end_frame(done_base, pin);
         drop(owner);
-        let caller = &frames[len - 2];
+        // SAFETY: `len` is at least 2.
+        let caller = unsafe { frames.get_unchecked(len - 2) };
         self.depth -= 1;
         self.base = caller.base;
         // An int is written as an int: the value was just stored as a tag
         // and a number, which a copy as one 16-byte piece cannot read
         // without stalling.
-        let slot = &mut self.stack[caller.base + dst as usize];
+        // SAFETY: `dst` is a register of the caller (`compile` keeps a
+        // call's result inside its frame), whose frame lies below the top.
+        let slot = unsafe { self.stack.get_unchecked_mut(caller.base + dst as usize) };
         match value {
             Value::Int(n) => {
                 slot.set_int(n);
                 // Nothing to drop: this spares a call to the drop glue.
                 std::mem::forget(value);
             }
+            // `nil` (a function that ends without `return`) likewise: its
+            // tag was written alone, which a 16-byte read stalls on.
+            Value::Nil => slot.set(Value::Nil),
             value => slot.set(value),
         }
         Ok(caller)
@@ -347,6 +356,10 @@ impl<'p> Interp<'p> {
         let Some(first) = frames.last() else { return Ok(Value::Nil) };
         let (mut def_at, mut up_at) = (first.def, first.up);
         let (mut base, mut pc) = (first.base, first.pc as usize);
+        // The first frame is checked to lie below the top; the loop pushes
+        // every frame after it.
+        // SAFETY: a frame's `def` outlives it (see `Frame`).
+        self.stack.frame(base, unsafe { &*def_at }.code.frame as usize);
         'frames: loop {
             // SAFETY: a frame's `def` and `up` outlive it (see `Frame`).
             let (def, up): (&FnDef, Up) = unsafe { (&*def_at, &*up_at) };
@@ -355,7 +368,10 @@ impl<'p> Interp<'p> {
             // reload of the stack's address per operand (a fifth of a call).
             // Valid while the stack is not reallocated: `fresh!` takes the
             // address again after anything that may run script code.
-            let mut regs = self.stack.frame(base, code.frame as usize);
+            // SAFETY: the frame is below the top: `run_code`'s first frame
+            // (checked before the loop), one just pushed, or a caller
+            // resumed when the frame above it ended.
+            let mut regs = unsafe { self.stack.frame_unchecked(base, code.frame as usize) };
             macro_rules! fresh {
                 () => {
                     regs = self.stack.frame(base, code.frame as usize)
@@ -477,7 +493,10 @@ impl<'p> Interp<'p> {
             loop {
                 // Matched in place: a copy of the op to the stack, then a
                 // load of its tag back, stalled every dispatch.
-                let op = &code.ops[pc];
+                // SAFETY: `pc` is an op of `code`: it starts at 0, moves
+                // on from an op that is not the last (the last returns)
+                // or lands where `well_formed` checked a jump lands.
+                let op = unsafe { code.ops.get_unchecked(pc) };
                 pc += 1;
                 match *op {
                     Op::Const { dst, index } => reg!(dst).set(code.consts[index as usize].clone()),
@@ -633,6 +652,16 @@ impl<'p> Interp<'p> {
                         Value::Int(n) => Value::Int(n),
                         _ => std::mem::take(&mut reg!(src)),
                     }),
+                    Op::ReturnBinary { op, a, b } => {
+                        if let (&Value::Int(x), &Value::Int(y)) = (&reg!(a), &reg!(b))
+                            && matches!(op, BinOp::Add | BinOp::Sub)
+                            && let Some(n) = add_sub(op, x, y)
+                        {
+                            give!(Value::Int(n));
+                        }
+                        let value = at!(ops::binary(op, &reg!(a), &reg!(b)));
+                        give!(value);
+                    }
                     Op::ReturnNil => give!(Value::Nil),
                     // A closure's captured variable, and a map's field: hot in
                     // closures and in the object idiom.

@@ -90,7 +90,8 @@ impl ValueStack {
             return;
         }
         self.top = base;
-        for slot in &mut self.slots[base..top] {
+        // SAFETY: `top` never passes the buffer's end (see `frame`).
+        for slot in unsafe { self.slots.get_unchecked_mut(base..top) } {
             if slot.is_scalar_copy() {
                 // SAFETY: the old value needs no drop.
                 unsafe { std::ptr::write(slot, Value::Nil) };
@@ -109,6 +110,29 @@ impl ValueStack {
         // SAFETY: `top` never passes the buffer's end (`reserve` grows the
         // buffer before `top` moves), so `base` is inside it.
         unsafe { self.slots.as_mut_ptr().add(base) }
+    }
+
+    /// `frame` where the caller knows the frame lies below `top`: a frame
+    /// just pushed, or one resumed when the frame above it returned.
+    ///
+    /// # Safety
+    /// `base + size` is at most `top`.
+    #[inline(always)]
+    pub unsafe fn frame_unchecked(&mut self, base: usize, size: usize) -> *mut Value {
+        debug_assert!(base.saturating_add(size) <= self.top, "a frame above the stack's top");
+        // SAFETY: below `top`, so inside the buffer (see `frame`).
+        unsafe { self.slots.as_mut_ptr().add(base) }
+    }
+
+    /// Slot `i`, known to lie below `top`.
+    ///
+    /// # Safety
+    /// `i` is below `top`.
+    #[inline(always)]
+    pub unsafe fn get_unchecked_mut(&mut self, i: usize) -> &mut Value {
+        debug_assert!(i < self.top, "a register above the stack's top");
+        // SAFETY: below `top`, so inside the buffer (see `frame`).
+        unsafe { self.slots.get_unchecked_mut(i) }
     }
 
     /// The first slot; every slot to the buffer's end is initialised.
