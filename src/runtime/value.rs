@@ -185,11 +185,13 @@ impl Value {
     /// if it holds a reference count: overwriting a number is a plain write.
     #[inline(always)]
     pub fn set(&mut self, value: Value) {
-        let old = std::mem::replace(self, value);
-        if old.is_scalar_copy() {
-            std::mem::forget(old);
+        // The old value's kind is tested where it is: replaced first, it
+        // is copied out to be tested.
+        if self.is_scalar_copy() {
+            // SAFETY: the old value needs no drop.
+            unsafe { std::ptr::write(self, value) }
         } else {
-            drop(old);
+            drop(std::mem::replace(self, value));
         }
     }
 

@@ -181,6 +181,23 @@ fn save(
     }
 }
 
+/// Writes a copy of the value at `from` over the `nil` at `to`: a number
+/// as bits (a clone dispatches on every kind of value).
+///
+/// # Safety
+/// `from` is a value; `to` is a slot holding `nil`, or holding nothing.
+#[inline(always)]
+unsafe fn copy_arg(from: *const Value, to: *mut Value) {
+    // SAFETY: as the caller promises; a scalar needs no clone.
+    unsafe {
+        if (*from).is_scalar_copy() {
+            std::ptr::copy_nonoverlapping(from, to, 1);
+        } else {
+            to.write((*from).clone());
+        }
+    }
+}
+
 impl<'p> Interp<'p> {
     /// Runs `def`'s code on the frame at `self.base` (set up by `enter`),
     /// and every VM function it calls, on frames of its own: a call from
@@ -270,17 +287,17 @@ impl<'p> Interp<'p> {
         // SAFETY: `reserve` made room for `size` slots from `new`, each
         // holding `nil` (which needs no drop): the arguments are written
         // over them. They are registers of the running frame, which lies
-        // below `new` (`compile` keeps them inside it). A number is copied
-        // as bits: a clone dispatches on every kind of value.
+        // below `new` (`compile` keeps them inside it).
         unsafe {
             let stack = self.stack.as_mut_ptr();
             let (from, to) = (stack.add(base), stack.add(new));
-            for (i, r) in regs.iter().enumerate() {
-                let value = from.add(*r as usize);
-                if (*value).is_scalar_copy() {
-                    std::ptr::copy_nonoverlapping(value, to.add(i), 1);
-                } else {
-                    to.add(i).write((*value).clone());
+            // One argument, the commonest call, without the loop's setup.
+            match regs {
+                [r] => copy_arg(from.add(*r as usize), to),
+                _ => {
+                    for (i, r) in regs.iter().enumerate() {
+                        copy_arg(from.add(*r as usize), to.add(i));
+                    }
                 }
             }
             self.stack.set_top(new + size);
@@ -374,7 +391,10 @@ impl<'p> Interp<'p> {
             let mut regs = unsafe { self.stack.frame_unchecked(base, code.frame as usize) };
             macro_rules! fresh {
                 () => {
-                    regs = self.stack.frame(base, code.frame as usize)
+                    // SAFETY: what ran in between (a builtin, a call from
+                    // outside the loop, the tree evaluator) left the stack's
+                    // top where it found it, above this frame.
+                    regs = unsafe { self.stack.frame_unchecked(base, code.frame as usize) }
                 };
             }
             macro_rules! reg {
