@@ -185,7 +185,7 @@ fn save(
 /// as bits (a clone dispatches on every kind of value).
 ///
 /// # Safety
-/// `from` is a value; `to` is a slot holding `nil`, or holding nothing.
+/// `from` is a value; `to` is a slot holding `nil` (which needs no drop).
 #[inline(always)]
 unsafe fn copy_arg(from: *const Value, to: *mut Value) {
     // SAFETY: as the caller promises; a scalar needs no clone.
@@ -400,8 +400,8 @@ impl<'p> Interp<'p> {
             macro_rules! reg {
                 ($r:expr) => {
                     // SAFETY: `regs` is this frame's first register and the
-                    // stack holds the whole frame (`frame_start` checked it,
-                    // and `fresh!` renews it after the stack may have moved);
+                    // stack holds the whole frame (see where `regs` is taken;
+                    // `fresh!` renews it after the stack may have moved);
                     // `compile` gives every op registers below `code.frame`.
                     (*unsafe { &mut *regs.add($r as usize) })
                 };
