@@ -426,19 +426,19 @@ impl<'p> Interp<'p> {
                     pc = to;
                 }};
             }
-            // `$x op $y` for two ints into `$dst`, and on to the next op,
-            // when the int case applies; `+` and `-` first (`n - 1`, `i + 1`,
-            // `a + b`), before the jump `int_binary` makes on the operator.
+            // `$x op $y` for two ints, handed to `$then` as `$v` when the
+            // int case applies (`$then` leaves the op); `+` and `-` first
+            // (`n - 1`, `i + 1`, `a + b`), before the jump `int_binary`
+            // makes on the operator.
             macro_rules! int_fast {
-                ($op:expr, $dst:expr, $x:expr, $y:expr) => {
+                ($op:expr, $x:expr, $y:expr, |$v:ident| $then:expr) => {
                     if matches!($op, BinOp::Add | BinOp::Sub) {
                         if let Some(sum) = add_sub($op, $x, $y) {
-                            reg!($dst).set(Value::Int(sum));
-                            continue;
+                            let $v = Value::Int(sum);
+                            $then;
                         }
-                    } else if let Some(result) = ops::int_binary($op, $x, $y) {
-                        reg!($dst).set(result);
-                        continue;
+                    } else if let Some($v) = ops::int_binary($op, $x, $y) {
+                        $then;
                     }
                 };
             }
@@ -526,14 +526,20 @@ impl<'p> Interp<'p> {
                     }
                     Op::BinaryInt { op, dst, src, value } => {
                         if let Value::Int(n) = reg!(src) {
-                            int_fast!(op, dst, n, value as i64);
+                            int_fast!(op, n, value as i64, |v| {
+                                reg!(dst).set(v);
+                                continue;
+                            });
                         }
                         let result = at!(ops::binary(op, &reg!(src), &Value::Int(value as i64)));
                         reg!(dst).set(result);
                     }
                     Op::Binary { op, dst, a, b } => {
                         if let (&Value::Int(x), &Value::Int(y)) = (&reg!(a), &reg!(b)) {
-                            int_fast!(op, dst, x, y);
+                            int_fast!(op, x, y, |v| {
+                                reg!(dst).set(v);
+                                continue;
+                            });
                         }
                         let value = at!(ops::binary(op, &reg!(a), &reg!(b)));
                         reg!(dst).set(value);
@@ -673,11 +679,8 @@ impl<'p> Interp<'p> {
                         _ => std::mem::take(&mut reg!(src)),
                     }),
                     Op::ReturnBinary { op, a, b } => {
-                        if let (&Value::Int(x), &Value::Int(y)) = (&reg!(a), &reg!(b))
-                            && matches!(op, BinOp::Add | BinOp::Sub)
-                            && let Some(n) = add_sub(op, x, y)
-                        {
-                            give!(Value::Int(n));
+                        if let (&Value::Int(x), &Value::Int(y)) = (&reg!(a), &reg!(b)) {
+                            int_fast!(op, x, y, |v| give!(v));
                         }
                         let value = at!(ops::binary(op, &reg!(a), &reg!(b)));
                         give!(value);
