@@ -194,6 +194,63 @@ fn ctrl_c_interrupts_input() {
     assert_eq!(rest, "");
 }
 
+/// Waits until the interpreting thread of `pid` sleeps in the system call
+/// of an `input()`: a `read` of stdin, or a `poll`.
+fn wait_until_waiting_for_input(pid: u32) {
+    let started = Instant::now();
+    let task_dir = format!("/proc/{pid}/task");
+    loop {
+        let waiting = std::fs::read_dir(&task_dir).into_iter().flatten().flatten().any(|task| {
+            let read = |name: &str| std::fs::read_to_string(task.path().join(name)).unwrap_or_default();
+            let call = read("syscall");
+            let mut words = call.split_whitespace();
+            read("comm").trim() == "concsh-main"
+                && match words.next() {
+                    Some("0") => words.next() == Some("0x0"),
+                    Some("7" | "271") => true,
+                    _ => false,
+                }
+        });
+        if waiting {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "concsh never waited for input");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A Ctrl-C caught around an `input()` leaves its wake-up behind: the next
+/// `input()` still waits where a second Ctrl-C reaches it, and still reads
+/// the next line.
+#[test]
+fn input_after_a_caught_ctrl_c_waits_and_can_be_interrupted() {
+    let code = "print(\"ready\")\ntry { input() } catch Interrupted { print(\"caught\") }\nprint(input())\nprint(\"again\")\nlet line = input()\nprint(\"not reached\")";
+    let (mut child, mut stdout) = support::start(&["-c", code]);
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("ready line");
+    assert_eq!(line, "ready\n");
+    wait_until_waiting_for_input(child.id());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("signal sent");
+    line.clear();
+    stdout.read_line(&mut line).expect("caught line");
+    assert_eq!(line, "caught\n");
+    wait_until_waiting_for_input(child.id());
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    std::io::Write::write_all(&mut stdin, b"typed\n").expect("a line typed");
+    line.clear();
+    stdout.read_line(&mut line).expect("the typed line");
+    assert_eq!(line, "typed\n");
+    line.clear();
+    stdout.read_line(&mut line).expect("again line");
+    assert_eq!(line, "again\n");
+    wait_until_waiting_for_input(child.id());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("signal sent");
+    assert!(support::ends_within(pid, Duration::from_secs(10)), "a second Ctrl-C did not end the input");
+    assert_eq!(child.wait().expect("ends").code(), Some(130));
+    drop(stdin);
+}
+
 #[test]
 fn ctrl_c_interrupts_a_busy_loop() {
     let (code, rest) = interrupt_after_ready("print(\"ready\")\nlet n = 0\nwhile true { n += 1 }");

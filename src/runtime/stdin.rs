@@ -51,8 +51,19 @@ pub fn read_line(cancel: &CancelToken, gate: &Gate) -> Result<Line, Cancelled> {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(_) => return Ok(Line::End),
         }
-        if fds.get(1).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty()) && cancel.is_cancelled() {
-            return Err(Cancelled);
+        let readable = |fd: Option<&PollFd>| fd.and_then(PollFd::revents).is_some_and(|r| !r.is_empty());
+        if readable(fds.get(1)) {
+            if cancel.is_cancelled() {
+                return Err(Cancelled);
+            }
+            // The byte of a cancel the task recovered from (`catch
+            // Interrupted`): spent, so that the next poll waits again.
+            cancel.drain_wake();
+        }
+        // Only a ready stdin is read: a blocking `read` could not be
+        // woken by a cancel, and would hold the gate against a fork.
+        if !readable(fds.first()) {
+            continue;
         }
         let mut chunk = [0u8; 4096];
         match nix::unistd::read(stdin, &mut chunk) {

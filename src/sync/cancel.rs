@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 use std::time::Duration;
 
+use nix::fcntl::OFlag;
 use parking_lot::Mutex;
 
 use super::board::What;
@@ -180,11 +181,22 @@ impl CancelToken {
         }
     }
 
+    /// Empties the pipe of [`CancelToken::wake_fd`] of the bytes of cancels
+    /// already dealt with (a caller checks [`CancelToken::is_cancelled`]
+    /// first; a cancel that comes after it is seen at the next check).
+    pub fn drain_wake(&self) {
+        if let Some(Some((read, _))) = self.pipe.get() {
+            let mut spent = [0u8; 64];
+            while matches!(nix::unistd::read(read, &mut spent), Ok(n) if n > 0) {}
+        }
+    }
+
     /// A descriptor that becomes readable when the token is cancelled, for
     /// waits in `poll` beside another descriptor.
     pub fn wake_fd(&self) -> Option<BorrowedFd<'_>> {
         crate::signals::listen_now();
-        let pipe = self.pipe.get_or_init(|| nix::unistd::pipe().ok());
+        // Non-blocking: a cancel never waits to write, nor a drain to read.
+        let pipe = self.pipe.get_or_init(|| nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).ok());
         let (read, write) = pipe.as_ref()?;
         // A cancel that came before the pipe existed still wakes the poll.
         if self.is_cancelled() {
