@@ -251,6 +251,36 @@ fn input_after_a_caught_ctrl_c_waits_and_can_be_interrupted() {
     drop(stdin);
 }
 
+/// A `join` after a caught Ctrl-C sleeps until the process ends: it does
+/// not spin on the wake-up the caught cancel left behind.
+#[test]
+fn join_after_a_caught_ctrl_c_sleeps() {
+    let code = "print(\"ready\")\ntry { input() } catch Interrupted { print(\"caught\") }\njoin spawn { sleep(2) }\nprint(\"joined\")\ninput()";
+    let (mut child, mut stdout) = support::start(&["-c", code]);
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("ready line");
+    wait_until_waiting_for_input(child.id());
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT)
+        .expect("signal sent");
+    for expected in ["caught\n", "joined\n"] {
+        line.clear();
+        stdout.read_line(&mut line).expect("a line");
+        assert_eq!(line, expected);
+    }
+    // The CPU time of all its threads so far, in clock ticks (a spin
+    // through the join takes a second or more).
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).expect("its stat");
+    let after_name = &stat[stat.rfind(')').expect("a name") + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    // SAFETY: sysconf reads a constant of the system.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let used = ticks as f64 / per_second;
+    assert!(used < 0.5, "a two-second join used {used:.2} s of CPU");
+    drop(child.stdin.take());
+    assert_eq!(child.wait().expect("ends").code(), Some(0));
+}
+
 #[test]
 fn ctrl_c_interrupts_a_busy_loop() {
     let (code, rest) = interrupt_after_ready("print(\"ready\")\nlet n = 0\nwhile true { n += 1 }");
