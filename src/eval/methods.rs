@@ -4,6 +4,7 @@
 use super::call::ArgValues;
 use super::ops::{self, MAX_LEN, too_large};
 use super::{Interp, R};
+use crate::runtime::Str;
 use crate::runtime::error::{ErrorValue, Fault, Kind, type_error, value_error};
 use crate::runtime::format;
 use crate::runtime::value::{Key, ListRef, MapRef, StrKey, Value};
@@ -108,7 +109,7 @@ fn string_arg<'a>(name: &str, value: &'a Value) -> Result<&'a str, Fault> {
 }
 
 /// `sep.join(items)` when every item is a string; `None` otherwise.
-fn join_strings(items: &[Value], sep: &str) -> Option<Result<String, Fault>> {
+fn join_strings(items: &[Value], sep: &str) -> Option<Result<Str, Fault>> {
     let mut len = sep.len().saturating_mul(items.len().saturating_sub(1));
     for item in items {
         match item {
@@ -116,19 +117,8 @@ fn join_strings(items: &[Value], sep: &str) -> Option<Result<String, Fault>> {
             _ => return None,
         }
     }
-    if len > MAX_LEN {
-        return Some(Err(too_large("string")));
-    }
-    let mut joined = String::with_capacity(len);
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            joined.push_str(sep);
-        }
-        if let Value::Str(s) = item {
-            joined.push_str(s);
-        }
-    }
-    Some(Ok(joined))
+    let parts = items.iter().map(|item| if let Value::Str(s) = item { s.as_str() } else { "" });
+    Some(Str::joined(len, sep, parts))
 }
 
 fn list_method(list: &ListRef, name: &str, mut args: Vec<Value>) -> Result<Value, Fault> {
@@ -277,7 +267,7 @@ fn string_method(s: &str, name: &str, args: Vec<Value>) -> Result<Value, Fault> 
                     // Strings only: joined under the list's lock, with no
                     // copy of the list (no other lock is taken meanwhile).
                     if let Some(joined) = join_strings(&items, s) {
-                        return joined.and_then(text);
+                        return joined.map(Value::Str);
                     }
                     items.clone()
                 }
