@@ -98,6 +98,12 @@ impl Source {
     }
 }
 
+/// The longest source line a report shows under its message (miette cannot
+/// lay out a line of more than 65,535 columns; one of thousands is
+/// unreadable anyway): a label on a longer one is given as a line and
+/// column.
+const LONGEST_SHOWN_LINE: usize = 4096;
+
 /// One renderable report. It has no diagnostic code: the first line names
 /// the error's kind (`TypeError: ...`), which is what scripts catch.
 #[derive(Debug)]
@@ -240,10 +246,52 @@ impl Report {
         Some(Report { message: self.message.clone(), labels, help, source, parted: None })
     }
 
+    /// The report with each label as a line of help (`line 4, column 9:
+    /// ...`) instead of under its source line, when one of those lines is
+    /// too long to show; `None` when all can be shown.
+    fn without_long_lines(&self) -> Option<Report> {
+        let text = self.source.inner();
+        let line_of = |offset: u32| {
+            let offset = (offset as usize).min(text.len());
+            let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+            let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+            (start, end)
+        };
+        let too_long = |span: &Span| {
+            let (start, _) = line_of(span.start);
+            let (_, end) = line_of(span.end);
+            text[start..end].split('\n').any(|line| line.len() > LONGEST_SHOWN_LINE)
+        };
+        if !self.labels.iter().any(|(span, _)| too_long(span)) {
+            return None;
+        }
+        let places = self.labels.iter().map(|(span, label)| {
+            let (start, _) = line_of(span.start);
+            let offset = (span.start as usize).min(text.len());
+            let line = text[..start].matches('\n').count() + 1;
+            let column = text[start..offset].chars().count() + 1;
+            let what = if label.is_empty() { "here" } else { label };
+            format!("line {line}, column {column}: {what}")
+        });
+        let mut help: Vec<String> = places.collect();
+        help.push("(the line is too long to show)".to_string());
+        help.extend(self.help.clone());
+        Some(Report {
+            message: self.message.clone(),
+            labels: Vec::new(),
+            help: Some(help.join("\n")),
+            source: NamedSource::new(self.source.name(), self.source.inner().clone()),
+            parted: None,
+        })
+    }
+
     /// The report as text, in colour as `runtime::color` says.
     pub fn render(&self) -> String {
         if let Some(focused) = self.focused() {
             return focused.render();
+        }
+        if let Some(listed) = self.without_long_lines() {
+            return listed.render();
         }
         let fancy = crate::runtime::color::on_stderr();
         let handler = match fancy {

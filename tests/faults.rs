@@ -152,6 +152,38 @@ fn expressions_chained_a_million_deep_are_a_syntax_error() {
     }
 }
 
+/// An error far along a very long line (generated code, a data literal)
+/// is reported by line and column, never an abort of the report's layout.
+#[test]
+fn an_error_on_a_line_too_long_to_show_names_its_line_and_column() {
+    let padding = " ".repeat(70_000);
+    let cases = [
+        (format!("print(1)\nlet x = [{padding}1 2]"), 2, "line 2, column 70012: expected"),
+        (format!("print(\"{padding}\", 1 / 0)"), 1, "line 1, column 70011: here"),
+    ];
+    for (script, code, place) in cases {
+        let run = support::run_concsh(&["-".into()], script.as_bytes(), Path::new(".")).expect("runs");
+        assert_eq!(run.code, code, "{}", run.stderr);
+        assert!(run.stderr.contains(place), "{}", run.stderr);
+        assert!(run.stderr.contains("(the line is too long to show)"), "{}", run.stderr);
+        assert!(!run.stderr.contains("internal error"), "{}", run.stderr);
+    }
+}
+
+/// Generated code may call with tens of thousands of arguments: such a
+/// call is read in linear time (it took 17 s to read 65,536 in a debug
+/// build, a search for a named argument at each positional one) and runs.
+#[test]
+fn a_call_of_sixty_thousand_arguments_runs() {
+    let ones = vec!["1"; 65_536].join(",");
+    let script = format!(
+        "let m = max\nprint(m({ones}))\nlet o = {{\"g\": fn(a) => a}}\ntry {{ o.g({ones}) }} catch e {{ print(e.message) }}\n"
+    );
+    let run = support::run_concsh(&["-".into()], script.as_bytes(), Path::new(".")).expect("runs");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "1\n`<lambda>` takes 1 argument but 65536 were given\n");
+}
+
 /// A write error on stdout other than a vanished reader is an `IOError` in
 /// the script: it can be caught, and uncaught it ends the run with 1.
 #[test]

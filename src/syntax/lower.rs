@@ -377,18 +377,22 @@ impl Lower {
 
     fn args(&mut self, call: Pair<'_, Rule>) -> Vec<Arg> {
         let mut args: Vec<Arg> = Vec::new();
+        // The first named argument, kept (not searched for at each
+        // positional one: a generated call of many arguments stays linear).
+        let mut first_named: Option<String> = None;
         for arg in call.into_inner() {
             if arg.as_rule() == Rule::named_arg {
                 let mut inner = arg.into_inner();
                 let name = ident(inner.next().expect("a name"));
                 let value = self.expr(inner.next().expect("a value"));
+                first_named.get_or_insert_with(|| name.name.clone());
                 args.push(Arg { name: Some(name), value });
             } else {
                 let value = self.expr(arg);
-                if let Some(named) = args.iter().find_map(|a| a.name.as_ref()) {
+                if let Some(named) = &first_named {
                     self.errors.push(
                         SyntaxError::new(value.span, "positional argument after a named one", "positional")
-                            .with_help(format!("put it before `{}:`", named.name)),
+                            .with_help(format!("put it before `{named}:`")),
                     );
                 }
                 args.push(Arg { name: None, value });
