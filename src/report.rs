@@ -250,26 +250,25 @@ impl Report {
     /// ...`) instead of under its source line, when one of those lines is
     /// too long to show; `None` when all can be shown.
     fn without_long_lines(&self) -> Option<Report> {
-        let text = self.source.inner();
-        let line_of = |offset: u32| {
-            let offset = (offset as usize).min(text.len());
-            let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
-            let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
-            (start, end)
-        };
+        // Bytes, not `str` slices: a span's ends need not be on a character.
+        let text = self.source.inner().as_bytes();
+        let at = |offset: u32| (offset as usize).min(text.len());
+        let line_start = |offset: usize| text[..offset].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let line_end =
+            |offset: usize| text[offset..].iter().position(|&b| b == b'\n').map_or(text.len(), |i| offset + i);
         let too_long = |span: &Span| {
-            let (start, _) = line_of(span.start);
-            let (_, end) = line_of(span.end);
-            text[start..end].split('\n').any(|line| line.len() > LONGEST_SHOWN_LINE)
+            let (start, end) = (line_start(at(span.start)), line_end(at(span.end)));
+            text[start..end].split(|&b| b == b'\n').any(|line| line.len() > LONGEST_SHOWN_LINE)
         };
         if !self.labels.iter().any(|(span, _)| too_long(span)) {
             return None;
         }
         let places = self.labels.iter().map(|(span, label)| {
-            let (start, _) = line_of(span.start);
-            let offset = (span.start as usize).min(text.len());
-            let line = text[..start].matches('\n').count() + 1;
-            let column = text[start..offset].chars().count() + 1;
+            let offset = at(span.start);
+            let start = line_start(offset);
+            let line = text[..start].iter().filter(|&&b| b == b'\n').count() + 1;
+            // Characters, not bytes: each byte but a UTF-8 continuation.
+            let column = text[start..offset].iter().filter(|&&b| b & 0xC0 != 0x80).count() + 1;
             let what = if label.is_empty() { "here" } else { label };
             format!("line {line}, column {column}: {what}")
         });
