@@ -14,7 +14,9 @@
 //! virtual clock jumps to the earliest deadline; with none, the run is
 //! deadlocked, unless a helper thread of the runtime (a pool's feeder,
 //! say), which the baton does not hold back, is still busy: then the
-//! baton waits for its poke.
+//! baton waits for its poke. As the deadlock watch does, it calls the run
+//! deadlocked only once the board has stayed the same for [`STILL_FOR`]:
+//! a helper just woken still shows as asleep.
 //!
 //! A parked task looks every [`PATIENCE`] at whether the baton's holder
 //! still lives: a process killed while holding it (SIGKILL, a crash) has
@@ -22,7 +24,7 @@
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicI32, AtomicU8, AtomicU32, AtomicU64, Ordering::SeqCst};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::sync::board::{Entry, Op, What};
 use crate::sync::futex;
@@ -46,6 +48,10 @@ const PATIENCE: Duration = Duration::from_millis(100);
 const SPIN: Duration = Duration::from_micros(5);
 /// How long the baton waits for a busy helper's poke before it looks again.
 const HELPER_NAP: Duration = Duration::from_millis(2);
+/// How long a board with every task waiting must stay the same before a
+/// controlled run calls it a deadlock (a helper thread, which the baton
+/// does not hold back, may have been woken and not yet have run).
+const STILL_FOR: Duration = Duration::from_millis(50);
 
 const FREE: u32 = 0;
 const RUNNABLE: u32 = 1;
@@ -604,6 +610,8 @@ impl Table {
     /// jumps to the earliest deadline; with no deadline either, the baton
     /// waits while a helper is busy, and the run is deadlocked when none is.
     fn hand_on(&self, me: Option<u32>, chooser: &dyn Chooser) -> Result<(), Stop> {
+        // A stuck board, and since when it has looked so.
+        let mut stuck_since: Option<(Vec<Entry>, Instant)> = None;
         loop {
             let runnable = self.runnable();
             if let Some(&only) = runnable.first() {
@@ -620,20 +628,26 @@ impl Table {
                     self.current.store(NONE, SeqCst);
                     return Ok(());
                 }
-                Some(Nobody::Stuck(entries)) => {
-                    self.current.store(NONE, SeqCst);
-                    return Err(Stop::Deadlock(entries));
-                }
-                None => {
-                    // A helper (or a task the board sees running) may
-                    // still poke: wait for it with the lock given up.
-                    self.lock.unlock();
-                    futex::wait_for(&self.pokes, pokes, Some(HELPER_NAP));
-                    let _ = self.lock.lock();
-                    if self.verdict.load(SeqCst) != 0 {
-                        return Ok(());
+                // A helper woken but not yet running still shows as
+                // asleep: as the deadlock watch does, the run is stuck
+                // only once the board has stayed the same a while.
+                Some(Nobody::Stuck(entries)) => match &stuck_since {
+                    Some((seen, since)) if *seen == entries && since.elapsed() >= STILL_FOR => {
+                        self.current.store(NONE, SeqCst);
+                        return Err(Stop::Deadlock(entries));
                     }
-                }
+                    Some((seen, _)) if *seen == entries => {}
+                    _ => stuck_since = Some((entries, Instant::now())),
+                },
+                None => stuck_since = None,
+            }
+            // A helper (or a task the board sees running) may still poke,
+            // or the board still change: wait with the lock given up.
+            self.lock.unlock();
+            futex::wait_for(&self.pokes, pokes, Some(HELPER_NAP));
+            let _ = self.lock.lock();
+            if self.verdict.load(SeqCst) != 0 {
+                return Ok(());
             }
         }
     }
