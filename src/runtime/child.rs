@@ -140,10 +140,8 @@ pub fn wait_pidfd(pidfd: BorrowedFd<'_>, wait: Wait<'_>) -> Result<bool, Cancell
         if fds[0].revents().is_some_and(|r| !r.is_empty()) {
             return Ok(true);
         }
-        // The byte of a cancel the task recovered from: spent, or every
-        // poll after it would return at once (checked again at the top).
         if fds.get(1).and_then(PollFd::revents).is_some_and(|r| !r.is_empty()) {
-            wait.cancel.drain_wake();
+            wait.cancel.take_wake()?;
         }
         if matches!(polled, Ok(0)) && wait.deadline.is_some_and(|d| d <= Instant::now()) {
             return Ok(false);

@@ -53,12 +53,7 @@ pub fn read_line(cancel: &CancelToken, gate: &Gate) -> Result<Line, Cancelled> {
         }
         let readable = |fd: Option<&PollFd>| fd.and_then(PollFd::revents).is_some_and(|r| !r.is_empty());
         if readable(fds.get(1)) {
-            if cancel.is_cancelled() {
-                return Err(Cancelled);
-            }
-            // The byte of a cancel the task recovered from (`catch
-            // Interrupted`): spent, so that the next poll waits again.
-            cancel.drain_wake();
+            cancel.take_wake()?;
         }
         // Only a ready stdin is read: a blocking `read` could not be
         // woken by a cancel, and would hold the gate against a fork.

@@ -181,14 +181,19 @@ impl CancelToken {
         }
     }
 
-    /// Empties the pipe of [`CancelToken::wake_fd`] of the bytes of cancels
-    /// already dealt with (a caller checks [`CancelToken::is_cancelled`]
-    /// first; a cancel that comes after it is seen at the next check).
-    pub fn drain_wake(&self) {
+    /// The pipe of [`CancelToken::wake_fd`] woke a `poll`: a cancel, or the
+    /// byte of one the task recovered from (`catch Interrupted`), spent
+    /// here so that the next `poll` waits again. A cancel that comes after
+    /// the check is seen at the caller's next one.
+    pub fn take_wake(&self) -> Result<(), Cancelled> {
+        if self.is_cancelled() {
+            return Err(Cancelled);
+        }
         if let Some(Some((read, _))) = self.pipe.get() {
             let mut spent = [0u8; 64];
             while matches!(nix::unistd::read(read, &mut spent), Ok(n) if n > 0) {}
         }
+        Ok(())
     }
 
     /// A descriptor that becomes readable when the token is cancelled, for
