@@ -13,6 +13,9 @@ last line, so the two really did the same work. A script without a twin
 locked increments of two threads (w03), fib (w01) and a pool map (w11),
 each with and without it, alternately.
 
+`python3 bench/run.py --lua` measures the scripts with a Lua twin
+(NAME.lua: fib and the loop) against `lua5.4`, when it is installed.
+
 `python3 bench/run.py --cluster` starts a redis-server of its own and
 `concsh worker`s on this machine, and measures cluster pools: trivial
 tasks per second with 2 workers (c01), the latency a cluster adds to a
@@ -125,6 +128,19 @@ def copy_cost():
         shutil.rmtree(folder)
 
 
+def lua_cost():
+    lua = shutil.which("lua5.4")
+    if lua is None:
+        sys.exit("lua5.4 is not installed (Debian package lua5.4)")
+    print(f"{'workload':<24} {'concsh s':>9} {'lua s':>9} {'ratio':>7}")
+    for twin in sorted(HERE.glob("*.lua")):
+        ours, theirs = [str(CONCSH), str(twin.with_suffix(".conc"))], [lua, str(twin)]
+        if timed(ours)[1] != timed(theirs)[1]:
+            sys.exit(f"{twin.stem}: concsh and lua printed different results")
+        a, b = alternating(ours, theirs)
+        print(f"{twin.stem:<24} {a:>9.3f} {b:>9.3f} {a / b:>6.2f}x")
+
+
 def cluster_cost():
     import socket
     with socket.socket() as s:
@@ -181,6 +197,8 @@ def main(names):
         return copy_cost()
     if names == ["--explore"]:
         return explore_rate()
+    if names == ["--lua"]:
+        return lua_cost()
     if not CONCSH.exists():
         sys.exit("build first: cargo build --release")
     scripts = [s for s in sorted(HERE.glob("*.conc"))

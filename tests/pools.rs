@@ -51,16 +51,6 @@ join pl
     assert!(status.success());
 }
 
-/// Peak memory (VmHWM) of a run, in KiB, read from its own /proc entry.
-fn peak_rss_kib(script: &str) -> u64 {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let probe = format!("{script}\nprint(read_file(\"/proc/self/status\"))");
-    let run = support::run_concsh(&["-".into()], probe.as_bytes(), root).expect("runs");
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let line = run.stdout.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM line");
-    line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("a number")
-}
-
 #[test]
 fn a_million_item_map_runs_in_bounded_memory() {
     let streamed = |n: u64| {
@@ -68,12 +58,13 @@ fn a_million_item_map_runs_in_bounded_memory() {
             "let total = 0\nfor v in pool 4 map unordered fn(x) => x % 7 over range({n}) {{ total += v }}\nassert(total > 0)"
         )
     };
-    let small = peak_rss_kib(&streamed(100_000));
-    let large = peak_rss_kib(&streamed(1_000_000));
+    let small = support::peak_rss_kib(&streamed(100_000));
+    let large = support::peak_rss_kib(&streamed(1_000_000));
     // Ten times the input, nearly the same peak: nothing grows with it.
     assert!(large < small + 20_000, "peak RSS grew from {small} KiB to {large} KiB");
     // An ordered map keeps only its result list (16 bytes an item).
-    let ordered = peak_rss_kib("let r = pool 4 map fn(x) => x % 7 over range(1000000)\nassert(len(r) == 1000000)");
+    let ordered =
+        support::peak_rss_kib("let r = pool 4 map fn(x) => x % 7 over range(1000000)\nassert(len(r) == 1000000)");
     assert!(ordered < small + 60_000, "an ordered million-item map peaked at {ordered} KiB");
 }
 

@@ -144,3 +144,29 @@ print(join p, old.n, len(old.xs))
 "#;
     assert_eq!(run(script).trim(), "[1005, 1001] 5 1");
 }
+
+/// Strings a thread makes and another drops, round after round: the
+/// dropped ones' memory serves the next round's new thread (a thread
+/// keeps the memory of the short strings it drops for reuse, and hands
+/// what passes its budget on), so six times the rounds take nearly the
+/// same peak.
+#[test]
+fn strings_made_in_one_thread_and_dropped_in_another_run_in_bounded_memory() {
+    let rounds = |n: u64| {
+        format!(
+            r#"fn make(n) {{
+    let made = []
+    for i in range(n) {{ made.push("string number {{i}}, long enough for a 64-byte block") }}
+    return made
+}}
+for round in range({n}) {{
+    let strings = join thread make(50000)
+    assert(len(strings) == 50000)
+}}"#
+        )
+    };
+    let few = support::peak_rss_kib(&rounds(2));
+    let many = support::peak_rss_kib(&rounds(12));
+    // Kept rather than reused, ten more rounds would take 40 MB more.
+    assert!(many < few + 10_000, "peak RSS grew from {few} KiB to {many} KiB");
+}

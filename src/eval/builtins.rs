@@ -273,7 +273,7 @@ impl<'p> Interp<'p> {
                 let path = text_arg(&a[0], name)?;
                 let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
                 match String::from_utf8(bytes) {
-                    Ok(text) => Value::Str(text.into()),
+                    Ok(text) => Value::Str(crate::runtime::Str::copied(&text)?),
                     Err(_) => {
                         let error = ErrorValue::new(Kind::Io, format!("{path}: not UTF-8 text"))
                             .with_help("read_bytes(path) reads any file, as bytes");

@@ -77,14 +77,15 @@ impl Interp<'_> {
         let what = What { op: Op::Other, target: 0, span: (span.start, span.end) };
         match subprocess::run(request, &self.cancel, &self.proc.gate, what) {
             Ok(done) => {
+                // Output past 4 GiB is an error, not an abort.
                 let text = |bytes: Vec<u8>| match binary {
-                    true => Value::bytes(bytes),
-                    false => Value::Str(String::from_utf8_lossy(&bytes).into_owned().into()),
+                    true => Ok(Value::bytes(bytes)),
+                    false => crate::runtime::Str::copied(&String::from_utf8_lossy(&bytes)).map(Value::Str),
                 };
                 let mut result = crate::runtime::value::table(3);
                 result.insert(Key::Str("code".into()), Value::Int(done.code));
-                result.insert(Key::Str("out".into()), text(done.out));
-                result.insert(Key::Str("err".into()), text(done.err));
+                result.insert(Key::Str("out".into()), text(done.out)?);
+                result.insert(Key::Str("err".into()), text(done.err)?);
                 Ok(Value::map(result))
             }
             Err(Failure::Cancelled) => Err(Ctrl::Cancelled),

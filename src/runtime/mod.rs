@@ -2,6 +2,7 @@
 //! output. Knows nothing of the syntax tree.
 
 pub mod bias;
+pub mod blocks;
 pub mod child;
 pub mod color;
 pub mod error;

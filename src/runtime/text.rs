@@ -4,21 +4,132 @@
 //!
 //! [`Value`]: super::Value
 
+use std::alloc::{Layout, alloc, dealloc};
 use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::mem::MaybeUninit;
 use std::ops::Deref;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering, fence};
 
-use triomphe::{Arc, HeaderSlice, HeaderWithLength, ThinArc, UniqueArc};
-
+use super::blocks;
 use super::error::{Fault, MAX_LEN, out_of_memory, too_large};
 
-/// A string's one heap block: a count, how many of the bytes the text
-/// uses (the header), and the bytes, the rest of them room to append
-/// into. One allocation per string, and one pointer to reach the text.
-type Block = ThinArc<usize, u8>;
+/// The head of a string's one block: its holders, how many of the bytes
+/// after it the text uses, and how many there are (the rest is room to
+/// append into). The operations a script's sizes reach keep a string
+/// within [`MAX_LEN`]; a file read whole may pass it (up to 4 GiB).
+#[repr(C)]
+struct Head {
+    count: AtomicUsize,
+    used: u32,
+    room: u32,
+}
+
+const HEAD: usize = std::mem::size_of::<Head>();
+const _: () = assert!(HEAD == 16);
+
+/// A string's one heap block: a [`Head`], then the bytes. One allocation
+/// per string, from [`blocks`] when it is small, and one pointer to
+/// reach the text.
+struct Block(NonNull<Head>);
+
+// SAFETY: the block is shared as `Arc` shares: its count is atomic, and
+// its bytes are written only by its one holder (`Str::append`) or before
+// it is shared.
+unsafe impl Send for Block {}
+// SAFETY: as above.
+unsafe impl Sync for Block {}
+
+impl Block {
+    /// A block of at least `room` bytes, none of them used yet; the bytes
+    /// are not initialised.
+    fn with_room(room: usize) -> Result<Block, Fault> {
+        if room > u32::MAX as usize - HEAD {
+            return Err(too_large("string"));
+        }
+        let size = HEAD + room;
+        let (at, size) = if size <= blocks::LARGEST {
+            (blocks::take(size), blocks::rounded(size))
+        } else {
+            let layout = Layout::from_size_align(size, 8).map_err(|_| too_large("string"))?;
+            // SAFETY: the layout's size is not zero.
+            (NonNull::new(unsafe { alloc(layout) }), size)
+        };
+        let at = at.ok_or_else(|| out_of_memory("string"))?.cast::<Head>();
+        // SAFETY: `at` is a fresh block of `size` bytes, aligned for a `Head`.
+        unsafe { at.write(Head { count: AtomicUsize::new(1), used: 0, room: (size - HEAD) as u32 }) };
+        Ok(Block(at))
+    }
+
+    #[inline]
+    fn head(&self) -> &Head {
+        // SAFETY: the block lives while this holder does.
+        unsafe { self.0.as_ref() }
+    }
+
+    #[inline]
+    fn room(&self) -> usize {
+        self.head().room as usize
+    }
+
+    #[inline]
+    fn bytes(&self) -> *mut u8 {
+        // SAFETY: the bytes follow the head, inside the block.
+        unsafe { self.0.as_ptr().cast::<u8>().add(HEAD) }
+    }
+
+    /// Writes `text` at byte `at` and counts the text as used up to its end.
+    ///
+    /// # Safety
+    /// This is the block's only holder; `at + text.len()` is at most its
+    /// room, and `at` is the end of the text or a `str` written whole.
+    #[inline]
+    unsafe fn write(&mut self, at: usize, text: &[u8]) {
+        // SAFETY: as the caller promises; `text` is not in this block,
+        // which only this holder writes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(text.as_ptr(), self.bytes().add(at), text.len());
+            (*self.0.as_ptr()).used = (at + text.len()) as u32;
+        }
+    }
+
+    #[inline]
+    fn is_unique(&self) -> bool {
+        self.head().count.load(Ordering::Acquire) == 1
+    }
+}
+
+impl Clone for Block {
+    #[inline]
+    fn clone(&self) -> Block {
+        // As `Arc`: a count past `isize::MAX` cannot be from real holders.
+        if self.head().count.fetch_add(1, Ordering::Relaxed) > isize::MAX as usize {
+            std::process::abort();
+        }
+        Block(self.0)
+    }
+}
+
+impl Drop for Block {
+    #[inline]
+    fn drop(&mut self) {
+        if self.head().count.fetch_sub(1, Ordering::Release) != 1 {
+            return;
+        }
+        fence(Ordering::Acquire);
+        let size = HEAD + self.room();
+        let at = self.0.cast::<u8>();
+        if size <= blocks::LARGEST {
+            // SAFETY: the last holder gives back the block `take` gave for `size`.
+            unsafe { blocks::give(at, size) };
+        } else {
+            // SAFETY: allocated with this layout in `with_room`.
+            unsafe { dealloc(at.as_ptr(), Layout::from_size_align_unchecked(size, 8)) };
+        }
+    }
+}
 
 /// An immutable-looking, shared string. Clones share the text; the one
 /// owner of a string may append to it ([`Str::append`]).
@@ -28,38 +139,29 @@ pub struct Str(Block);
 impl Str {
     #[inline]
     pub fn as_str(&self) -> &str {
-        let block = &*self.0;
-        let used = block.header.header.min(block.slice.len());
-        // SAFETY: the used bytes are always whole UTF-8 text: only the
-        // constructors and `append` write them, each a `str` at a time.
-        unsafe { std::str::from_utf8_unchecked(&block.slice[..used]) }
+        let used = self.0.head().used as usize;
+        // SAFETY: the used bytes are always whole UTF-8 text, written
+        // before they are counted: only the constructors and `append`
+        // write them, each a `str` at a time.
+        unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(self.0.bytes(), used)) }
     }
 
     /// A string of `text` with room for `room` more bytes, for `append`.
     pub fn with_room(text: &str, room: usize) -> Result<Str, Fault> {
         let size = text.len().checked_add(room).filter(|n| *n <= MAX_LEN).ok_or_else(|| too_large("string"))?;
-        if room == 0 {
-            let block = ThinArc::try_from_header_and_slice(text.len(), text.as_bytes());
-            return Ok(Str(block.map_err(|_| out_of_memory("string"))?));
-        }
-        // Written into fresh memory as two runs of bytes, not a byte at a
-        // time through an iterator (which was a tenth of w18's work).
-        let mut block =
-            UniqueArc::<HeaderSlice<HeaderWithLength<usize>, [MaybeUninit<u8>]>>::try_from_header_and_uninit_slice(
-                HeaderWithLength::new(text.len(), size),
-                size,
-            )
-            .map_err(|_| out_of_memory("string"))?;
-        let (used, spare) = block.slice.split_at_mut(text.len());
-        for (byte, &from) in used.iter_mut().zip(text.as_bytes()) {
-            byte.write(from);
-        }
-        for byte in spare {
-            byte.write(0);
-        }
-        // SAFETY: every byte of the slice was written just above.
-        let block = unsafe { block.assume_init_slice_with_header() };
-        Ok(Str(Arc::into_thin(block.shareable())))
+        let mut block = Block::with_room(size)?;
+        // SAFETY: the new block's only holder writes its first bytes.
+        unsafe { block.write(0, text.as_bytes()) };
+        Ok(Str(block))
+    }
+
+    /// A copy of `text`, of any length up to 4 GiB (a file read whole,
+    /// say): an error when memory is out, not an abort as `from` is.
+    pub fn copied(text: &str) -> Result<Str, Fault> {
+        let mut block = Block::with_room(text.len())?;
+        // SAFETY: the new block's only holder writes its first bytes.
+        unsafe { block.write(0, text.as_bytes()) };
+        Ok(Str(block))
     }
 
     /// `parts` with `sep` between them, `len` bytes in all, written
@@ -70,12 +172,7 @@ impl Str {
         if len > MAX_LEN {
             return Err(too_large("string"));
         }
-        let mut block =
-            UniqueArc::<HeaderSlice<HeaderWithLength<usize>, [MaybeUninit<u8>]>>::try_from_header_and_uninit_slice(
-                HeaderWithLength::new(0, len),
-                len,
-            )
-            .map_err(|_| out_of_memory("string"))?;
+        let mut block = Block::with_room(len)?;
         let mut used = 0;
         for (i, part) in parts.into_iter().enumerate() {
             let gap = if i == 0 { "" } else { sep };
@@ -83,23 +180,14 @@ impl Str {
                 break;
             }
             for piece in [gap, part] {
-                let into = &mut block.slice[used..used + piece.len()];
-                // SAFETY: `into` is exactly `piece.len()` bytes of the new
-                // block, which `piece` (borrowed, not in the block) cannot
-                // overlap; a `MaybeUninit<u8>` is written by any `u8`. (A
-                // copy, not a byte loop: a tenth of the time of a long join.)
-                unsafe { std::ptr::copy_nonoverlapping(piece.as_ptr(), into.as_mut_ptr().cast::<u8>(), piece.len()) };
+                // SAFETY: the new block's only holder writes whole parts
+                // in turn, within `len`. (A copy, not a byte loop: a
+                // tenth of the time of a long join.)
+                unsafe { block.write(used, piece.as_bytes()) };
                 used += piece.len();
             }
         }
-        for byte in &mut block.slice[used..] {
-            byte.write(0);
-        }
-        // Whole parts only, so the used bytes are whole UTF-8 text.
-        block.header.header = used;
-        // SAFETY: every byte of the slice was written just above.
-        let block = unsafe { block.assume_init_slice_with_header() };
-        Ok(Str(Arc::into_thin(block.shareable())))
+        Ok(Str(block))
     }
 
     /// Appends `tail`: in place when this is the string's only holder and
@@ -111,26 +199,22 @@ impl Str {
         if len > MAX_LEN {
             return Err(too_large("string"));
         }
-        let done = self.0.with_arc_mut(|arc| match Arc::get_mut(arc) {
-            Some(block) if block.slice().len() >= len => {
-                block.slice_mut()[used..len].copy_from_slice(tail.as_bytes());
-                *block.header_mut() = len;
-                true
-            }
-            _ => false,
-        });
-        if !done {
-            let room = len.max(self.0.slice.len().saturating_mul(2)).min(MAX_LEN) - used;
-            let mut grown = Str::with_room(self.as_str(), room)?;
-            grown.append(tail)?;
-            *self = grown;
+        if self.0.is_unique() && self.0.room() >= len {
+            // SAFETY: the only holder writes a whole `str` at the text's
+            // end, within the room.
+            unsafe { self.0.write(used, tail.as_bytes()) };
+            return Ok(());
         }
+        let room = len.max(self.0.room().saturating_mul(2)).min(MAX_LEN) - used;
+        let mut grown = Str::with_room(self.as_str(), room)?;
+        grown.append(tail)?;
+        *self = grown;
         Ok(())
     }
 
     /// Whether `a` and `b` are the same string object (not just equal).
     pub fn ptr_eq(a: &Str, b: &Str) -> bool {
-        a.0.ptr() == b.0.ptr()
+        a.0.0 == b.0.0
     }
 }
 
@@ -216,7 +300,11 @@ impl From<String> for Str {
 
 impl From<&str> for Str {
     fn from(text: &str) -> Str {
-        Str(ThinArc::from_header_and_slice(text.len(), text.as_bytes()))
+        match Str::copied(text) {
+            Ok(s) => s,
+            // Memory out, as a `String` would.
+            Err(_) => std::alloc::handle_alloc_error(Layout::new::<Head>()),
+        }
     }
 }
 
@@ -280,9 +368,9 @@ mod tests {
         let mut s = Str::from("ab");
         let mut blocks = 1;
         for _ in 0..1000 {
-            let before = s.0.ptr();
+            let before = s.0.0;
             s.append("x").unwrap();
-            blocks += usize::from(s.0.ptr() != before);
+            blocks += usize::from(s.0.0 != before);
         }
         assert_eq!(s.as_str(), format!("ab{}", "x".repeat(1000)));
         assert!(blocks <= 12, "{blocks} blocks for 1000 appends");
@@ -294,7 +382,7 @@ mod tests {
         let len = parts.iter().map(|p| p.len()).sum::<usize>() + 2 * ", ".len();
         let s = Str::joined(len, ", ", parts).unwrap();
         assert_eq!(s.as_str(), "héllo, , wörld");
-        assert_eq!(s.0.slice.len(), len, "one block of exactly the text");
+        assert!(s.0.room() >= len);
         assert_eq!(Str::joined(0, ",", []).unwrap().as_str(), "");
         assert_eq!(Str::joined(1, ",", ["x"]).unwrap().as_str(), "x");
         // A length too short for every part ends at the last whole one.
@@ -305,10 +393,10 @@ mod tests {
     #[test]
     fn a_string_with_room_appends_in_place() {
         let mut s = Str::with_room("héllo", 10).unwrap();
-        let block = s.0.ptr();
+        let block = s.0.0;
         s.append(", wörld").unwrap();
         assert_eq!(s.as_str(), "héllo, wörld");
-        assert_eq!(s.0.ptr(), block);
+        assert_eq!(s.0.0, block);
         assert_eq!(s, Str::from("héllo, wörld"));
         assert!(Str::with_room("x", MAX_LEN).is_err());
     }
@@ -321,6 +409,28 @@ mod tests {
         assert_eq!(s.as_str(), "abcd");
         assert_eq!(other.as_str(), "ab");
         assert!(!Str::ptr_eq(&s, &other));
+    }
+
+    /// Strings either side of the largest small block (its 128 bytes
+    /// hold a 112-byte text), dropped on another thread or this one, and
+    /// grown past it.
+    #[test]
+    fn strings_of_every_size_keep_their_text() {
+        for len in [0, 1, 15, 16, 17, 111, 112, 113, 200, 5000] {
+            let text = "é".repeat(len / 2) + &"x".repeat(len % 2);
+            let s = Str::from(text.as_str());
+            assert_eq!((s.as_str(), s.0.room() >= len), (text.as_str(), true));
+            let elsewhere = s.clone();
+            let seen = std::thread::spawn(move || elsewhere.as_str().to_string()).join().unwrap();
+            assert_eq!(seen, text);
+            let mut grown = s.clone();
+            for _ in 0..20 {
+                grown.append("0123456789").unwrap();
+            }
+            assert_eq!(grown.as_str(), text.clone() + &"0123456789".repeat(20));
+            assert_eq!(s.as_str(), text, "the first holder's text is unchanged");
+            assert_eq!(Str::copied(&text).unwrap(), s);
+        }
     }
 
     #[test]

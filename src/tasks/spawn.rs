@@ -326,6 +326,7 @@ fn child_main(
     history::forget_in_child();
     crate::sync::wait::forget_in_child();
     crate::sync::mutex::forget_in_child();
+    crate::runtime::blocks::forget_in_child();
     fastrand::seed(u64::from(nix::unistd::getpid().as_raw().unsigned_abs()) ^ fastrand::u64(..));
     let pid = nix::unistd::getpid();
     let task = Arc::new(Task::new(

@@ -222,3 +222,13 @@ impl Drop for Scratch {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Peak memory (VmHWM) of a run, in KiB, read from its own /proc entry.
+pub fn peak_rss_kib(script: &str) -> u64 {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let probe = format!("{script}\nprint(read_file(\"/proc/self/status\"))");
+    let run = run_concsh(&["-".into()], probe.as_bytes(), root).expect("runs");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let line = run.stdout.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM line");
+    line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("a number")
+}
