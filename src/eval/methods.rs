@@ -48,6 +48,19 @@ const BYTES_METHODS: &[&str] = &["decode", "hex"];
 const MAP_METHODS: &[&str] = &["get", "remove", "keys", "values", "items"];
 const ERROR_FIELDS: &[&str] = &["kind", "message", "value", "cause", "line", "file", "trace"];
 
+/// `s` cut at each `byte`, an ASCII character (so each cut falls between
+/// two characters).
+fn split_at_byte(s: &str, byte: u8) -> Vec<Value> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    for at in memchr::memchr_iter(byte, s.as_bytes()) {
+        parts.push(Value::str(&s[start..at]));
+        start = at + 1;
+    }
+    parts.push(Value::str(&s[start..]));
+    parts
+}
+
 /// What may follow `value.`: its fields and methods (a map's string keys
 /// too). Completion at the prompt offers these.
 pub fn members(value: &Value) -> Vec<String> {
@@ -248,11 +261,11 @@ fn string_method(s: &str, name: &str, args: Vec<Value>) -> Result<Value, Fault> 
                     if sep.is_empty() {
                         return Err(value_error("empty separator"));
                     }
-                    // One character (the usual `,` or `\n`): found with
-                    // memchr, several times faster than a string search.
-                    let mut chars = sep.chars();
-                    match (chars.next(), chars.next()) {
-                        (Some(c), None) => s.split(c).map(Value::str).collect(),
+                    // One ASCII character (the usual `,` or `\n`): found
+                    // with the `memchr` crate's vector search, several
+                    // times faster than a string search or `str::split`'s.
+                    match sep.as_bytes() {
+                        &[byte] => split_at_byte(s, byte),
                         _ => s.split(sep).map(Value::str).collect(),
                     }
                 }

@@ -193,17 +193,28 @@ impl Str {
     /// Appends `tail`: in place when this is the string's only holder and
     /// its block has room, else into a new block of twice the size
     /// (amortised linear over a loop of appends).
+    #[inline]
     pub fn append(&mut self, tail: &str) -> Result<(), Fault> {
         let used = self.as_str().len();
-        let len = used + tail.len();
-        if len > MAX_LEN {
-            return Err(too_large("string"));
-        }
-        if self.0.is_unique() && self.0.room() >= len {
+        // Within the room, the text stays within `MAX_LEN`: a block has
+        // room past its text only when it is small, or `with_room` (which
+        // checks) made it.
+        if self.0.is_unique() && self.0.room() - used >= tail.len() {
             // SAFETY: the only holder writes a whole `str` at the text's
             // end, within the room.
             unsafe { self.0.write(used, tail.as_bytes()) };
             return Ok(());
+        }
+        self.append_grown(tail)
+    }
+
+    /// `append` into a new block: this one is shared, or full.
+    #[cold]
+    fn append_grown(&mut self, tail: &str) -> Result<(), Fault> {
+        let used = self.as_str().len();
+        let len = used + tail.len();
+        if len > MAX_LEN {
+            return Err(too_large("string"));
         }
         let room = len.max(self.0.room().saturating_mul(2)).min(MAX_LEN) - used;
         let mut grown = Str::with_room(self.as_str(), room)?;
