@@ -156,7 +156,7 @@ fn strings_made_in_one_thread_and_dropped_in_another_run_in_bounded_memory() {
         format!(
             r#"fn make(n) {{
     let made = []
-    for i in range(n) {{ made.push("string number {{i}}, long enough for a 64-byte block") }}
+    for i in range(n) {{ made.push("string number {{i}}, some fifty bytes in all, to keep") }}
     return made
 }}
 for round in range({n}) {{

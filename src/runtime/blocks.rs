@@ -34,7 +34,7 @@ const CLASSES: usize = 8;
 pub const LARGEST: usize = GRAIN * CLASSES;
 const SLAB: usize = 64 * 1024;
 /// Bytes of each size a thread keeps before it hands a batch on.
-const KEPT: usize = 64 * 1024;
+const KEPT: usize = 16 * 1024;
 
 /// The size of the block that serves `size` bytes (at most [`LARGEST`]).
 #[inline]
