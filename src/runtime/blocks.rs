@@ -39,12 +39,13 @@ const KEPT: usize = 16 * 1024;
 /// The size of the block that serves `size` bytes (at most [`LARGEST`]).
 #[inline]
 pub fn rounded(size: usize) -> usize {
-    size.max(1).div_ceil(GRAIN) * GRAIN
+    (class_of(size) + 1) * GRAIN
 }
 
 #[inline]
 fn class_of(size: usize) -> usize {
-    size.max(1).div_ceil(GRAIN) - 1
+    // A shift, where `div_ceil` tests the remainder.
+    size.saturating_sub(1) / GRAIN
 }
 
 /// A free block: the next one in its list, and (the first block of a
