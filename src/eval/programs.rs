@@ -77,7 +77,7 @@ impl Interp<'_> {
         let what = What { op: Op::Other, target: 0, span: (span.start, span.end) };
         match subprocess::run(request, &self.cancel, &self.proc.gate, what) {
             Ok(done) => {
-                // Output past 4 GiB is an error, not an abort.
+                // Output larger than memory can hold is an error, not an abort.
                 let text = |bytes: Vec<u8>| match binary {
                     true => Ok(Value::bytes(bytes)),
                     false => crate::runtime::Str::copied(&String::from_utf8_lossy(&bytes)).map(Value::Str),

@@ -19,16 +19,15 @@ use super::error::{Fault, MAX_LEN, out_of_memory, too_large};
 /// The head of a string's one block: its holders, how many of the bytes
 /// after it the text uses, and how many there are (the rest is room to
 /// append into). The operations a script's sizes reach keep a string
-/// within [`MAX_LEN`]; a file read whole may pass it (up to 4 GiB).
+/// within [`MAX_LEN`]; a file read whole, or bytes decoded, may pass it.
 #[repr(C)]
 struct Head {
     count: AtomicUsize,
-    used: u32,
-    room: u32,
+    used: usize,
+    room: usize,
 }
 
 const HEAD: usize = std::mem::size_of::<Head>();
-const _: () = assert!(HEAD == 16);
 
 /// A string's one heap block: a [`Head`], then the bytes. One allocation
 /// per string, from [`blocks`] when it is small, and one pointer to
@@ -46,10 +45,7 @@ impl Block {
     /// A block of at least `room` bytes, none of them used yet; the bytes
     /// are not initialised.
     fn with_room(room: usize) -> Result<Block, Fault> {
-        if room > u32::MAX as usize - HEAD {
-            return Err(too_large("string"));
-        }
-        let size = HEAD + room;
+        let size = HEAD.checked_add(room).ok_or_else(|| too_large("string"))?;
         let (at, size) = if size <= blocks::LARGEST {
             (blocks::take(size), blocks::rounded(size))
         } else {
@@ -59,7 +55,7 @@ impl Block {
         };
         let at = at.ok_or_else(|| out_of_memory("string"))?.cast::<Head>();
         // SAFETY: `at` is a fresh block of `size` bytes, aligned for a `Head`.
-        unsafe { at.write(Head { count: AtomicUsize::new(1), used: 0, room: (size - HEAD) as u32 }) };
+        unsafe { at.write(Head { count: AtomicUsize::new(1), used: 0, room: size - HEAD }) };
         Ok(Block(at))
     }
 
@@ -71,7 +67,7 @@ impl Block {
 
     #[inline]
     fn room(&self) -> usize {
-        self.head().room as usize
+        self.head().room
     }
 
     #[inline]
@@ -91,7 +87,7 @@ impl Block {
         // which only this holder writes.
         unsafe {
             std::ptr::copy_nonoverlapping(text.as_ptr(), self.bytes().add(at), text.len());
-            (*self.0.as_ptr()).used = (at + text.len()) as u32;
+            (*self.0.as_ptr()).used = at + text.len();
         }
     }
 
@@ -139,7 +135,7 @@ pub struct Str(Block);
 impl Str {
     #[inline]
     pub fn as_str(&self) -> &str {
-        let used = self.0.head().used as usize;
+        let used = self.0.head().used;
         // SAFETY: the used bytes are always whole UTF-8 text, written
         // before they are counted: only the constructors and `append`
         // write them, each a `str` at a time.
@@ -155,8 +151,8 @@ impl Str {
         Ok(Str(block))
     }
 
-    /// A copy of `text`, of any length up to 4 GiB (a file read whole,
-    /// say): an error when memory is out, not an abort as `from` is.
+    /// A copy of `text`, of any length (a file read whole, say): an error
+    /// when memory is out, not an abort as `from` is.
     pub fn copied(text: &str) -> Result<Str, Fault> {
         let mut block = Block::with_room(text.len())?;
         // SAFETY: the new block's only holder writes its first bytes.
@@ -423,11 +419,11 @@ mod tests {
     }
 
     /// Strings either side of the largest small block (its 128 bytes
-    /// hold a 112-byte text), dropped on another thread or this one, and
+    /// hold a 104-byte text), dropped on another thread or this one, and
     /// grown past it.
     #[test]
     fn strings_of_every_size_keep_their_text() {
-        for len in [0, 1, 15, 16, 17, 111, 112, 113, 200, 5000] {
+        for len in [0, 1, 7, 8, 9, 103, 104, 105, 200, 5000] {
             let text = "é".repeat(len / 2) + &"x".repeat(len % 2);
             let s = Str::from(text.as_str());
             assert_eq!((s.as_str(), s.0.room() >= len), (text.as_str(), true));
