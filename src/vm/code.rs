@@ -126,6 +126,17 @@ impl NameHint {
 }
 
 impl Code {
+    /// The registers of the argument list `args`, `argc` long, of one of
+    /// this code's ops.
+    #[inline(always)]
+    pub fn arg_regs(&self, args: u32, argc: u32) -> &[Reg] {
+        let range = args as usize..args as usize + argc as usize;
+        debug_assert!(self.args.get(range.clone()).is_some(), "an argument list past the table");
+        // SAFETY: `well_formed` (which `compile` asserts of every body)
+        // checked that each op's argument list lies in `args`.
+        unsafe { self.args.get_unchecked(range) }
+    }
+
     /// Where `names[name]` is in `table`, guessed first from its hint.
     #[inline(always)]
     pub fn find_name(&self, name: u32, table: &Table) -> Option<usize> {
@@ -389,8 +400,13 @@ pub enum Op {
         dst: Reg,
         def: u32,
     },
+    /// `used` in each return is how many of the frame's first registers
+    /// an op before it may have written (`Code::settle_returns`): the
+    /// return clears those, and the registers above still hold `nil`
+    /// (a leaf of `fib` clears its parameter, not its whole frame).
     Return {
         src: Reg,
+        used: u32,
     },
     /// `return a op b`: the result goes straight to the caller, with no
     /// register of its own and no `Return` op to dispatch.
@@ -398,8 +414,11 @@ pub enum Op {
         op: BinOp,
         a: Reg,
         b: Reg,
+        used: u32,
     },
-    ReturnNil,
+    ReturnNil {
+        used: u32,
+    },
     Throw {
         src: Reg,
     },
@@ -465,7 +484,7 @@ impl Code {
     /// compile holds (the script is refused, but the function exists).
     pub fn nothing() -> Code {
         let mut code = Code::empty();
-        code.ops.push(Op::ReturnNil);
+        code.ops.push(Op::ReturnNil { used: 0 });
         code.spans.push(Span::default());
         code
     }
@@ -496,15 +515,64 @@ impl Code {
     /// to address registers without a bounds check and never to step past
     /// the last op. `compile` asserts it.
     pub fn well_formed(&self) -> bool {
-        self.spans.len() == self.ops.len() && matches!(self.ops.last(), Some(Op::ReturnNil)) && self.ops_well_formed()
+        self.spans.len() == self.ops.len()
+            && matches!(self.ops.last(), Some(Op::ReturnNil { .. }))
+            && self.ops_well_formed()
     }
 
     fn ops_well_formed(&self) -> bool {
         let frame = self.frame;
-        let list = |args: u32, argc: u32| self.args.get(args as usize..(args + argc) as usize);
-        let inside = |regs: &[Reg]| regs.iter().all(|r| *r < frame);
         let lands = |to: u32| (to as usize) < self.ops.len();
-        self.ops.iter().all(|op| match *op {
+        self.ops.iter().all(|op| {
+            let mut inside = true;
+            let listed = self.regs_of(op, |r| inside &= r < frame);
+            inside
+                && listed
+                && jumps_of(op).into_iter().flatten().all(lands)
+                && match *op {
+                    Op::Acquire { target, .. } | Op::Release { target } => self.reaches(target),
+                    Op::MethodHeld { call, argc, .. } => {
+                        argc > 0
+                            && self
+                                .held_calls
+                                .get(call as usize)
+                                .is_some_and(|call| (call.name as usize) < self.names.len())
+                    }
+                    Op::Return { used, .. } | Op::ReturnBinary { used, .. } | Op::ReturnNil { used } => used <= frame,
+                    _ => true,
+                }
+        })
+    }
+
+    /// Calls `each` with every register `op` reads or writes; false when
+    /// an argument list or the pieces it names are missing.
+    fn regs_of(&self, op: &Op, mut each: impl FnMut(Reg)) -> bool {
+        // Ops with an argument list: the list, then their own registers.
+        let listed = match *op {
+            Op::CallFunc { dst, args, argc, .. }
+            | Op::CallBuiltin { dst, args, argc, .. }
+            | Op::Method { dst, args, argc, .. }
+            | Op::MethodHeld { dst, args, argc, .. }
+            | Op::MakeList { dst, args, argc } => Some((args, argc, [dst, dst])),
+            Op::CallValue { dst, callee, args, argc } => Some((args, argc, [dst, callee])),
+            _ => None,
+        };
+        if let Some((args, argc, own)) = listed {
+            let Some(regs) = self.args.get(args as usize..args as usize + argc as usize) else { return false };
+            regs.iter().chain(&own).for_each(|r| each(*r));
+            return true;
+        }
+        if let Op::Format { dst, pieces } = *op {
+            let Some(pieces) = self.formats.get(pieces as usize) else { return false };
+            each(dst);
+            for piece in pieces {
+                if let Piece::Value(r, _) = piece {
+                    each(*r);
+                }
+            }
+            return true;
+        }
+        let regs: &[Reg] = match *op {
             Op::Const { dst, .. }
             | Op::LoadUp { dst, .. }
             | Op::FieldUp { dst, .. }
@@ -514,60 +582,122 @@ impl Code {
             | Op::LoadBuiltin { dst, .. }
             | Op::UpdateInt { dst, .. }
             | Op::Closure { dst, .. }
-            | Op::Eval { dst, .. } => inside(&[dst]),
+            | Op::Eval { dst, .. }
+            | Op::Acquire { dst, target: Target::Held(_) } => &[dst],
+            Op::Acquire { dst, target: Target::Reg(r) } => &[dst, r],
             Op::StoreUp { src, .. }
             | Op::StoreGlobal { src, .. }
             | Op::SetFixed { src, .. }
             | Op::UpdateUp { src, .. }
             | Op::UpdateFieldUp { src, .. }
             | Op::UpdateGlobal { src, .. }
-            | Op::Return { src }
+            | Op::Return { src, .. }
             | Op::Throw { src }
-            | Op::Unpack { src, .. } => inside(&[src]),
-            Op::Move { dst, src } | Op::BinaryInt { dst, src, .. } | Op::Unary { dst, src, .. } => inside(&[dst, src]),
-            Op::Update { dst, src, .. } => inside(&[dst, src]),
-            Op::LoadCell { dst, slot } => inside(&[dst, slot]),
+            | Op::Unpack { src, .. } => &[src],
+            Op::Move { dst, src } | Op::BinaryInt { dst, src, .. } | Op::Unary { dst, src, .. } => &[dst, src],
+            Op::Update { dst, src, .. } => &[dst, src],
+            Op::LoadCell { dst, slot } => &[dst, slot],
             Op::StoreCell { slot, src } | Op::NewCell { slot, src, .. } | Op::UpdateCell { slot, src, .. } => {
-                inside(&[slot, src])
+                &[slot, src]
             }
-            Op::Binary { dst, a, b, .. } => inside(&[dst, a, b]),
-            Op::ReturnBinary { a, b, .. } => inside(&[a, b]),
-            Op::UpdateItem { base, index, src, .. } | Op::SetIndex { base, index, src } => inside(&[base, index, src]),
-            Op::UpdateField { base, src, .. } | Op::SetField { base, src, .. } => inside(&[base, src]),
-            Op::Index { dst, base, index } => inside(&[dst, base, index]),
-            Op::Field { dst, base, .. } => inside(&[dst, base]),
-            Op::Jump { to } => lands(to),
-            Op::JumpIfFalse { cond, to } | Op::JumpIfTrue { cond, to } => inside(&[cond]) && lands(to),
-            Op::Test { a, b, to, .. } => inside(&[a, b]) && lands(to),
-            Op::TestInt { a, to, .. } => inside(&[a]) && lands(to),
-            Op::CallFunc { dst, args, argc, .. }
-            | Op::CallBuiltin { dst, args, argc, .. }
-            | Op::Method { dst, args, argc, .. }
-            | Op::MakeList { dst, args, argc } => inside(&[dst]) && list(args, argc).is_some_and(inside),
-            Op::Acquire { dst, target } => inside(&[dst]) && self.reaches(target),
-            Op::Release { target } => self.reaches(target),
-            Op::MethodHeld { dst, call, args, argc } => {
-                inside(&[dst])
-                    && argc > 0
-                    && list(args, argc).is_some_and(inside)
-                    && self.held_calls.get(call as usize).is_some_and(|call| (call.name as usize) < self.names.len())
-            }
-            Op::CallValue { dst, callee, args, argc } => inside(&[dst, callee]) && list(args, argc).is_some_and(inside),
-            Op::Format { dst, pieces } => {
-                inside(&[dst])
-                    && self.formats.get(pieces as usize).is_some_and(|pieces| {
-                        pieces.iter().all(|p| match p {
-                            Piece::Text(_) => true,
-                            Piece::Value(r, _) => *r < frame,
-                        })
-                    })
-            }
-            Op::ForPrep { iter } => iter + 1 < frame,
-            Op::ForNext { iter, dst, to } => iter + 1 < frame && inside(&[dst]) && lands(to),
-            Op::ReturnNil => true,
-            Op::Exec { brk, cont, .. } => [brk, cont].iter().all(|&to| to == NO_LOOP || lands(to)),
-        })
+            Op::Binary { dst, a, b, .. } => &[dst, a, b],
+            Op::ReturnBinary { a, b, .. } => &[a, b],
+            Op::UpdateItem { base, index, src, .. } | Op::SetIndex { base, index, src } => &[base, index, src],
+            Op::UpdateField { base, src, .. } | Op::SetField { base, src, .. } => &[base, src],
+            Op::Index { dst, base, index } => &[dst, base, index],
+            Op::Field { dst, base, .. } => &[dst, base],
+            Op::JumpIfFalse { cond, .. } | Op::JumpIfTrue { cond, .. } => &[cond],
+            Op::Test { a, b, .. } => &[a, b],
+            Op::TestInt { a, .. } => &[a],
+            Op::Release { target: Target::Reg(r) } => &[r],
+            // `iter + 1` holds the position (see `ForPrep`).
+            Op::ForPrep { iter } => &[iter, iter.saturating_add(1)],
+            Op::ForNext { iter, dst, .. } => &[iter, iter.saturating_add(1), dst],
+            Op::Jump { .. } | Op::ReturnNil { .. } | Op::Exec { .. } | Op::Release { .. } => &[],
+            Op::CallFunc { .. }
+            | Op::CallBuiltin { .. }
+            | Op::Method { .. }
+            | Op::MethodHeld { .. }
+            | Op::MakeList { .. }
+            | Op::CallValue { .. }
+            | Op::Format { .. } => unreachable!("listed above"),
+        };
+        regs.iter().for_each(|r| each(*r));
+        true
     }
+
+    /// Writes into each return op how many of the frame's first registers
+    /// an op that may run before it names: every register an op may have
+    /// written by then lies below (anything the tree evaluator runs writes
+    /// only the function's slots, which are counted whole). Worked out
+    /// forwards over the jumps until nothing grows; a body whose loops
+    /// take too many rounds keeps its whole frame cleared.
+    pub(super) fn settle_returns(&mut self, slots: u32) {
+        let n = self.ops.len();
+        let mut named = Vec::with_capacity(n);
+        for op in &self.ops {
+            let mut most = slots;
+            self.regs_of(op, |r| most = most.max(r.saturating_add(1)));
+            named.push(most);
+        }
+        // `before[i]`: the most any op that may run before op `i` names.
+        let mut before = vec![slots; n];
+        let mut settled = false;
+        for _ in 0..ROUNDS {
+            let mut grew = false;
+            for i in 0..n {
+                let out = before[i].max(named[i]);
+                let next = (i + 1 < n && falls_through(&self.ops[i])).then_some(i as u32 + 1);
+                for to in jumps_of(&self.ops[i]).into_iter().chain([next]).flatten() {
+                    if let Some(slot) = before.get_mut(to as usize)
+                        && *slot < out
+                    {
+                        *slot = out;
+                        grew = true;
+                    }
+                }
+            }
+            if !grew {
+                settled = true;
+                break;
+            }
+        }
+        let frame = self.frame;
+        for (i, op) in self.ops.iter_mut().enumerate() {
+            let used = if settled { before[i].max(named[i]).min(frame) } else { frame };
+            match op {
+                Op::Return { used: u, .. } | Op::ReturnBinary { used: u, .. } | Op::ReturnNil { used: u } => *u = used,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Passes of `settle_returns` before it gives up: each pass carries what
+/// loops write back to their start, so a body needs about one per level
+/// of nesting.
+const ROUNDS: usize = 64;
+
+/// Where `op` may jump, besides the next op.
+fn jumps_of(op: &Op) -> [Option<u32>; 2] {
+    match *op {
+        Op::Jump { to }
+        | Op::JumpIfFalse { to, .. }
+        | Op::JumpIfTrue { to, .. }
+        | Op::Test { to, .. }
+        | Op::TestInt { to, .. }
+        | Op::ForNext { to, .. } => [Some(to), None],
+        Op::Exec { brk, cont, .. } => [brk, cont].map(|to| (to != NO_LOOP).then_some(to)),
+        _ => [None, None],
+    }
+}
+
+/// Whether the op after `op` may run next.
+fn falls_through(op: &Op) -> bool {
+    !matches!(
+        op,
+        Op::Jump { .. } | Op::Return { .. } | Op::ReturnBinary { .. } | Op::ReturnNil { .. } | Op::Throw { .. }
+    )
 }
 
 #[cfg(test)]

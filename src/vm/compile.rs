@@ -21,8 +21,9 @@ pub fn compile(body: Block, slots: u32) -> Option<Code> {
     for stmt in body {
         c.stmt(stmt);
     }
-    c.emit(Op::ReturnNil, Span::default());
+    c.emit(Op::ReturnNil { used: 0 }, Span::default());
     c.code.frame = slots + c.most;
+    c.code.settle_returns(slots);
     c.code.well_formed().then_some(c.code)
 }
 
@@ -109,11 +110,26 @@ impl Compiler {
 
     /// An op with operands to compute first (a call's arguments, a list's
     /// items): its result register is taken first, so the operands'
-    /// temporaries are free again once the op is emitted.
-    fn with_operands(&mut self, dst: Option<Reg>, span: Span, op: impl FnOnce(&mut Compiler, Reg) -> Op) -> Reg {
-        let dst = dst.unwrap_or_else(|| self.temp());
+    /// temporaries are free again once the op is emitted. A fresh result
+    /// register is handed on as a spare, to hold an operand: an op reads
+    /// its operands before it writes its result, and a frame with one
+    /// register fewer is one fewer to clear when it returns (`fib(n - 1)`
+    /// computes `n - 1` where the call's result goes).
+    fn with_operands(
+        &mut self,
+        dst: Option<Reg>,
+        span: Span,
+        op: impl FnOnce(&mut Compiler, Reg, Option<Reg>) -> Op,
+    ) -> Reg {
+        let (dst, spare) = match dst {
+            Some(dst) => (dst, None),
+            None => {
+                let dst = self.temp();
+                (dst, Some(dst))
+            }
+        };
         let mark = self.temps;
-        let op = op(self, dst);
+        let op = op(self, dst, spare);
         self.temps = mark;
         self.emit(op, span);
         dst
@@ -247,14 +263,14 @@ impl Compiler {
                 {
                     let a = self.expr(*a, None);
                     let b = self.expr(*b, None);
-                    self.emit(Op::ReturnBinary { op, a, b }, span);
+                    self.emit(Op::ReturnBinary { op, a, b, used: 0 }, span);
                 }
                 Some(value) => {
                     let src = self.expr(value, None);
-                    self.emit(Op::Return { src }, span);
+                    self.emit(Op::Return { src, used: 0 }, span);
                 }
                 None => {
-                    self.emit(Op::ReturnNil, span);
+                    self.emit(Op::ReturnNil { used: 0 }, span);
                 }
             },
             StmtKind::Break if !self.loops.is_empty() => {
@@ -449,9 +465,15 @@ impl Compiler {
         }
     }
 
-    /// The registers of `args`, in a run of the argument table.
-    fn arg_list(&mut self, args: Vec<Expr>, first: Option<Reg>) -> (u32, u32) {
-        let regs: Vec<Reg> = first.into_iter().chain(args.into_iter().map(|a| self.expr(a, None))).collect();
+    /// The registers of `args`, in a run of the argument table; the first
+    /// argument that is computed (not a variable's own slot) goes to
+    /// `spare` if given (see `with_operands`).
+    fn arg_list(&mut self, args: Vec<Expr>, first: Option<Reg>, mut spare: Option<Reg>) -> (u32, u32) {
+        let mut computed = |c: &mut Compiler, arg: Expr| {
+            let into = if matches!(arg.kind, ExprKind::Local(_)) { None } else { spare.take() };
+            c.expr(arg, into)
+        };
+        let regs: Vec<Reg> = first.into_iter().chain(args.into_iter().map(|a| computed(self, a))).collect();
         let start = self.code.args.len() as u32;
         let count = regs.len() as u32;
         self.code.args.extend(regs);
@@ -530,49 +552,55 @@ impl Compiler {
                 let name = self.name(name);
                 self.load(dst, span, |dst| Op::Field { dst, base, name })
             }
-            ExprKind::CallFunc(func, args) if args.named.is_empty() => self.with_operands(dst, span, |c, dst| {
-                let (args, argc) = c.arg_list(args.positional, None);
-                Op::CallFunc { dst, func, args, argc }
-            }),
-            ExprKind::Call(callee, args) if args.named.is_empty() => self.with_operands(dst, span, |c, dst| {
+            ExprKind::CallFunc(func, args) if args.named.is_empty() => {
+                self.with_operands(dst, span, |c, dst, spare| {
+                    let (args, argc) = c.arg_list(args.positional, None, spare);
+                    Op::CallFunc { dst, func, args, argc }
+                })
+            }
+            ExprKind::Call(callee, args) if args.named.is_empty() => self.with_operands(dst, span, |c, dst, spare| {
                 let callee = c.expr(*callee, None);
-                let (args, argc) = c.arg_list(args.positional, None);
+                let (args, argc) = c.arg_list(args.positional, None, spare);
                 Op::CallValue { dst, callee, args, argc }
             }),
-            ExprKind::CallBuiltin(builtin, args) if args.named.is_empty() => self.with_operands(dst, span, |c, dst| {
-                let (args, argc) = c.arg_list(args.positional, None);
-                Op::CallBuiltin { dst, builtin, args, argc }
-            }),
+            ExprKind::CallBuiltin(builtin, args) if args.named.is_empty() => {
+                self.with_operands(dst, span, |c, dst, spare| {
+                    let (args, argc) = c.arg_list(args.positional, None, spare);
+                    Op::CallBuiltin { dst, builtin, args, argc }
+                })
+            }
             // The method of a set-once global or a captured variable: the
             // receiver is read where it is.
             ExprKind::Method(recv, name, args)
                 if args.named.is_empty()
                     && let Some(place) = held_place(&recv) =>
             {
-                self.with_operands(dst, span, |c, dst| {
+                self.with_operands(dst, span, |c, dst, spare| {
                     let recv = c.temp();
-                    let (args, argc) = c.arg_list(args.positional, Some(recv));
+                    let (args, argc) = c.arg_list(args.positional, Some(recv), spare);
                     let name = c.name(name);
                     let call = c.code.held_calls.len() as u32;
                     c.code.held_calls.push(HeldCall { recv: place, name });
                     Op::MethodHeld { dst, call, args, argc }
                 })
             }
-            ExprKind::Method(recv, name, args) if args.named.is_empty() => self.with_operands(dst, span, |c, dst| {
-                let recv = c.expr(*recv, None);
-                let (args, argc) = c.arg_list(args.positional, Some(recv));
-                let name = c.name(name);
-                Op::Method { dst, name, args, argc }
-            }),
-            ExprKind::Acquire(target, Limit::Forever) => self.with_operands(dst, span, |c, dst| {
+            ExprKind::Method(recv, name, args) if args.named.is_empty() => {
+                self.with_operands(dst, span, |c, dst, spare| {
+                    let recv = c.expr(*recv, None);
+                    let (args, argc) = c.arg_list(args.positional, Some(recv), spare);
+                    let name = c.name(name);
+                    Op::Method { dst, name, args, argc }
+                })
+            }
+            ExprKind::Acquire(target, Limit::Forever) => self.with_operands(dst, span, |c, dst, _| {
                 let target = c.target(*target);
                 Op::Acquire { dst, target }
             }),
-            ExprKind::List(items) => self.with_operands(dst, span, |c, dst| {
-                let (args, argc) = c.arg_list(items, None);
+            ExprKind::List(items) => self.with_operands(dst, span, |c, dst, spare| {
+                let (args, argc) = c.arg_list(items, None, spare);
                 Op::MakeList { dst, args, argc }
             }),
-            ExprKind::Interp(parts) => self.with_operands(dst, span, |c, dst| {
+            ExprKind::Interp(parts) => self.with_operands(dst, span, |c, dst, _| {
                 let pieces = parts
                     .into_iter()
                     .map(|part| match part {
@@ -678,6 +706,49 @@ mod tests {
             ],
             "{ops:?}"
         );
+    }
+
+    fn code_of(source: &str, function: &str) -> (Vec<Op>, u32) {
+        let ast = crate::syntax::parse(source).expect("parses");
+        let program = crate::resolve::resolve(ast).expect("resolves");
+        let def = program.all_functions.iter().find(|d| &*d.name == function).expect("the function");
+        (def.code.ops.clone(), def.code.frame)
+    }
+
+    fn used_by_returns(ops: &[Op]) -> Vec<u32> {
+        ops.iter()
+            .filter_map(|op| match *op {
+                Op::Return { used, .. } | Op::ReturnBinary { used, .. } | Op::ReturnNil { used } => Some(used),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// `n - 1` is computed where the call's result goes (three registers,
+    /// not four), and the leaf's return clears only the parameter: no op
+    /// before it wrote anything else.
+    #[test]
+    fn a_return_clears_only_the_registers_written_before_it() {
+        let (ops, frame) = code_of("fn fib(n) { if n < 2 { return n }\n return fib(n - 1) + fib(n - 2) }", "fib");
+        assert_eq!(frame, 3, "{ops:?}");
+        // The last `ReturnNil` is never reached: nothing runs before it.
+        assert_eq!(used_by_returns(&ops), [1, 3, 1], "{ops:?}");
+    }
+
+    /// A return early in a loop's body may run after the body's later
+    /// ops went round: it clears what they wrote too.
+    #[test]
+    fn a_return_in_a_loop_clears_what_the_loop_wrote_after_it() {
+        let source = "fn g(x) { return x }\nfn f(n) {\n let i = 0\n while true {\n  if i > n { return i }\n  i = i + g(i * 2) + g(i + 3)\n }\n}";
+        let (ops, frame) = code_of(source, "f");
+        assert!(frame > 2, "temporaries above the two slots: {ops:?}");
+        assert_eq!(used_by_returns(&ops), [frame, frame], "{ops:?}");
+        // The same return before any loop clears the slots alone.
+        let (ops, frame) = code_of(
+            "fn g(x) { return x }\nfn f(n) {\n let i = 0\n if i > n { return i }\n return g(i * 2) + g(i + 3)\n}",
+            "f",
+        );
+        assert_eq!(used_by_returns(&ops), [2, frame, 2], "{ops:?}");
     }
 
     /// A map literal's key and the name `acc.total` looks up are one

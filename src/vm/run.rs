@@ -69,7 +69,7 @@ enum Found {
 /// cannot say this: a frame would borrow from itself.)
 ///
 /// The dispatch loop keeps the running frame's `def`, `up`, `base` and
-/// `pc` in locals: a call writes the caller's `pc` and pushes the callee's
+/// `ip` in locals: a call writes the caller's `ip` and pushes the callee's
 /// record, a return pops it and reads the caller's back. Nothing is copied
 /// out and back.
 pub(crate) struct Frame {
@@ -78,10 +78,10 @@ pub(crate) struct Frame {
     // Held, never read: it keeps `def` and `up` alive.
     #[allow(dead_code)]
     owner: Option<Arc<Closure>>,
-    /// The next op to run, written when the frame calls another (the op
-    /// before it is the call, whose span an error's trace names); stale
-    /// while the frame runs.
-    pc: u32,
+    /// The next op to run, in its `def`'s code, written when the frame
+    /// calls another (the op before it is the call, whose span an error's
+    /// trace names); stale while the frame runs.
+    ip: *const Op,
     /// The method cache's slot this frame's function is pinned in, plus
     /// one (0: none).
     pin: u32,
@@ -135,12 +135,19 @@ fn update_map_field(
     ops::update_scalar(how, field, rhs)
 }
 
-/// The span of the op before `pc` in `code`: read only when a call fails
-/// or stops, not on every call.
+/// The index in `code` of the op `ip` points at.
+#[inline(always)]
+fn op_index(code: &Code, ip: *const Op) -> usize {
+    (ip as usize - code.ops.as_ptr() as usize) / std::mem::size_of::<Op>()
+}
+
+/// The span of the op before `ip` in `code`: the op running, `ip` having
+/// moved past it. Out of line: read mostly when an op fails or stops, and
+/// each copy inlined in the dispatch loop would cost its registers.
 #[cold]
 #[inline(never)]
-fn call_span(code: &Code, pc: usize) -> Span {
-    code.spans[pc - 1]
+fn span_before(code: &Code, ip: *const Op) -> Span {
+    code.spans[op_index(code, ip) - 1]
 }
 
 // `save` writes each field of a `Frame` by name: this fails to compile
@@ -159,7 +166,7 @@ fn save(
     def: *const FnDef,
     up: *const [Arc<VarCell>],
     owner: Option<Arc<Closure>>,
-    pc: usize,
+    ip: *const Op,
     pin: u32,
     dst: Reg,
     base: usize,
@@ -173,11 +180,27 @@ fn save(
         std::ptr::addr_of_mut!((*slot).def).write(def);
         std::ptr::addr_of_mut!((*slot).up).write(up);
         std::ptr::addr_of_mut!((*slot).owner).write(owner);
-        std::ptr::addr_of_mut!((*slot).pc).write(pc as u32);
+        std::ptr::addr_of_mut!((*slot).ip).write(ip);
         std::ptr::addr_of_mut!((*slot).pin).write(pin);
         std::ptr::addr_of_mut!((*slot).dst).write(dst);
         std::ptr::addr_of_mut!((*slot).base).write(base);
         frames.set_len(len + 1);
+    }
+}
+
+/// Writes a returned value to the caller's register `slot`. An int is
+/// written as an int, and `nil` as its tag: a value built in memory just
+/// before, read back as one 16-byte piece, stalls the load.
+#[inline(always)]
+fn give_to(slot: &mut Value, value: Value) {
+    match value {
+        Value::Int(n) => {
+            slot.set_int(n);
+            // Nothing to drop: this spares a call to the drop glue.
+            std::mem::forget(value);
+        }
+        Value::Nil => slot.set(Value::Nil),
+        value => slot.set(value),
     }
 }
 
@@ -210,7 +233,7 @@ impl<'p> Interp<'p> {
         // A run inside this one (a builtin calling back) finds no spare
         // and makes its own, which the next one then reuses.
         let mut frames = std::mem::take(&mut self.spare_frames.0);
-        save(&mut frames, def, up, None, 0, 0, 0, self.base);
+        save(&mut frames, def, up, None, def.code.ops.as_ptr(), 0, 0, self.base);
         let result = match self.run_frames(&mut frames) {
             Ok(value) => Ok(value),
             Err(error) => Err(self.unwind(error, &mut frames)),
@@ -231,33 +254,34 @@ impl<'p> Interp<'p> {
             let Some(caller) = frames.last() else { break };
             // SAFETY: a frame's `def` outlives it (see `Frame`).
             let (def, by) = unsafe { (&*done.def, &*caller.def) };
-            error = traced(error, &def.name, by.code.spans[caller.pc as usize - 1]);
+            error = traced(error, &def.name, span_before(&by.code, caller.ip));
             self.base = caller.base;
-            self.end_frame(done.base, done.pin);
+            self.stack.truncate(done.base);
+            self.unpin(done.pin);
             self.depth -= 1;
         }
         error
     }
 
-    /// Whether `def` may start a frame, called from `pc` in `code` with
-    /// `argc` values: the depth limit, a cancel or pause pending.
+    /// Whether `def` may start a frame, called from the op before `ip` in
+    /// `code` with `argc` values: the depth limit, a cancel or pause pending.
     #[inline(always)]
-    fn may_call(&mut self, code: &Code, def: &FnDef, argc: usize, pc: usize) -> R<()> {
+    fn may_call(&mut self, code: &Code, def: &FnDef, argc: usize, ip: *const Op) -> R<()> {
         if self.depth >= MAX_DEPTH {
-            return Err(self.too_deep(def, self.stack.len(), call_span(code, pc)));
+            return Err(self.too_deep(def, self.stack.len(), span_before(code, ip)));
         }
         if self.cancel.needs_attention() {
-            self.attend(call_span(code, pc))?;
+            self.attend(span_before(code, ip))?;
         }
         if argc > def.code.frame as usize {
-            return Err(internal("a call passes more values than its frame holds", call_span(code, pc)));
+            return Err(internal("a call passes more values than its frame holds", span_before(code, ip)));
         }
         Ok(())
     }
 
     /// Starts a VM frame for `def` with the values of `regs` (as many as
     /// its parameters) of the running frame, at `base` in `code`: that
-    /// frame is suspended to go on at `pc` (just after the call, whose span
+    /// frame is suspended to go on at `ip` (just after the call, whose span
     /// an error reports), and the result goes to its register `dst`. Gives
     /// the new frame's base; a frame that cannot start releases its `pin`.
     #[inline(always)]
@@ -272,13 +296,11 @@ impl<'p> Interp<'p> {
         owner: Option<Arc<Closure>>,
         pin: u32,
         regs: &[Reg],
-        pc: usize,
+        ip: *const Op,
         dst: Reg,
     ) -> R<usize> {
-        if let Err(error) = self.may_call(code, def, regs.len(), pc) {
-            if pin != 0 {
-                self.methods.unpin(pin - 1);
-            }
+        if let Err(error) = self.may_call(code, def, regs.len(), ip) {
+            self.unpin(pin);
             return Err(error);
         }
         let new = self.stack.len();
@@ -305,10 +327,13 @@ impl<'p> Interp<'p> {
         if !def.cell_params.is_empty() {
             self.cell_params(def, new);
         }
-        if let Some(caller) = frames.last_mut() {
-            caller.pc = pc as u32;
-        }
-        save(frames, def, up, owner, 0, pin, dst, new);
+        let len = frames.len();
+        debug_assert!(len > 0, "a call with no running frame");
+        // SAFETY: the running frame's record is on top (`run_frames` runs
+        // with one, and a return pops only a record above another).
+        unsafe { frames.get_unchecked_mut(len - 1).ip = ip };
+        // Its `ip` is written when it calls: the loop keeps it meanwhile.
+        save(frames, def, up, owner, std::ptr::null(), pin, dst, new);
         self.base = new;
         self.depth += 1;
         Ok(new)
@@ -316,9 +341,10 @@ impl<'p> Interp<'p> {
 
     /// Ends the running frame with `value`, written to its caller's
     /// register; gives the caller, to resume, or the value back when this
-    /// is the first frame (its value is `run_code`'s).
+    /// is the first frame (its value is `run_code`'s). Only the frame's
+    /// first `used` registers may hold anything but `nil`.
     #[inline(always)]
-    fn pop_frame<'f>(&mut self, frames: &'f mut Vec<Frame>, value: Value) -> Result<&'f Frame, Value> {
+    fn pop_frame<'f>(&mut self, frames: &'f mut Vec<Frame>, value: Value, used: u32) -> Result<&'f Frame, Value> {
         let len = frames.len();
         if len < 2 {
             return Err(value);
@@ -333,36 +359,29 @@ impl<'p> Interp<'p> {
             frames.set_len(len - 1);
             (owner, done.base, done.pin, done.dst)
         };
-        self.end_frame(done_base, pin);
-        drop(owner);
         // SAFETY: `len` is at least 2.
         let caller = unsafe { frames.get_unchecked(len - 2) };
-        self.depth -= 1;
-        self.base = caller.base;
-        // An int is written as an int: the value was just stored as a tag
-        // and a number, which a copy as one 16-byte piece cannot read
-        // without stalling.
+        // The result is written first: kept until after the frame's
+        // registers are released, it would wait in memory across them.
         // SAFETY: `dst` is a register of the caller (`compile` keeps a
         // call's result inside its frame), whose frame lies below the top.
-        let slot = unsafe { self.stack.get_unchecked_mut(caller.base + dst as usize) };
-        match value {
-            Value::Int(n) => {
-                slot.set_int(n);
-                // Nothing to drop: this spares a call to the drop glue.
-                std::mem::forget(value);
-            }
-            // `nil` (a function that ends without `return`) likewise: its
-            // tag was written alone, which a 16-byte read stalls on.
-            Value::Nil => slot.set(Value::Nil),
-            value => slot.set(value),
-        }
+        give_to(unsafe { self.stack.get_unchecked_mut(caller.base + dst as usize) }, value);
+        // SAFETY: the frame is the top one (`base + code.frame` is the
+        // stack's top), and a return op's `used`, at most its frame, counts
+        // every register an op of the frame may have written
+        // (`Code::settle_returns`); nothing else writes a frame's registers
+        // above its slots.
+        unsafe { self.stack.truncate_used(done_base, used as usize) };
+        self.unpin(pin);
+        drop(owner);
+        self.depth -= 1;
+        self.base = caller.base;
         Ok(caller)
     }
 
-    /// Releases a returning frame's registers, from `base`, and its pin.
+    /// Lets go of a frame's pin (`0`: none) on its method's cache slot.
     #[inline(always)]
-    fn end_frame(&mut self, base: usize, pin: u32) {
-        self.stack.truncate(base);
+    fn unpin(&mut self, pin: u32) {
         if pin != 0 {
             self.methods.unpin(pin - 1);
         }
@@ -372,7 +391,7 @@ impl<'p> Interp<'p> {
         // The running frame: its record is `frames`' top.
         let Some(first) = frames.last() else { return Ok(Value::Nil) };
         let (mut def_at, mut up_at) = (first.def, first.up);
-        let (mut base, mut pc) = (first.base, first.pc as usize);
+        let (mut base, mut ip) = (first.base, first.ip);
         // The first frame is checked to lie below the top; the loop pushes
         // every frame after it.
         // SAFETY: a frame's `def` outlives it (see `Frame`).
@@ -411,7 +430,7 @@ impl<'p> Interp<'p> {
                 ($result:expr) => {
                     match $result {
                         Ok(value) => value,
-                        Err(error) => return Err(fault_at(error, code.spans[pc - 1])),
+                        Err(error) => return Err(fault_at(error, span_before(code, ip))),
                     }
                 };
             }
@@ -419,11 +438,12 @@ impl<'p> Interp<'p> {
             // a fork's pause and a where-are-you first.
             macro_rules! jump {
                 ($to:expr) => {{
-                    let to = $to as usize;
-                    if to < pc && self.cancel.needs_attention() {
-                        self.attend(code.spans[pc - 1])?;
+                    // SAFETY: `well_formed` checked that a jump lands on an op.
+                    let to = unsafe { code.ops.as_ptr().add($to as usize) };
+                    if to < ip && self.cancel.needs_attention() {
+                        self.attend(span_before(code, ip))?;
                     }
-                    pc = to;
+                    ip = to;
                 }};
             }
             // `$x op $y` for two ints, handed to `$then` as `$v` when the
@@ -446,16 +466,17 @@ impl<'p> Interp<'p> {
             // case does not apply), which may move the stack.
             macro_rules! slow {
                 ($op:expr) => {{
-                    self.rare_op($op, code, up, base, pc)?;
+                    self.rare_op($op, code, up, base, ip)?;
                     fresh!();
                 }};
             }
-            // The function returns `$value`: to the suspended caller, or out.
+            // The function returns `$value`: to the suspended caller, or
+            // out. Only its first `$used` registers may hold anything.
             macro_rules! give {
-                ($value:expr) => {{
-                    match self.pop_frame(frames, $value) {
+                ($value:expr, $used:expr) => {{
+                    match self.pop_frame(frames, $value, $used) {
                         Ok(caller) => {
-                            (def_at, up_at, base, pc) = (caller.def, caller.up, caller.base, caller.pc as usize);
+                            (def_at, up_at, base, ip) = (caller.def, caller.up, caller.base, caller.ip);
                             continue 'frames;
                         }
                         Err(value) => return Ok(value),
@@ -467,8 +488,8 @@ impl<'p> Interp<'p> {
             macro_rules! call {
                 ($def:expr, $up:expr, $owner:expr, $pin:expr, $args:expr, $dst:expr) => {{
                     let (callee, callee_up): (&FnDef, Up) = ($def, $up);
-                    base = self.push_frame(frames, code, base, callee, callee_up, $owner, $pin, $args, pc, $dst)?;
-                    (def_at, up_at, pc) = (callee, callee_up, 0);
+                    base = self.push_frame(frames, code, base, callee, callee_up, $owner, $pin, $args, ip, $dst)?;
+                    (def_at, up_at, ip) = (callee, callee_up, callee.code.ops.as_ptr());
                     continue 'frames;
                 }};
             }
@@ -477,7 +498,7 @@ impl<'p> Interp<'p> {
             // map; falls through for any other receiver.
             macro_rules! method {
                 ($dst:expr, $name:expr, $args:expr, $recv:expr) => {
-                    match $recv.and_then(|recv| self.map_method(code, $name, recv, pc)) {
+                    match $recv.and_then(|recv| self.map_method(code, $name, recv, ip)) {
                         Some(Found::Cached(at)) if let Some(closure) = self.methods.pin(at) => {
                             // SAFETY: pinned: the slot keeps the closure until `unpin`,
                             // which the frame's end (or the call below) does.
@@ -486,7 +507,7 @@ impl<'p> Interp<'p> {
                                 call!(&closure.def, &closure.upvalues, None, at + 1, &$args[1..], $dst);
                             }
                             let value =
-                                self.call_regs(&closure.def, &closure.upvalues, &$args[1..], code.spans[pc - 1]);
+                                self.call_regs(&closure.def, &closure.upvalues, &$args[1..], span_before(code, ip));
                             self.methods.unpin(at);
                             let value = value?;
                             fresh!();
@@ -501,7 +522,7 @@ impl<'p> Interp<'p> {
                                 call!(def, upvals, Some(closure), 0, &$args[1..], $dst);
                             }
                             let value =
-                                self.call_regs(&closure.def, &closure.upvalues, &$args[1..], code.spans[pc - 1])?;
+                                self.call_regs(&closure.def, &closure.upvalues, &$args[1..], span_before(code, ip))?;
                             fresh!();
                             reg!($dst).set(value);
                             continue;
@@ -513,11 +534,13 @@ impl<'p> Interp<'p> {
             loop {
                 // Matched in place: a copy of the op to the stack, then a
                 // load of its tag back, stalled every dispatch.
-                // SAFETY: `pc` is an op of `code`: it starts at 0, moves
-                // on from an op that is not the last (the last returns)
-                // or lands where `well_formed` checked a jump lands.
-                let op = unsafe { code.ops.get_unchecked(pc) };
-                pc += 1;
+                // SAFETY: `ip` points at an op of `code`: it starts at the
+                // first, moves on from an op that is not the last (the last
+                // returns) or lands where `well_formed` checked a jump lands.
+                let op = unsafe { &*ip };
+                // SAFETY: `ip` is an op of `code`, so one past it is at most
+                // the end of `code.ops`.
+                ip = unsafe { ip.add(1) };
                 match *op {
                     Op::Const { dst, index } => reg!(dst).set(code.consts[index as usize].clone()),
                     Op::Move { dst, src } => {
@@ -596,18 +619,18 @@ impl<'p> Interp<'p> {
                     Op::CallFunc { dst, func, args, argc } => {
                         let tables = self.tables;
                         let Some(closure) = &tables.funcs[func as usize] else {
-                            return Err(unset_global(self.proc, func, code.spans[pc - 1]));
+                            return Err(unset_global(self.proc, func, span_before(code, ip)));
                         };
-                        let args = &code.args[args as usize..(args + argc) as usize];
+                        let args = code.arg_regs(args, argc);
                         if args.len() == closure.def.params.len() {
                             call!(&closure.def, &closure.upvalues, None, 0, args, dst);
                         }
-                        let value = self.call_regs(&closure.def, &closure.upvalues, args, code.spans[pc - 1])?;
+                        let value = self.call_regs(&closure.def, &closure.upvalues, args, span_before(code, ip))?;
                         fresh!();
                         reg!(dst).set(value);
                     }
                     Op::CallValue { dst, callee, args, argc } => {
-                        let args = &code.args[args as usize..(args + argc) as usize];
+                        let args = code.arg_regs(args, argc);
                         if let Value::Func(closure) = &reg!(callee)
                             && args.len() == closure.def.params.len()
                         {
@@ -621,7 +644,7 @@ impl<'p> Interp<'p> {
                             let (def, upvals) = unsafe { (&*def, &*upvals) };
                             call!(def, upvals, None, 0, args, dst);
                         }
-                        let span = code.spans[pc - 1];
+                        let span = span_before(code, ip);
                         let value = match reg!(callee).clone() {
                             Value::Func(closure) => self.call_regs(&closure.def, &closure.upvalues, args, span)?,
                             other => {
@@ -633,16 +656,16 @@ impl<'p> Interp<'p> {
                         reg!(dst).set(value);
                     }
                     Op::Method { dst, name, args, argc } => {
-                        let args = &code.args[args as usize..(args + argc) as usize];
+                        let args = code.arg_regs(args, argc);
                         // SAFETY: `compile` gives a method call its receiver's register first.
                         let recv = args.first().map(|r| unsafe { &*regs.add(*r as usize) });
                         method!(dst, name, args, recv);
-                        let called = self.method_regs(code, name, args, code.spans[pc - 1])?;
+                        let called = self.method_regs(code, name, args, span_before(code, ip))?;
                         fresh!();
                         reg!(dst).set(called);
                     }
                     Op::MethodHeld { dst, call, args, argc } => {
-                        let args = &code.args[args as usize..(args + argc) as usize];
+                        let args = code.arg_regs(args, argc);
                         let call = code.held_calls[call as usize];
                         let held = held_value(self.proc, up, call.recv.held, self.racing);
                         let recv = match held {
@@ -657,39 +680,42 @@ impl<'p> Interp<'p> {
                         if let Some(recv) = held {
                             reg!(args[0]) = recv.clone();
                         }
-                        let called = self.method_regs(code, call.name, args, code.spans[pc - 1])?;
+                        let called = self.method_regs(code, call.name, args, span_before(code, ip))?;
                         fresh!();
                         reg!(dst).set(called);
                     }
                     // The object is read where it is, as `Interp::subject` does.
                     Op::Acquire { dst, target } => {
                         let target = self.target(code, target, up, regs)?;
-                        let held = self.acquire(&target, None, code.spans[pc - 1])?;
+                        let held = self.acquire(&target, None, span_before(code, ip))?;
                         fresh!();
                         reg!(dst).set(Value::Bool(held));
                     }
                     Op::Release { target } => {
                         let target = self.target(code, target, up, regs)?;
-                        self.release(&target, code.spans[pc - 1])?;
+                        self.release(&target, span_before(code, ip))?;
                         fresh!();
                     }
                     // A number is copied field by field (see `ForNext`).
-                    Op::Return { src } => give!(match reg!(src) {
-                        Value::Int(n) => Value::Int(n),
-                        _ => std::mem::take(&mut reg!(src)),
-                    }),
-                    Op::ReturnBinary { op, a, b } => {
+                    Op::Return { src, used } => give!(
+                        match reg!(src) {
+                            Value::Int(n) => Value::Int(n),
+                            _ => std::mem::take(&mut reg!(src)),
+                        },
+                        used
+                    ),
+                    Op::ReturnBinary { op, a, b, used } => {
                         if let (&Value::Int(x), &Value::Int(y)) = (&reg!(a), &reg!(b)) {
-                            int_fast!(op, x, y, |v| give!(v));
+                            int_fast!(op, x, y, |v| give!(v, used));
                         }
                         let value = at!(ops::binary(op, &reg!(a), &reg!(b)));
-                        give!(value);
+                        give!(value, used);
                     }
-                    Op::ReturnNil => give!(Value::Nil),
+                    Op::ReturnNil { used } => give!(Value::Nil, used),
                     // A closure's captured variable, and a map's field: hot in
                     // closures and in the object idiom.
                     Op::LoadUp { dst, index } => {
-                        let value = self.upvalue(up, index, code.spans[pc - 1]);
+                        let value = self.upvalue(up, index, || span_before(code, ip));
                         reg!(dst).set(value);
                     }
                     // A map's field, read and updated in place (`obj.count
@@ -777,7 +803,7 @@ impl<'p> Interp<'p> {
                             Value::List(list) if !self.racing => list.lock().get(i as usize).cloned(),
                             _ => {
                                 let iterable = reg!(iter).clone();
-                                let item = self.next_item(&iterable, i as usize, code.spans[pc - 1])?;
+                                let item = self.next_item(&iterable, i as usize, span_before(code, ip))?;
                                 fresh!();
                                 item
                             }
@@ -790,10 +816,11 @@ impl<'p> Interp<'p> {
                     }
                     Op::Exec { stmt, brk, cont } => match self.exec(&code.stmts[stmt as usize], up) {
                         Ok(()) => fresh!(),
-                        Err(Ctrl::Return(value)) => give!(value),
+                        Err(Ctrl::Return(value)) => give!(value, code.frame),
                         Err(Ctrl::Break) if brk != NO_LOOP => {
                             fresh!();
-                            pc = brk as usize;
+                            // SAFETY: as for a jump.
+                            ip = unsafe { code.ops.as_ptr().add(brk as usize) };
                         }
                         Err(Ctrl::Continue) if cont != NO_LOOP => {
                             fresh!();
@@ -811,13 +838,13 @@ impl<'p> Interp<'p> {
     /// hottest paths: kept out of the dispatch loop so that its frame (paid
     /// on every entry) stays small.
     #[inline(never)]
-    fn rare_op(&mut self, op: Op, code: &Code, up: Up, base: usize, pc: usize) -> R<()> {
+    fn rare_op(&mut self, op: Op, code: &Code, up: Up, base: usize, ip: *const Op) -> R<()> {
         macro_rules! reg {
             ($r:expr) => {
                 self.stack[base + $r as usize]
             };
         }
-        let span = code.spans[pc - 1];
+        let span = code.spans[op_index(code, ip) - 1];
         let at = |error| fault_at(error, span);
         match op {
             Op::LoadCell { dst, slot } => reg!(dst) = self.local_cell(slot, span)?,
@@ -874,12 +901,12 @@ impl<'p> Interp<'p> {
                 reg!(dst) = value;
             }
             Op::FieldUp { dst, index, name } => {
-                let target = self.upvalue(up, index, span);
+                let target = self.upvalue(up, index, || span);
                 let value = self.field(&target, &code.names[name as usize], span).map_err(at)?;
                 reg!(dst) = value;
             }
             Op::UpdateFieldUp { op, index, name, src } => {
-                let (target, rhs) = (self.upvalue(up, index, span), reg!(src).clone());
+                let (target, rhs) = (self.upvalue(up, index, || span), reg!(src).clone());
                 self.update_field(&target, &code.names[name as usize], op, &rhs, span).map_err(at)?;
             }
             Op::SetField { base: b, name, src } => {
@@ -887,12 +914,12 @@ impl<'p> Interp<'p> {
                 self.set_field(&reg!(b), &code.names[name as usize], value, span).map_err(at)?;
             }
             Op::CallBuiltin { dst, builtin, args, argc } => {
-                let values = self.arg_values(&code.args[args as usize..(args + argc) as usize], 0);
+                let values = self.arg_values(code.arg_regs(args, argc), 0);
                 let value = self.builtin(builtin, values, span).map_err(|c| c.at(span))?;
                 reg!(dst) = value;
             }
             Op::MakeList { dst, args, argc } => {
-                let items = self.arg_values(&code.args[args as usize..(args + argc) as usize], 0);
+                let items = self.arg_values(code.arg_regs(args, argc), 0);
                 reg!(dst) = Value::list(items.positional);
             }
             Op::Closure { dst, def } => reg!(dst) = self.closure(&code.defs[def as usize], up),
@@ -928,11 +955,12 @@ impl<'p> Interp<'p> {
         Ok(())
     }
 
-    /// The value of captured variable `index`, told to the race detector.
+    /// The value of captured variable `index`, told to the race detector
+    /// (with the span `at` gives: only worked out then).
     #[inline(always)]
-    fn upvalue(&self, up: Up, index: u32, span: Span) -> Value {
+    fn upvalue(&self, up: Up, index: u32, at: impl FnOnce() -> Span) -> Value {
         if self.racing {
-            self.race_cell(None, &up[index as usize], Access::Read, span);
+            self.race_cell(None, &up[index as usize], Access::Read, at());
         }
         up[index as usize].read()
     }
@@ -985,7 +1013,7 @@ impl<'p> Interp<'p> {
     fn load_held(&self, place: HeldPlace, up: Up) -> R<Value> {
         match place.held {
             Held::Global(g) => self.fixed(g, place.span),
-            Held::Up(i) => Ok(self.upvalue(up, i, place.span)),
+            Held::Up(i) => Ok(self.upvalue(up, i, || place.span)),
         }
     }
 
@@ -1018,7 +1046,7 @@ impl<'p> Interp<'p> {
     /// its reference count, a cache line every thread calling a method of
     /// the same object would fight over.
     #[inline(always)]
-    fn map_method(&mut self, code: &Code, index: u32, recv: &Value, pc: usize) -> Option<Found> {
+    fn map_method(&mut self, code: &Code, index: u32, recv: &Value, ip: *const Op) -> Option<Found> {
         let Value::Map(map) = recv else { return None };
         let name = &code.names[index as usize];
         // Under `--race` the detector sees every access, through the map.
@@ -1035,7 +1063,7 @@ impl<'p> Interp<'p> {
             }
         };
         if self.racing {
-            self.race_field(recv, name, Access::Read, code.spans[pc - 1]);
+            self.race_field(recv, name, Access::Read, span_before(code, ip));
             return Some(Found::Owned(closure));
         }
         Some(match self.methods.fill(map, name, changes, closure) {

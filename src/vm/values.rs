@@ -91,14 +91,27 @@ impl ValueStack {
         }
         self.top = base;
         // SAFETY: `top` never passes the buffer's end (see `frame`).
-        for slot in unsafe { self.slots.get_unchecked_mut(base..top) } {
-            if slot.is_scalar_copy() {
-                // SAFETY: the old value needs no drop.
-                unsafe { std::ptr::write(slot, Value::Nil) };
-            } else {
-                drop(std::mem::take(slot));
-            }
-        }
+        clear(unsafe { self.slots.get_unchecked_mut(base..top) });
+    }
+
+    /// `truncate(base)` for the frame on top, `base` up, of which only the
+    /// first `used` slots may hold anything but `nil`: the slots above are
+    /// left as they are.
+    ///
+    /// # Safety
+    /// `base + used` is at most `top`, and every slot from there to `top`
+    /// holds `nil` (a value left there would stay above `top`, where a
+    /// call writes over it unread).
+    #[inline(always)]
+    pub unsafe fn truncate_used(&mut self, base: usize, used: usize) {
+        let end = base + used;
+        debug_assert!(
+            end <= self.top && (end..self.top).all(|i| matches!(self.slots[i], Value::Nil)),
+            "a register past those a return clears holds a value"
+        );
+        self.top = base;
+        // SAFETY: below the old `top`, so inside the buffer.
+        clear(unsafe { self.slots.get_unchecked_mut(base..end) });
     }
 
     /// The first of the `size` registers of the frame at `base`, which
@@ -150,6 +163,20 @@ impl ValueStack {
     pub unsafe fn set_top(&mut self, top: usize) {
         debug_assert!(top <= self.slots.len());
         self.top = top;
+    }
+}
+
+/// Sets each slot to `nil`, releasing what it held (a number costs a
+/// write, no call).
+#[inline(always)]
+fn clear(slots: &mut [Value]) {
+    for slot in slots {
+        if slot.is_scalar_copy() {
+            // SAFETY: the old value needs no drop.
+            unsafe { std::ptr::write(slot, Value::Nil) };
+        } else {
+            drop(std::mem::take(slot));
+        }
     }
 }
 
