@@ -147,6 +147,13 @@ fn op_index(code: &Code, ip: *const Op) -> usize {
 #[cold]
 #[inline(never)]
 fn span_before(code: &Code, ip: *const Op) -> Span {
+    op_span(code, ip)
+}
+
+/// `span_before` in line, for an op that always reads its span (`acquire`
+/// tells it to the deadlock board and the trace).
+#[inline(always)]
+fn op_span(code: &Code, ip: *const Op) -> Span {
     code.spans[op_index(code, ip) - 1]
 }
 
@@ -687,13 +694,13 @@ impl<'p> Interp<'p> {
                     // The object is read where it is, as `Interp::subject` does.
                     Op::Acquire { dst, target } => {
                         let target = self.target(code, target, up, regs)?;
-                        let held = self.acquire(&target, None, span_before(code, ip))?;
+                        let held = self.acquire(&target, None, op_span(code, ip))?;
                         fresh!();
                         reg!(dst).set(Value::Bool(held));
                     }
                     Op::Release { target } => {
                         let target = self.target(code, target, up, regs)?;
-                        self.release(&target, span_before(code, ip))?;
+                        self.release(&target, op_span(code, ip))?;
                         fresh!();
                     }
                     // A number is copied field by field (see `ForNext`).
@@ -844,7 +851,7 @@ impl<'p> Interp<'p> {
                 self.stack[base + $r as usize]
             };
         }
-        let span = code.spans[op_index(code, ip) - 1];
+        let span = op_span(code, ip);
         let at = |error| fault_at(error, span);
         match op {
             Op::LoadCell { dst, slot } => reg!(dst) = self.local_cell(slot, span)?,
