@@ -525,7 +525,7 @@ impl Code {
         let lands = |to: u32| (to as usize) < self.ops.len();
         self.ops.iter().all(|op| {
             let mut inside = true;
-            let listed = self.regs_of(op, |r| inside &= r < frame);
+            let listed = self.regs_of(op, |r| inside &= r < frame).is_some();
             inside
                 && listed
                 && jumps_of(op).into_iter().flatten().all(lands)
@@ -544,35 +544,33 @@ impl Code {
         })
     }
 
-    /// Calls `each` with every register `op` reads or writes; false when
+    /// Calls `each` with every register `op` reads or writes; `None` when
     /// an argument list or the pieces it names are missing.
-    fn regs_of(&self, op: &Op, mut each: impl FnMut(Reg)) -> bool {
-        // Ops with an argument list: the list, then their own registers.
-        let listed = match *op {
+    fn regs_of(&self, op: &Op, mut each: impl FnMut(Reg)) -> Option<()> {
+        let list = |args: u32, argc: u32| self.args.get(args as usize..args as usize + argc as usize);
+        // An argument list and an interpolation's pieces are visited in
+        // their arms; each arm gives the op's own registers.
+        let regs: &[Reg] = match *op {
             Op::CallFunc { dst, args, argc, .. }
             | Op::CallBuiltin { dst, args, argc, .. }
             | Op::Method { dst, args, argc, .. }
             | Op::MethodHeld { dst, args, argc, .. }
-            | Op::MakeList { dst, args, argc } => Some((args, argc, [dst, dst])),
-            Op::CallValue { dst, callee, args, argc } => Some((args, argc, [dst, callee])),
-            _ => None,
-        };
-        if let Some((args, argc, own)) = listed {
-            let Some(regs) = self.args.get(args as usize..args as usize + argc as usize) else { return false };
-            regs.iter().chain(&own).for_each(|r| each(*r));
-            return true;
-        }
-        if let Op::Format { dst, pieces } = *op {
-            let Some(pieces) = self.formats.get(pieces as usize) else { return false };
-            each(dst);
-            for piece in pieces {
-                if let Piece::Value(r, _) = piece {
-                    each(*r);
-                }
+            | Op::MakeList { dst, args, argc } => {
+                list(args, argc)?.iter().for_each(|r| each(*r));
+                &[dst]
             }
-            return true;
-        }
-        let regs: &[Reg] = match *op {
+            Op::CallValue { dst, callee, args, argc } => {
+                list(args, argc)?.iter().for_each(|r| each(*r));
+                &[dst, callee]
+            }
+            Op::Format { dst, pieces } => {
+                for piece in self.formats.get(pieces as usize)? {
+                    if let Piece::Value(r, _) = piece {
+                        each(*r);
+                    }
+                }
+                &[dst]
+            }
             Op::Const { dst, .. }
             | Op::LoadUp { dst, .. }
             | Op::FieldUp { dst, .. }
@@ -614,16 +612,9 @@ impl Code {
             Op::ForPrep { iter } => &[iter, iter.saturating_add(1)],
             Op::ForNext { iter, dst, .. } => &[iter, iter.saturating_add(1), dst],
             Op::Jump { .. } | Op::ReturnNil { .. } | Op::Exec { .. } | Op::Release { .. } => &[],
-            Op::CallFunc { .. }
-            | Op::CallBuiltin { .. }
-            | Op::Method { .. }
-            | Op::MethodHeld { .. }
-            | Op::MakeList { .. }
-            | Op::CallValue { .. }
-            | Op::Format { .. } => unreachable!("listed above"),
         };
         regs.iter().for_each(|r| each(*r));
-        true
+        Some(())
     }
 
     /// Writes into each return op how many of the frame's first registers
