@@ -91,7 +91,7 @@ impl<'p> Interp<'p> {
                         return Err(value_error(message).into());
                     }
                 };
-                Value::Str(json::encode(&arg(0), indent)?.into())
+                Value::Str(crate::runtime::Str::copied(&json::encode(&arg(0), indent)?)?)
             }
             Builtin::JsonDecode => json::decode(text_arg(&arg(0), name)?)?,
             Builtin::PathJoin => files::join(&a.iter().map(|p| text_arg(p, name)).collect::<Result<Vec<_>, _>>()?),
@@ -245,7 +245,7 @@ impl<'p> Interp<'p> {
                     output::write_line(Stream::Stdout, &format::display(prompt));
                 }
                 match stdin::read_line(&self.cancel, &self.proc.gate).map_err(|_| Ctrl::Cancelled)? {
-                    stdin::Line::Text(line) => Value::Str(line.into()),
+                    stdin::Line::Text(line) => Value::Str(crate::runtime::Str::copied(&line)?),
                     stdin::Line::End => Value::Nil,
                 }
             }

@@ -227,7 +227,8 @@ fn bytes_method(b: &[u8], name: &str, args: Vec<Value>) -> Result<Value, Fault> 
     want(name, &args, 0, 0)?;
     match name {
         "decode" => match std::str::from_utf8(b) {
-            Ok(text) => Ok(Value::str(text)),
+            // Bytes may pass the longest string by a few: an error, not an abort.
+            Ok(text) => Ok(Value::Str(crate::runtime::Str::copied(text)?)),
             Err(e) => {
                 Err(value_error(format!("the bytes are not UTF-8 text (invalid byte at offset {})", e.valid_up_to())))
             }

@@ -9,25 +9,43 @@ use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::fmt;
 use std::hash::{Hash, Hasher};
+use std::mem::MaybeUninit;
 use std::ops::Deref;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering, fence};
+use std::sync::atomic::{AtomicU32, Ordering, fence};
 
 use super::blocks;
-use super::error::{Fault, MAX_LEN, out_of_memory, too_large};
+use super::error::{ErrorValue, Fault, Kind, MAX_LEN, out_of_memory, too_large};
 
 /// The head of a string's one block: its holders, how many of the bytes
 /// after it the text uses, and how many there are (the rest is room to
-/// append into). The operations a script's sizes reach keep a string
-/// within [`MAX_LEN`]; a file read whole, or bytes decoded, may pass it.
+/// append into). Twelve bytes, so that a text of up to 20 bytes (a word,
+/// a key, a formatted number) takes a 32-byte block, not a 48-byte one.
+///
+/// The operations a script's sizes reach keep a string within
+/// [`MAX_LEN`]; a file read whole, or a program's output, may pass it, up
+/// to [`LONGEST`].
 #[repr(C)]
 struct Head {
-    count: AtomicUsize,
-    used: usize,
-    room: usize,
+    count: AtomicU32,
+    used: u32,
+    room: u32,
 }
 
 const HEAD: usize = std::mem::size_of::<Head>();
+
+/// The longest text a string holds (4 GiB less its head).
+pub const LONGEST: usize = u32::MAX as usize - HEAD;
+
+/// A count at or past this is saturated: the string is kept until the
+/// process ends (as Linux's `refcount_t` does), where `Arc` aborts. It
+/// takes two billion holders, 32 GiB of values, to get there.
+const SATURATED: u32 = 1 << 31;
+
+fn too_long() -> Fault {
+    ErrorValue::new(Kind::Resource, format!("a string holds at most {LONGEST} bytes"))
+        .with_help("read a file this large in parts, or as bytes")
+}
 
 /// A string's one heap block: a [`Head`], then the bytes. One allocation
 /// per string, from [`blocks`] when it is small, and one pointer to
@@ -45,17 +63,22 @@ impl Block {
     /// A block of at least `room` bytes, none of them used yet; the bytes
     /// are not initialised.
     fn with_room(room: usize) -> Result<Block, Fault> {
-        let size = HEAD.checked_add(room).ok_or_else(|| too_large("string"))?;
+        if room > LONGEST {
+            return Err(too_long());
+        }
+        let size = HEAD + room;
         let (at, size) = if size <= blocks::LARGEST {
             (blocks::take(size), blocks::rounded(size))
         } else {
-            let layout = Layout::from_size_align(size, 8).map_err(|_| too_large("string"))?;
+            let layout = Layout::from_size_align(size, std::mem::align_of::<Head>()).map_err(|_| too_long())?;
             // SAFETY: the layout's size is not zero.
             (NonNull::new(unsafe { alloc(layout) }), size)
         };
         let at = at.ok_or_else(|| out_of_memory("string"))?.cast::<Head>();
+        // The room fits: `size` is at most `u32::MAX` (or `LARGEST`).
+        let room = (size - HEAD) as u32;
         // SAFETY: `at` is a fresh block of `size` bytes, aligned for a `Head`.
-        unsafe { at.write(Head { count: AtomicUsize::new(1), used: 0, room: size - HEAD }) };
+        unsafe { at.write(Head { count: AtomicU32::new(1), used: 0, room }) };
         Ok(Block(at))
     }
 
@@ -67,7 +90,7 @@ impl Block {
 
     #[inline]
     fn room(&self) -> usize {
-        self.head().room
+        self.head().room as usize
     }
 
     #[inline]
@@ -87,7 +110,8 @@ impl Block {
         // which only this holder writes.
         unsafe {
             std::ptr::copy_nonoverlapping(text.as_ptr(), self.bytes().add(at), text.len());
-            (*self.0.as_ptr()).used = at + text.len();
+            // Within the room, which fits a `u32`.
+            (*self.0.as_ptr()).used = (at + text.len()) as u32;
         }
     }
 
@@ -97,12 +121,19 @@ impl Block {
     }
 }
 
+/// Holds a saturated count far from both zero and the top: no run of
+/// clones or drops between two resets moves it by 2^30.
+#[cold]
+fn saturate(count: &AtomicU32) {
+    count.store(SATURATED | SATURATED >> 1, Ordering::Relaxed);
+}
+
 impl Clone for Block {
     #[inline]
     fn clone(&self) -> Block {
-        // As `Arc`: a count past `isize::MAX` cannot be from real holders.
-        if self.head().count.fetch_add(1, Ordering::Relaxed) > isize::MAX as usize {
-            std::process::abort();
+        let count = &self.head().count;
+        if count.fetch_add(1, Ordering::Relaxed) >= SATURATED {
+            saturate(count);
         }
         Block(self.0)
     }
@@ -111,8 +142,11 @@ impl Clone for Block {
 impl Drop for Block {
     #[inline]
     fn drop(&mut self) {
-        if self.head().count.fetch_sub(1, Ordering::Release) != 1 {
-            return;
+        let count = &self.head().count;
+        match count.fetch_sub(1, Ordering::Release) {
+            1 => {}
+            n if n >= SATURATED => return saturate(count),
+            _ => return,
         }
         fence(Ordering::Acquire);
         let size = HEAD + self.room();
@@ -122,7 +156,7 @@ impl Drop for Block {
             unsafe { blocks::give(at, size) };
         } else {
             // SAFETY: allocated with this layout in `with_room`.
-            unsafe { dealloc(at.as_ptr(), Layout::from_size_align_unchecked(size, 8)) };
+            unsafe { dealloc(at.as_ptr(), Layout::from_size_align_unchecked(size, std::mem::align_of::<Head>())) };
         }
     }
 }
@@ -135,7 +169,7 @@ pub struct Str(Block);
 impl Str {
     #[inline]
     pub fn as_str(&self) -> &str {
-        let used = self.0.head().used;
+        let used = self.0.head().used as usize;
         // SAFETY: the used bytes are always whole UTF-8 text, written
         // before they are counted: only the constructors and `append`
         // write them, each a `str` at a time.
@@ -151,8 +185,8 @@ impl Str {
         Ok(Str(block))
     }
 
-    /// A copy of `text`, of any length (a file read whole, say): an error
-    /// when memory is out, not an abort as `from` is.
+    /// A copy of `text`, up to [`LONGEST`] bytes (a file read whole, say):
+    /// an error past it or when memory is out, not an abort as `from` is.
     pub fn copied(text: &str) -> Result<Str, Fault> {
         let mut block = Block::with_room(text.len())?;
         // SAFETY: the new block's only holder writes its first bytes.
@@ -222,6 +256,76 @@ impl Str {
     /// Whether `a` and `b` are the same string object (not just equal).
     pub fn ptr_eq(a: &Str, b: &Str) -> bool {
         a.0.0 == b.0.0
+    }
+}
+
+/// Text built a piece at a time (an interpolation): in a buffer on the
+/// native stack while it is short, so that the string it makes takes a
+/// block of its exact size, not one sized by a guess; past the buffer, in
+/// a string of its own that grows.
+pub struct Builder {
+    short: [MaybeUninit<u8>; SHORT],
+    /// Bytes written to `short`; past [`SHORT`] once the text is `long`.
+    len: usize,
+    long: Option<Str>,
+}
+
+/// The most text a small block holds.
+const SHORT: usize = blocks::LARGEST - HEAD;
+
+impl Builder {
+    #[inline]
+    pub fn new() -> Builder {
+        Builder { short: [const { MaybeUninit::uninit() }; SHORT], len: 0, long: None }
+    }
+
+    #[inline(always)]
+    pub fn push(&mut self, piece: &str) -> Result<(), Fault> {
+        let end = self.len + piece.len();
+        if end > SHORT {
+            return self.push_long(piece);
+        }
+        // SAFETY: `len..end` lies in the buffer.
+        unsafe {
+            std::ptr::copy_nonoverlapping(piece.as_ptr(), self.short.as_mut_ptr().add(self.len).cast(), piece.len());
+        }
+        self.len = end;
+        Ok(())
+    }
+
+    #[cold]
+    fn push_long(&mut self, piece: &str) -> Result<(), Fault> {
+        if let Some(long) = &mut self.long {
+            return long.append(piece);
+        }
+        let end = self.len + piece.len();
+        let mut long = Str::with_room(self.short_text(), end.saturating_mul(2).min(MAX_LEN) - self.len)?;
+        long.append(piece)?;
+        self.long = Some(long);
+        // Every later piece goes to `long`.
+        self.len = SHORT + 1;
+        Ok(())
+    }
+
+    #[inline]
+    fn short_text(&self) -> &str {
+        // SAFETY: the buffer's first `len` bytes (at most `SHORT`) were
+        // written, whole `str`s one after another.
+        unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(self.short.as_ptr().cast(), self.len)) }
+    }
+
+    #[inline]
+    pub fn finish(self) -> Result<Str, Fault> {
+        match self.long {
+            Some(long) => Ok(long),
+            None => Str::copied(self.short_text()),
+        }
+    }
+}
+
+impl Default for Builder {
+    fn default() -> Builder {
+        Builder::new()
     }
 }
 
@@ -419,11 +523,11 @@ mod tests {
     }
 
     /// Strings either side of the largest small block (its 128 bytes
-    /// hold a 104-byte text), dropped on another thread or this one, and
+    /// hold a 116-byte text), dropped on another thread or this one, and
     /// grown past it.
     #[test]
     fn strings_of_every_size_keep_their_text() {
-        for len in [0, 1, 7, 8, 9, 103, 104, 105, 200, 5000] {
+        for len in [0, 1, 7, 8, 9, 19, 20, 21, 115, 116, 117, 200, 5000] {
             let text = "é".repeat(len / 2) + &"x".repeat(len % 2);
             let s = Str::from(text.as_str());
             assert_eq!((s.as_str(), s.0.room() >= len), (text.as_str(), true));
@@ -438,6 +542,51 @@ mod tests {
             assert_eq!(s.as_str(), text, "the first holder's text is unchanged");
             assert_eq!(Str::copied(&text).unwrap(), s);
         }
+    }
+
+    #[test]
+    fn a_text_of_twenty_bytes_takes_a_block_of_thirty_two() {
+        assert_eq!(Str::from("item 123456: 246912").0.room(), 32 - HEAD);
+        assert_eq!(Str::from("x".repeat(21).as_str()).0.room(), 48 - HEAD);
+        assert!(Block::with_room(LONGEST + 1).is_err());
+    }
+
+    /// Past two billion holders the count stops counting: the string is
+    /// kept, never freed while a holder remains.
+    #[test]
+    fn a_saturated_count_keeps_its_string() {
+        let s = Str::from("kept");
+        let count = &s.0.head().count;
+        count.store(SATURATED - 1, Ordering::Relaxed);
+        let copies: Vec<Str> = (0..4).map(|_| s.clone()).collect();
+        assert_eq!(count.load(Ordering::Relaxed), SATURATED | SATURATED >> 1);
+        drop(copies);
+        assert_eq!(count.load(Ordering::Relaxed), SATURATED | SATURATED >> 1);
+        assert!(!s.0.is_unique());
+        assert_eq!(s.clone().as_str(), "kept");
+    }
+
+    /// A short text built in pieces takes a block of its exact size; a
+    /// long one moves to a string of its own at the buffer's end.
+    #[test]
+    fn a_builder_sizes_a_short_text_exactly_and_grows_a_long_one() {
+        let mut text = Builder::new();
+        for piece in ["item ", "123456", ": ", "246912"] {
+            text.push(piece).unwrap();
+        }
+        let short = text.finish().unwrap();
+        assert_eq!((short.as_str(), short.0.room()), ("item 123456: 246912", 32 - HEAD));
+        for len in [SHORT - 1, SHORT, SHORT + 1, 5000] {
+            let mut text = Builder::new();
+            let mut expected = String::new();
+            while expected.len() < len {
+                let piece = if expected.len().is_multiple_of(3) { "é" } else { "ab" };
+                text.push(piece).unwrap();
+                expected.push_str(piece);
+            }
+            assert_eq!(text.finish().unwrap().as_str(), expected);
+        }
+        assert_eq!(Builder::new().finish().unwrap().as_str(), "");
     }
 
     #[test]

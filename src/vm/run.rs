@@ -18,6 +18,7 @@ use crate::observe::race::Access;
 use crate::resolve::ir::{BinOp, Binding, FnDef};
 use crate::runtime::error::{Fault, Kind, MAX_LEN, overflow, too_large, type_error};
 use crate::runtime::handle::HandleKind;
+use crate::runtime::text::Builder;
 use crate::runtime::value::{Closure, Key, VarCell};
 use crate::runtime::{Str, Value, format};
 use crate::syntax::Span;
@@ -975,23 +976,20 @@ impl<'p> Interp<'p> {
     /// An interpolated string: text, strings and ints written straight into
     /// one buffer; other values as `print` shows them.
     fn format(&self, pieces: &[Piece], base: usize) -> R<Str> {
-        // Room for the text and a short value per piece: one allocation
-        // for the usual string, not a growth per piece.
-        let room = pieces.iter().map(|p| if let Piece::Text(t) = p { t.len() } else { 12 }).sum();
-        let mut text = Str::with_room("", room)?;
+        let mut text = Builder::new();
         for piece in pieces {
             match piece {
-                Piece::Text(t) => text.append(t)?,
+                Piece::Text(t) => text.push(t)?,
                 Piece::Value(r, spec) => match (&self.stack[base + *r as usize], spec) {
                     (_, Some(spec)) if spec.width > MAX_LEN => return Err(too_large("string").into()),
-                    (value, Some(spec)) => text.append(&format::with_spec(value, spec))?,
-                    (Value::Str(s), None) => text.append(s)?,
-                    (Value::Int(n), None) => text.append(itoa::Buffer::new().format(*n))?,
-                    (value, None) => text.append(&self.text_of(value)?)?,
+                    (value, Some(spec)) => text.push(&format::with_spec(value, spec))?,
+                    (Value::Str(s), None) => text.push(s)?,
+                    (Value::Int(n), None) => text.push(itoa::Buffer::new().format(*n))?,
+                    (value, None) => text.push(&self.text_of(value)?)?,
                 },
             }
         }
-        Ok(text)
+        Ok(text.finish()?)
     }
 
     /// The values of registers `regs[skip..]`, as call arguments.
