@@ -215,6 +215,24 @@ fn endless_input_and_huge_values_meet_a_limit() {
     assert!(run.stderr.contains("ResourceError: out of memory: no room for the list"), "{}", run.stderr);
 }
 
+/// A file past the longest string (4 GiB) read whole is a
+/// `ResourceError` before a byte is read, under an address limit far below
+/// its size: never an abort, never an attempt to hold it.
+#[test]
+fn a_file_past_the_longest_string_is_refused_before_it_is_read() {
+    let dir = std::env::temp_dir().join(format!("concsh-huge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    let path = dir.join("huge.txt");
+    // Sparse: it takes no disk.
+    std::fs::File::create(&path).and_then(|f| f.set_len(5 << 30)).expect("a sparse file");
+    let script =
+        format!("try {{ read_file({:?}) }} catch e {{ print(e.kind, e.message) }}\n", path.display().to_string());
+    let run = run_limited(&script, 2_000_000 * 1024);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "ResourceError a string holds at most 4294967283 bytes\n", "{}", run.stderr);
+}
+
 /// Once a deadlock is reported, no further statement runs: the main task's
 /// `print(join p)` never prints, though the joined child ends as the run
 /// is torn down. Repeated, because the window was narrow.

@@ -271,6 +271,11 @@ impl<'p> Interp<'p> {
             Builtin::CpuCount => Value::Int(std::thread::available_parallelism().map_or(1, |n| n.get()) as i64),
             Builtin::ReadFile => {
                 let path = text_arg(&a[0], name)?;
+                // Refused before it is read, as `read_bytes` refuses.
+                let size = std::fs::metadata(path).map_err(|e| io_error(path, e))?.len();
+                if size > crate::runtime::text::LONGEST as u64 {
+                    return Err(crate::runtime::text::too_long().into());
+                }
                 let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
                 match String::from_utf8(bytes) {
                     Ok(text) => Value::Str(crate::runtime::Str::copied(&text)?),

@@ -42,7 +42,8 @@ pub const LONGEST: usize = u32::MAX as usize - HEAD;
 /// takes two billion holders, 32 GiB of values, to get there.
 const SATURATED: u32 = 1 << 31;
 
-fn too_long() -> Fault {
+/// The error for a text past [`LONGEST`].
+pub fn too_long() -> Fault {
     ErrorValue::new(Kind::Resource, format!("a string holds at most {LONGEST} bytes"))
         .with_help("read a file this large in parts, or as bytes")
 }
