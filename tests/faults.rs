@@ -230,7 +230,7 @@ fn a_file_past_the_longest_string_is_refused_before_it_is_read() {
     let run = run_limited(&script, 2_000_000 * 1024);
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.stdout, "ResourceError a string holds at most 4294967283 bytes\n", "{}", run.stderr);
+    assert_eq!(run.stdout, "ResourceError string would be too large (limit 4294967283)\n", "{}", run.stderr);
 }
 
 /// Once a deadlock is reported, no further statement runs: the main task's

@@ -9,7 +9,9 @@ use super::ops::{self, MAX_LEN, too_large};
 use super::{Ctrl, Interp, R, sync_ops};
 use crate::resolve::arity_message;
 use crate::resolve::ir::{BinOp, Builtin};
-use crate::runtime::error::{ErrorValue, Fault, Kind, io_error, overflow, room_for, type_error, value_error};
+use crate::runtime::error::{
+    ErrorValue, Fault, Kind, io_error, overflow, past_limit, room_for, type_error, value_error,
+};
 use crate::runtime::format;
 use crate::runtime::handle::HandleKind;
 use crate::runtime::output::{self, Stream, Written};
@@ -295,7 +297,7 @@ impl<'p> Interp<'p> {
                 let path = text_arg(&a[0], name)?;
                 let size = std::fs::metadata(path).map_err(|e| io_error(path, e))?.len();
                 if size > ops::MAX_BYTES as u64 {
-                    return Err(too_large("bytes value").into());
+                    return Err(past_limit("bytes value", ops::MAX_BYTES).into());
                 }
                 Value::bytes(std::fs::read(path).map_err(|e| io_error(path, e))?)
             }

@@ -6,7 +6,9 @@ use std::cmp::Ordering;
 
 use crate::resolve::ir::{BinOp, UnOp};
 use crate::runtime::Str;
-use crate::runtime::error::{ErrorValue, Fault, Kind, overflow, room_for, text_room, type_error, value_error};
+use crate::runtime::error::{
+    ErrorValue, Fault, Kind, out_of_memory, overflow, past_limit, room_for, text_room, type_error, value_error,
+};
 use crate::runtime::format;
 use crate::runtime::value::{Key, StrKey, Value};
 
@@ -537,10 +539,10 @@ pub fn set_field(base: &Value, name: &Str, value: Value) -> Result<(), Fault> {
 /// Room for `len` bytes, or a `ResourceError` past the largest value.
 pub(crate) fn byte_room(len: usize) -> Result<Vec<u8>, Fault> {
     if len > MAX_BYTES {
-        return Err(too_large("bytes value"));
+        return Err(past_limit("bytes value", MAX_BYTES));
     }
     let mut bytes = Vec::new();
-    bytes.try_reserve_exact(len).map_err(|_| too_large("bytes value"))?;
+    bytes.try_reserve_exact(len).map_err(|_| out_of_memory("bytes value"))?;
     Ok(bytes)
 }
 

@@ -118,7 +118,12 @@ impl ErrorValue {
 pub const MAX_LEN: usize = 1 << 28;
 
 pub fn too_large(what: &str) -> Fault {
-    ErrorValue::new(Kind::Resource, format!("{what} would be too large (limit {MAX_LEN})"))
+    past_limit(what, MAX_LEN)
+}
+
+/// A `ResourceError`: `what` would pass its `limit` of bytes or items.
+pub fn past_limit(what: &str, limit: usize) -> Fault {
+    ErrorValue::new(Kind::Resource, format!("{what} would be too large (limit {limit})"))
 }
 
 /// An empty vector with room for `n` items, or a `ResourceError` when the

@@ -15,7 +15,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering, fence};
 
 use super::blocks;
-use super::error::{ErrorValue, Fault, Kind, MAX_LEN, out_of_memory, too_large};
+use super::error::{Fault, MAX_LEN, out_of_memory, past_limit, too_large};
 
 /// The head of a string's one block: its holders, how many of the bytes
 /// after it the text uses, and how many there are (the rest is room to
@@ -44,8 +44,7 @@ const SATURATED: u32 = 1 << 31;
 
 /// The error for a text past [`LONGEST`].
 pub fn too_long() -> Fault {
-    ErrorValue::new(Kind::Resource, format!("a string holds at most {LONGEST} bytes"))
-        .with_help("read a file this large in parts, or as bytes")
+    past_limit("string", LONGEST).with_help("read a file this large in parts, or as bytes")
 }
 
 /// A string's one heap block: a [`Head`], then the bytes. One allocation
