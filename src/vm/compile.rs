@@ -637,10 +637,7 @@ mod tests {
     use super::*;
 
     fn ops_of(source: &str, function: &str) -> Vec<Op> {
-        let ast = crate::syntax::parse(source).expect("parses");
-        let program = crate::resolve::resolve(ast).expect("resolves");
-        let def = program.all_functions.iter().find(|d| &*d.name == function).expect("the function");
-        def.code.ops.clone()
+        code_of(source, function).0
     }
 
     /// Every function of every script in the suite compiles to code whose

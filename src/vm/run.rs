@@ -827,6 +827,9 @@ impl<'p> Interp<'p> {
                         Err(Ctrl::Return(value)) => give!(value, code.frame),
                         Err(Ctrl::Break) if brk != NO_LOOP => {
                             fresh!();
+                            // Forward, so with no cancel check: `jump!` here
+                            // moved the loop's registers and cost fib 1.2M
+                            // and the loop 10M instructions.
                             // SAFETY: as for a jump.
                             ip = unsafe { code.ops.as_ptr().add(brk as usize) };
                         }
