@@ -5,17 +5,37 @@ use std::time::Duration;
 
 use expectrl::{Eof, Expect, Regex, Session};
 
-/// A REPL with a history of its own (`test` names it): no hints from
-/// other tests' lines.
-fn repl(test: &str) -> expectrl::session::OsSession {
-    repl_with_state(&state_dir(test))
+/// A REPL with a history of its own: no hints from other tests' lines.
+fn repl() -> Repl {
+    let state = scratch_dir();
+    Repl { session: repl_with_state(state.path()), _state: state }
 }
 
-/// A state directory of its own for one test (history lives there).
-fn state_dir(test: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("concsh-repl-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+/// A session and the state directory it keeps its history in. Fields drop
+/// in order: the session ends before its directory is removed, even when
+/// the test fails.
+struct Repl {
+    session: expectrl::session::OsSession,
+    _state: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Repl {
+    type Target = expectrl::session::OsSession;
+    fn deref(&self) -> &Self::Target {
+        &self.session
+    }
+}
+
+impl std::ops::DerefMut for Repl {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.session
+    }
+}
+
+/// A directory of its own for one test (a session's history, files to
+/// load), removed when dropped.
+fn scratch_dir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("concsh-repl-").tempdir().expect("a temporary directory")
 }
 
 fn repl_with_state(state: &std::path::Path) -> expectrl::session::OsSession {
@@ -30,7 +50,7 @@ fn repl_with_state(state: &std::path::Path) -> expectrl::session::OsSession {
 
 #[test]
 fn a_function_over_several_lines_is_defined_called_and_echoed() {
-    let mut s = repl("a_function_over_several_lines_is_defined_called_and_echoed");
+    let mut s = repl();
     // Were the first line taken alone, it would be a syntax error and
     // `twice` would stay undefined: the echo below shows it was not.
     for line in ["fn twice(x) {", "  return x * 2"] {
@@ -56,7 +76,7 @@ fn enter(s: &mut expectrl::session::OsSession, line: &str) -> String {
 
 #[test]
 fn an_error_does_not_end_the_session_and_state_stays() {
-    let mut s = repl("an_error_does_not_end_the_session_and_state_stays");
+    let mut s = repl();
     enter(&mut s, "let n = 5");
     let seen = enter(&mut s, "[1, 2][n]");
     assert!(seen.contains("IndexError"), "the error is reported: {seen:?}");
@@ -72,7 +92,7 @@ fn an_error_does_not_end_the_session_and_state_stays() {
 
 #[test]
 fn ctrl_c_stops_a_sleep_and_gives_the_prompt_back() {
-    let mut s = repl("ctrl_c_stops_a_sleep_and_gives_the_prompt_back");
+    let mut s = repl();
     s.send_line("print(\"sleeping\"); sleep(100)").unwrap();
     // Once the statement prints, the terminal is back in its normal mode
     // and Ctrl-C becomes a signal to the running statement.
@@ -91,14 +111,14 @@ fn ctrl_c_stops_a_sleep_and_gives_the_prompt_back() {
 
 #[test]
 fn history_survives_a_restart() {
-    let state = state_dir("history");
-    let mut s = repl_with_state(&state);
+    let state = scratch_dir();
+    let mut s = repl_with_state(state.path());
     enter(&mut s, "let remembered = 40 + 2");
     s.send_line(":quit").unwrap();
     s.expect(Eof).unwrap();
-    assert!(state.join("concsh/history").exists(), "the history file is written");
+    assert!(state.path().join("concsh/history").exists(), "the history file is written");
 
-    let mut s = repl_with_state(&state);
+    let mut s = repl_with_state(state.path());
     // Up arrow walks back through the earlier session: `:quit`, then the `let`.
     s.send("\x1b[A").unwrap();
     s.expect(":quit").expect("the last line comes back from history");
@@ -109,12 +129,11 @@ fn history_survives_a_restart() {
     assert!(seen.contains("\n42\r\n"), "the recalled line ran: {seen:?}");
     s.send_line(":quit").unwrap();
     s.expect(Eof).unwrap();
-    let _ = std::fs::remove_dir_all(&state);
 }
 
 #[test]
 fn tasks_lists_a_running_process_and_load_and_reset_work() {
-    let mut s = repl("tasks_lists_a_running_process_and_load_and_reset_work");
+    let mut s = repl();
     enter(&mut s, "let e = event()");
     enter(&mut s, "let p = spawn { wait e }");
     let seen = enter(&mut s, ":tasks");
@@ -129,12 +148,12 @@ fn tasks_lists_a_running_process_and_load_and_reset_work() {
     let seen = enter(&mut s, ":tasks");
     assert!(seen.contains("no tasks running"), "a joined process is gone: {seen:?}");
 
-    let file = std::env::temp_dir().join(format!("concsh-repl-load-{}.conc", std::process::id()));
+    let folder = scratch_dir();
+    let file = folder.path().join("load.conc");
     std::fs::write(&file, "fn sq(x) { return x * x }\n").unwrap();
     enter(&mut s, &format!(":load {}", file.display()));
     let seen = enter(&mut s, "sq(9)");
     assert!(seen.contains("\n81\r\n"), "a loaded function can be called: {seen:?}");
-    let _ = std::fs::remove_file(&file);
 
     enter(&mut s, ":reset");
     let seen = enter(&mut s, "sq(9)");
@@ -145,7 +164,7 @@ fn tasks_lists_a_running_process_and_load_and_reset_work() {
 
 #[test]
 fn ctrl_d_twice_ends_the_tasks_still_running_and_says_how_many() {
-    let mut s = repl("ctrl_d_twice_ends_the_tasks_still_running_and_says_how_many");
+    let mut s = repl();
     enter(&mut s, "let e = event()");
     enter(&mut s, "let p = spawn { wait e }");
     enter(&mut s, "let t = thread { wait e }");
@@ -161,7 +180,7 @@ fn ctrl_d_twice_ends_the_tasks_still_running_and_says_how_many() {
 #[test]
 fn no_color_keeps_the_line_plain() {
     // (The colouring itself is unit-tested in `repl::tests`.)
-    let mut s = repl("no_color_keeps_the_line_plain");
+    let mut s = repl();
     s.send("let").unwrap();
     s.expect("let").unwrap();
     s.send_line(" x = 1").unwrap();
@@ -173,7 +192,7 @@ fn no_color_keeps_the_line_plain() {
 
 #[test]
 fn a_thread_prints_while_the_prompt_is_shown_and_the_typed_line_survives() {
-    let mut s = repl("a_thread_prints_while_the_prompt_is_shown");
+    let mut s = repl();
     enter(&mut s, "let stop = event()");
     // Ticks until stopped: some tick lands while the line below is half typed.
     enter(&mut s, "fn ticks() { while not stop.is_set { print(\"tick\"); sleep(0.1) } }");
@@ -193,7 +212,7 @@ fn a_thread_prints_while_the_prompt_is_shown_and_the_typed_line_survives() {
 
 #[test]
 fn a_process_prints_while_the_prompt_is_shown() {
-    let mut s = repl("a_process_prints_while_the_prompt_is_shown");
+    let mut s = repl();
     enter(&mut s, "let go = event()");
     enter(&mut s, "let p = spawn { wait go; print(\"from the child\") }");
     s.send_line("set go").unwrap();
@@ -208,7 +227,7 @@ fn a_process_prints_while_the_prompt_is_shown() {
 
 #[test]
 fn tab_offers_the_fields_of_a_handle() {
-    let mut s = repl("tab_offers_the_fields_of_a_handle");
+    let mut s = repl();
     enter(&mut s, "let q = queue(3)");
     s.send("q.\t\t").unwrap();
     for field in ["size", "full", "empty", "capacity"] {
@@ -225,7 +244,7 @@ fn tab_offers_the_fields_of_a_handle() {
 
 #[test]
 fn ctrl_r_finds_an_earlier_line() {
-    let mut s = repl("ctrl_r_finds_an_earlier_line");
+    let mut s = repl();
     enter(&mut s, "let needle = \"found\"");
     enter(&mut s, "let other = 1");
     enter(&mut s, "let needle = needle + \"!\"");
@@ -245,7 +264,7 @@ fn ctrl_r_finds_an_earlier_line() {
 
 #[test]
 fn lines_typed_ahead_all_run() {
-    let mut s = repl("lines_typed_ahead_all_run");
+    let mut s = repl();
     // Sent at once, as when typing on during a long statement: none is lost.
     s.send("let a = 1\nsleep(0.2)\nprint(a + 1)\nprint(a + 2)\n").unwrap();
     s.expect(Regex("\r?\n2\r?\n")).expect("the third line ran");
@@ -273,7 +292,7 @@ fn dash_reads_a_program_from_the_terminal_until_ctrl_d() {
 
 #[test]
 fn a_deadlock_at_the_prompt_ends_the_statement_not_the_session() {
-    let mut s = repl("a_deadlock_at_the_prompt_ends_the_statement_not_the_session");
+    let mut s = repl();
     enter(&mut s, "let q = queue(2)");
     s.send_line("get q").unwrap();
     s.expect("Deadlock").expect("waiting on a queue no task can fill is reported");
@@ -293,7 +312,8 @@ fn a_deadlock_at_the_prompt_ends_the_statement_not_the_session() {
 #[test]
 fn a_banner_and_bare_words_point_to_the_commands() {
     let mut command = Command::new(env!("CARGO_BIN_EXE_concsh"));
-    command.env("NO_COLOR", "1").env("XDG_STATE_HOME", state_dir("a_banner_and_bare_words_point_to_the_commands"));
+    let state = scratch_dir();
+    command.env("NO_COLOR", "1").env("XDG_STATE_HOME", state.path());
     let mut s = Session::spawn(command).expect("the REPL starts on a pseudo-terminal");
     s.set_expect_timeout(Some(Duration::from_secs(30)));
     let banner = s.expect("concsh> ").expect("first prompt");
@@ -312,7 +332,7 @@ fn a_banner_and_bare_words_point_to_the_commands() {
 /// reports; `:race` alone says which holds.
 #[test]
 fn race_on_reports_a_race_and_race_off_stops_reporting() {
-    let mut s = repl("race_on_reports_a_race_and_race_off_stops_reporting");
+    let mut s = repl();
     assert!(enter(&mut s, ":race").contains("race detection is off"));
     assert!(enter(&mut s, ":race on").contains("race detection on"));
     enter(&mut s, "let n = 0");
@@ -332,7 +352,7 @@ fn race_on_reports_a_race_and_race_off_stops_reporting() {
 /// name after `:load`, and `on`/`off` after `:race`.
 #[test]
 fn tab_completes_commands_and_the_file_to_load() {
-    let mut s = repl("tab_completes_commands_and_the_file_to_load");
+    let mut s = repl();
     s.send(":lo\t").unwrap();
     s.expect(":load").expect("`:lo` completes to `:load`");
     s.send(" examples/word_c\t").unwrap();
@@ -352,7 +372,7 @@ fn tab_completes_commands_and_the_file_to_load() {
 /// not from the start of the session.
 #[test]
 fn error_lines_count_from_the_input_that_failed() {
-    let mut s = repl("error_lines_count_from_the_input_that_failed");
+    let mut s = repl();
     enter(&mut s, "let a = 1");
     for line in ["fn inv(x) {", "  return 10 / x"] {
         s.send_line(line).unwrap();
@@ -371,7 +391,7 @@ fn error_lines_count_from_the_input_that_failed() {
 /// runs `finally` blocks.
 #[test]
 fn ctrl_c_at_the_prompt_runs_finally_and_meets_catch_interrupted() {
-    let mut s = repl("ctrl_c_at_the_prompt_runs_finally_and_meets_catch_interrupted");
+    let mut s = repl();
     s.send_line("try { print(\"sleeping\"); sleep(100) } catch Interrupted e { print(\"caught\", e.kind) }").unwrap();
     s.expect(Regex("\r?\nsleeping\r?\n")).unwrap();
     s.send(expectrl::ControlCode::EndOfText).unwrap();
@@ -389,9 +409,8 @@ fn ctrl_c_at_the_prompt_runs_finally_and_meets_catch_interrupted() {
 
 #[test]
 fn import_at_the_prompt_runs_a_module_once_and_load_finds_imports_beside_the_file() {
-    let dir = std::env::temp_dir().join(format!("concsh-repl-{}-import", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let folder = scratch_dir();
+    let dir = folder.path();
     std::fs::write(
         dir.join("lib.conc"),
         "print(\"lib runs\")\nlet hits = 0\nfn hit() {\n  hits += 1\n  return hits\n}\n",
@@ -399,7 +418,7 @@ fn import_at_the_prompt_runs_a_module_once_and_load_finds_imports_beside_the_fil
     .unwrap();
     // `main.conc` imports `lib.conc` beside it, not in the prompt's folder.
     std::fs::write(dir.join("main.conc"), "import \"lib.conc\" as l\nprint(\"main sees\", l.hit())\n").unwrap();
-    let mut s = repl("import_at_the_prompt");
+    let mut s = repl();
     let lib = dir.join("lib.conc");
     let seen = enter(&mut s, &format!("import \"{}\"", lib.display()));
     assert!(seen.contains("lib runs"), "the module ran: {seen:?}");
@@ -416,5 +435,4 @@ fn import_at_the_prompt_runs_a_module_once_and_load_finds_imports_beside_the_fil
     assert!(seen.contains("has no `nope`") && seen.contains("<input 6>"), "a missing name is reported: {seen:?}");
     s.send_line(":quit").unwrap();
     s.expect(Eof).unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
