@@ -281,9 +281,15 @@ impl Resolver {
     }
 
     /// A body's bytecode; an internal error (reported before anything
-    /// runs) if the compiler made it ill-formed.
+    /// runs) if the compiler made it ill-formed. After an error nothing
+    /// runs, and the placeholder a failed name leaves (`Place::Local(0)`,
+    /// in a function that may have no slot 0) may make ill-formed code:
+    /// that is no bug of the compiler's, and is not reported.
     fn compile(&mut self, body: Block, slots: u32, span: Span) -> crate::vm::Code {
         crate::vm::compile(body, slots).unwrap_or_else(|| {
+            if !self.errors.is_empty() {
+                return crate::vm::Code::nothing();
+            }
             self.error(
                 ResolveError::syntax(span, "internal error: this function compiled to ill-formed code", "here")
                     .with_help("this is a bug in concsh; please report it with the script"),
