@@ -313,7 +313,13 @@ fn livelock(run: &Run) -> Report {
             None => labels.push((span, name.clone())),
         }
     }
-    help.push_str("\na task that waits for a change by spinning (`while not done {}`) should wait on an event");
+    help.push_str("\na task that waits for a change by spinning (`while not done {}`) should wait on an event;");
+    // A long run that does end (heavy contention, many items) is told
+    // apart only by its author: both ways out are named.
+    help.push_str(&format!(
+        "\na run that needs more than {} scheduling points can have them with `--max-steps`",
+        run.limit
+    ));
     let message = format!("Livelock: {} scheduling points, and the run has not ended", run.limit);
     Report::labelled(&run.source, message, labels, help)
 }
