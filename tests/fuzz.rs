@@ -1,7 +1,7 @@
 //! The parser and resolver never panic: every script in `scripts/` is fed
 //! to them truncated at many points and with random edits (a fixed seed,
 //! so a failure repeats), and each variation must give a program or
-//! errors, never a panic.
+//! errors, never a panic nor an internal error.
 
 use std::path::Path;
 
