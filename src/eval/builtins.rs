@@ -273,12 +273,7 @@ impl<'p> Interp<'p> {
             Builtin::CpuCount => Value::Int(std::thread::available_parallelism().map_or(1, |n| n.get()) as i64),
             Builtin::ReadFile => {
                 let path = text_arg(&a[0], name)?;
-                // Refused before it is read, as `read_bytes` refuses.
-                let size = std::fs::metadata(path).map_err(|e| io_error(path, e))?.len();
-                if size > crate::runtime::text::LONGEST as u64 {
-                    return Err(crate::runtime::text::too_long().into());
-                }
-                let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
+                let bytes = files::read_at_most(path, crate::runtime::text::LONGEST, crate::runtime::text::too_long)?;
                 match String::from_utf8(bytes) {
                     Ok(text) => Value::Str(crate::runtime::Str::copied(&text)?),
                     Err(_) => {
@@ -295,11 +290,8 @@ impl<'p> Interp<'p> {
             }
             Builtin::ReadBytes => {
                 let path = text_arg(&a[0], name)?;
-                let size = std::fs::metadata(path).map_err(|e| io_error(path, e))?.len();
-                if size > ops::MAX_BYTES as u64 {
-                    return Err(past_limit("bytes value", ops::MAX_BYTES).into());
-                }
-                Value::bytes(std::fs::read(path).map_err(|e| io_error(path, e))?)
+                let past = || past_limit("bytes value", ops::MAX_BYTES);
+                Value::bytes(files::read_at_most(path, ops::MAX_BYTES, past)?)
             }
             Builtin::WriteBytes | Builtin::AppendBytes => {
                 let path = text_arg(&a[0], name)?;

@@ -1,6 +1,7 @@
 //! Paths and folders: `path_join`, `basename`, `dirname`, `ext`,
 //! `abs_path` (text only, as Python's `os.path`), and `file_size`,
-//! `is_file`, `is_dir`, `walk`, `rename`, `copy_file`, `remove_tree`.
+//! `is_file`, `is_dir`, `walk`, `rename`, `copy_file`, `remove_tree`, and
+//! the whole-file read under a size limit of `read_file`/`read_bytes`.
 //! Their arguments come checked as strings (`eval::builtins`).
 
 use std::path::{Component, Path, PathBuf};
@@ -57,6 +58,17 @@ pub fn absolute(path: &str) -> Result<Value, Fault> {
         }
     }
     Ok(path_value(&folded))
+}
+
+/// The whole file at `path`, or the error `past` gives, before a byte is
+/// read, when it is longer than `limit` bytes (never an attempt to hold
+/// more than the value it becomes may).
+pub fn read_at_most(path: &str, limit: usize, past: impl FnOnce() -> Fault) -> Result<Vec<u8>, Fault> {
+    let size = std::fs::metadata(path).map_err(|e| io_error(path, e))?.len();
+    if size > limit as u64 {
+        return Err(past());
+    }
+    std::fs::read(path).map_err(|e| io_error(path, e))
 }
 
 pub fn size(path: &str) -> Result<Value, Fault> {
